@@ -1,14 +1,5 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! wsreactor: a WebSocket (RFC 6455) server on a hand-written mio reactor.
+//!
+//! `protocol` is the sans-IO core; `server` is the reactor that drives it over sockets.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod protocol;

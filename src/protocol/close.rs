@@ -1,0 +1,112 @@
+//! Close frame bodies and status codes (RFC 6455 §5.5.1, §7.4).
+
+use super::error::ProtocolError;
+
+/// A close status code (RFC 6455 §7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseCode(pub u16);
+
+impl CloseCode {
+    pub const NORMAL: CloseCode = CloseCode(1000);
+    pub const GOING_AWAY: CloseCode = CloseCode(1001);
+    pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
+    pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
+    pub const POLICY: CloseCode = CloseCode(1008);
+    pub const MESSAGE_TOO_BIG: CloseCode = CloseCode(1009);
+
+    /// Whether a peer may put this code on the wire (§7.4.1, §7.4.2, IANA registry):
+    /// 1004–1006 and 1015 are reserved for local use, 1016–2999 are unassigned, 0–999
+    /// and 5000+ are not used; 3000–4999 belong to libraries and applications.
+    pub fn is_sendable(self) -> bool {
+        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
+    }
+}
+
+/// A parsed Close frame body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseBody<'a> {
+    /// `None` for an empty body: the peer gave no status (§7.1.5, 1005 locally).
+    pub code: Option<CloseCode>,
+    pub reason: &'a str,
+}
+
+impl<'a> CloseBody<'a> {
+    /// Parses and validates an (unmasked) Close payload (§5.5.1).
+    pub fn parse(payload: &'a [u8]) -> Result<CloseBody<'a>, ProtocolError> {
+        match payload {
+            [] => Ok(CloseBody {
+                code: None,
+                reason: "",
+            }),
+            [_] => Err(ProtocolError::InvalidCloseCode),
+            [hi, lo, reason @ ..] => {
+                let code = CloseCode(u16::from_be_bytes([*hi, *lo]));
+                if !code.is_sendable() {
+                    return Err(ProtocolError::InvalidCloseCode);
+                }
+                let reason = std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
+                Ok(CloseBody {
+                    code: Some(code),
+                    reason,
+                })
+            }
+        }
+    }
+}
+
+/// Encodes a Close payload (code, then a reason truncated to fit a control frame).
+pub fn encode_close_payload(code: CloseCode, reason: &str) -> ([u8; 125], usize) {
+    let mut out = [0u8; 125];
+    out[..2].copy_from_slice(&code.0.to_be_bytes());
+    let mut n = reason.len().min(123);
+    while !reason.is_char_boundary(n) {
+        n -= 1;
+    }
+    out[2..2 + n].copy_from_slice(&reason.as_bytes()[..n]);
+    (out, 2 + n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sendable_codes_follow_rfc_and_iana() {
+        for ok in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
+        ] {
+            assert!(CloseCode(ok).is_sendable(), "{ok}");
+        }
+        for bad in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
+            assert!(!CloseCode(bad).is_sendable(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn close_bodies_parse_and_fail_with_the_right_error() {
+        assert_eq!(CloseBody::parse(&[]).unwrap().code, None);
+        assert_eq!(CloseBody::parse(&[3]), Err(ProtocolError::InvalidCloseCode));
+        let ok = CloseBody::parse(&[0x03, 0xE8, b'b', b'y', b'e']).unwrap();
+        assert_eq!((ok.code, ok.reason), (Some(CloseCode::NORMAL), "bye"));
+        assert_eq!(
+            CloseBody::parse(&[0x03, 0xED]),
+            Err(ProtocolError::InvalidCloseCode)
+        );
+        assert_eq!(
+            CloseBody::parse(&[0x03, 0xE8, 0xCE, 0xBA, 0xE1]),
+            Err(ProtocolError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn encoded_reason_is_truncated_on_a_char_boundary() {
+        let long = "é".repeat(100);
+        let (buf, n) = encode_close_payload(CloseCode::GOING_AWAY, &long);
+        assert!(n <= 125);
+        let body = CloseBody::parse(&buf[..n]).unwrap();
+        assert_eq!(body.code, Some(CloseCode::GOING_AWAY));
+        assert!(long.starts_with(body.reason) && !body.reason.is_empty());
+    }
+}

@@ -1,0 +1,326 @@
+//! Frame header decode/encode and payload masking (RFC 6455 §5.2, §5.3).
+//!
+//! Pure functions over byte slices. Decoding consumes nothing until a whole header is
+//! present (`Ok(None)`), so a caller can keep the unconsumed bytes and retry later.
+
+use super::error::ProtocolError;
+
+/// The longest possible frame header: 2 + 8 (64-bit length) + 4 (mask key).
+pub const MAX_HEADER_LEN: usize = 14;
+
+/// The largest payload a control frame may carry (RFC 6455 §5.5).
+pub const MAX_CONTROL_PAYLOAD: usize = 125;
+
+/// A frame opcode (RFC 6455 §5.2, §11.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpCode {
+    Continuation,
+    Text,
+    Binary,
+    Close,
+    Ping,
+    Pong,
+}
+
+impl OpCode {
+    /// Decodes the low nibble of the first header byte; reserved opcodes are errors.
+    pub fn from_u8(v: u8) -> Result<OpCode, ProtocolError> {
+        Ok(match v {
+            0x0 => OpCode::Continuation,
+            0x1 => OpCode::Text,
+            0x2 => OpCode::Binary,
+            0x8 => OpCode::Close,
+            0x9 => OpCode::Ping,
+            0xA => OpCode::Pong,
+            _ => return Err(ProtocolError::ReservedOpCode),
+        })
+    }
+
+    pub fn as_u8(self) -> u8 {
+        match self {
+            OpCode::Continuation => 0x0,
+            OpCode::Text => 0x1,
+            OpCode::Binary => 0x2,
+            OpCode::Close => 0x8,
+            OpCode::Ping => 0x9,
+            OpCode::Pong => 0xA,
+        }
+    }
+
+    /// Control frames have the high bit of the opcode set (§5.5).
+    pub fn is_control(self) -> bool {
+        self.as_u8() & 0x8 != 0
+    }
+}
+
+/// A decoded frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    pub fin: bool,
+    pub opcode: OpCode,
+    pub mask: Option<[u8; 4]>,
+    pub payload_len: u64,
+}
+
+impl FrameHeader {
+    /// Decodes a header from the start of `buf`: `Ok(Some((header, header_len)))` when
+    /// complete, `Ok(None)` when more bytes are needed (nothing consumed), or the RFC
+    /// violation the header itself shows. RSV bits are rejected because no extension is
+    /// ever negotiated (§5.2).
+    pub fn decode(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
+        let [b0, b1, ..] = *buf else {
+            return Ok(None);
+        };
+        if b0 & 0x70 != 0 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        let fin = b0 & 0x80 != 0;
+        let opcode = OpCode::from_u8(b0 & 0x0F)?;
+        let masked = b1 & 0x80 != 0;
+        let (payload_len, mut pos) = match b1 & 0x7F {
+            126 => {
+                let Some(b) = buf.get(2..4) else {
+                    return Ok(None);
+                };
+                (u64::from(u16::from_be_bytes([b[0], b[1]])), 4)
+            }
+            127 => {
+                let Some(b) = buf.get(2..10) else {
+                    return Ok(None);
+                };
+                let len = u64::from_be_bytes(b.try_into().expect("8-byte slice"));
+                // §5.2: "the most significant bit MUST be 0".
+                if len >> 63 != 0 {
+                    return Err(ProtocolError::LengthTopBit);
+                }
+                (len, 10)
+            }
+            n => (u64::from(n), 2),
+        };
+        if opcode.is_control() {
+            // §5.5: control frames are at most 125 bytes and never fragmented.
+            if payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(ProtocolError::ControlTooLong);
+            }
+            if !fin {
+                return Err(ProtocolError::FragmentedControl);
+            }
+        }
+        let mask = if masked {
+            let Some(b) = buf.get(pos..pos + 4) else {
+                return Ok(None);
+            };
+            pos += 4;
+            Some([b[0], b[1], b[2], b[3]])
+        } else {
+            None
+        };
+        Ok(Some((
+            FrameHeader {
+                fin,
+                opcode,
+                mask,
+                payload_len,
+            },
+            pos,
+        )))
+    }
+
+    /// Encodes the header into a stack array; returns the array and the used length.
+    /// The minimal length encoding is always used (§5.2).
+    pub fn encode(&self) -> ([u8; MAX_HEADER_LEN], usize) {
+        let mut out = [0u8; MAX_HEADER_LEN];
+        out[0] = (u8::from(self.fin) << 7) | self.opcode.as_u8();
+        let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
+        let mut pos = match self.payload_len {
+            n if n < 126 => {
+                out[1] = mask_bit | n as u8;
+                2
+            }
+            n if n <= u64::from(u16::MAX) => {
+                out[1] = mask_bit | 126;
+                out[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+                4
+            }
+            n => {
+                out[1] = mask_bit | 127;
+                out[2..10].copy_from_slice(&n.to_be_bytes());
+                10
+            }
+        };
+        if let Some(key) = self.mask {
+            out[pos..pos + 4].copy_from_slice(&key);
+            pos += 4;
+        }
+        (out, pos)
+    }
+}
+
+/// XORs `buf` with the mask `key`, where `buf` starts `offset` bytes into the payload
+/// (§5.3: octet i is XORed with key[i mod 4]). Masking is its own inverse.
+///
+/// Works a machine word at a time: the key is rotated to the offset once, then applied
+/// as a `u64` to 8-byte chunks, which the compiler vectorises.
+pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    let mut k = [0u8; 4];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = key[(offset + i) % 4];
+    }
+    let word = u64::from_ne_bytes([k[0], k[1], k[2], k[3], k[0], k[1], k[2], k[3]]);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let v = u64::from_ne_bytes((&*chunk).try_into().expect("8-byte chunk")) ^ word;
+        chunk.copy_from_slice(&v.to_ne_bytes());
+    }
+    // The whole chunks covered a multiple of 4 bytes, so the tail starts at key offset 0.
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= k[i % 4];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask_reference(buf: &mut [u8], key: [u8; 4], offset: usize) {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b ^= key[(offset + i) % 4];
+        }
+    }
+
+    #[test]
+    fn fast_mask_matches_bytewise_reference_at_every_length_and_offset() {
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        for len in 0..70 {
+            for offset in 0..8 {
+                let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+                let mut fast = data.clone();
+                let mut slow = data.clone();
+                apply_mask(&mut fast, key, offset);
+                mask_reference(&mut slow, key, offset);
+                assert_eq!(fast, slow, "len {len} offset {offset}");
+                apply_mask(&mut fast, key, offset);
+                assert_eq!(fast, data, "masking is its own inverse");
+            }
+        }
+    }
+
+    #[test]
+    fn split_masking_equals_whole_masking() {
+        let key = [1, 2, 3, 4];
+        let data: Vec<u8> = (0..100u8).collect();
+        let mut whole = data.clone();
+        apply_mask(&mut whole, key, 0);
+        for cut in 0..data.len() {
+            let mut parts = data.clone();
+            let (a, b) = parts.split_at_mut(cut);
+            apply_mask(a, key, 0);
+            apply_mask(b, key, cut);
+            assert_eq!(parts, whole, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn rfc_5_7_examples_decode() {
+        // A single-frame unmasked text message "Hello".
+        let unmasked = [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
+        let (h, n) = FrameHeader::decode(&unmasked).unwrap().unwrap();
+        assert_eq!(
+            (h.fin, h.opcode, h.mask, h.payload_len, n),
+            (true, OpCode::Text, None, 5, 2)
+        );
+        // A single-frame masked text message "Hello".
+        let mut masked = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        let (h, n) = FrameHeader::decode(&masked).unwrap().unwrap();
+        assert_eq!(h.mask, Some([0x37, 0xfa, 0x21, 0x3d]));
+        apply_mask(&mut masked[n..], h.mask.unwrap(), 0);
+        assert_eq!(&masked[n..], b"Hello");
+        // A fragmented unmasked text message: "Hel" then "lo".
+        let (h, _) = FrameHeader::decode(&[0x01, 0x03]).unwrap().unwrap();
+        assert_eq!((h.fin, h.opcode), (false, OpCode::Text));
+        let (h, _) = FrameHeader::decode(&[0x80, 0x02]).unwrap().unwrap();
+        assert_eq!((h.fin, h.opcode), (true, OpCode::Continuation));
+        // 256 bytes binary message in a single unmasked frame.
+        let (h, n) = FrameHeader::decode(&[0x82, 0x7E, 0x01, 0x00])
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.payload_len, n), (256, 4));
+        // 64KiB binary message in a single unmasked frame.
+        let (h, n) = FrameHeader::decode(&[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0])
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.payload_len, n), (65536, 10));
+    }
+
+    #[test]
+    fn every_prefix_of_a_header_is_partial() {
+        for header in [
+            FrameHeader {
+                fin: true,
+                opcode: OpCode::Binary,
+                mask: Some([9, 8, 7, 6]),
+                payload_len: 70_000,
+            },
+            FrameHeader {
+                fin: false,
+                opcode: OpCode::Text,
+                mask: Some([1, 1, 1, 1]),
+                payload_len: 300,
+            },
+            FrameHeader {
+                fin: true,
+                opcode: OpCode::Ping,
+                mask: None,
+                payload_len: 5,
+            },
+        ] {
+            let (bytes, len) = header.encode();
+            for cut in 0..len {
+                assert_eq!(FrameHeader::decode(&bytes[..cut]), Ok(None), "cut {cut}");
+            }
+            assert_eq!(FrameHeader::decode(&bytes[..len]), Ok(Some((header, len))));
+        }
+    }
+
+    #[test]
+    fn encode_uses_minimal_length_forms() {
+        let len_of = |n| {
+            FrameHeader {
+                fin: true,
+                opcode: OpCode::Binary,
+                mask: None,
+                payload_len: n,
+            }
+            .encode()
+            .1
+        };
+        assert_eq!(
+            [len_of(0), len_of(125), len_of(126), len_of(65535)],
+            [2, 2, 4, 4]
+        );
+        assert_eq!([len_of(65536), len_of(1 << 40)], [10, 10]);
+    }
+
+    #[test]
+    fn header_violations_are_rejected() {
+        use ProtocolError::*;
+        assert_eq!(FrameHeader::decode(&[0xC1, 0x80]), Err(ReservedBits));
+        assert_eq!(FrameHeader::decode(&[0x91, 0x80]), Err(ReservedBits));
+        assert_eq!(FrameHeader::decode(&[0x83, 0x80]), Err(ReservedOpCode));
+        assert_eq!(FrameHeader::decode(&[0x8B, 0x80]), Err(ReservedOpCode));
+        assert_eq!(
+            FrameHeader::decode(&[0x89, 0xFE, 0, 126]),
+            Err(ControlTooLong)
+        );
+        assert_eq!(FrameHeader::decode(&[0x09, 0x80]), Err(FragmentedControl));
+        let mut top = [0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1];
+        assert_eq!(FrameHeader::decode(&top), Err(LengthTopBit));
+        top[2] = 0x7F;
+        assert!(
+            FrameHeader::decode(&top).unwrap().is_none(),
+            "needs the mask key"
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! The sans-IO protocol core: bytes in, events and bytes out. Nothing here touches a
+//! socket, a clock or a global; every edge case is a unit test.
+
+pub mod close;
+pub mod error;
+pub mod frame;
+pub mod handshake;
+pub mod http;
+pub mod message;
+pub mod utf8;
