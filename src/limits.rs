@@ -1,0 +1,594 @@
+//! Host limits on concurrent TCP connections: read them, raise RLIMIT_NOFILE, report.
+//!
+//! One job: tell what bounds how many connections this host can hold (descriptors per
+//! process, open files system-wide, memory) and what bounds the client side (ephemeral
+//! ports per address pair) — the server's port is never the limit.
+//! Invariants: no limit is ever lowered; every /proc read degrades to `None`, never a
+//! panic; `probe_nofile` closes every descriptor it opened.
+
+use serde::Serialize;
+use std::fmt;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+/// Descriptors kept free per process for the listener, the epoll instance, stdio and logs.
+pub const RESERVED_FDS: u64 = 16;
+/// Kernel memory per established TCP socket (socket, file, inode, TCP state), measured on
+/// this kernel (DESIGN.md: ~3.7 KiB). Outside our control, but it dominates at scale.
+pub const KERNEL_BYTES_PER_SOCKET: u64 = 3_789;
+/// User-space bytes per idle connection: the design budget from DESIGN.md, not a
+/// measurement (`scripts/scale.sh` measures the real figure).
+pub const USER_BYTES_PER_CONNECTION: u64 = 96;
+/// Linux's default `fs.nr_open`, used only when /proc/sys cannot be read.
+const NR_OPEN_DEFAULT: u64 = 1 << 20;
+
+/// RLIMIT_NOFILE before and after [`raise_nofile`].
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct NofileLimit {
+    /// Soft limit found on entry.
+    pub soft_before: u64,
+    /// Soft limit now: the most descriptors this process may hold.
+    pub soft: u64,
+    /// Hard limit: the ceiling an unprivileged process may raise its soft limit to.
+    pub hard: u64,
+}
+
+/// Current RLIMIT_NOFILE as `(soft, hard)`; `libc::RLIM_INFINITY` means unlimited.
+pub fn nofile() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes into `lim`, a valid rlimit that outlives the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((lim.rlim_cur, lim.rlim_max))
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit, as Go's runtime does since 1.19, and
+/// returns what the kernel holds afterwards. Never lowers the soft limit.
+pub fn raise_nofile() -> io::Result<NofileLimit> {
+    let (soft_before, hard) = nofile()?;
+    // The kernel refuses a hard limit above fs.nr_open (EPERM) and never grows a
+    // descriptor table past it, so an unlimited hard limit is clamped to nr_open.
+    let target = if hard == libc::RLIM_INFINITY {
+        sysctl_u64("fs.nr_open").unwrap_or(NR_OPEN_DEFAULT)
+    } else {
+        hard
+    };
+    if soft_before < target {
+        let lim = libc::rlimit {
+            rlim_cur: target,
+            rlim_max: target,
+        };
+        // SAFETY: setrlimit only reads `lim`, a valid rlimit that outlives the call.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let (soft, hard) = nofile()?;
+    Ok(NofileLimit {
+        soft_before,
+        soft,
+        hard,
+    })
+}
+
+/// Measures the per-process descriptor limit for real: duplicates one `/dev/null`
+/// descriptor until `EMFILE`, then closes every duplicate. Returns the highest descriptor
+/// number obtained plus one. While it runs the process has no free descriptor, so call
+/// it only while no other thread opens files.
+pub fn probe_nofile() -> io::Result<u64> {
+    let null = File::open("/dev/null")?;
+    let mut highest = null.as_raw_fd();
+    // dup shares one open file description, so the probe spends descriptor-table slots
+    // only, not system-wide open files. Dropping `held` closes every duplicate, on the
+    // error path too.
+    let mut held: Vec<OwnedFd> = Vec::new();
+    loop {
+        match null.as_fd().try_clone_to_owned() {
+            Ok(fd) => {
+                highest = highest.max(fd.as_raw_fd());
+                held.push(fd);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    // The kernel hands out the lowest free number, so at EMFILE every number below the
+    // limit is taken and the highest one we got is the limit minus one.
+    Ok(u64::from(highest.unsigned_abs()) + 1)
+}
+
+/// `net.ipv4.ip_local_port_range`: the ports a client draws from, inclusive.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PortRange {
+    pub low: u64,
+    pub high: u64,
+    /// `high - low + 1`: connections per (source address → server address:port) pair.
+    pub count: u64,
+}
+
+/// `net.ipv4.tcp_mem` in pages: below `min` no pressure; above `max` allocations fail.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TcpMem {
+    pub min: u64,
+    pub pressure: u64,
+    pub max: u64,
+}
+
+/// The limit that caps the total first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// RLIMIT_NOFILE soft limit, per process (times the worker count).
+    Nofile,
+    /// `fs.file-max`: open files across all processes.
+    FileMax,
+    /// MemAvailable divided by the bytes each connection costs.
+    Memory,
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Limit::Nofile => "RLIMIT_NOFILE (per process)",
+            Limit::FileMax => "fs.file-max (system-wide open files)",
+            Limit::Memory => "memory (MemAvailable)",
+        })
+    }
+}
+
+/// How many server-side connections fit, and what caps them.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Capacity {
+    pub workers: u32,
+    /// Soft RLIMIT_NOFILE minus [`RESERVED_FDS`].
+    pub per_process: Option<u64>,
+    /// `fs.file-max` minus the files allocated now.
+    pub file_max_free: Option<u64>,
+    /// MemAvailable / bytes per connection (server side only).
+    pub by_memory: Option<u64>,
+    /// The least of `workers × per_process`, `file_max_free` and `by_memory`.
+    pub total: Option<u64>,
+    pub binds_first: Option<Limit>,
+}
+
+/// Everything that bounds concurrent TCP connections here; `None` where /proc had no answer.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// RLIMIT_NOFILE after [`raise_nofile`].
+    pub nofile: Option<NofileLimit>,
+    /// [`probe_nofile`]'s measurement, when asked for.
+    pub nofile_probed: Option<u64>,
+    pub nr_open: Option<u64>,
+    pub file_max: Option<u64>,
+    /// Open files allocated system-wide now (first field of `fs.file-nr`).
+    pub file_nr: Option<u64>,
+    pub port_range: Option<PortRange>,
+    pub somaxconn: Option<u64>,
+    pub tcp_max_syn_backlog: Option<u64>,
+    pub mem_total_bytes: Option<u64>,
+    pub mem_available_bytes: Option<u64>,
+    pub tcp_mem_pages: Option<TcpMem>,
+    pub page_size: Option<u64>,
+    pub user_bytes_per_connection: u64,
+    pub kernel_bytes_per_connection: u64,
+    pub capacity: Capacity,
+    /// Client source addresses needed to open `capacity.total` connections to one port.
+    pub client_sources_needed: Option<u64>,
+}
+
+/// Builds the report for a server of `workers` processes. Raises RLIMIT_NOFILE first, as
+/// `serve` does at start-up, so the figures are what a server process gets; with `probe`,
+/// also measures the descriptor limit with [`probe_nofile`].
+pub fn report(workers: u32, probe: bool) -> Report {
+    let nofile = raise_nofile()
+        .or_else(|e| {
+            log::warn!("cannot raise RLIMIT_NOFILE: {e}");
+            nofile().map(|(soft, hard)| NofileLimit {
+                soft_before: soft,
+                soft,
+                hard,
+            })
+        })
+        .ok();
+    let nofile_probed = probe
+        .then(|| probe_nofile().map_err(|e| log::warn!("descriptor probe failed: {e}")))
+        .and_then(Result::ok);
+    let nr_open = sysctl_u64("fs.nr_open");
+    let file_max = sysctl_u64("fs.file-max");
+    let file_nr = sysctl_u64("fs.file-nr");
+    let port_range = match sysctl("net.ipv4.ip_local_port_range").as_deref() {
+        Some(&[low, high]) if high >= low => Some(PortRange {
+            low,
+            high,
+            count: high - low + 1,
+        }),
+        _ => None,
+    };
+    let tcp_mem_pages = match sysctl("net.ipv4.tcp_mem").as_deref() {
+        Some(&[min, pressure, max]) => Some(TcpMem { min, pressure, max }),
+        _ => None,
+    };
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_available_bytes = meminfo_bytes(&meminfo, "MemAvailable");
+    let per_conn = USER_BYTES_PER_CONNECTION + KERNEL_BYTES_PER_SOCKET;
+    // An unlimited soft limit still stops at fs.nr_open.
+    let soft = nofile.map(|n| n.soft.min(nr_open.unwrap_or(NR_OPEN_DEFAULT)));
+    let capacity = capacity(
+        workers,
+        soft.map(|s| s.saturating_sub(RESERVED_FDS)),
+        file_max.map(|m| m.saturating_sub(file_nr.unwrap_or(0))),
+        mem_available_bytes.map(|m| m / per_conn),
+    );
+    Report {
+        nofile,
+        nofile_probed,
+        nr_open,
+        file_max,
+        file_nr,
+        port_range,
+        somaxconn: sysctl_u64("net.core.somaxconn"),
+        tcp_max_syn_backlog: sysctl_u64("net.ipv4.tcp_max_syn_backlog"),
+        mem_total_bytes: meminfo_bytes(&meminfo, "MemTotal"),
+        mem_available_bytes,
+        tcp_mem_pages,
+        page_size: page_size(),
+        user_bytes_per_connection: USER_BYTES_PER_CONNECTION,
+        kernel_bytes_per_connection: KERNEL_BYTES_PER_SOCKET,
+        client_sources_needed: capacity
+            .total
+            .zip(port_range)
+            .and_then(|(t, r)| sources_needed(t, r.count)),
+        capacity,
+    }
+}
+
+/// Source addresses a client needs to open `connections` to one server address:port,
+/// given `ports_per_pair` ephemeral ports per address; `None` when there are no ports.
+pub fn sources_needed(connections: u64, ports_per_pair: u64) -> Option<u64> {
+    (ports_per_pair > 0).then(|| connections.div_ceil(ports_per_pair))
+}
+
+fn capacity(
+    workers: u32,
+    per_process: Option<u64>,
+    file_max_free: Option<u64>,
+    by_memory: Option<u64>,
+) -> Capacity {
+    let workers = workers.max(1);
+    let all_processes = per_process.map(|p| p.saturating_mul(u64::from(workers)));
+    // min_by_key keeps the first of equal minima: on a tie, name the per-process limit.
+    let least = [
+        (Limit::Nofile, all_processes),
+        (Limit::FileMax, file_max_free),
+        (Limit::Memory, by_memory),
+    ]
+    .into_iter()
+    .filter_map(|(limit, n)| Some((n?, limit)))
+    .min_by_key(|&(n, _)| n);
+    Capacity {
+        workers,
+        per_process,
+        file_max_free,
+        by_memory,
+        total: least.map(|(n, _)| n),
+        binds_first: least.map(|(_, limit)| limit),
+    }
+}
+
+/// Every number in a /proc/sys file, by dotted sysctl name; `None` if missing or not numeric.
+fn sysctl(name: &str) -> Option<Vec<u64>> {
+    let text = fs::read_to_string(format!("/proc/sys/{}", name.replace('.', "/"))).ok()?;
+    text.split_whitespace().map(|w| w.parse().ok()).collect()
+}
+
+fn sysctl_u64(name: &str) -> Option<u64> {
+    sysctl(name)?.first().copied()
+}
+
+/// A `/proc/meminfo` field (given there in KiB) in bytes.
+fn meminfo_bytes(meminfo: &str, key: &str) -> Option<u64> {
+    meminfo.lines().find_map(|line| {
+        let rest = line.strip_prefix(key)?.strip_prefix(':')?;
+        rest.split_whitespace()
+            .next()?
+            .parse::<u64>()
+            .ok()?
+            .checked_mul(1024)
+    })
+}
+
+fn page_size() -> Option<u64> {
+    // SAFETY: sysconf only reads a configuration value; it touches no memory of ours.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|&n| n > 0)
+}
+
+/// `20000` → `20,000`; unknown and unlimited values spelled out.
+fn count(n: Option<u64>) -> String {
+    match n {
+        None => "unknown".into(),
+        // RLIM_INFINITY is u64::MAX, and systemd sets fs.file-max to LONG_MAX: no limit.
+        Some(n) if n >= i64::MAX as u64 => "unlimited".into(),
+        Some(n) => {
+            let digits = n.to_string().into_bytes();
+            let groups: Vec<_> = digits
+                .rchunks(3)
+                .rev()
+                .map(String::from_utf8_lossy)
+                .collect();
+            groups.join(",")
+        }
+    }
+}
+
+fn size(bytes: Option<u64>) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    match bytes {
+        None => "unknown".into(),
+        Some(b) => UNITS.iter().find(|&&(_, u)| b >= u).map_or_else(
+            || format!("{b} B"),
+            |&(name, u)| format!("{:.1} {name}", b as f64 / u as f64),
+        ),
+    }
+}
+
+impl fmt::Display for Report {
+    /// One aligned row per limit (2 + 22 + 11 + 2 columns, 43 left for the note), so the
+    /// report reads on an 80-column terminal.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (nofile, c) = (self.nofile, &self.capacity);
+        let raised = match nofile {
+            Some(n) if n.soft > n.soft_before => {
+                format!("raised from {}", count(Some(n.soft_before)))
+            }
+            Some(n) if n.soft >= n.hard => "already at the hard limit".into(),
+            _ => "not raised".into(),
+        };
+        let (user, kernel) = (
+            self.user_bytes_per_connection,
+            self.kernel_bytes_per_connection,
+        );
+        let tcp_mem = self
+            .tcp_mem_pages
+            .zip(self.page_size)
+            .map(|(t, p)| t.max.saturating_mul(p));
+        let total = count(c.total);
+        write!(
+            f,
+            "\
+Limits on concurrent TCP connections
+
+Server process: one connection holds one descriptor
+  RLIMIT_NOFILE soft    {soft:>11}  per process; {raised}
+  RLIMIT_NOFILE hard    {hard:>11}  ceiling for the soft limit
+  probed (--probe)      {probed:>11}  descriptors opened until EMFILE
+  fs.nr_open            {nr_open:>11}  kernel ceiling for any hard limit
+
+System-wide
+  fs.file-max           {file_max:>11}  open files, all processes together
+  fs.file-nr            {file_nr:>11}  open files allocated now
+  net.core.somaxconn    {somaxconn:>11}  accept queue per listener, not a cap
+  tcp_max_syn_backlog   {syn_backlog:>11}  half-open handshakes, not a cap
+  net.ipv4.tcp_mem max  {tcp_mem:>11}  socket buffers; an idle socket has none
+
+Memory
+  MemTotal              {mem_total:>11}
+  MemAvailable          {mem_available:>11}
+  per connection        {per_conn:>11}  {user} B user + {kernel} B kernel socket
+
+Client side (the load generator), not the server
+  ip_local_port_range   {range:>11}  ephemeral ports a client draws from
+  ports per pair        {ports:>11}  per (source IP -> server IP:port)
+
+  The server's port is shared by every connection: TCP tells them apart
+  by (client IP, client port, server IP, server port), so the 16-bit
+  \"65,535 port limit\" bounds one client address talking to one server
+  address:port, never the server. More source addresses lift it.
+
+Capacity (server side)
+  per process           {per_process:>11}  soft limit minus {RESERVED_FDS} reserved
+  free open files       {file_free:>11}  fs.file-max minus fs.file-nr
+  by memory             {by_memory:>11}  MemAvailable / per connection
+  {workers:<22}{total:>11}  least of {n} x per process and the above
+  binds first: {binds}
+  client source addresses for {total} connections: {sources}
+",
+            soft = count(nofile.map(|n| n.soft)),
+            hard = count(nofile.map(|n| n.hard)),
+            probed = self
+                .nofile_probed
+                .map_or("not run".into(), |p| count(Some(p))),
+            nr_open = count(self.nr_open),
+            file_max = count(self.file_max),
+            file_nr = count(self.file_nr),
+            somaxconn = count(self.somaxconn),
+            syn_backlog = count(self.tcp_max_syn_backlog),
+            tcp_mem = size(tcp_mem),
+            mem_total = size(self.mem_total_bytes),
+            mem_available = size(self.mem_available_bytes),
+            per_conn = size(Some(user + kernel)),
+            kernel = count(Some(kernel)),
+            range = self
+                .port_range
+                .map_or("unknown".into(), |r| format!("{}-{}", r.low, r.high)),
+            ports = count(self.port_range.map(|r| r.count)),
+            per_process = count(c.per_process),
+            file_free = count(c.file_max_free),
+            by_memory = count(c.by_memory),
+            workers = format!(
+                "with {} worker{}",
+                c.workers,
+                if c.workers == 1 { "" } else { "s" }
+            ),
+            n = c.workers,
+            binds = c.binds_first.map_or("unknown".into(), |l| l.to_string()),
+            sources = count(self.client_sources_needed),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Mutex, MutexGuard};
+
+    /// The probe fills the descriptor table and the raise test changes RLIMIT_NOFILE:
+    /// every test that opens files or reads the limit runs alone under this lock.
+    static FD_TABLE: Mutex<()> = Mutex::new(());
+
+    fn lock() -> MutexGuard<'static, ()> {
+        FD_TABLE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The numbers on the first line of `path` that starts with `prefix`, read directly.
+    fn numbers(path: &str, prefix: &str) -> Vec<u64> {
+        let text = fs::read_to_string(path).unwrap();
+        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap();
+        line.split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect()
+    }
+
+    fn open_fds() -> usize {
+        fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    #[test]
+    fn raise_sets_soft_to_hard_and_never_lowers() {
+        let _guard = lock();
+        let (_, hard) = nofile().unwrap();
+        // Lower the soft limit first, so the raise runs even where soft already equals hard.
+        let lowered = (hard / 2).clamp(256.min(hard), hard);
+        let lim = libc::rlimit {
+            rlim_cur: lowered,
+            rlim_max: hard,
+        };
+        // SAFETY: setrlimit only reads `lim`, a valid rlimit that outlives the call.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+        let raised = raise_nofile().unwrap();
+        assert_eq!(raised.soft_before, lowered);
+        assert_eq!(raised.soft, raised.hard);
+        assert!(raised.soft >= raised.soft_before);
+        assert_eq!(nofile().unwrap(), (raised.soft, raised.hard));
+        let again = raise_nofile().unwrap();
+        assert_eq!((again.soft_before, again.soft), (raised.soft, raised.soft));
+    }
+
+    #[test]
+    fn probe_counts_up_to_the_soft_limit_and_leaks_nothing() {
+        let _guard = lock();
+        let soft = raise_nofile().unwrap().soft;
+        let before = open_fds();
+        let probed = probe_nofile().unwrap();
+        assert_eq!(open_fds(), before, "the probe leaked descriptors");
+        assert!(
+            probed <= soft && probed + 8 >= soft,
+            "probed {probed}, soft {soft}"
+        );
+        File::open("/dev/null").expect("a descriptor is free after the probe");
+    }
+
+    #[test]
+    fn report_matches_proc() {
+        let _guard = lock();
+        let r = report(3, true);
+        let sys = |name: &str| numbers(&format!("/proc/sys/{name}"), "");
+        let n = r.nofile.unwrap();
+        let limits = numbers("/proc/self/limits", "Max open files");
+        assert_eq!(vec![n.soft, n.hard], limits);
+        assert!(r.nofile_probed.is_some_and(|p| p <= n.soft));
+        assert_eq!(r.nr_open, Some(sys("fs/nr_open")[0]));
+        assert_eq!(r.file_max, Some(sys("fs/file-max")[0]));
+        assert!(r.file_nr.is_some_and(|nr| nr > 0 && Some(nr) <= r.file_max));
+        assert_eq!(r.somaxconn, Some(sys("net/core/somaxconn")[0]));
+        assert_eq!(
+            r.tcp_max_syn_backlog,
+            Some(sys("net/ipv4/tcp_max_syn_backlog")[0])
+        );
+        let (ports, range) = (sys("net/ipv4/ip_local_port_range"), r.port_range.unwrap());
+        assert_eq!(vec![range.low, range.high], ports);
+        assert_eq!(range.count, ports[1] - ports[0] + 1);
+        let t = r.tcp_mem_pages.unwrap();
+        assert_eq!(vec![t.min, t.pressure, t.max], sys("net/ipv4/tcp_mem"));
+        let mem_total = numbers("/proc/meminfo", "MemTotal:")[0] * 1024;
+        assert_eq!(r.mem_total_bytes, Some(mem_total));
+        assert!(r.mem_available_bytes.is_some_and(|a| a <= mem_total));
+        let per_process = n.soft - RESERVED_FDS;
+        assert_eq!(r.capacity.per_process, Some(per_process));
+        let total = r.capacity.total.unwrap();
+        assert!(total <= 3 * per_process);
+        assert_eq!(r.client_sources_needed, sources_needed(total, range.count));
+    }
+
+    #[test]
+    fn json_has_the_expected_keys() {
+        let _guard = lock();
+        let json = serde_json::to_value(report(2, true)).unwrap();
+        let numbers = "/nofile/soft_before /nofile/soft /nofile/hard /nofile_probed /nr_open
+            /file_max /file_nr /port_range/low /port_range/high /port_range/count /somaxconn
+            /tcp_max_syn_backlog /mem_total_bytes /mem_available_bytes /tcp_mem_pages/min
+            /tcp_mem_pages/pressure /tcp_mem_pages/max /page_size /user_bytes_per_connection
+            /kernel_bytes_per_connection /capacity/workers /capacity/per_process
+            /capacity/file_max_free /capacity/by_memory /capacity/total /client_sources_needed";
+        for pointer in numbers.split_whitespace() {
+            let value = json.pointer(pointer);
+            assert!(value.is_some_and(|v| v.is_u64()), "{pointer}: {value:?}");
+        }
+        assert!(json["capacity"]["binds_first"].is_string());
+    }
+
+    #[test]
+    fn display_has_every_limit_and_fits_80_columns() {
+        let _guard = lock();
+        let text = report(4, true).to_string();
+        println!("{text}");
+        let needles = "RLIMIT_NOFILE soft|RLIMIT_NOFILE hard|probed (--probe)|fs.nr_open|\
+            fs.file-max|fs.file-nr|net.core.somaxconn|MemAvailable|ip_local_port_range|\
+            ports per pair|65,535 port limit|with 4 workers|binds first: ";
+        for needle in needles.split('|') {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(!text.contains("unknown"), "{text}");
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "too wide: {line:?}");
+        }
+    }
+
+    #[test]
+    fn capacity_takes_the_least_limit() {
+        let least = |c: Capacity| (c.total, c.binds_first);
+        let c = capacity(4, Some(19_984), Some(2_000_000), Some(6_000_000));
+        assert_eq!(least(c), (Some(79_936), Some(Limit::Nofile)));
+        let c = capacity(200, Some(19_984), Some(2_000_000), Some(6_000_000));
+        assert_eq!(least(c), (Some(2_000_000), Some(Limit::FileMax)));
+        let c = capacity(0, Some(19_984), None, Some(10_000));
+        assert_eq!(
+            (c.workers, least(c)),
+            (1, (Some(10_000), Some(Limit::Memory)))
+        );
+        assert_eq!(least(capacity(1, None, None, None)), (None, None));
+    }
+
+    #[test]
+    fn missing_or_garbled_proc_data_is_none() {
+        assert_eq!(sysctl("no.such.sysctl"), None);
+        assert_eq!(meminfo_bytes("", "MemTotal"), None);
+        assert_eq!(meminfo_bytes("MemTotal: lots kB", "MemTotal"), None);
+        let meminfo = "MemTotalX: 5 kB\nMemTotal: 2 kB";
+        assert_eq!(meminfo_bytes(meminfo, "MemTotal"), Some(2048));
+        assert_eq!(sources_needed(100_000, 28_232), Some(4));
+        assert_eq!(sources_needed(28_232, 28_232), Some(1));
+        assert_eq!(sources_needed(1, 0), None);
+        assert_eq!(count(Some(1_048_576)), "1,048,576");
+        assert_eq!(count(Some(999)), "999");
+        assert_eq!(count(Some(i64::MAX as u64)), "unlimited");
+        assert_eq!(size(Some(3_885)), "3.8 KiB");
+    }
+}

@@ -1,0 +1,46 @@
+//! The `serve` options (the CLI contract of DESIGN.md) and the limits derived from them.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+/// `wsreactor [serve] ...`
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on; port 0 picks an ephemeral port.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    pub listen: SocketAddr,
+
+    /// Reactor processes sharing the port through SO_REUSEPORT (1 = this process only).
+    #[arg(long, default_value_t = 1)]
+    pub workers: u32,
+
+    /// Most open WebSocket connections per process; further handshakes get 503.
+    /// Default: bounded only by the descriptor limit.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+
+    /// Largest message accepted, summed over fragments; larger ones are closed with 1009.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_message_size: u64,
+
+    /// Seconds a client has to complete its request head (slowloris guard); 408 after.
+    #[arg(long, default_value_t = 10)]
+    pub handshake_timeout: u32,
+
+    /// Seconds without any frame from the client before closing with 1001 (0 = never).
+    #[arg(long, default_value_t = 60)]
+    pub idle_timeout: u32,
+
+    /// Seconds of silence before the server sends a Ping (0 = never).
+    #[arg(long, default_value_t = 30)]
+    pub ping_interval: u32,
+
+    /// Accept browser handshakes only from these origins (repeatable; default: any).
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+}
+
+/// Seconds the closing handshake and the final flush may take before the socket is
+/// dropped (RFC 6455 §7.1.1 leaves the wait to the server).
+pub const CLOSE_TIMEOUT_SECS: u32 = 5;

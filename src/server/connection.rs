@@ -1,0 +1,609 @@
+//! One connection over its socket: Handshaking → Open → Closing → Draining → dropped.
+//!
+//! The connection moves bytes between its socket and the sans-IO protocol core; it
+//! never parses bytes itself. Memory (DESIGN.md budget): an idle connection is this
+//! struct and nothing else. Bytes that cannot be handled now (an unfinished request
+//! head or frame header, a data frame still arriving, output the socket would not
+//! take) live in [`Buffers`], boxed, which exists only while it holds bytes.
+//!
+//! Invariants: once a Close frame or a final HTTP response is queued (`Closing`),
+//! nothing else is ever queued; reading pauses while unsent output is above
+//! [`HIGH_WATER`], so a client that does not read cannot grow our memory.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+
+use log::debug;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use super::config::Config;
+use super::stats::{rss_bytes, Stats, StatsReport};
+use super::timers::{due, Due, Tick, Wait};
+use crate::protocol::close::{encode_close_payload, CloseCode};
+use crate::protocol::error::ProtocolError;
+use crate::protocol::frame::{FrameHeader, OpCode};
+use crate::protocol::handshake::{route, Route, ACCEPT_LEN};
+use crate::protocol::http::{parse_request, write_response, Header, Status, MAX_HEADERS};
+use crate::protocol::message::{DataChunk, Event, Receiver, ReceiverConfig, Role};
+
+/// Above this much unsent output the connection stops reading until the client catches up.
+pub const HIGH_WATER: usize = 256 * 1024;
+
+/// Reads per readiness event before yielding to other connections (fairness); with a
+/// 64 KiB buffer that is 1 MiB per turn.
+const READS_PER_TURN: usize = 16;
+
+/// The demo page served at `GET /`.
+const PAGE: &str = include_str!("../../static/index.html");
+
+/// What the reactor lends a connection while it runs.
+pub struct Shared<'a> {
+    pub config: &'a Config,
+    pub stats: &'a mut Stats,
+    pub registry: &'a Registry,
+    pub now: Tick,
+    pub uptime_secs: u64,
+}
+
+/// What the reactor should do with the connection afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Keep,
+    /// The read budget ran out with input possibly left: drive it again next turn.
+    Again,
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading the HTTP request head.
+    Handshaking,
+    /// Exchanging frames; `pinged` while a heartbeat Ping is unanswered.
+    Open { pinged: bool },
+    /// A final response or Close frame is queued: flush it, then shut down writing.
+    Closing,
+    /// Writing is shut down: discard input until the client's EOF (lingering close, so
+    /// unread input cannot turn our FIN into a RST that destroys the last bytes).
+    Draining,
+}
+
+/// Bytes a connection holds only while it must.
+#[derive(Debug, Default)]
+struct Buffers {
+    /// Unconsumed input: an unfinished request head, frame header or control frame.
+    input: Vec<u8>,
+    /// The unmasked payload received so far of a data frame that is still arriving.
+    frame: Vec<u8>,
+    /// Output the socket would not take yet, from `sent` on.
+    output: Vec<u8>,
+    sent: usize,
+}
+
+impl Buffers {
+    fn is_empty(&self) -> bool {
+        self.input.is_empty() && self.frame.is_empty() && self.output.is_empty()
+    }
+}
+
+/// A plain HTTP answer decided from a request head.
+#[derive(Debug, Clone, Copy)]
+enum Reply {
+    Upgrade([u8; ACCEPT_LEN]),
+    Page,
+    Stats,
+    Refuse {
+        status: Status,
+        headers: &'static [(&'static str, &'static str)],
+        reason: &'static str,
+    },
+}
+
+/// One client connection.
+#[derive(Debug)]
+pub struct Connection {
+    socket: TcpStream,
+    /// When the current wait began (accept, last input, or start of closing).
+    since: Tick,
+    phase: Phase,
+    /// The interest currently registered, so reregistration happens only on change.
+    registered: Interest,
+    receiver: Receiver,
+    buffers: Option<Box<Buffers>>,
+}
+
+impl Connection {
+    /// Registers an accepted socket for reading.
+    pub fn new(
+        mut socket: TcpStream,
+        token: Token,
+        registry: &Registry,
+        now: Tick,
+    ) -> io::Result<Connection> {
+        registry.register(&mut socket, token, Interest::READABLE)?;
+        Ok(Connection {
+            socket,
+            since: now,
+            phase: Phase::Handshaking,
+            registered: Interest::READABLE,
+            receiver: Receiver::default(),
+            buffers: None,
+        })
+    }
+
+    pub fn is_websocket(&self) -> bool {
+        matches!(self.phase, Phase::Open { .. })
+    }
+
+    /// Asks an open connection to close with 1001 (server shutting down).
+    pub fn go_away(&mut self, token: Token, sh: &mut Shared) -> Verdict {
+        let result = match self.phase {
+            Phase::Open { .. } => {
+                self.send_close(CloseCode::GOING_AWAY, "server shutting down", sh)
+            }
+            Phase::Handshaking => {
+                self.phase = Phase::Closing;
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        self.finish_turn(token, result.map(|()| Verdict::Keep), sh)
+    }
+
+    /// Handles readiness (or a retry): flush, read and process, flush again. Events are
+    /// only hints: every step tries the syscall and accepts `WouldBlock`, so a spurious
+    /// or stale event is harmless.
+    pub fn drive(&mut self, token: Token, buf: &mut [u8], sh: &mut Shared) -> Verdict {
+        let result = self.flush().and_then(|()| self.read_turn(token, buf, sh));
+        self.finish_turn(token, result, sh)
+    }
+
+    /// Acts on a due deadline, if any.
+    pub fn on_tick(&mut self, token: Token, sh: &mut Shared) -> Verdict {
+        let wait = match self.phase {
+            Phase::Handshaking => Wait::Handshake,
+            Phase::Open { pinged } => Wait::Idle { pinged },
+            Phase::Closing | Phase::Draining => Wait::Close,
+        };
+        let Some(what) = due(wait, sh.now.saturating_sub(self.since), sh.config) else {
+            return Verdict::Keep;
+        };
+        debug!("connection {}: {what:?}", token.0);
+        let result = match what {
+            Due::HandshakeTimeout => {
+                sh.stats.timeouts_total += 1;
+                let refuse = Reply::Refuse {
+                    status: Status(408, "Request Timeout"),
+                    headers: &[],
+                    reason: "request head not received in time",
+                };
+                self.reply(refuse, sh).map(|_| Verdict::Keep)
+            }
+            Due::Ping => {
+                self.phase = Phase::Open { pinged: true };
+                self.send_frame(OpCode::Ping, true, &[], sh)
+                    .map(|()| Verdict::Keep)
+            }
+            Due::IdleTimeout => {
+                sh.stats.timeouts_total += 1;
+                self.send_close(CloseCode::GOING_AWAY, "idle timeout", sh)
+                    .map(|()| Verdict::Keep)
+            }
+            Due::CloseTimeout => {
+                sh.stats.timeouts_total += 1;
+                Ok(Verdict::Drop)
+            }
+        };
+        self.finish_turn(token, result, sh)
+    }
+
+    /// Reads until `WouldBlock`, the turn's budget, or backpressure.
+    fn read_turn(&mut self, token: Token, buf: &mut [u8], sh: &mut Shared) -> io::Result<Verdict> {
+        for _ in 0..READS_PER_TURN {
+            if self.output_len() >= HIGH_WATER {
+                // Backpressure: the writable event that drains the output resumes us.
+                return Ok(Verdict::Keep);
+            }
+            match self.socket.read(buf) {
+                // EOF: the client is gone (or done, while we drain). A client that ends
+                // without a Close frame gets no more bytes from us (§7.1.5: 1006).
+                Ok(0) => return Ok(Verdict::Drop),
+                Ok(n) => {
+                    sh.stats.bytes_in_total += n as u64;
+                    if let Phase::Open { .. } = self.phase {
+                        self.since = sh.now;
+                        self.phase = Phase::Open { pinged: false };
+                    }
+                    self.on_input(token, &mut buf[..n], sh)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Verdict::Keep),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Verdict::Again)
+    }
+
+    /// Ends a turn: flush, move Closing → Draining once the output is out, release idle
+    /// buffers, and keep the registered interest in step with pending output.
+    fn finish_turn(
+        &mut self,
+        token: Token,
+        result: io::Result<Verdict>,
+        sh: &mut Shared,
+    ) -> Verdict {
+        let result = result.and_then(|verdict| {
+            if verdict == Verdict::Drop {
+                return Ok(verdict);
+            }
+            self.flush()?;
+            if self.phase == Phase::Closing && self.output_len() == 0 {
+                self.socket.shutdown(Shutdown::Write)?;
+                self.phase = Phase::Draining;
+                self.since = sh.now;
+            }
+            if self.buffers.as_ref().is_some_and(|b| b.is_empty()) {
+                self.buffers = None;
+            }
+            let want = if self.output_len() > 0 {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if want != self.registered {
+                sh.registry.reregister(&mut self.socket, token, want)?;
+                self.registered = want;
+            }
+            Ok(verdict)
+        });
+        match result {
+            Ok(verdict) => verdict,
+            Err(e) => {
+                debug!("connection {}: dropped: {e}", token.0);
+                Verdict::Drop
+            }
+        }
+    }
+
+    /// Processes freshly read bytes, together with any kept from before.
+    fn on_input(&mut self, token: Token, fresh: &mut [u8], sh: &mut Shared) -> io::Result<()> {
+        match self.buffers.as_mut().filter(|b| !b.input.is_empty()) {
+            Some(b) => {
+                let mut input = std::mem::take(&mut b.input);
+                let scanned = input.len();
+                input.extend_from_slice(fresh);
+                let used = self.process(token, &mut input, scanned, sh)?;
+                input.drain(..used);
+                self.buffers().input = input;
+            }
+            None => {
+                let used = self.process(token, fresh, 0, sh)?;
+                if used < fresh.len() {
+                    self.buffers().input.extend_from_slice(&fresh[used..]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the protocol over `data` (of which the first `scanned` bytes were seen by an
+    /// earlier call) and returns how many bytes it consumed.
+    fn process(
+        &mut self,
+        token: Token,
+        data: &mut [u8],
+        scanned: usize,
+        sh: &mut Shared,
+    ) -> io::Result<usize> {
+        let mut pos = 0;
+        if self.phase == Phase::Handshaking {
+            match self.handshake(token, data, scanned, sh)? {
+                Some(head_len) => pos = head_len,
+                None => return Ok(0),
+            }
+        }
+        let rx_config = ReceiverConfig {
+            role: Role::Server,
+            max_message_size: sh.config.max_message_size,
+        };
+        while let Phase::Open { .. } = self.phase {
+            match self.receiver.poll(&rx_config, &mut data[pos..]) {
+                Ok((0, None)) => return Ok(pos),
+                Ok((n, event)) => {
+                    pos += n;
+                    if let Some(event) = event {
+                        self.on_event(event, sh)?;
+                    }
+                }
+                Err(e) => self.fail(token, e, sh)?,
+            }
+        }
+        // Closing or draining: whatever else arrives is discarded.
+        Ok(data.len())
+    }
+
+    /// Parses the request head once complete and answers it. Returns the head's length
+    /// (bytes after it are frames) or `None` while the head is unfinished.
+    fn handshake(
+        &mut self,
+        token: Token,
+        data: &[u8],
+        scanned: usize,
+        sh: &mut Shared,
+    ) -> io::Result<Option<usize>> {
+        let mut storage = [Header::default(); MAX_HEADERS];
+        let (reply, used) = match parse_request(data, scanned, &mut storage) {
+            Ok(None) => return Ok(None),
+            Ok(Some((request, head_len))) => {
+                let reply = match route(&request, &sh.config.allowed_origins) {
+                    Ok(Route::Upgrade { accept, .. }) => Reply::Upgrade(accept),
+                    Ok(Route::Page) => Reply::Page,
+                    Ok(Route::Stats) => Reply::Stats,
+                    Err(e) => Reply::Refuse {
+                        status: e.status(),
+                        headers: e.headers(),
+                        reason: e.reason(),
+                    },
+                };
+                (reply, head_len)
+            }
+            Err(e) => {
+                let reason = match e {
+                    crate::protocol::http::HttpError::Malformed => "malformed request head",
+                    crate::protocol::http::HttpError::Version => "HTTP/1.1 only",
+                    _ => "request head too large",
+                };
+                let refuse = Reply::Refuse {
+                    status: e.status(),
+                    headers: &[],
+                    reason,
+                };
+                (refuse, data.len())
+            }
+        };
+        if let Reply::Refuse { status, reason, .. } = reply {
+            debug!(
+                "connection {}: {} {}: {reason}",
+                token.0, status.0, status.1
+            );
+        }
+        self.reply(reply, sh)?;
+        Ok(Some(used))
+    }
+
+    /// Sends the answer to a request head and moves to the phase it leads to.
+    fn reply(&mut self, reply: Reply, sh: &mut Shared) -> io::Result<()> {
+        let mut out = Vec::new();
+        let reply = match reply {
+            Reply::Upgrade(_)
+                if sh
+                    .config
+                    .max_connections
+                    .is_some_and(|max| sh.stats.websockets >= max as u64) =>
+            {
+                sh.stats.shed_total += 1;
+                Reply::Refuse {
+                    status: Status::SERVICE_UNAVAILABLE,
+                    headers: &[("Retry-After", "1")],
+                    reason: "server at --max-connections",
+                }
+            }
+            other => other,
+        };
+        match reply {
+            Reply::Upgrade(accept) => {
+                let accept = std::str::from_utf8(&accept).expect("base64 is ASCII");
+                let headers = [
+                    ("Upgrade", "websocket"),
+                    ("Connection", "Upgrade"),
+                    ("Sec-WebSocket-Accept", accept),
+                ];
+                write_response(&mut out, Status::SWITCHING_PROTOCOLS, &headers, b"");
+                sh.stats.handshakes_total += 1;
+                sh.stats.websockets += 1;
+                self.phase = Phase::Open { pinged: false };
+                self.since = sh.now;
+            }
+            Reply::Page => {
+                let headers = [("Content-Type", "text/html; charset=utf-8")];
+                write_response(&mut out, Status::OK, &headers, PAGE.as_bytes());
+                sh.stats.http_responses_total += 1;
+                self.phase = Phase::Closing;
+            }
+            Reply::Stats => {
+                let report = StatsReport {
+                    stats: sh.stats,
+                    uptime_secs: sh.uptime_secs,
+                    rss_bytes: rss_bytes(),
+                    pid: std::process::id(),
+                };
+                let body = serde_json::to_vec_pretty(&report).expect("counters serialize");
+                let headers = [
+                    ("Content-Type", "application/json"),
+                    ("Cache-Control", "no-store"),
+                ];
+                write_response(&mut out, Status::OK, &headers, &body);
+                sh.stats.http_responses_total += 1;
+                self.phase = Phase::Closing;
+            }
+            Reply::Refuse {
+                status,
+                headers,
+                reason,
+            } => {
+                let mut all = vec![("Content-Type", "text/plain; charset=utf-8")];
+                all.extend_from_slice(headers);
+                let body = format!("{} {}: {reason}\n", status.0, status.1);
+                write_response(&mut out, status, &all, body.as_bytes());
+                sh.stats.http_responses_total += 1;
+                sh.stats.http_errors_total += 1;
+                self.phase = Phase::Closing;
+                self.since = sh.now;
+            }
+        }
+        self.write_or_queue(&out, &[], sh)
+    }
+
+    fn on_event(&mut self, event: Event, sh: &mut Shared) -> io::Result<()> {
+        match event {
+            Event::Data(chunk) => {
+                if chunk.ends_message() {
+                    sh.stats.messages_in_total += 1;
+                }
+                self.echo(chunk, sh)
+            }
+            // §5.5.2/§5.5.3: a Pong carries the Ping's payload.
+            Event::Ping(payload) => self.send_frame(OpCode::Pong, true, payload, sh),
+            Event::Pong(_) => Ok(()),
+            // §5.5.1: answer with a Close, echoing the status code (none if none).
+            Event::Close(body) => match body.code {
+                Some(code) => self.send_close(code, "", sh),
+                None => {
+                    self.phase = Phase::Closing;
+                    self.send_frame(OpCode::Close, true, &[], sh)
+                }
+            },
+        }
+    }
+
+    /// Echoes a data frame. A frame whole in the read buffer goes straight back out with
+    /// one vectored write; one that arrives in pieces is gathered first, because its
+    /// echo must not start before the frame is known to be valid.
+    fn echo(&mut self, chunk: DataChunk, sh: &mut Shared) -> io::Result<()> {
+        if chunk.starts_frame() && chunk.ends_frame() {
+            return self.send_frame(chunk.opcode, chunk.fin, chunk.payload, sh);
+        }
+        let frame = &mut self.buffers().frame;
+        frame.extend_from_slice(chunk.payload);
+        if chunk.ends_frame() {
+            let frame = std::mem::take(frame);
+            self.send_frame(chunk.opcode, chunk.fin, &frame, sh)?;
+        }
+        Ok(())
+    }
+
+    /// Fails the connection for a protocol violation (§7.1.7): Close with its code.
+    fn fail(&mut self, token: Token, error: ProtocolError, sh: &mut Shared) -> io::Result<()> {
+        let code = error.close_code();
+        debug!("connection {}: {error}: closing with {}", token.0, code.0);
+        sh.stats.protocol_errors_total += 1;
+        self.send_close(code, &error.to_string(), sh)
+    }
+
+    fn send_close(&mut self, code: CloseCode, reason: &str, sh: &mut Shared) -> io::Result<()> {
+        let (payload, len) = encode_close_payload(code, reason);
+        self.phase = Phase::Closing;
+        self.send_frame(OpCode::Close, true, &payload[..len], sh)
+    }
+
+    /// Sends one unmasked server frame (§5.1).
+    fn send_frame(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: &[u8],
+        sh: &mut Shared,
+    ) -> io::Result<()> {
+        if opcode == OpCode::Close && self.phase != Phase::Closing {
+            unreachable!("send_close sets Closing first");
+        }
+        if let Phase::Open { .. } = self.phase {
+        } else if opcode != OpCode::Close {
+            // Never send after Close (§5.5.1); a Ping/Pong racing a close is dropped.
+            return Ok(());
+        }
+        let header = FrameHeader {
+            fin,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let (head, head_len) = header.encode();
+        sh.stats.frames_out_total += 1;
+        self.write_or_queue(&head[..head_len], payload, sh)
+    }
+
+    /// Writes `a` then `b` now if nothing is queued before them; whatever the socket does
+    /// not take is copied into the output buffer.
+    fn write_or_queue(&mut self, a: &[u8], b: &[u8], sh: &mut Shared) -> io::Result<()> {
+        let total = a.len() + b.len();
+        let mut done = 0;
+        while self.output_len() == 0 && done < total {
+            let result = if done < a.len() {
+                self.socket
+                    .write_vectored(&[IoSlice::new(&a[done..]), IoSlice::new(b)])
+            } else {
+                self.socket.write(&b[done - a.len()..])
+            };
+            match result {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        sh.stats.bytes_out_total += done as u64;
+        if done < total {
+            let output = &mut self.buffers().output;
+            if done < a.len() {
+                output.extend_from_slice(&a[done..]);
+                output.extend_from_slice(b);
+            } else {
+                output.extend_from_slice(&b[done - a.len()..]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes queued output until done or `WouldBlock`; releases the buffer once sent.
+    fn flush(&mut self) -> io::Result<()> {
+        let Some(b) = self.buffers.as_mut() else {
+            return Ok(());
+        };
+        while b.sent < b.output.len() {
+            match self.socket.write(&b.output[b.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => b.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        b.output = Vec::new();
+        b.sent = 0;
+        Ok(())
+    }
+
+    fn output_len(&self) -> usize {
+        self.buffers.as_ref().map_or(0, |b| b.output.len() - b.sent)
+    }
+
+    fn buffers(&mut self) -> &mut Buffers {
+        self.buffers.get_or_insert_with(Box::default)
+    }
+
+    /// Deregisters the socket before it is dropped (and closed).
+    pub fn deregister(&mut self, registry: &Registry) {
+        // A failure here means the descriptor is already gone from the epoll set.
+        let _ = registry.deregister(&mut self.socket);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_connection_fits_the_memory_budget() {
+        // DESIGN.md: ≤ 96 bytes of user memory per idle connection, slab entry included.
+        let entry = std::mem::size_of::<slab::Slab<Connection>>();
+        let conn = std::mem::size_of::<Connection>();
+        assert!(conn <= 72, "Connection is {conn} bytes");
+        assert!(entry > 0);
+        let mut slab = slab::Slab::<Connection>::new();
+        slab.reserve(1);
+        // One slab slot is the Connection plus the entry tag, rounded to alignment.
+        assert!(conn + 8 <= 96, "slab slot would be {} bytes", conn + 8);
+    }
+}

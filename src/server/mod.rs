@@ -1,0 +1,61 @@
+//! The reactor: a thin IO shell over the protocol core.
+
+pub mod config;
+pub mod connection;
+pub mod reactor;
+pub mod stats;
+pub mod timers;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use log::{info, warn};
+use socket2::{Domain, Protocol, Socket, Type};
+
+pub use config::Config;
+
+/// The accept queue asked for; the kernel caps it at net.core.somaxconn.
+const BACKLOG: i32 = 4096;
+
+/// Binds a listening socket. `reuse_port` lets several worker processes share the port
+/// (SO_REUSEPORT: the kernel spreads new connections over them).
+pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Restarting must not wait out TIME_WAIT on the old listener's connections.
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Installs SIGINT/SIGTERM handlers that set the returned flag.
+pub fn shutdown_flag() -> io::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&flag))?;
+    }
+    Ok(flag)
+}
+
+/// `wsreactor serve`: one reactor in this process.
+pub fn serve(config: Config) -> io::Result<()> {
+    let listener = bind(config.listen, false)?;
+    info!("listening on {}", listener.local_addr()?);
+    match crate::limits::raise_nofile() {
+        Ok(l) => info!(
+            "RLIMIT_NOFILE soft {} (was {}), hard {}: room for about {} connections",
+            l.soft,
+            l.soft_before,
+            l.hard,
+            l.soft.saturating_sub(crate::limits::RESERVED_FDS)
+        ),
+        Err(e) => warn!("could not raise RLIMIT_NOFILE: {e}"),
+    }
+    let mut reactor = reactor::Reactor::new(config, listener, shutdown_flag()?)?;
+    reactor.run()
+}

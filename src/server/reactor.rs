@@ -1,0 +1,329 @@
+//! The event loop: one `mio::Poll`, one listener, a slab of connections keyed by Token.
+//!
+//! Readiness events are hints: a connection's `drive` tries the syscalls and accepts
+//! `WouldBlock`, so spurious events and events for a token whose slot was reused are
+//! harmless. Accepting is deferred to the end of each batch, so within a batch a slot
+//! freed by a close is never reused and a later event for that token finds it empty.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use super::config::Config;
+use super::connection::{Connection, Shared, Verdict};
+use super::stats::{rss_bytes, Stats};
+use super::timers::{Clock, Sweep, SWEEP_INTERVAL};
+
+const LISTENER: Token = Token(usize::MAX);
+
+/// The reactor-wide read buffer: every connection reads into it in turn.
+const READ_BUFFER_SIZE: usize = 64 * 1024;
+
+/// How long to stop accepting when out of descriptors and no spare is left to shed with.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How often the EMFILE condition may be logged.
+const EMFILE_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long open connections get to finish their closing handshake at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// How often the status line is logged (when something changed).
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Shed a connection we cannot serve: a short answer, then close.
+const SHED_RESPONSE: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n";
+
+pub struct Reactor {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    conns: Slab<Connection>,
+    buf: Box<[u8]>,
+    config: Config,
+    stats: Stats,
+    clock: Clock,
+    started: Instant,
+    sweep: Sweep,
+    /// Connections whose read budget ran out: driven again next turn.
+    again: Vec<Token>,
+    /// A descriptor held in reserve: freed to accept-and-close when out of descriptors,
+    /// so a client over the limit is told promptly instead of waiting in the backlog.
+    spare: Option<File>,
+    accept_paused_until: Option<Instant>,
+    last_emfile_log: Option<Instant>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl Reactor {
+    pub fn new(
+        config: Config,
+        listener: std::net::TcpListener,
+        shutdown: Arc<AtomicBool>,
+    ) -> io::Result<Reactor> {
+        let poll = Poll::new()?;
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        Ok(Reactor {
+            poll,
+            listener: Some(listener),
+            conns: Slab::new(),
+            buf: vec![0; READ_BUFFER_SIZE].into_boxed_slice(),
+            config,
+            stats: Stats::default(),
+            clock: Clock::new(),
+            started: Instant::now(),
+            sweep: Sweep::default(),
+            again: Vec::new(),
+            spare: File::open("/dev/null").ok(),
+            accept_paused_until: None,
+            last_emfile_log: None,
+            shutdown,
+        })
+    }
+
+    /// Runs until SIGINT/SIGTERM (the shared flag), then closes every connection with
+    /// 1001 and returns once they are gone or the grace period ends.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
+        let mut next_status = Instant::now() + STATUS_INTERVAL;
+        let mut last_status = String::new();
+        let mut grace_end: Option<Instant> = None;
+        loop {
+            if grace_end.is_none() && self.shutdown.load(Ordering::Relaxed) {
+                grace_end = Some(Instant::now() + SHUTDOWN_GRACE);
+                self.begin_shutdown();
+            }
+            if grace_end.is_some_and(|end| self.conns.is_empty() || Instant::now() >= end) {
+                info!("shut down with {} connections left", self.conns.len());
+                return Ok(());
+            }
+            let mut wake = next_sweep;
+            if let Some(until) = self.accept_paused_until {
+                wake = wake.min(until);
+            }
+            let timeout = if self.again.is_empty() {
+                wake.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                // A signal arrived: loop to look at the shutdown flag.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let mut accept = false;
+            let retry = std::mem::take(&mut self.again);
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => accept = true,
+                    token => self.drive(token),
+                }
+            }
+            for token in retry {
+                self.drive(token);
+            }
+            let now = Instant::now();
+            if self.accept_paused_until.is_some_and(|until| now >= until) {
+                self.accept_paused_until = None;
+                accept = true;
+            }
+            if accept && self.accept_paused_until.is_none() {
+                self.accept();
+            }
+            if now >= next_sweep {
+                self.sweep_timers();
+                next_sweep = now + SWEEP_INTERVAL;
+            }
+            if now >= next_status {
+                let line = self.status_line();
+                if line != last_status {
+                    info!("{line}");
+                    last_status = line;
+                }
+                next_status = now + STATUS_INTERVAL;
+            }
+        }
+    }
+
+    fn status_line(&self) -> String {
+        let s = &self.stats;
+        format!(
+            "status: {} connections ({} websocket), {} handshakes, {} messages, {} MiB rss",
+            s.connections,
+            s.websockets,
+            s.handshakes_total,
+            s.messages_in_total,
+            rss_bytes().unwrap_or(0) >> 20
+        )
+    }
+
+    fn drive(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return; // a stale event for a connection already closed
+        };
+        let mut sh = Shared {
+            config: &self.config,
+            stats: &mut self.stats,
+            registry: self.poll.registry(),
+            now: self.clock.now(),
+            uptime_secs: self.started.elapsed().as_secs(),
+        };
+        match conn.drive(token, &mut self.buf, &mut sh) {
+            Verdict::Keep => {}
+            Verdict::Again => self.again.push(token),
+            Verdict::Drop => self.close(token),
+        }
+    }
+
+    /// The one way a connection leaves: deregister, remove from the slab, drop (close).
+    fn close(&mut self, token: Token) {
+        let Some(mut conn) = self.conns.try_remove(token.0) else {
+            return;
+        };
+        conn.deregister(self.poll.registry());
+        if conn.is_websocket() {
+            self.stats.websockets -= 1;
+        }
+        self.stats.connections -= 1;
+        // A descriptor is free again: if accepting was paused for lack of them, resume.
+        if self.accept_paused_until.is_some() {
+            self.accept_paused_until = Some(Instant::now());
+        }
+    }
+
+    /// Accepts until `WouldBlock` (the listener is edge-triggered).
+    fn accept(&mut self) {
+        loop {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((socket, _)) => {
+                    // Echo replies are small and latency-bound: do not let Nagle hold them.
+                    let _ = socket.set_nodelay(true);
+                    let entry = self.conns.vacant_entry();
+                    let token = Token(entry.key());
+                    match Connection::new(socket, token, self.poll.registry(), self.clock.now()) {
+                        Ok(conn) => {
+                            entry.insert(conn);
+                            self.stats.accepted_total += 1;
+                            self.stats.connections += 1;
+                        }
+                        Err(e) => debug!("register failed: {e}"),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    if !self.shed_one() {
+                        return;
+                    }
+                }
+                // ECONNABORTED and friends: that client gave up; the next may be fine.
+                Err(e) => debug!("accept: {e}"),
+            }
+        }
+    }
+
+    /// Out of descriptors: tell the oldest waiting client so and close it, using the
+    /// spare descriptor (libuv/libev's trick), rather than leave it hanging in the
+    /// backlog. Returns false when accepting must pause instead (no spare to use).
+    fn shed_one(&mut self) -> bool {
+        self.stats.accept_emfile_total += 1;
+        let now = Instant::now();
+        if self
+            .last_emfile_log
+            .is_none_or(|last| now.duration_since(last) >= EMFILE_LOG_INTERVAL)
+        {
+            warn!(
+                "accept: out of file descriptors with {} connections open; shedding new ones \
+                 ({} accept failures so far)",
+                self.conns.len(),
+                self.stats.accept_emfile_total
+            );
+            self.last_emfile_log = Some(now);
+        }
+        let (Some(spare), Some(listener)) = (self.spare.take(), self.listener.as_ref()) else {
+            self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+            return false;
+        };
+        drop(spare);
+        let shed = listener.accept();
+        self.spare = File::open("/dev/null").ok();
+        match shed {
+            Ok((mut socket, _)) => {
+                // A fresh socket's send buffer always takes these few bytes.
+                let _ = socket.write(SHED_RESPONSE);
+                self.stats.shed_total += 1;
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(_) => {
+                self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                false
+            }
+        }
+    }
+
+    /// Visits a slice of the slab and acts on due deadlines.
+    fn sweep_timers(&mut self) {
+        let now = self.clock.now();
+        let uptime_secs = self.started.elapsed().as_secs();
+        let mut dropped = Vec::new();
+        for i in self.sweep.next_range(self.conns.capacity()) {
+            let Some(conn) = self.conns.get_mut(i) else {
+                continue;
+            };
+            let mut sh = Shared {
+                config: &self.config,
+                stats: &mut self.stats,
+                registry: self.poll.registry(),
+                now,
+                uptime_secs,
+            };
+            if conn.on_tick(Token(i), &mut sh) == Verdict::Drop {
+                dropped.push(Token(i));
+            }
+        }
+        for token in dropped {
+            self.close(token);
+        }
+    }
+
+    /// Stops accepting and asks every connection to close.
+    fn begin_shutdown(&mut self) {
+        info!("shutting down: closing {} connections", self.conns.len());
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let now = self.clock.now();
+        let uptime_secs = self.started.elapsed().as_secs();
+        let mut dropped = Vec::new();
+        for (i, conn) in self.conns.iter_mut() {
+            let mut sh = Shared {
+                config: &self.config,
+                stats: &mut self.stats,
+                registry: self.poll.registry(),
+                now,
+                uptime_secs,
+            };
+            if conn.go_away(Token(i), &mut sh) == Verdict::Drop {
+                dropped.push(Token(i));
+            }
+        }
+        for token in dropped {
+            self.close(token);
+        }
+    }
+}
