@@ -22,6 +22,31 @@ struct Cli {
 enum Command {
     /// Serve WebSocket echo (the default).
     Serve(Config),
+    /// Report the limits that bound concurrent connections on this host.
+    Limits(LimitsArgs),
+}
+
+#[derive(clap::Args)]
+struct LimitsArgs {
+    /// Measure the per-process descriptor limit by opening descriptors until EMFILE.
+    #[arg(long)]
+    probe: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Reactor processes to compute the capacity for (as `serve --workers N`).
+    #[arg(long, default_value_t = 1)]
+    workers: u32,
+}
+
+fn limits(args: LimitsArgs) -> std::io::Result<()> {
+    let report = wsreactor::limits::report(args.workers, args.probe);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -29,6 +54,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Serve(config)) => server::serve(config),
+        Some(Command::Limits(args)) => limits(args),
         None => server::serve(cli.serve),
     };
     match result {
