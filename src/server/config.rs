@@ -39,6 +39,33 @@ pub struct Config {
     /// Accept browser handshakes only from these origins (repeatable; default: any).
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+
+    /// Set by the supervisor on the workers it starts: this process is worker N.
+    #[arg(long, hide = true)]
+    pub worker_id: Option<u32>,
+}
+
+impl Config {
+    /// The command line a worker process is started with: the same options, on the
+    /// port the supervisor resolved.
+    pub fn worker_args(&self, listen: SocketAddr, id: u32) -> Vec<String> {
+        let mut args = vec![
+            "serve".to_owned(),
+            format!("--listen={listen}"),
+            format!("--worker-id={id}"),
+            format!("--max-message-size={}", self.max_message_size),
+            format!("--handshake-timeout={}", self.handshake_timeout),
+            format!("--idle-timeout={}", self.idle_timeout),
+            format!("--ping-interval={}", self.ping_interval),
+        ];
+        if let Some(max) = self.max_connections {
+            args.push(format!("--max-connections={max}"));
+        }
+        for origin in &self.allowed_origins {
+            args.push(format!("--allowed-origin={origin}"));
+        }
+        args
+    }
 }
 
 /// Seconds the closing handshake and the final flush may take before the socket is

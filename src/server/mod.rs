@@ -5,6 +5,7 @@ pub mod connection;
 pub mod reactor;
 pub mod stats;
 pub mod timers;
+pub mod workers;
 
 use std::io;
 use std::net::SocketAddr;
@@ -42,10 +43,23 @@ pub fn shutdown_flag() -> io::Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-/// `wsreactor serve`: one reactor in this process.
+/// `wsreactor serve`: one reactor in this process, or a supervisor of `--workers N`.
 pub fn serve(config: Config) -> io::Result<()> {
-    let listener = bind(config.listen, false)?;
-    info!("listening on {}", listener.local_addr()?);
+    if config.worker_id.is_none() && config.workers > 1 {
+        return workers::supervise(config);
+    }
+    if config.worker_id.is_some() {
+        workers::follow_supervisor();
+    }
+    let listener = bind(config.listen, config.worker_id.is_some())?;
+    match config.worker_id {
+        Some(id) => info!(
+            "worker {id} (pid {}) listening on {}",
+            std::process::id(),
+            listener.local_addr()?
+        ),
+        None => info!("listening on {}", listener.local_addr()?),
+    }
     match crate::limits::raise_nofile() {
         Ok(l) => info!(
             "RLIMIT_NOFILE soft {} (was {}), hard {}: room for about {} connections",

@@ -20,6 +20,7 @@ use super::config::Config;
 use super::connection::{Connection, Shared, Verdict};
 use super::stats::{rss_bytes, Stats};
 use super::timers::{Clock, Sweep, SWEEP_INTERVAL};
+use super::workers::WorkerReport;
 
 const LISTENER: Token = Token(usize::MAX);
 
@@ -37,6 +38,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// How often the status line is logged (when something changed).
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How often a worker reports its counters to the supervisor.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Shed a connection we cannot serve: a short answer, then close.
 const SHED_RESPONSE: &[u8] =
@@ -96,7 +100,13 @@ impl Reactor {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
-        let mut next_status = Instant::now() + STATUS_INTERVAL;
+        // A worker reports to its supervisor; a lone process logs its own status line.
+        let status_every = if self.config.worker_id.is_some() {
+            REPORT_INTERVAL
+        } else {
+            STATUS_INTERVAL
+        };
+        let mut next_status = Instant::now() + status_every;
         let mut last_status = String::new();
         let mut grace_end: Option<Instant> = None;
         loop {
@@ -147,12 +157,16 @@ impl Reactor {
                 next_sweep = now + SWEEP_INTERVAL;
             }
             if now >= next_status {
-                let line = self.status_line();
-                if line != last_status {
-                    info!("{line}");
-                    last_status = line;
+                if self.config.worker_id.is_some() {
+                    self.report_to_supervisor()?;
+                } else {
+                    let line = self.status_line();
+                    if line != last_status {
+                        info!("{line}");
+                        last_status = line;
+                    }
                 }
-                next_status = now + STATUS_INTERVAL;
+                next_status = now + status_every;
             }
         }
     }
@@ -167,6 +181,23 @@ impl Reactor {
             s.messages_in_total,
             rss_bytes().unwrap_or(0) >> 20
         )
+    }
+
+    /// One JSON line on stdout, which the supervisor reads.
+    fn report_to_supervisor(&self) -> io::Result<()> {
+        let s = &self.stats;
+        let report = WorkerReport {
+            connections: s.connections,
+            websockets: s.websockets,
+            handshakes_total: s.handshakes_total,
+            messages_in_total: s.messages_in_total,
+            accept_emfile_total: s.accept_emfile_total,
+            rss_bytes: rss_bytes().unwrap_or(0),
+        };
+        let mut out = io::stdout().lock();
+        serde_json::to_writer(&mut out, &report)?;
+        out.write_all(b"\n")?;
+        out.flush()
     }
 
     fn drive(&mut self, token: Token) {
