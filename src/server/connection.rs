@@ -596,14 +596,11 @@ mod tests {
 
     #[test]
     fn an_idle_connection_fits_the_memory_budget() {
-        // DESIGN.md: ≤ 96 bytes of user memory per idle connection, slab entry included.
-        let entry = std::mem::size_of::<slab::Slab<Connection>>();
-        let conn = std::mem::size_of::<Connection>();
-        assert!(conn <= 72, "Connection is {conn} bytes");
-        assert!(entry > 0);
-        let mut slab = slab::Slab::<Connection>::new();
-        slab.reserve(1);
-        // One slab slot is the Connection plus the entry tag, rounded to alignment.
-        assert!(conn + 8 <= 96, "slab slot would be {} bytes", conn + 8);
+        // DESIGN.md: at most 96 bytes of user memory per idle connection. An idle
+        // connection is exactly its slab slot: this struct plus the slab's entry tag.
+        // Growing it is a decision to take on purpose, with a new RSS measurement.
+        assert_eq!(std::mem::size_of::<Receiver>(), 40);
+        assert_eq!(std::mem::size_of::<Connection>(), 72);
+        assert!(std::mem::size_of::<Option<Box<Buffers>>>() == 8, "buffers are one pointer");
     }
 }
