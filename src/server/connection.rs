@@ -459,7 +459,7 @@ impl Connection {
             Event::Close(body) => match body.code {
                 Some(code) => self.send_close(code, "", sh),
                 None => {
-                    self.phase = Phase::Closing;
+                    self.enter_closing(sh);
                     self.send_frame(OpCode::Close, true, &[], sh)
                 }
             },
@@ -492,8 +492,18 @@ impl Connection {
 
     fn send_close(&mut self, code: CloseCode, reason: &str, sh: &mut Shared) -> io::Result<()> {
         let (payload, len) = encode_close_payload(code, reason);
-        self.phase = Phase::Closing;
+        self.enter_closing(sh);
         self.send_frame(OpCode::Close, true, &payload[..len], sh)
+    }
+
+    /// Moves an open connection to `Closing`. It stops counting as a WebSocket here, not
+    /// when its socket is finally dropped (the reactor only uncounts connections still
+    /// `Open` then), so the `websockets` gauge and `--max-connections` see it leave.
+    fn enter_closing(&mut self, sh: &mut Shared) {
+        if let Phase::Open { .. } = self.phase {
+            sh.stats.websockets -= 1;
+        }
+        self.phase = Phase::Closing;
     }
 
     /// Sends one unmasked server frame (§5.1).
