@@ -82,7 +82,9 @@ Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:9001\r\n\r\n";
     c.bench_function("parse_and_route_handshake", |b| {
         b.iter(|| {
             let mut storage = [Header::default(); MAX_HEADERS];
-            let (req, _) = parse_request(black_box(head), 0, &mut storage).unwrap().unwrap();
+            let (req, _) = parse_request(black_box(head), 0, &mut storage)
+                .unwrap()
+                .unwrap();
             black_box(route(&req, &[]).unwrap());
         })
     });

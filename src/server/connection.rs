@@ -611,6 +611,9 @@ mod tests {
         // Growing it is a decision to take on purpose, with a new RSS measurement.
         assert_eq!(std::mem::size_of::<Receiver>(), 40);
         assert_eq!(std::mem::size_of::<Connection>(), 72);
-        assert!(std::mem::size_of::<Option<Box<Buffers>>>() == 8, "buffers are one pointer");
+        assert!(
+            std::mem::size_of::<Option<Box<Buffers>>>() == 8,
+            "buffers are one pointer"
+        );
     }
 }

@@ -285,14 +285,15 @@ impl Reactor {
             );
             self.last_emfile_log = Some(now);
         }
-        let (Some(spare), Some(listener)) = (self.spare.take(), self.listener.as_ref()) else {
+        // The spare may have been lost to a failed reopen: a descriptor freed since
+        // then lets us take it back.
+        let spare = self.spare.take().or_else(|| File::open("/dev/null").ok());
+        let (Some(spare), Some(listener)) = (spare, self.listener.as_ref()) else {
             self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
             return false;
         };
         drop(spare);
-        let shed = listener.accept();
-        self.spare = File::open("/dev/null").ok();
-        match shed {
+        let shed = match listener.accept() {
             Ok((mut socket, _)) => {
                 // A fresh socket's send buffer always takes these few bytes.
                 let _ = socket.write(SHED_RESPONSE);
@@ -304,7 +305,10 @@ impl Reactor {
                 self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
                 false
             }
-        }
+        };
+        // Only now, with the shed socket closed, is there a descriptor for the spare.
+        self.spare = File::open("/dev/null").ok();
+        shed
     }
 
     /// Visits a slice of the slab and acts on due deadlines.

@@ -61,9 +61,41 @@ impl Server {
     /// Starts the server on `127.0.0.1:0` with extra CLI arguments and waits for its
     /// `listening on ADDR` line.
     pub fn with_args(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wsreactor"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
+            .args(args);
+        Server::spawn(command)
+    }
+
+    /// Starts the server like [`Server::with_args`] under RLIMIT_NOFILE `limit` (soft
+    /// and hard, so the server cannot raise it).
+    pub fn with_nofile(args: &[&str], limit: u64) -> Server {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wsreactor"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args);
+        let rlimit = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: the closure runs in the forked child before exec and only makes one
+        // async-signal-safe system call on a value it owns.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            });
+        }
+        Server::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -370,6 +402,16 @@ impl Raw {
         }
     }
 
+    /// Wraps a stream that is already past its handshake.
+    pub fn from_stream(stream: TcpStream) -> Raw {
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        Raw {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     /// Changes the read timeout (never to "none").
     pub fn set_read_timeout(&mut self, timeout: Duration) {
         self.stream.set_read_timeout(Some(timeout)).unwrap();
@@ -666,4 +708,17 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
         }
         thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// CPU time (user + system) a process has used, in seconds, from /proc/PID/stat.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // Fields after the parenthesised command name; utime and stime are the 12th and
+    // 13th of them (fields 14 and 15 of proc(5)).
+    let rest = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks as f64 / hz
 }

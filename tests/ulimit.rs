@@ -1,0 +1,128 @@
+//! The server under a low descriptor limit: it keeps serving what it holds, sheds the
+//! excess promptly without spinning, and accepts again once descriptors free up.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{cpu_seconds, op, upgrade_request, Raw, Server};
+use wsreactor::protocol::frame::OpCode;
+
+/// The descriptor limit the server runs under (soft and hard, so it cannot raise it).
+const LIMIT: u64 = 256;
+
+/// Opens a connection and tries the handshake. `Ok(stream)` on 101; `Err(answer)` with
+/// whatever came back instead (a status line, or an empty string for EOF/reset).
+fn try_upgrade(server: &Server) -> Result<Raw, String> {
+    let mut s = TcpStream::connect(server.addr).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // A shed connection may already be closed: a failed write is an answer too.
+    let _ = s.write_all(&upgrade_request("/echo", ""));
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            Ok(_) => break,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("no answer within 10 s: a client over the limit must not hang")
+            }
+            Err(_) => break,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    if head.starts_with("HTTP/1.1 101") {
+        Ok(Raw::from_stream(s))
+    } else {
+        Err(head.lines().next().unwrap_or("").to_owned())
+    }
+}
+
+/// Sends a text message and checks the echo.
+fn assert_echoes(raw: &mut Raw, text: &str) {
+    raw.send_frame(true, OpCode::Text, text.as_bytes());
+    raw.expect_frame(true, op::TEXT, text.as_bytes());
+}
+
+#[test]
+fn saturated_server_sheds_promptly_keeps_serving_and_recovers() {
+    let server = Server::with_nofile(&["--idle-timeout", "0", "--ping-interval", "0"], LIMIT);
+
+    // Fill the server past its limit.
+    let mut open = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..LIMIT + 60 {
+        match try_upgrade(&server) {
+            Ok(s) => open.push(s),
+            Err(answer) => refused.push(answer),
+        }
+    }
+    assert!(
+        open.len() as u64 > LIMIT - 16 && (open.len() as u64) < LIMIT,
+        "{} connections established under a limit of {LIMIT}",
+        open.len()
+    );
+    assert!(refused.len() >= 50, "only {} refused", refused.len());
+    assert!(
+        refused
+            .iter()
+            .all(|a| a.is_empty() || a.starts_with("HTTP/1.1 503")),
+        "over-limit clients get 503 or a closed connection: {refused:?}"
+    );
+
+    // Established connections still echo.
+    for (i, raw) in open.iter_mut().enumerate() {
+        assert_echoes(raw, &format!("still here {i}"));
+    }
+
+    // Saturated and idle, the server must not spin: a busy loop would burn ~1 CPU second
+    // per second; an idle reactor wakes four times a second for its timer sweep.
+    let before = cpu_seconds(server.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_cpu = cpu_seconds(server.pid()) - before;
+    assert!(
+        idle_cpu < 0.5,
+        "the saturated server used {idle_cpu:.2} s of CPU in 2 s"
+    );
+
+    // A client arriving while saturated is answered promptly, also without a spin.
+    let before = cpu_seconds(server.pid());
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert!(
+            try_upgrade(&server).is_err(),
+            "no room, yet a handshake succeeded"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let shed_cpu = cpu_seconds(server.pid()) - before;
+    assert!(
+        shed_cpu < 0.5,
+        "shedding 20 clients used {shed_cpu:.2} s of CPU"
+    );
+
+    // Free some descriptors: the server accepts again.
+    let freed = 40;
+    open.truncate(open.len() - freed);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut again = Vec::new();
+    for _ in 0..freed - 5 {
+        again.push(try_upgrade(&server).expect("a freed descriptor is usable again"));
+    }
+    for raw in &mut again {
+        assert_echoes(raw, "accepted after recovery");
+    }
+    let stats = server.stats();
+    assert!(
+        stats["accept_emfile_total"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
+    assert!(stats["shed_total"].as_u64().unwrap() >= 20, "{stats}");
+}
