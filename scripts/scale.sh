@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# The connection-scaling benchmark: far more than 65,535 concurrent WebSocket
+# connections to ONE server port, each verified with an echo, and what they cost.
+#
+#   scripts/scale.sh [CONNECTIONS]        (default 100000)
+#
+# Environment: HOLD (seconds to hold once all are established, default 20),
+# ECHO_EVERY (seconds between echo rounds while holding, default 10), RATE (connection
+# attempts per second, default unpaced), OUT (report directory, default scale-results).
+#
+# Picks the server's worker count and the client's source addresses from the limits,
+# starts the server, runs `wsreactor load`, samples the evidence while every connection
+# is held, prints a report and writes it as JSON. Every process it starts is stopped on
+# exit, Ctrl-C or failure. Targets 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${1:-100000}
+HOLD=${HOLD:-20}
+ECHO_EVERY=${ECHO_EVERY:-10}
+RATE=${RATE:-}
+OUT=${OUT:-scale-results}
+[[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -gt 0 ] || { echo "usage: $0 [CONNECTIONS]" >&2; exit 2; }
+
+cargo build --release --quiet
+bin=./target/release/wsreactor
+
+work=$(mktemp -d)
+server_pid=
+load_pid=
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  for pid in $load_pid $server_pid; do
+    # SIGTERM lets the load generator reap its workers and the supervisor stop its own.
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in $load_pid $server_pid; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- sizing -------------------------------------------------------------------------
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] && hard=$(cat /proc/sys/fs/nr_open)
+per_worker=$((hard - 200))
+# SO_REUSEPORT spreads connections by a hash of the 4-tuple, not evenly: leave 15%.
+workers=$(( (N * 115 / 100 + per_worker - 1) / per_worker ))
+[ "$workers" -ge 1 ] || workers=1
+read -r port_lo port_hi < /proc/sys/net/ipv4/ip_local_port_range
+ports=$((port_hi - port_lo + 1))
+# Each source address gets the whole ephemeral range toward 127.0.0.1:PORT; use 90%.
+sources=$(( (N + ports * 9 / 10 - 1) / (ports * 9 / 10) ))
+last=$((1 + sources))
+source_range="127.0.0.2-127.0.$((last / 256)).$((last % 256))"
+[ "$last" -lt 256 ] && source_range="127.0.0.2-127.0.0.$last"
+
+need_fds=$((2 * N + 1000))
+file_max=$(cat /proc/sys/fs/file-max)
+if [ "$need_fds" -gt "$file_max" ]; then
+  echo "warning: $N connections need about $need_fds descriptors (server + client), fs.file-max is $file_max" >&2
+fi
+
+echo "== wsreactor scale: $N connections"
+echo "   server: $workers worker processes x ~$per_worker descriptors (RLIMIT_NOFILE hard $hard)"
+echo "   client: source addresses $source_range ($sources x $ports ephemeral ports each)"
+
+# --- server ---------------------------------------------------------------------------
+"$bin" serve --listen 127.0.0.1:0 --workers "$workers" --idle-timeout 0 --ping-interval 0 \
+  2>"$work/server.log" &
+server_pid=$!
+addr=
+for _ in $(seq 200); do
+  addr=$(grep -o 'listening on [0-9.:]*' "$work/server.log" | head -n1 | cut -d' ' -f3) || true
+  [ -n "$addr" ] && break
+  kill -0 "$server_pid" 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$addr" ] || { echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+port=${addr##*:}
+# Wait for every worker to listen, then take the memory baseline.
+for _ in $(seq 200); do
+  [ "$(grep -c "worker .* listening on" "$work/server.log")" -ge "$workers" ] && break
+  sleep 0.1
+done
+server_pids() { echo "$server_pid"; pgrep -P "$server_pid" || true; }
+rss_total() {
+  local total=0 pid kb
+  for pid in $(server_pids); do
+    kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    total=$((total + ${kb:-0}))
+  done
+  echo $((total * 1024))
+}
+sockstat_tcp() { awk -v f="$1" '$1 == "TCP:" { for (i = 2; i < NF; i += 2) if ($i == f) print $(i + 1) }' /proc/net/sockstat; }
+page_size=$(getconf PAGESIZE)
+rss_before=$(rss_total)
+tcp_mem_before=$(sockstat_tcp mem)
+tcp_inuse_before=$(sockstat_tcp inuse)
+
+# --- load -----------------------------------------------------------------------------
+load_args=(load --addr "$addr" --connections "$N" --sources "$source_range" --procs auto
+  --hold "$HOLD" --echo-every "$ECHO_EVERY" --json)
+[ -n "$RATE" ] && load_args+=(--rate "$RATE")
+echo "   running: $bin ${load_args[*]}"
+started=$(date +%s.%N)
+"$bin" "${load_args[@]}" >"$work/load.json" 2>"$work/load.log" &
+load_pid=$!
+
+# Both ends of every connection are TCP sockets on this host: all N are up when
+# sockstat's TCP "inuse" has grown by 2N.
+established_at=
+while kill -0 "$load_pid" 2>/dev/null; do
+  inuse=$(sockstat_tcp inuse)
+  if [ $((inuse - tcp_inuse_before)) -ge $((2 * N)) ]; then
+    established_at=$(date +%s.%N)
+    break
+  fi
+  sleep 0.5
+done
+
+# --- evidence, sampled while every connection is held ----------------------------------
+ss_established=0 distinct_pairs=0 source_count=0 max_per_source=0 rss_during=0
+tcp_mem_during=$tcp_mem_before sockets_used=0
+if [ -n "$established_at" ]; then
+  sleep 2  # let the verification echoes settle
+  ss -Htn state established "( sport = :$port )" | awk '{print $4}' >"$work/peers"
+  ss_established=$(wc -l <"$work/peers")
+  distinct_pairs=$(sort -u "$work/peers" | wc -l)
+  sed 's/:[0-9]*$//' "$work/peers" | sort | uniq -c | sort -rn >"$work/per_source"
+  source_count=$(wc -l <"$work/per_source")
+  max_per_source=$(awk 'NR == 1 {print $1}' "$work/per_source")
+  rss_during=$(rss_total)
+  tcp_mem_during=$(sockstat_tcp mem)
+  sockets_used=$(awk '$1 == "sockets:" {print $3}' /proc/net/sockstat)
+fi
+
+load_status=0
+wait "$load_pid" || load_status=$?
+load_pid=
+finished=$(date +%s.%N)
+if ! [ -s "$work/load.json" ]; then
+  echo "the load generator wrote no report (exit $load_status):" >&2
+  tail -20 "$work/load.log" >&2
+  exit 1
+fi
+
+# --- report ---------------------------------------------------------------------------
+mkdir -p "$OUT"
+report="$OUT/scale-$N-$(date -u +%Y%m%dT%H%M%SZ).json"
+python3 - "$work/load.json" "$report" <<PY
+import json, os, platform, subprocess, sys
+load = json.load(open(sys.argv[1]))
+n = $N
+established = $ss_established
+rss_delta = $rss_during - $rss_before
+kernel_delta = ($tcp_mem_during - $tcp_mem_before) * $page_size
+def sh(cmd):
+    try: return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+    except Exception: return ""
+report = {
+    "machine": {
+        "kernel": platform.release(), "cpus": os.cpu_count(),
+        "mem_total_kib": int(open("/proc/meminfo").readline().split()[1]),
+        "rustc": sh("rustc --version"), "wsreactor": sh("git rev-parse --short HEAD"),
+        "nofile_hard": $hard, "ip_local_port_range": [$port_lo, $port_hi],
+    },
+    "requested": n,
+    "server": {"address": "$addr", "port": $port, "workers": $workers,
+               "rss_bytes_before": $rss_before, "rss_bytes_during": $rss_during,
+               "rss_bytes_per_connection": rss_delta / established if established else None},
+    "os": {"established_on_port": established, "distinct_client_pairs": $distinct_pairs,
+           "source_addresses": $source_count, "max_ports_from_one_source": $max_per_source,
+           "ports_per_source_pair": $ports,
+           "tcp_socket_memory_bytes": kernel_delta, "sockets_used": $sockets_used,
+           "tcp_mem_bytes_per_connection_pair": kernel_delta / established if established else None},
+    "time_to_establish_secs": round($established_at - $started, 2) if "$established_at" else None,
+    "total_secs": round($finished - $started, 2),
+    "load": load,
+}
+json.dump(report, open(sys.argv[2], "w"), indent=2)
+
+def pct(h, k):
+    v = (h or {}).get(k)
+    return f"{v / 1000:.2f} ms" if isinstance(v, (int, float)) else "n/a"
+L = load
+print()
+print(f"  server port                         {report['server']['address']}  (one port, {$workers} SO_REUSEPORT workers)")
+print(f"  established on that port (ss)       {established:,}")
+print(f"  distinct client (address, port)     {$distinct_pairs:,}")
+print(f"  client source addresses             {$source_count}, at most {$max_per_source:,} ports from one (range allows {$ports:,})")
+if established:
+    print(f"  server RSS                          {$rss_during / 2**20:,.1f} MiB in all, {rss_delta / established:,.1f} B per connection")
+    print(f"  kernel TCP memory (sockstat)        {kernel_delta / 2**20:,.1f} MiB for both ends")
+print(f"  time to establish all               {report['time_to_establish_secs']} s")
+print(f"  load: established / verified        {L['established']:,} / {L['verified']:,} of {L['requested']:,}"
+      f" ({L['processes']} client processes, ramp {L['ramp_secs']:.1f} s)")
+print(f"  load: echoes while holding          {L['echoes']:,}")
+print(f"  load: closed cleanly                {L['closed_clean']:,}")
+print(f"  load: failed                        {L['failed']:,} {L['failures'] or ''}")
+for name in ("handshake_us", "echo_rtt_us"):
+    h = L[name]
+    print(f"  {name:<35} p50 {pct(h,'p50')}  p99 {pct(h,'p99')}  p999 {pct(h,'p999')}  max {pct(h,'max')}")
+print(f"\n  report: {sys.argv[2]}")
+PY
+
+if [ "$load_status" -ne 0 ] || [ "$ss_established" -lt "$N" ]; then
+  echo "FAILED: load exit $load_status, $ss_established of $N established on the port" >&2
+  tail -5 "$work/load.log" >&2
+  exit 1
+fi
+echo "OK: $N connections on one port, every one echo-verified"
