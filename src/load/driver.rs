@@ -1,0 +1,373 @@
+//! The event loop of one load process: one thread, one `mio::Poll`, one `Slab` of
+//! [`Conn`]s keyed by `Token`. It paces connection attempts over the source addresses,
+//! dispatches readiness, sweeps deadlines, runs the hold and the close, and reports.
+//!
+//! Stages: `Ramping` (attempts start, paced and capped) → `AwaitingGo` (all attempts
+//! settled; in a multi-process run the parent releases every worker at once, so the
+//! hold really has all connections open together) → `Holding` → `Draining` (every
+//! open connection closes) → done when the slab is empty. A stop (signal, parent gone)
+//! jumps to `Draining`, aborting attempts still pending.
+//!
+//! Token safety: connections are only inserted between poll batches, never while one is
+//! dispatched, so an event for a connection that ended earlier in the same batch finds
+//! a vacant slot and is skipped; it can never reach a newcomer in that slot.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use super::addr::SourceRange;
+use super::conn::{Conn, ConnConfig, Env, Next};
+use super::pacing::Pacer;
+use super::plan::Share;
+use super::socket;
+use super::stats::{encode_histogram, WorkerFinal, WorkerMsg};
+
+/// How often deadlines are swept. Coarse on purpose: one pass over the slab per tick
+/// is a few microseconds per thousand connections, far cheaper than a timer each.
+const TICK: Duration = Duration::from_millis(100);
+/// The poll token of the waker (never a slab key: the slab would need 2^64 entries).
+const WAKER: Token = Token(usize::MAX);
+/// The process-wide read buffer; larger than the biggest kept input (an 8 KiB head).
+const READ_BUF: usize = 64 * 1024;
+/// Attempts started per loop turn at most, so events keep being served while unpaced
+/// attempts pour out.
+const MAX_STARTS_PER_TURN: u32 = 256;
+
+/// What one process runs.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    pub target: SocketAddr,
+    /// Source addresses (by global connection index); `None` lets the kernel choose.
+    pub sources: Option<SourceRange>,
+    pub share: Share,
+    /// How long all connections are held open before closing.
+    pub hold: Duration,
+    pub conn: ConnConfig,
+    /// Wait for [`Control::go`] before the hold starts (the multi-process barrier).
+    pub wait_for_go: bool,
+    /// How often a [`WorkerMsg::Progress`] is emitted.
+    pub progress_every: Duration,
+}
+
+/// Requests from outside the loop, set by signal handlers or the parent's stdin reader.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// Stop: abort pending attempts, close open connections, finish.
+    pub stop: Arc<AtomicBool>,
+    /// Start the hold (when waiting for it).
+    pub go: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Ramping,
+    AwaitingGo,
+    Holding { until: Duration },
+    Draining,
+}
+
+/// One process's load: built with [`Driver::new`], consumed by [`Driver::run`].
+pub struct Driver {
+    poll: Poll,
+    events: Events,
+    conns: Slab<Conn>,
+    env: Env,
+    buf: Box<[u8]>,
+    cfg: DriverConfig,
+    pacer: Pacer,
+    epoch: Instant,
+    /// Attempts started so far (the next one's index within the share).
+    started: u32,
+    stage: Stage,
+    stopping: bool,
+    open_at_hold_start: u64,
+    waker: Arc<Waker>,
+    /// Keys of connections that ended during a sweep, removed after it.
+    dead: Vec<usize>,
+}
+
+impl Driver {
+    pub fn new(cfg: DriverConfig) -> io::Result<Driver> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let sources = cfg.sources.map_or(0, |s| s.len() as usize);
+        Ok(Driver {
+            poll,
+            events: Events::with_capacity(1024),
+            conns: Slab::with_capacity(cfg.share.connections as usize),
+            env: Env::new(cfg.conn.clone(), sources),
+            buf: vec![0u8; READ_BUF].into_boxed_slice(),
+            pacer: Pacer::new(cfg.share.rate),
+            cfg,
+            epoch: Instant::now(),
+            started: 0,
+            stage: Stage::Ramping,
+            stopping: false,
+            open_at_hold_start: 0,
+            waker,
+            dead: Vec::new(),
+        })
+    }
+
+    /// Wakes the loop from another thread (after setting a [`Control`] flag).
+    pub fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+
+    /// Runs the whole load of this process and returns what it measured. `emit`
+    /// receives progress and the end of the ramp; when it returns `false` (nobody is
+    /// listening any more) the run stops as if asked to.
+    pub fn run(
+        mut self,
+        control: &Control,
+        emit: &mut dyn FnMut(WorkerMsg) -> bool,
+    ) -> io::Result<WorkerFinal> {
+        self.epoch = Instant::now();
+        let mut next_tick = TICK;
+        let mut next_progress = self.cfg.progress_every;
+        loop {
+            self.tick_clock();
+            if control.stop.load(Ordering::Relaxed) && !self.stopping {
+                self.stop();
+            }
+            match self.stage {
+                Stage::Ramping => {
+                    self.start_connections();
+                    if self.ramp_done() {
+                        let counters = self.env.stats.counters.clone();
+                        if !emit(WorkerMsg::Ramped { counters }) {
+                            self.stop();
+                        } else if self.cfg.wait_for_go {
+                            self.stage = Stage::AwaitingGo;
+                        } else {
+                            self.start_hold();
+                        }
+                    }
+                }
+                Stage::AwaitingGo if control.go.load(Ordering::Relaxed) => self.start_hold(),
+                Stage::Holding { until } if self.elapsed() >= until => self.start_drain(),
+                Stage::Draining if self.conns.is_empty() => break,
+                _ => {}
+            }
+            let timeout = self.poll_timeout(next_tick);
+            match self.poll.poll(&mut self.events, Some(timeout)) {
+                Ok(()) => {}
+                // A signal: the flags are checked at the top of the loop.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            self.dispatch();
+            let now = self.elapsed();
+            if now >= next_tick {
+                self.sweep();
+                next_tick = now + TICK;
+            }
+            if now >= next_progress {
+                let counters = self.env.stats.counters.clone();
+                if !emit(WorkerMsg::Progress { counters }) && !self.stopping {
+                    self.stop();
+                }
+                next_progress = now + self.cfg.progress_every;
+            }
+        }
+        Ok(self.into_final())
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    fn tick_clock(&mut self) {
+        self.env.now_us = self.epoch.elapsed().as_micros() as u64;
+    }
+
+    /// Every attempt has started and has been verified or has failed.
+    fn ramp_done(&self) -> bool {
+        self.started == self.cfg.share.connections && self.env.stats.counters.pending == 0
+    }
+
+    fn start_connections(&mut self) {
+        let share = self.cfg.share;
+        let allowed = self
+            .pacer
+            .allowed(self.elapsed())
+            .min(u64::from(share.connections));
+        let due = allowed.saturating_sub(u64::from(self.started));
+        let pending = self.env.stats.counters.pending;
+        let room = u64::from(share.max_pending).saturating_sub(pending);
+        let n = due.min(room).min(u64::from(MAX_STARTS_PER_TURN));
+        for _ in 0..n {
+            self.start_one();
+        }
+    }
+
+    /// Starts attempt number `started`: socket, source bind, connect, register.
+    fn start_one(&mut self) {
+        let global = self.cfg.share.first + u64::from(self.started);
+        self.started += 1;
+        self.env.stats.counters.attempted += 1;
+        let (source, ip) = match self.cfg.sources {
+            Some(range) => {
+                let i = range.index_for(global);
+                (i, Some(range.get(u32::from(i))))
+            }
+            None => (0, None),
+        };
+        let mut stream = match socket::start_connect(ip, self.cfg.target) {
+            Ok(stream) => stream,
+            Err(why) => {
+                self.env.stats.counters.fail(why);
+                return;
+            }
+        };
+        let entry = self.conns.vacant_entry();
+        // Both interests, once, for the connection's whole life: edge-triggered
+        // WRITABLE fires only when the send buffer drains, so it costs nothing while
+        // idle, and never re-registering saves a syscall per state change.
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(entry.key()), interest)
+        {
+            self.env.stats.counters.fail(socket::io_failure(&e));
+            return;
+        }
+        entry.insert(Conn::new(stream, source, &mut self.env));
+    }
+
+    /// How long the poll may sleep: until the next sweep, or the next paced attempt.
+    fn poll_timeout(&self, next_tick: Duration) -> Duration {
+        let now = self.elapsed();
+        let mut timeout = next_tick.saturating_sub(now);
+        let share = &self.cfg.share;
+        let room = self.env.stats.counters.pending < u64::from(share.max_pending);
+        if self.stage == Stage::Ramping && self.started < share.connections && room {
+            let next = self.pacer.due(u64::from(self.started));
+            timeout = timeout.min(next.saturating_sub(now));
+        }
+        if let Stage::Holding { until } = self.stage {
+            timeout = timeout.min(until.saturating_sub(now));
+        }
+        timeout
+    }
+
+    fn dispatch(&mut self) {
+        let Driver {
+            events,
+            conns,
+            env,
+            buf,
+            epoch,
+            ..
+        } = self;
+        for event in events.iter() {
+            if event.token() == WAKER {
+                continue;
+            }
+            // Vacant: its connection ended earlier in this batch (see the header).
+            let Some(conn) = conns.get_mut(event.token().0) else {
+                continue;
+            };
+            // Fresh per event: echo round trips are timed against it.
+            env.now_us = epoch.elapsed().as_micros() as u64;
+            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            let writable = event.is_writable() || event.is_write_closed() || event.is_error();
+            if conn.on_ready(env, buf, readable, writable) == Next::Remove {
+                conns.remove(event.token().0);
+            }
+        }
+    }
+
+    /// The coarse timer pass: timeouts, due periodic echoes, and (while draining) closes
+    /// of connections whose last echo has come back.
+    fn sweep(&mut self) {
+        self.tick_clock();
+        let Driver {
+            conns,
+            env,
+            dead,
+            stage,
+            ..
+        } = self;
+        let now_ms = env.now_ms();
+        let draining = *stage == Stage::Draining;
+        for (key, conn) in conns.iter_mut() {
+            let next = if draining && conn.can_close() {
+                conn.begin_close(env)
+            } else if conn.is_due(now_ms) {
+                conn.on_deadline(env)
+            } else {
+                Next::Keep
+            };
+            if next == Next::Remove {
+                dead.push(key);
+            }
+        }
+        for key in dead.drain(..) {
+            conns.remove(key);
+        }
+    }
+
+    fn start_hold(&mut self) {
+        self.open_at_hold_start = self.env.stats.counters.open;
+        if self.open_at_hold_start == 0 || self.cfg.hold.is_zero() {
+            self.start_drain();
+        } else {
+            self.stage = Stage::Holding {
+                until: self.elapsed() + self.cfg.hold,
+            };
+        }
+    }
+
+    /// Closes every idle open connection now; the sweep closes the rest as their echo
+    /// completes. When stopping, attempts not yet verified are dropped.
+    fn start_drain(&mut self) {
+        self.stage = Stage::Draining;
+        self.tick_clock();
+        let stopping = self.stopping;
+        let Driver {
+            conns, env, dead, ..
+        } = self;
+        for (key, conn) in conns.iter_mut() {
+            let next = if stopping && conn.is_pending() {
+                conn.abort(env)
+            } else if conn.can_close() {
+                conn.begin_close(env)
+            } else {
+                Next::Keep
+            };
+            if next == Next::Remove {
+                dead.push(key);
+            }
+        }
+        for key in dead.drain(..) {
+            conns.remove(key);
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stopping = true;
+        if self.stage != Stage::Draining {
+            self.start_drain();
+        }
+    }
+
+    fn into_final(self) -> WorkerFinal {
+        let stats = self.env.stats;
+        WorkerFinal {
+            counters: stats.counters,
+            open_at_hold_start: self.open_at_hold_start,
+            not_attempted: u64::from(self.cfg.share.connections - self.started),
+            per_source: stats.per_source,
+            handshake_us: encode_histogram(&stats.handshake_us),
+            echo_rtt_us: encode_histogram(&stats.echo_rtt_us),
+        }
+    }
+}
