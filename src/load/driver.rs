@@ -152,8 +152,12 @@ impl Driver {
                 }
                 Stage::AwaitingGo if control.go.load(Ordering::Relaxed) => self.start_hold(),
                 Stage::Holding { until } if self.elapsed() >= until => self.start_drain(),
-                Stage::Draining if self.conns.is_empty() => break,
-                _ => {}
+                Stage::Draining | Stage::AwaitingGo | Stage::Holding { .. } => {}
+            }
+            // Checked after the transitions above, so a run whose ramp ended with nothing
+            // open finishes now rather than after another poll.
+            if self.stage == Stage::Draining && self.conns.is_empty() {
+                break;
             }
             let timeout = self.poll_timeout(next_tick);
             match self.poll.poll(&mut self.events, Some(timeout)) {

@@ -35,7 +35,7 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} verified  {msg}",
+                    "{spinner} {elapsed_precise} [{bar:20}] {pos}/{len} verified  {msg}",
                 )
                 .expect("a valid template")
                 .progress_chars("=> "),
@@ -67,7 +67,7 @@ impl Progress {
         match &mut self.mode {
             Mode::Bar(bar) => {
                 bar.set_position(c.verified);
-                bar.set_message(summary(c, self.rate));
+                bar.set_message(short_summary(c, self.rate));
             }
             Mode::Plain { next } if now >= *next => {
                 *next = now + PLAIN_EVERY;
@@ -85,6 +85,17 @@ impl Progress {
         }
         self.mode = Mode::Off;
     }
+}
+
+/// The bar's message, short enough for an 80-column terminal beside the bar (the bar
+/// itself shows the verified count).
+fn short_summary(c: &Counters, rate: f64) -> String {
+    let mut s = format!("open {}  pending {}  failed {}", c.open, c.pending, c.failed());
+    if let Some((why, n)) = c.failures.iter().max_by_key(|(_, n)| **n) {
+        s.push_str(&format!(" ({why} {n})"));
+    }
+    s.push_str(&format!("  {rate:.0}/s"));
+    s
 }
 
 /// One line: established, open, pending, failures by reason, closes, current rate.
@@ -133,5 +144,8 @@ mod tests {
         assert!(line.contains("connect_refused 2"), "{line}");
         assert!(line.contains("echo_timeout 1"), "{line}");
         assert!(line.ends_with("1234/s"), "{line}");
+        let short = short_summary(&c, 10.0);
+        assert!(short.contains("(connect_refused 2)"), "{short}");
+        assert!(short.len() < 60, "{short}");
     }
 }
