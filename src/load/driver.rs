@@ -375,3 +375,132 @@ impl Driver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::plan::{share, WorkerSlot};
+    use crate::load::stats::{decode_histogram, Failure};
+    use crate::protocol::message::{ReceiverConfig, Role};
+    use std::net::TcpListener;
+
+    /// An independent echo server (tungstenite, a thread per connection) on an
+    /// ephemeral loopback port; it lives until the test process ends.
+    fn tungstenite_echo_server() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let Ok(mut ws) = tungstenite::accept(stream) else {
+                        return;
+                    };
+                    // Echo data; tungstenite answers pings and the Close by itself and
+                    // ends with ConnectionClosed once the closing handshake is done.
+                    while let Ok(msg) = ws.read() {
+                        if (msg.is_text() || msg.is_binary()) && ws.send(msg).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn config(target: SocketAddr, connections: u32) -> DriverConfig {
+        DriverConfig {
+            target,
+            sources: Some("127.0.0.2-127.0.0.4".parse().unwrap()),
+            share: share(connections, None, 16, WorkerSlot { index: 0, count: 1 }),
+            hold: Duration::from_millis(300),
+            conn: ConnConfig {
+                host: target.to_string(),
+                path: "/echo".to_owned(),
+                message_size: 300,
+                connect_timeout_ms: 5_000,
+                echo_timeout_ms: 5_000,
+                close_timeout_ms: 5_000,
+                echo_every_ms: 100,
+                receiver: ReceiverConfig {
+                    role: Role::Client,
+                    max_message_size: u64::MAX >> 1,
+                },
+                max_spill: 64 * 1024,
+            },
+            wait_for_go: false,
+            progress_every: Duration::from_millis(50),
+        }
+    }
+
+    #[test]
+    fn connections_are_verified_held_with_echoes_and_closed_cleanly() {
+        let target = tungstenite_echo_server();
+        let mut msgs = Vec::new();
+        let fin = Driver::new(config(target, 40))
+            .unwrap()
+            .run(&Control::default(), &mut |m| {
+                msgs.push(m);
+                true
+            })
+            .unwrap();
+        let c = &fin.counters;
+        assert!(c.failures.is_empty(), "{:?}", c.failures);
+        assert_eq!((c.attempted, c.established, c.verified), (40, 40, 40));
+        assert_eq!((c.closed_clean, c.open, c.pending), (40, 0, 0));
+        assert_eq!(fin.open_at_hold_start, 40);
+        // The verification echo plus periodic echoes during the hold.
+        assert!(c.echoes > 40, "{}", c.echoes);
+        assert_eq!(fin.per_source, vec![14, 13, 13]);
+        let rtt = decode_histogram(&fin.echo_rtt_us).unwrap();
+        assert_eq!(rtt.len(), c.echoes);
+        assert_eq!(decode_histogram(&fin.handshake_us).unwrap().len(), 40);
+        assert!(msgs.iter().any(|m| matches!(m, WorkerMsg::Ramped { .. })));
+    }
+
+    #[test]
+    fn an_absent_server_refuses_every_connection_promptly() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let target = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        let fin = Driver::new(config(target, 100))
+            .unwrap()
+            .run(&Control::default(), &mut |_| true)
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let c = &fin.counters;
+        assert_eq!(c.attempted, 100);
+        assert_eq!(c.failures.get(&Failure::ConnectRefused), Some(&100));
+        assert_eq!((c.established, c.pending, c.open), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_stop_before_the_ramp_ends_aborts_and_reports_unstarted_attempts() {
+        let target = tungstenite_echo_server();
+        let mut cfg = config(target, 1000);
+        cfg.share.rate = Some(100.0);
+        let control = Control::default();
+        let stop = control.stop.clone();
+        let mut progress = 0;
+        let fin = Driver::new(cfg)
+            .unwrap()
+            .run(&control, &mut |_| {
+                progress += 1;
+                if progress == 4 {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                true
+            })
+            .unwrap();
+        let c = &fin.counters;
+        assert!(fin.not_attempted > 500, "{}", fin.not_attempted);
+        assert_eq!(c.attempted + fin.not_attempted, 1000);
+        assert_eq!(c.verified, c.closed_clean, "{c:?}");
+        assert_eq!(c.attempted, c.verified + c.aborted, "{c:?}");
+        assert_eq!((c.open, c.pending), (0, 0));
+    }
+}

@@ -90,7 +90,12 @@ impl Progress {
 /// The bar's message, short enough for an 80-column terminal beside the bar (the bar
 /// itself shows the verified count).
 fn short_summary(c: &Counters, rate: f64) -> String {
-    let mut s = format!("open {}  pending {}  failed {}", c.open, c.pending, c.failed());
+    let mut s = format!(
+        "open {}  pending {}  failed {}",
+        c.open,
+        c.pending,
+        c.failed()
+    );
     if let Some((why, n)) = c.failures.iter().max_by_key(|(_, n)| **n) {
         s.push_str(&format!(" ({why} {n})"));
     }
