@@ -271,6 +271,7 @@ impl Conn {
             got_close: false,
         };
         self.deadline_ms = env.after_ms(env.cfg.close_timeout_ms);
+        env.stats.counters.closing += 1;
         let (body, n) = encode_close_payload(CloseCode::NORMAL, "");
         let r = self.send_control(env, OpCode::Close, &body[..n]);
         self.settle(env, r.map_err(End::from))
@@ -315,6 +316,9 @@ impl Conn {
         }
         if self.flags & VERIFIED == 0 {
             c.pending -= 1;
+        }
+        if let Phase::Closing { .. } = self.phase {
+            c.closing -= 1;
         }
     }
 

@@ -5,8 +5,10 @@
 //! Stages: `Ramping` (attempts start, paced and capped) → `AwaitingGo` (all attempts
 //! settled; in a multi-process run the parent releases every worker at once, so the
 //! hold really has all connections open together) → `Holding` → `Draining` (every
-//! open connection closes) → done when the slab is empty. A stop (signal, parent gone)
-//! jumps to `Draining`, aborting attempts still pending.
+//! open connection closes, at most `max_pending` closes in flight, so a million
+//! simultaneous closes do not swamp the server into close timeouts) → done when the slab
+//! is empty. A stop (signal, parent gone) jumps to `Draining`, aborting attempts still
+//! pending and closing the rest at once.
 //!
 //! Token safety: connections are only inserted between poll batches, never while one is
 //! dispatched, so an event for a connection that ended earlier in the same batch finds
@@ -90,6 +92,8 @@ pub struct Driver {
     waker: Arc<Waker>,
     /// Keys of connections that ended during a sweep, removed after it.
     dead: Vec<usize>,
+    /// While draining: the next slab key to consider closing.
+    drain_cursor: usize,
 }
 
 impl Driver {
@@ -112,6 +116,7 @@ impl Driver {
             open_at_hold_start: 0,
             waker,
             dead: Vec::new(),
+            drain_cursor: 0,
         })
     }
 
@@ -172,6 +177,9 @@ impl Driver {
                 self.sweep();
                 next_tick = now + TICK;
             }
+            if self.stage == Stage::Draining {
+                self.close_some();
+            }
             if now >= next_progress {
                 let counters = self.env.stats.counters.clone();
                 if !emit(WorkerMsg::Progress { counters }) && !self.stopping {
@@ -223,6 +231,9 @@ impl Driver {
             }
             None => (0, None),
         };
+        // The handshake latency starts here, not at the top of a turn that may start
+        // hundreds of sockets.
+        self.tick_clock();
         let mut stream = match socket::start_connect(ip, self.cfg.target) {
             Ok(stream) => stream,
             Err(why) => {
@@ -289,8 +300,8 @@ impl Driver {
         }
     }
 
-    /// The coarse timer pass: timeouts, due periodic echoes, and (while draining) closes
-    /// of connections whose last echo has come back.
+    /// The coarse timer pass: timeouts and due periodic echoes. While draining it also
+    /// rewinds the close cursor, for connections skipped because an echo was in flight.
     fn sweep(&mut self) {
         self.tick_clock();
         let Driver {
@@ -298,24 +309,48 @@ impl Driver {
             env,
             dead,
             stage,
+            drain_cursor,
             ..
         } = self;
         let now_ms = env.now_ms();
-        let draining = *stage == Stage::Draining;
         for (key, conn) in conns.iter_mut() {
-            let next = if draining && conn.can_close() {
-                conn.begin_close(env)
-            } else if conn.is_due(now_ms) {
-                conn.on_deadline(env)
-            } else {
-                Next::Keep
-            };
-            if next == Next::Remove {
+            if conn.is_due(now_ms) && conn.on_deadline(env) == Next::Remove {
                 dead.push(key);
             }
         }
         for key in dead.drain(..) {
             conns.remove(key);
+        }
+        if *stage == Stage::Draining && *drain_cursor >= conns.capacity() {
+            *drain_cursor = 0;
+        }
+    }
+
+    /// Starts closes while fewer than the in-flight cap are under way (no cap when
+    /// stopping: then speed matters more than tidiness). Walks the slab with a cursor,
+    /// so the whole drain costs one pass, not one per close.
+    fn close_some(&mut self) {
+        let cap = if self.stopping {
+            u64::MAX
+        } else {
+            u64::from(self.cfg.share.max_pending)
+        };
+        self.tick_clock();
+        let Driver {
+            conns,
+            env,
+            drain_cursor,
+            ..
+        } = self;
+        while env.stats.counters.closing < cap && *drain_cursor < conns.capacity() {
+            let key = *drain_cursor;
+            *drain_cursor += 1;
+            let Some(conn) = conns.get_mut(key) else {
+                continue;
+            };
+            if conn.can_close() && conn.begin_close(env) == Next::Remove {
+                conns.remove(key);
+            }
         }
     }
 
@@ -330,30 +365,25 @@ impl Driver {
         }
     }
 
-    /// Closes every idle open connection now; the sweep closes the rest as their echo
-    /// completes. When stopping, attempts not yet verified are dropped.
+    /// Begins closing every open connection (see [`Driver::close_some`]). When
+    /// stopping, attempts not yet verified are dropped first.
     fn start_drain(&mut self) {
         self.stage = Stage::Draining;
-        self.tick_clock();
-        let stopping = self.stopping;
-        let Driver {
-            conns, env, dead, ..
-        } = self;
-        for (key, conn) in conns.iter_mut() {
-            let next = if stopping && conn.is_pending() {
-                conn.abort(env)
-            } else if conn.can_close() {
-                conn.begin_close(env)
-            } else {
-                Next::Keep
-            };
-            if next == Next::Remove {
-                dead.push(key);
+        self.drain_cursor = 0;
+        if self.stopping {
+            let Driver {
+                conns, env, dead, ..
+            } = self;
+            for (key, conn) in conns.iter_mut() {
+                if conn.is_pending() && conn.abort(env) == Next::Remove {
+                    dead.push(key);
+                }
+            }
+            for key in dead.drain(..) {
+                conns.remove(key);
             }
         }
-        for key in dead.drain(..) {
-            conns.remove(key);
-        }
+        self.close_some();
     }
 
     fn stop(&mut self) {
@@ -447,7 +477,11 @@ mod tests {
         let c = &fin.counters;
         assert!(c.failures.is_empty(), "{:?}", c.failures);
         assert_eq!((c.attempted, c.established, c.verified), (40, 40, 40));
-        assert_eq!((c.closed_clean, c.open, c.pending), (40, 0, 0));
+        // Closes were paced at 16 in flight (the share's max_pending).
+        assert_eq!(
+            (c.closed_clean, c.open, c.pending, c.closing),
+            (40, 0, 0, 0)
+        );
         assert_eq!(fin.open_at_hold_start, 40);
         // The verification echo plus periodic echoes during the hold.
         assert!(c.echoes > 40, "{}", c.echoes);

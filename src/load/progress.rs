@@ -121,8 +121,11 @@ fn summary(c: &Counters, rate: f64) -> String {
             .collect();
         s.push_str(&format!(" ({})", reasons.join(", ")));
     }
-    if c.closed_clean + c.close_timeout + c.close_unclean > 0 {
-        s.push_str(&format!("  closed {}", c.closed_clean));
+    if c.closing + c.closed_clean + c.close_timeout + c.close_unclean > 0 {
+        s.push_str(&format!(
+            "  closing {}  closed {}",
+            c.closing, c.closed_clean
+        ));
     }
     s.push_str(&format!("  {rate:.0}/s"));
     s

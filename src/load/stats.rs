@@ -166,6 +166,8 @@ pub struct Counters {
     pub open: u64,
     /// Attempted and not yet verified or ended, now.
     pub pending: u64,
+    /// Closes we started and still wait on, now.
+    pub closing: u64,
     /// Echoes that came back intact (the verification echo included).
     pub echoes: u64,
     /// Closes we started that ended with the server's Close and then its EOF.
@@ -195,6 +197,7 @@ impl Counters {
         self.verified += other.verified;
         self.open += other.open;
         self.pending += other.pending;
+        self.closing += other.closing;
         self.echoes += other.echoes;
         self.closed_clean += other.closed_clean;
         self.close_timeout += other.close_timeout;
