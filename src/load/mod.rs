@@ -59,7 +59,8 @@ pub struct LoadArgs {
     pub connections: u32,
 
     /// Source addresses to spread connections over, round-robin (inclusive IPv4 range
-    /// in 127.0.0.0/8). Default for an IPv4 target: 127.0.0.2-127.0.0.40.
+    /// in 127.0.0.0/8). Default for an IPv4 target: 127.0.0.2-127.0.0.40, extended when
+    /// needed so that no source uses more than half of the ephemeral port range.
     #[arg(long, value_name = "A-B")]
     pub sources: Option<SourceRange>,
 
@@ -214,13 +215,14 @@ pub fn run(args: LoadArgs) -> ExitCode {
 
 fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
     addr::check_target(args.addr)?;
-    let sources = addr::sources_for(args.addr, args.sources)?;
+    let ports = plan::ephemeral_ports().unwrap_or(plan::DEFAULT_EPHEMERAL_PORTS);
+    let sources = addr::sources_for(args.addr, args.sources, args.connections, ports)?;
     let nofile = nofile::raise_nofile().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
     if let Some(slot) = args.worker {
         return Ok(worker::run(driver_config(&args, sources, slot, true)));
     }
     let procs = plan::process_count(args.procs, args.connections, nofile.hard);
-    preflight(&args, sources, procs, nofile);
+    preflight(&args, sources, procs, nofile, ports);
 
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -289,7 +291,13 @@ fn run_here(
 }
 
 /// Warns about limits the run will hit before it hits them.
-fn preflight(args: &LoadArgs, sources: Option<SourceRange>, procs: u32, nofile: nofile::Nofile) {
+fn preflight(
+    args: &LoadArgs,
+    sources: Option<SourceRange>,
+    procs: u32,
+    nofile: nofile::Nofile,
+    ports: u32,
+) {
     let per_process = u64::from(args.connections).div_ceil(u64::from(procs));
     if per_process + plan::FD_RESERVE > nofile.soft {
         log::warn!(
@@ -302,13 +310,16 @@ fn preflight(args: &LoadArgs, sources: Option<SourceRange>, procs: u32, nofile: 
         Some(range) => range.max_per_source(u64::from(args.connections)),
         None => u64::from(args.connections),
     };
-    if let Some(ports) = plan::ephemeral_ports() {
-        if per_source > u64::from(ports) {
-            log::warn!(
-                "{per_source} connections per source address but only {ports} ephemeral \
-                 ports per destination: expect ports_exhausted (widen --sources)"
-            );
-        }
+    if per_source > u64::from(ports) {
+        log::warn!(
+            "{per_source} connections per source address but only {ports} ephemeral \
+             ports per destination: expect ports_exhausted (widen --sources)"
+        );
+    } else if per_source > u64::from(ports / 2) {
+        log::warn!(
+            "{per_source} connections per source address fill over half of the {ports} \
+             ephemeral ports: connects will cost more kernel CPU (widen --sources)"
+        );
     }
 }
 

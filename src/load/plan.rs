@@ -114,6 +114,9 @@ pub fn share(total: u32, rate: Option<f64>, max_pending: u32, slot: WorkerSlot) 
     }
 }
 
+/// The Linux default ephemeral range (32768–60999), used if it cannot be read.
+pub const DEFAULT_EPHEMERAL_PORTS: u32 = 28_232;
+
 /// The size of the kernel's ephemeral port range (`net.ipv4.ip_local_port_range`): how
 /// many connections one source address can open to one destination.
 pub fn ephemeral_ports() -> Option<u32> {
