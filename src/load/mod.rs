@@ -50,7 +50,7 @@ const MAX_MESSAGE: u32 = 1 << 20;
 /// Arguments of `wsreactor load`.
 #[derive(clap::Args, Debug, Clone, PartialEq)]
 pub struct LoadArgs {
-    /// Server to load (loopback only: 127.0.0.0/8 or [::1]).
+    /// Server to load (loopback only: 127.0.0.0/8 or ::1).
     #[arg(long, value_name = "ADDR:PORT")]
     pub addr: SocketAddr,
 
@@ -77,8 +77,8 @@ pub struct LoadArgs {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub hold: Duration,
 
-    /// Echo on every connection this often while holding, spread over the interval
-    /// (0 = only the verification echo).
+    /// Echo on every verified connection this often until it closes, spread over the
+    /// interval (0 = only the verification echo).
     #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_secs)]
     pub echo_every: Duration,
 
@@ -107,8 +107,9 @@ pub struct LoadArgs {
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_timeout)]
     pub close_timeout: Duration,
 
-    /// Connection attempts in flight (connect start to verified echo) at most, over all
-    /// processes: keeps the server's accept queue from overflowing into SYN retries.
+    /// Connection attempts (connect start to verified echo), and later closes, in flight
+    /// at most over all processes: keeps the server's accept queue from overflowing into
+    /// SYN retries, and a mass close from running into close timeouts.
     #[arg(long, value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_pending: u32,
