@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Serve WebSocket echo (the default).
     Serve(Config),
+    /// Open, verify and hold N WebSocket connections against a loopback server.
+    Load(wsreactor::load::LoadArgs),
     /// Report the limits that bound concurrent connections on this host.
     Limits(LimitsArgs),
 }
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Serve(config)) => server::serve(config),
         Some(Command::Limits(args)) => limits(args),
+        Some(Command::Load(args)) => return wsreactor::load::run(args),
         None => server::serve(cli.serve),
     };
     match result {

@@ -1,0 +1,540 @@
+//! The event loop of one load process: one thread, one `mio::Poll`, one `Slab` of
+//! [`Conn`]s keyed by `Token`. It paces connection attempts over the source addresses,
+//! dispatches readiness, sweeps deadlines, runs the hold and the close, and reports.
+//!
+//! Stages: `Ramping` (attempts start, paced and capped) → `AwaitingGo` (all attempts
+//! settled; in a multi-process run the parent releases every worker at once, so the
+//! hold really has all connections open together) → `Holding` → `Draining` (every
+//! open connection closes, at most `max_pending` closes in flight, so a million
+//! simultaneous closes do not swamp the server into close timeouts) → done when the slab
+//! is empty. A stop (signal, parent gone) jumps to `Draining`, aborting attempts still
+//! pending and closing the rest at once.
+//!
+//! Token safety: connections are only inserted between poll batches, never while one is
+//! dispatched, so an event for a connection that ended earlier in the same batch finds
+//! a vacant slot and is skipped; it can never reach a newcomer in that slot.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use super::addr::SourceRange;
+use super::conn::{Conn, ConnConfig, Env, Next};
+use super::pacing::Pacer;
+use super::plan::Share;
+use super::socket;
+use super::stats::{encode_histogram, WorkerFinal, WorkerMsg};
+
+/// How often deadlines are swept. Coarse on purpose: one pass over the slab per tick
+/// is a few microseconds per thousand connections, far cheaper than a timer each.
+const TICK: Duration = Duration::from_millis(100);
+/// The poll token of the waker (never a slab key: the slab would need 2^64 entries).
+const WAKER: Token = Token(usize::MAX);
+/// The process-wide read buffer; larger than the biggest kept input (an 8 KiB head).
+const READ_BUF: usize = 64 * 1024;
+/// Attempts started per loop turn at most, so events keep being served while unpaced
+/// attempts pour out.
+const MAX_STARTS_PER_TURN: u32 = 256;
+
+/// What one process runs.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    pub target: SocketAddr,
+    /// Source addresses (by global connection index); `None` lets the kernel choose.
+    pub sources: Option<SourceRange>,
+    pub share: Share,
+    /// How long all connections are held open before closing.
+    pub hold: Duration,
+    pub conn: ConnConfig,
+    /// Wait for [`Control::go`] before the hold starts (the multi-process barrier).
+    pub wait_for_go: bool,
+    /// How often a [`WorkerMsg::Progress`] is emitted.
+    pub progress_every: Duration,
+}
+
+/// Requests from outside the loop, set by signal handlers or the parent's stdin reader.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// Stop: abort pending attempts, close open connections, finish.
+    pub stop: Arc<AtomicBool>,
+    /// Start the hold (when waiting for it).
+    pub go: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Ramping,
+    AwaitingGo,
+    Holding { until: Duration },
+    Draining,
+}
+
+/// One process's load: built with [`Driver::new`], consumed by [`Driver::run`].
+pub struct Driver {
+    poll: Poll,
+    events: Events,
+    conns: Slab<Conn>,
+    env: Env,
+    buf: Box<[u8]>,
+    cfg: DriverConfig,
+    pacer: Pacer,
+    epoch: Instant,
+    /// Attempts started so far (the next one's index within the share).
+    started: u32,
+    stage: Stage,
+    stopping: bool,
+    open_at_hold_start: u64,
+    waker: Arc<Waker>,
+    /// Keys of connections that ended during a sweep, removed after it.
+    dead: Vec<usize>,
+    /// While draining: the next slab key to consider closing.
+    drain_cursor: usize,
+}
+
+impl Driver {
+    pub fn new(cfg: DriverConfig) -> io::Result<Driver> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let sources = cfg.sources.map_or(0, |s| s.len() as usize);
+        Ok(Driver {
+            poll,
+            events: Events::with_capacity(1024),
+            conns: Slab::with_capacity(cfg.share.connections as usize),
+            env: Env::new(cfg.conn.clone(), sources),
+            buf: vec![0u8; READ_BUF].into_boxed_slice(),
+            pacer: Pacer::new(cfg.share.rate),
+            cfg,
+            epoch: Instant::now(),
+            started: 0,
+            stage: Stage::Ramping,
+            stopping: false,
+            open_at_hold_start: 0,
+            waker,
+            dead: Vec::new(),
+            drain_cursor: 0,
+        })
+    }
+
+    /// Wakes the loop from another thread (after setting a [`Control`] flag).
+    pub fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+
+    /// Runs the whole load of this process and returns what it measured. `emit`
+    /// receives progress and the end of the ramp; when it returns `false` (nobody is
+    /// listening any more) the run stops as if asked to.
+    pub fn run(
+        mut self,
+        control: &Control,
+        emit: &mut dyn FnMut(WorkerMsg) -> bool,
+    ) -> io::Result<WorkerFinal> {
+        self.epoch = Instant::now();
+        let mut next_tick = TICK;
+        let mut next_progress = self.cfg.progress_every;
+        loop {
+            self.tick_clock();
+            if control.stop.load(Ordering::Relaxed) && !self.stopping {
+                self.stop();
+            }
+            match self.stage {
+                Stage::Ramping => {
+                    self.start_connections();
+                    if self.ramp_done() {
+                        let counters = self.env.stats.counters.clone();
+                        if !emit(WorkerMsg::Ramped { counters }) {
+                            self.stop();
+                        } else if self.cfg.wait_for_go {
+                            self.stage = Stage::AwaitingGo;
+                        } else {
+                            self.start_hold();
+                        }
+                    }
+                }
+                Stage::AwaitingGo if control.go.load(Ordering::Relaxed) => self.start_hold(),
+                Stage::Holding { until } if self.elapsed() >= until => self.start_drain(),
+                Stage::Draining | Stage::AwaitingGo | Stage::Holding { .. } => {}
+            }
+            // Checked after the transitions above, so a run whose ramp ended with nothing
+            // open finishes now rather than after another poll.
+            if self.stage == Stage::Draining && self.conns.is_empty() {
+                break;
+            }
+            let timeout = self.poll_timeout(next_tick);
+            match self.poll.poll(&mut self.events, Some(timeout)) {
+                Ok(()) => {}
+                // A signal: the flags are checked at the top of the loop.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            self.dispatch();
+            let now = self.elapsed();
+            if now >= next_tick {
+                self.sweep();
+                next_tick = now + TICK;
+            }
+            if self.stage == Stage::Draining {
+                self.close_some();
+            }
+            if now >= next_progress {
+                let counters = self.env.stats.counters.clone();
+                if !emit(WorkerMsg::Progress { counters }) && !self.stopping {
+                    self.stop();
+                }
+                next_progress = now + self.cfg.progress_every;
+            }
+        }
+        Ok(self.into_final())
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    fn tick_clock(&mut self) {
+        self.env.now_us = self.epoch.elapsed().as_micros() as u64;
+    }
+
+    /// Every attempt has started and has been verified or has failed.
+    fn ramp_done(&self) -> bool {
+        self.started == self.cfg.share.connections && self.env.stats.counters.pending == 0
+    }
+
+    fn start_connections(&mut self) {
+        let share = self.cfg.share;
+        let allowed = self
+            .pacer
+            .allowed(self.elapsed())
+            .min(u64::from(share.connections));
+        let due = allowed.saturating_sub(u64::from(self.started));
+        let pending = self.env.stats.counters.pending;
+        let room = u64::from(share.max_pending).saturating_sub(pending);
+        let n = due.min(room).min(u64::from(MAX_STARTS_PER_TURN));
+        for _ in 0..n {
+            self.start_one();
+        }
+    }
+
+    /// Starts attempt number `started`: socket, source bind, connect, register.
+    fn start_one(&mut self) {
+        let global = self.cfg.share.first + u64::from(self.started);
+        self.started += 1;
+        self.env.stats.counters.attempted += 1;
+        let (source, ip) = match self.cfg.sources {
+            Some(range) => {
+                let i = range.index_for(global);
+                (i, Some(range.get(u32::from(i))))
+            }
+            None => (0, None),
+        };
+        // The handshake latency starts here, not at the top of a turn that may start
+        // hundreds of sockets.
+        self.tick_clock();
+        let mut stream = match socket::start_connect(ip, self.cfg.target) {
+            Ok(stream) => stream,
+            Err(why) => {
+                self.env.stats.counters.fail(why);
+                return;
+            }
+        };
+        let entry = self.conns.vacant_entry();
+        // Both interests, once, for the connection's whole life: edge-triggered
+        // WRITABLE fires only when the send buffer drains, so it costs nothing while
+        // idle, and never re-registering saves a syscall per state change.
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(entry.key()), interest)
+        {
+            self.env.stats.counters.fail(socket::io_failure(&e));
+            return;
+        }
+        entry.insert(Conn::new(stream, source, &mut self.env));
+    }
+
+    /// How long the poll may sleep: until the next sweep, or the next paced attempt.
+    fn poll_timeout(&self, next_tick: Duration) -> Duration {
+        let now = self.elapsed();
+        let mut timeout = next_tick.saturating_sub(now);
+        let share = &self.cfg.share;
+        let room = self.env.stats.counters.pending < u64::from(share.max_pending);
+        if self.stage == Stage::Ramping && self.started < share.connections && room {
+            let next = self.pacer.due(u64::from(self.started));
+            timeout = timeout.min(next.saturating_sub(now));
+        }
+        if let Stage::Holding { until } = self.stage {
+            timeout = timeout.min(until.saturating_sub(now));
+        }
+        timeout
+    }
+
+    fn dispatch(&mut self) {
+        let Driver {
+            events,
+            conns,
+            env,
+            buf,
+            epoch,
+            ..
+        } = self;
+        for event in events.iter() {
+            if event.token() == WAKER {
+                continue;
+            }
+            // Vacant: its connection ended earlier in this batch (see the header).
+            let Some(conn) = conns.get_mut(event.token().0) else {
+                continue;
+            };
+            // Fresh per event: echo round trips are timed against it.
+            env.now_us = epoch.elapsed().as_micros() as u64;
+            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            let writable = event.is_writable() || event.is_write_closed() || event.is_error();
+            if conn.on_ready(env, buf, readable, writable) == Next::Remove {
+                conns.remove(event.token().0);
+            }
+        }
+    }
+
+    /// The coarse timer pass: timeouts and due periodic echoes. While draining it also
+    /// rewinds the close cursor, for connections skipped because an echo was in flight.
+    fn sweep(&mut self) {
+        self.tick_clock();
+        let Driver {
+            conns,
+            env,
+            dead,
+            stage,
+            drain_cursor,
+            ..
+        } = self;
+        let now_ms = env.now_ms();
+        for (key, conn) in conns.iter_mut() {
+            if conn.is_due(now_ms) && conn.on_deadline(env) == Next::Remove {
+                dead.push(key);
+            }
+        }
+        for key in dead.drain(..) {
+            conns.remove(key);
+        }
+        if *stage == Stage::Draining && *drain_cursor >= conns.capacity() {
+            *drain_cursor = 0;
+        }
+    }
+
+    /// Starts closes while fewer than the in-flight cap are under way (no cap when
+    /// stopping: then speed matters more than tidiness). Walks the slab with a cursor,
+    /// so the whole drain costs one pass, not one per close.
+    fn close_some(&mut self) {
+        let cap = if self.stopping {
+            u64::MAX
+        } else {
+            u64::from(self.cfg.share.max_pending)
+        };
+        self.tick_clock();
+        let Driver {
+            conns,
+            env,
+            drain_cursor,
+            ..
+        } = self;
+        while env.stats.counters.closing < cap && *drain_cursor < conns.capacity() {
+            let key = *drain_cursor;
+            *drain_cursor += 1;
+            let Some(conn) = conns.get_mut(key) else {
+                continue;
+            };
+            if conn.can_close() && conn.begin_close(env) == Next::Remove {
+                conns.remove(key);
+            }
+        }
+    }
+
+    fn start_hold(&mut self) {
+        self.open_at_hold_start = self.env.stats.counters.open;
+        if self.open_at_hold_start == 0 || self.cfg.hold.is_zero() {
+            self.start_drain();
+        } else {
+            self.stage = Stage::Holding {
+                until: self.elapsed() + self.cfg.hold,
+            };
+        }
+    }
+
+    /// Begins closing every open connection (see [`Driver::close_some`]). When
+    /// stopping, attempts not yet verified are dropped first.
+    fn start_drain(&mut self) {
+        self.stage = Stage::Draining;
+        self.drain_cursor = 0;
+        if self.stopping {
+            let Driver {
+                conns, env, dead, ..
+            } = self;
+            for (key, conn) in conns.iter_mut() {
+                if conn.is_pending() && conn.abort(env) == Next::Remove {
+                    dead.push(key);
+                }
+            }
+            for key in dead.drain(..) {
+                conns.remove(key);
+            }
+        }
+        self.close_some();
+    }
+
+    fn stop(&mut self) {
+        self.stopping = true;
+        if self.stage != Stage::Draining {
+            self.start_drain();
+        }
+    }
+
+    fn into_final(self) -> WorkerFinal {
+        let stats = self.env.stats;
+        WorkerFinal {
+            counters: stats.counters,
+            open_at_hold_start: self.open_at_hold_start,
+            not_attempted: u64::from(self.cfg.share.connections - self.started),
+            per_source: stats.per_source,
+            handshake_us: encode_histogram(&stats.handshake_us),
+            echo_rtt_us: encode_histogram(&stats.echo_rtt_us),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::plan::{share, WorkerSlot};
+    use crate::load::stats::{decode_histogram, Failure};
+    use crate::protocol::message::{ReceiverConfig, Role};
+    use std::net::TcpListener;
+
+    /// An independent echo server (tungstenite, a thread per connection) on an
+    /// ephemeral loopback port; it lives until the test process ends.
+    fn tungstenite_echo_server() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let Ok(mut ws) = tungstenite::accept(stream) else {
+                        return;
+                    };
+                    // Echo data; tungstenite answers pings and the Close by itself and
+                    // ends with ConnectionClosed once the closing handshake is done.
+                    while let Ok(msg) = ws.read() {
+                        if (msg.is_text() || msg.is_binary()) && ws.send(msg).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn config(target: SocketAddr, connections: u32) -> DriverConfig {
+        DriverConfig {
+            target,
+            sources: Some("127.0.0.2-127.0.0.4".parse().unwrap()),
+            share: share(connections, None, 16, WorkerSlot { index: 0, count: 1 }),
+            hold: Duration::from_millis(300),
+            conn: ConnConfig {
+                host: target.to_string(),
+                path: "/echo".to_owned(),
+                message_size: 300,
+                connect_timeout_ms: 5_000,
+                echo_timeout_ms: 5_000,
+                close_timeout_ms: 5_000,
+                echo_every_ms: 100,
+                receiver: ReceiverConfig {
+                    role: Role::Client,
+                    max_message_size: u64::MAX >> 1,
+                },
+                max_spill: 64 * 1024,
+            },
+            wait_for_go: false,
+            progress_every: Duration::from_millis(50),
+        }
+    }
+
+    #[test]
+    fn connections_are_verified_held_with_echoes_and_closed_cleanly() {
+        let target = tungstenite_echo_server();
+        let mut msgs = Vec::new();
+        let fin = Driver::new(config(target, 40))
+            .unwrap()
+            .run(&Control::default(), &mut |m| {
+                msgs.push(m);
+                true
+            })
+            .unwrap();
+        let c = &fin.counters;
+        assert!(c.failures.is_empty(), "{:?}", c.failures);
+        assert_eq!((c.attempted, c.established, c.verified), (40, 40, 40));
+        // Closes were paced at 16 in flight (the share's max_pending).
+        assert_eq!(
+            (c.closed_clean, c.open, c.pending, c.closing),
+            (40, 0, 0, 0)
+        );
+        assert_eq!(fin.open_at_hold_start, 40);
+        // The verification echo plus periodic echoes during the hold.
+        assert!(c.echoes > 40, "{}", c.echoes);
+        assert_eq!(fin.per_source, vec![14, 13, 13]);
+        let rtt = decode_histogram(&fin.echo_rtt_us).unwrap();
+        assert_eq!(rtt.len(), c.echoes);
+        assert_eq!(decode_histogram(&fin.handshake_us).unwrap().len(), 40);
+        assert!(msgs.iter().any(|m| matches!(m, WorkerMsg::Ramped { .. })));
+    }
+
+    #[test]
+    fn an_absent_server_refuses_every_connection_promptly() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let target = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        let fin = Driver::new(config(target, 100))
+            .unwrap()
+            .run(&Control::default(), &mut |_| true)
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let c = &fin.counters;
+        assert_eq!(c.attempted, 100);
+        assert_eq!(c.failures.get(&Failure::ConnectRefused), Some(&100));
+        assert_eq!((c.established, c.pending, c.open), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_stop_before_the_ramp_ends_aborts_and_reports_unstarted_attempts() {
+        let target = tungstenite_echo_server();
+        let mut cfg = config(target, 1000);
+        cfg.share.rate = Some(100.0);
+        let control = Control::default();
+        let stop = control.stop.clone();
+        let mut progress = 0;
+        let fin = Driver::new(cfg)
+            .unwrap()
+            .run(&control, &mut |_| {
+                progress += 1;
+                if progress == 4 {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                true
+            })
+            .unwrap();
+        let c = &fin.counters;
+        assert!(fin.not_attempted > 500, "{}", fin.not_attempted);
+        assert_eq!(c.attempted + fin.not_attempted, 1000);
+        assert_eq!(c.verified, c.closed_clean, "{c:?}");
+        assert_eq!(c.attempted, c.verified + c.aborted, "{c:?}");
+        assert_eq!((c.open, c.pending), (0, 0));
+    }
+}

@@ -1,0 +1,474 @@
+//! `wsreactor load`: the load generator. Its arguments, their checks, and the run: in
+//! this process when one process has descriptors enough, else across worker processes.
+//!
+//! It opens N real WebSocket connections to a loopback server (random key, accept value
+//! checked, masked frames), verifies each with an echo, holds them all open together
+//! (periodic echoes, pongs), closes them cleanly, and reports counts by outcome and
+//! latency percentiles. Exit status 0 only if every connection was established and
+//! verified and nothing failed.
+//!
+//! Files: `addr` (loopback rule, sources), `plan` (process split), `pacing`, `socket`,
+//! `conn` (one connection), `driver` (one process's loop), `worker` / `procs` (child /
+//! parent of a multi-process run), `stats` (what is measured and sent), `report`,
+//! `progress`, `payload`, `rng`.
+
+mod addr;
+mod conn;
+mod driver;
+mod pacing;
+mod payload;
+mod plan;
+mod procs;
+mod progress;
+mod report;
+mod rng;
+mod socket;
+mod stats;
+mod worker;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use addr::SourceRange;
+use driver::{Control, Driver, DriverConfig};
+use plan::{Procs, WorkerSlot};
+use progress::Progress;
+use report::{RunInfo, Tally};
+use stats::WorkerMsg;
+
+use crate::protocol::message::{ReceiverConfig, Role};
+
+/// The longest time any duration flag may ask for (a day): runs stay bounded.
+const MAX_SECS: f64 = 86_400.0;
+/// The largest echo payload.
+const MAX_MESSAGE: u32 = 1 << 20;
+
+/// Arguments of `wsreactor load`.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct LoadArgs {
+    /// Server to load (loopback only: 127.0.0.0/8 or ::1).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub addr: SocketAddr,
+
+    /// WebSocket connections to open and hold.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub connections: u32,
+
+    /// Source addresses to spread connections over, round-robin (inclusive IPv4 range
+    /// in 127.0.0.0/8). Default for an IPv4 target: 127.0.0.2-127.0.0.40, extended when
+    /// needed so that no source uses more than half of the ephemeral port range.
+    #[arg(long, value_name = "A-B")]
+    pub sources: Option<SourceRange>,
+
+    /// Worker processes; auto = as few as RLIMIT_NOFILE allows.
+    #[arg(long, value_name = "N|auto", default_value = "auto")]
+    pub procs: Procs,
+
+    /// Connection attempts per second, over all processes (default: unpaced, limited
+    /// by --max-pending).
+    #[arg(long, value_name = "PER_SEC", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Seconds to hold every connection open once all are established.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub hold: Duration,
+
+    /// Echo on every verified connection this often until it closes, spread over the
+    /// interval (0 = only the verification echo).
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_secs)]
+    pub echo_every: Duration,
+
+    /// Print the report as one JSON object on stdout (and no progress).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Request path of the upgrade.
+    #[arg(long, value_name = "PATH", default_value = "/", value_parser = parse_path)]
+    pub path: String,
+
+    /// Bytes in each echo message.
+    #[arg(long, value_name = "BYTES", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_MESSAGE)))]
+    pub message_size: u32,
+
+    /// Seconds from connect start to a verified 101.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_timeout)]
+    pub connect_timeout: Duration,
+
+    /// Seconds an echo may take to come back.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_timeout)]
+    pub echo_timeout: Duration,
+
+    /// Seconds the server has to answer our Close and close the connection.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_timeout)]
+    pub close_timeout: Duration,
+
+    /// Connection attempts (connect start to verified echo), and later closes, in flight
+    /// at most over all processes: keeps the server's accept queue from overflowing into
+    /// SYN retries, and a mass close from running into close timeouts.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_pending: u32,
+
+    /// Internal: run as worker K of P of a multi-process run.
+    #[arg(long, value_name = "K/P", hide = true)]
+    pub worker: Option<WorkerSlot>,
+}
+
+impl LoadArgs {
+    /// The arguments (after `load`) that start worker `slot` of this run.
+    pub fn worker_args(&self, slot: WorkerSlot) -> Vec<String> {
+        let secs = |d: Duration| format!("{}.{:03}", d.as_secs(), d.subsec_millis());
+        let mut a = vec![
+            "--addr".to_owned(),
+            self.addr.to_string(),
+            "--connections".to_owned(),
+            self.connections.to_string(),
+            "--procs".to_owned(),
+            self.procs.to_string(),
+            "--hold".to_owned(),
+            secs(self.hold),
+            "--echo-every".to_owned(),
+            secs(self.echo_every),
+            "--path".to_owned(),
+            self.path.clone(),
+            "--message-size".to_owned(),
+            self.message_size.to_string(),
+            "--connect-timeout".to_owned(),
+            secs(self.connect_timeout),
+            "--echo-timeout".to_owned(),
+            secs(self.echo_timeout),
+            "--close-timeout".to_owned(),
+            secs(self.close_timeout),
+            "--max-pending".to_owned(),
+            self.max_pending.to_string(),
+            "--worker".to_owned(),
+            slot.to_string(),
+        ];
+        if let Some(sources) = self.sources {
+            a.extend(["--sources".to_owned(), sources.to_string()]);
+        }
+        if let Some(rate) = self.rate {
+            a.extend(["--rate".to_owned(), rate.to_string()]);
+        }
+        if self.json {
+            a.push("--json".to_owned());
+        }
+        a
+    }
+}
+
+/// A duration in seconds with millisecond resolution, from 0 to a day.
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.0..=MAX_SECS).contains(&secs) {
+        return Err(format!("{s} s is out of range (0 to {MAX_SECS})"));
+    }
+    Ok(Duration::from_millis((secs * 1000.0).round() as u64))
+}
+
+/// Like [`parse_secs`], but at least a millisecond.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_secs(s)?;
+    if d.is_zero() {
+        return Err("a timeout must be at least 0.001 s".to_owned());
+    }
+    Ok(d)
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 1e9 => Ok(r),
+        _ => Err(format!("{s:?}: want a positive rate per second")),
+    }
+}
+
+/// An origin-form request target: `/`, then visible ASCII only (no room for a header
+/// injection through CR/LF or spaces).
+fn parse_path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') && s.len() <= 2048 && s.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?}: want a path starting with / (visible ASCII, no spaces)"
+        ))
+    }
+}
+
+/// Runs `wsreactor load`; the exit status says whether every connection was
+/// established and verified (0), not (1), the run was interrupted (130), or the
+/// arguments or environment were unusable (2).
+pub fn run(args: LoadArgs) -> ExitCode {
+    match try_run(args) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("wsreactor load: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
+    addr::check_target(args.addr)?;
+    let ports = plan::ephemeral_ports().unwrap_or(plan::DEFAULT_EPHEMERAL_PORTS);
+    let sources = addr::sources_for(args.addr, args.sources, args.connections, ports)?;
+    let nofile = crate::limits::raise_nofile().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
+    if let Some(slot) = args.worker {
+        return Ok(worker::run(driver_config(&args, sources, slot, true)));
+    }
+    let procs = plan::process_count(args.procs, args.connections, nofile.hard);
+    preflight(&args, sources, procs, nofile, ports);
+
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(&stop).map_err(|e| format!("signal handlers: {e}"))?;
+    let mut tally = Tally::new(procs as usize, started);
+    let mut progress = Progress::new(args.json, u64::from(args.connections));
+    let mut error = None;
+    if procs == 1 {
+        let cfg = driver_config(&args, sources, WorkerSlot { index: 0, count: 1 }, false);
+        if let Err(e) = run_here(cfg, &stop, &mut tally, &mut progress) {
+            error = Some(e);
+        }
+    } else {
+        error = procs::run(&args, procs, &stop, &mut tally, &mut progress).error;
+    }
+    progress.finish();
+    let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
+    let report = tally.report(RunInfo {
+        target: args.addr.to_string(),
+        path: args.path.clone(),
+        requested: u64::from(args.connections),
+        processes: procs,
+        sources: sources.map(|s| s.to_string()),
+        source_count: sources.map_or(0, |s| s.len()),
+        elapsed: started.elapsed(),
+        interrupted,
+    });
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    if let Some(e) = error {
+        eprintln!("wsreactor load: {e}");
+    }
+    Ok(if interrupted {
+        ExitCode::from(130)
+    } else if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs the whole load in this process (no workers, no barrier).
+fn run_here(
+    cfg: DriverConfig,
+    stop: &Arc<AtomicBool>,
+    tally: &mut Tally,
+    progress: &mut Progress,
+) -> Result<(), String> {
+    let control = Control {
+        stop: Arc::clone(stop),
+        go: Arc::new(AtomicBool::new(true)),
+    };
+    let driver = Driver::new(cfg).map_err(|e| format!("poll: {e}"))?;
+    let fin = driver
+        .run(&control, &mut |msg| {
+            tally.on_msg(0, msg);
+            progress.update(&tally.totals());
+            true
+        })
+        .map_err(|e| format!("poll: {e}"))?;
+    tally.on_msg(0, WorkerMsg::Final(Box::new(fin)));
+    Ok(())
+}
+
+/// Warns about limits the run will hit before it hits them.
+fn preflight(
+    args: &LoadArgs,
+    sources: Option<SourceRange>,
+    procs: u32,
+    nofile: crate::limits::NofileLimit,
+    ports: u32,
+) {
+    let per_process = u64::from(args.connections).div_ceil(u64::from(procs));
+    if per_process + plan::FD_RESERVE > nofile.soft {
+        log::warn!(
+            "{per_process} connections per process but RLIMIT_NOFILE is {}: expect \
+             fd_limit failures (use --procs auto)",
+            nofile.soft
+        );
+    }
+    let per_source = match sources {
+        Some(range) => range.max_per_source(u64::from(args.connections)),
+        None => u64::from(args.connections),
+    };
+    if per_source > u64::from(ports) {
+        log::warn!(
+            "{per_source} connections per source address but only {ports} ephemeral \
+             ports per destination: expect ports_exhausted (widen --sources)"
+        );
+    } else if per_source > u64::from(ports / 2) {
+        log::warn!(
+            "{per_source} connections per source address fill over half of the {ports} \
+             ephemeral ports: connects will cost more kernel CPU (widen --sources)"
+        );
+    }
+}
+
+/// The driver settings of worker `slot` (or of the single in-process run).
+fn driver_config(
+    args: &LoadArgs,
+    sources: Option<SourceRange>,
+    slot: WorkerSlot,
+    wait_for_go: bool,
+) -> DriverConfig {
+    let ms = |d: Duration| d.as_millis().min(u128::from(u32::MAX - 1)) as u32;
+    DriverConfig {
+        target: args.addr,
+        sources,
+        share: plan::share(args.connections, args.rate, args.max_pending, slot),
+        hold: args.hold,
+        conn: conn::ConnConfig {
+            host: args.addr.to_string(),
+            path: args.path.clone(),
+            message_size: args.message_size,
+            connect_timeout_ms: ms(args.connect_timeout),
+            echo_timeout_ms: ms(args.echo_timeout),
+            close_timeout_ms: ms(args.close_timeout),
+            echo_every_ms: ms(args.echo_every),
+            // No size limit here: a message larger than the echo fails the byte-for-byte
+            // check at its first excess chunk, and nothing is ever buffered whole.
+            receiver: ReceiverConfig {
+                role: Role::Client,
+                max_message_size: u64::MAX >> 1,
+            },
+            max_spill: args.message_size as usize + 64 * 1024,
+        },
+        wait_for_go,
+        progress_every: Duration::from_millis(if wait_for_go { 500 } else { 250 }),
+    }
+}
+
+/// SIGINT and SIGTERM set `flag` (a graceful stop: close what is open, report); a
+/// second one while the flag is set exits at once with status 130.
+fn stop_on_signals(flag: &Arc<AtomicBool>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so the first signal finds the flag unset and only sets it.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(flag))?;
+        signal_hook::flag::register(sig, Arc::clone(flag))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<LoadArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("load").chain(args.iter().copied())).map(|c| c.load)
+    }
+
+    #[test]
+    fn defaults_are_sane() {
+        let a = parse(&["--addr", "127.0.0.1:9001", "--connections", "10"]).unwrap();
+        assert_eq!(a.procs, Procs::Auto);
+        assert_eq!(a.hold, Duration::from_secs(10));
+        assert_eq!(a.echo_every, Duration::ZERO);
+        assert_eq!(
+            (a.path.as_str(), a.message_size, a.max_pending),
+            ("/", 32, 1000)
+        );
+        assert_eq!(
+            (a.rate, a.sources, a.worker, a.json),
+            (None, None, None, false)
+        );
+    }
+
+    #[test]
+    fn worker_args_reproduce_every_setting() {
+        let a = parse(&[
+            "--addr",
+            "127.0.0.1:9001",
+            "--connections",
+            "5000",
+            "--sources",
+            "127.0.0.3-127.0.0.9",
+            "--procs",
+            "3",
+            "--rate",
+            "1234.5",
+            "--hold",
+            "2.5",
+            "--echo-every",
+            "0.3",
+            "--json",
+            "--path",
+            "/chat?room=x",
+            "--message-size",
+            "77",
+            "--connect-timeout",
+            "4",
+            "--echo-timeout",
+            "0.25",
+            "--close-timeout",
+            "1",
+            "--max-pending",
+            "55",
+        ])
+        .unwrap();
+        let slot = WorkerSlot { index: 2, count: 3 };
+        let argv = a.worker_args(slot);
+        let back = parse(&argv.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        assert_eq!(
+            back,
+            LoadArgs {
+                worker: Some(slot),
+                ..a
+            }
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused_at_parse_time() {
+        let base = ["--addr", "127.0.0.1:9001", "--connections", "10"];
+        for extra in [
+            &["--hold", "-1"][..],
+            &["--hold", "1e9"],
+            &["--rate", "0"],
+            &["--rate", "inf"],
+            &["--path", "no-slash"],
+            &["--path", "/a b"],
+            &["--message-size", "0"],
+            &["--connect-timeout", "0"],
+            &["--procs", "0"],
+            &["--sources", "10.0.0.1-10.0.0.2"],
+        ] {
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            assert!(parse(&args).is_err(), "{extra:?}");
+        }
+        assert!(parse(&["--addr", "127.0.0.1:9001", "--connections", "0"]).is_err());
+    }
+
+    #[test]
+    fn non_loopback_targets_fail_before_any_socket() {
+        let a = parse(&["--addr", "10.1.2.3:80", "--connections", "1"]).unwrap();
+        let err = try_run(a).unwrap_err();
+        assert!(err.contains("loopback"), "{err}");
+    }
+}

@@ -1,0 +1,429 @@
+//! Merging what the load processes measured into one report, and printing it as text
+//! or as one JSON object.
+//!
+//! [`Tally`] collects worker messages as they arrive (the latest counters of each, the
+//! end of each ramp, each final result); [`Tally::report`] merges the finals' counters,
+//! histograms and per-source counts. A worker that died without a final still counts
+//! with its last progress counters (its latencies are lost, and the report says so).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::stats::{decode_histogram, new_histogram, Counters, WorkerFinal, WorkerMsg};
+
+/// What each worker has said so far.
+#[derive(Debug)]
+pub struct Tally {
+    started: Instant,
+    latest: Vec<Counters>,
+    ramped: Vec<bool>,
+    finals: Vec<Option<WorkerFinal>>,
+    /// When the last worker finished its ramp (or ended).
+    ramp_time: Option<Duration>,
+}
+
+impl Tally {
+    pub fn new(workers: usize, started: Instant) -> Tally {
+        Tally {
+            started,
+            latest: vec![Counters::default(); workers],
+            ramped: vec![false; workers],
+            finals: vec![None; workers],
+            ramp_time: None,
+        }
+    }
+
+    pub fn on_msg(&mut self, worker: usize, msg: WorkerMsg) {
+        match msg {
+            WorkerMsg::Progress { counters } => self.latest[worker] = counters,
+            WorkerMsg::Ramped { counters } => {
+                self.latest[worker] = counters;
+                self.mark_ramped(worker);
+            }
+            WorkerMsg::Final(fin) => {
+                self.latest[worker] = fin.counters.clone();
+                self.finals[worker] = Some(*fin);
+                self.mark_ramped(worker);
+            }
+        }
+    }
+
+    /// The worker ended (its output closed), with or without a final.
+    pub fn on_gone(&mut self, worker: usize) {
+        self.mark_ramped(worker);
+    }
+
+    fn mark_ramped(&mut self, worker: usize) {
+        self.ramped[worker] = true;
+        if self.ramp_time.is_none() && self.all_ramped() {
+            self.ramp_time = Some(self.started.elapsed());
+        }
+    }
+
+    /// Whether every worker has finished its ramp (or ended): the hold may start.
+    pub fn all_ramped(&self) -> bool {
+        self.ramped.iter().all(|&r| r)
+    }
+
+    pub fn has_final(&self, worker: usize) -> bool {
+        self.finals[worker].is_some()
+    }
+
+    /// The sum of every worker's latest counters.
+    pub fn totals(&self) -> Counters {
+        let mut total = Counters::default();
+        for c in &self.latest {
+            total.merge(c);
+        }
+        total
+    }
+
+    /// Merges everything into the final report.
+    pub fn report(&self, run: RunInfo) -> Report {
+        let counters = self.totals();
+        let mut handshake = new_histogram();
+        let mut echo = new_histogram();
+        let mut per_source: Vec<u64> = Vec::new();
+        let (mut open_at_hold_start, mut not_attempted, mut lost) = (0, 0, 0);
+        for fin in &self.finals {
+            let Some(fin) = fin else {
+                lost += 1;
+                continue;
+            };
+            open_at_hold_start += fin.open_at_hold_start;
+            not_attempted += fin.not_attempted;
+            merge_histogram(&mut handshake, &fin.handshake_us);
+            merge_histogram(&mut echo, &fin.echo_rtt_us);
+            if per_source.len() < fin.per_source.len() {
+                per_source.resize(fin.per_source.len(), 0);
+            }
+            for (sum, n) in per_source.iter_mut().zip(&fin.per_source) {
+                *sum += n;
+            }
+        }
+        // A lost worker's unstarted attempts are unknown: count them as not attempted.
+        not_attempted += run
+            .requested
+            .saturating_sub(counters.attempted + not_attempted);
+        let ramp_secs = self.ramp_time.unwrap_or(run.elapsed).as_secs_f64();
+        let failed = counters.failed();
+        let echo_failed = counters.failures.iter().any(|(f, _)| f.is_echo());
+        let ok = !run.interrupted
+            && lost == 0
+            && counters.verified == run.requested
+            && failed == 0
+            && !echo_failed;
+        Report {
+            target: run.target,
+            path: run.path,
+            processes: run.processes,
+            sources: run.sources,
+            source_count: run.source_count,
+            max_per_source: per_source.iter().copied().max().unwrap_or(0),
+            requested: run.requested,
+            attempted: counters.attempted,
+            not_attempted,
+            established: counters.established,
+            verified: counters.verified,
+            failed,
+            failures: counters
+                .failures
+                .iter()
+                .map(|(f, n)| (f.to_string(), *n))
+                .collect(),
+            open_at_hold_start,
+            echoes: counters.echoes,
+            closed_clean: counters.closed_clean,
+            close_timeout: counters.close_timeout,
+            close_unclean: counters.close_unclean,
+            aborted: counters.aborted,
+            ramp_secs,
+            connect_rate: if ramp_secs > 0.0 {
+                counters.established as f64 / ramp_secs
+            } else {
+                0.0
+            },
+            total_secs: run.elapsed.as_secs_f64(),
+            handshake_us: Percentiles::of(&handshake),
+            echo_rtt_us: Percentiles::of(&echo),
+            workers_lost: lost,
+            interrupted: run.interrupted,
+            ok,
+        }
+    }
+}
+
+fn merge_histogram(into: &mut Histogram<u64>, encoded: &str) {
+    match decode_histogram(encoded).map(|h| into.add(&h).map_err(|e| format!("{e:?}"))) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) | Err(e) => log::warn!("dropping a worker's histogram: {e}"),
+    }
+}
+
+/// Facts about the run that the workers do not report.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub target: String,
+    pub path: String,
+    pub requested: u64,
+    pub processes: u32,
+    pub sources: Option<String>,
+    pub source_count: u32,
+    pub elapsed: Duration,
+    pub interrupted: bool,
+}
+
+/// A latency distribution's summary, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles {
+                count: 0,
+                p50: 0,
+                p99: 0,
+                p999: 0,
+                max: 0,
+            };
+        }
+        Percentiles {
+            count: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// The run's result, printed as text or JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub target: String,
+    pub path: String,
+    pub processes: u32,
+    /// The source address range, if sources were bound.
+    pub sources: Option<String>,
+    pub source_count: u32,
+    /// Established connections through the busiest source address.
+    pub max_per_source: u64,
+    pub requested: u64,
+    pub attempted: u64,
+    /// Attempts never started (the run was stopped first, or a worker was lost).
+    pub not_attempted: u64,
+    pub established: u64,
+    pub verified: u64,
+    pub failed: u64,
+    pub failures: BTreeMap<String, u64>,
+    /// Connections open together when the hold began.
+    pub open_at_hold_start: u64,
+    pub echoes: u64,
+    pub closed_clean: u64,
+    pub close_timeout: u64,
+    pub close_unclean: u64,
+    pub aborted: u64,
+    /// Start → every attempt verified or failed.
+    pub ramp_secs: f64,
+    /// Established connections per second over the ramp.
+    pub connect_rate: f64,
+    pub total_secs: f64,
+    /// Connect start → 101 verified.
+    pub handshake_us: Percentiles,
+    pub echo_rtt_us: Percentiles,
+    /// Workers that ended without a final result.
+    pub workers_lost: u32,
+    pub interrupted: bool,
+    /// Every requested connection established and verified, and nothing failed.
+    pub ok: bool,
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a report always serializes")
+    }
+
+    /// The human-readable report.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let w = &mut s;
+        let _ = writeln!(w, "wsreactor load → {} (path {})", self.target, self.path);
+        let sources = match &self.sources {
+            Some(range) => format!(
+                "{range} ({} addresses, max {} connections per source)",
+                self.source_count, self.max_per_source
+            ),
+            None => "kernel-chosen".to_owned(),
+        };
+        let _ = writeln!(w, "  processes           {}", self.processes);
+        let _ = writeln!(w, "  sources             {sources}");
+        let _ = writeln!(w, "  requested           {}", self.requested);
+        let _ = writeln!(w, "  established         {}", self.established);
+        let _ = writeln!(w, "  verified            {}", self.verified);
+        let _ = writeln!(w, "  failed              {}", self.failed);
+        for (why, n) in &self.failures {
+            let _ = writeln!(w, "    {why:<22}{n}");
+        }
+        if self.not_attempted > 0 || self.aborted > 0 {
+            let _ = writeln!(
+                w,
+                "  not attempted       {}   aborted {}",
+                self.not_attempted, self.aborted
+            );
+        }
+        let _ = writeln!(w, "  open at hold start  {}", self.open_at_hold_start);
+        let _ = writeln!(
+            w,
+            "  closed cleanly      {}   (close timeouts {}, unclean {})",
+            self.closed_clean, self.close_timeout, self.close_unclean
+        );
+        let _ = writeln!(w, "  echoes              {}", self.echoes);
+        let _ = writeln!(
+            w,
+            "  time to establish   {:.2} s   ({:.0} connections/s)",
+            self.ramp_secs, self.connect_rate
+        );
+        let _ = writeln!(w, "  total elapsed       {:.2} s", self.total_secs);
+        for (name, p) in [
+            ("handshake latency", &self.handshake_us),
+            ("echo round trip", &self.echo_rtt_us),
+        ] {
+            let _ = writeln!(
+                w,
+                "  {name:<20}p50 {} µs  p99 {} µs  p99.9 {} µs  max {} µs  (n={})",
+                p.p50, p.p99, p.p999, p.max, p.count
+            );
+        }
+        if self.workers_lost > 0 {
+            let _ = writeln!(
+                w,
+                "  workers lost        {} (their latencies are missing)",
+                self.workers_lost
+            );
+        }
+        let verdict = match (self.ok, self.interrupted) {
+            (true, _) => "OK: every connection established, verified and echoing",
+            (false, true) => "INTERRUPTED",
+            (false, false) => "FAILED: not every connection was established and verified",
+        };
+        let _ = writeln!(w, "  result              {verdict}");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::stats::{encode_histogram, Failure};
+
+    fn final_with(counters: Counters, rtts: &[u64], per_source: Vec<u64>) -> WorkerMsg {
+        let mut h = new_histogram();
+        for &v in rtts {
+            h.record(v).unwrap();
+        }
+        WorkerMsg::Final(Box::new(WorkerFinal {
+            open_at_hold_start: counters.established,
+            counters,
+            not_attempted: 0,
+            per_source,
+            handshake_us: encode_histogram(&h),
+            echo_rtt_us: encode_histogram(&h),
+        }))
+    }
+
+    fn run_info(requested: u64) -> RunInfo {
+        RunInfo {
+            target: "127.0.0.1:9001".into(),
+            path: "/".into(),
+            requested,
+            processes: 2,
+            sources: Some("127.0.0.2-127.0.0.4".into()),
+            source_count: 3,
+            elapsed: Duration::from_secs(3),
+            interrupted: false,
+        }
+    }
+
+    fn done(n: u64) -> Counters {
+        Counters {
+            attempted: n,
+            established: n,
+            verified: n,
+            echoes: n,
+            closed_clean: n,
+            ..Counters::default()
+        }
+    }
+
+    #[test]
+    fn two_clean_workers_merge_into_an_ok_report() {
+        let mut t = Tally::new(2, Instant::now());
+        t.on_msg(0, WorkerMsg::Ramped { counters: done(3) });
+        assert!(!t.all_ramped());
+        t.on_msg(1, WorkerMsg::Ramped { counters: done(2) });
+        assert!(t.all_ramped());
+        assert_eq!(t.totals().verified, 5);
+        t.on_msg(0, final_with(done(3), &[100, 200, 300], vec![1, 1, 1]));
+        t.on_msg(1, final_with(done(2), &[1000, 2000], vec![1, 1, 0]));
+        let r = t.report(run_info(5));
+        assert!(r.ok, "{}", r.to_text());
+        assert_eq!((r.established, r.verified, r.failed), (5, 5, 0));
+        assert_eq!(r.max_per_source, 2);
+        assert_eq!(r.open_at_hold_start, 5);
+        assert_eq!(r.echo_rtt_us.count, 5);
+        assert_eq!(r.echo_rtt_us.p50, 300);
+        assert!((1999..=2001).contains(&r.echo_rtt_us.max));
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["verified"], 5);
+        assert_eq!(json["ok"], true);
+        assert!(r.to_text().contains("OK"));
+    }
+
+    #[test]
+    fn failures_and_lost_workers_fail_the_run() {
+        let mut t = Tally::new(2, Instant::now());
+        let mut c = done(2);
+        c.attempted = 4;
+        c.fail(Failure::ConnectRefused);
+        c.fail(Failure::HandshakeRejected(503));
+        t.on_msg(0, final_with(c, &[10], vec![2, 0, 0]));
+        t.on_msg(1, WorkerMsg::Progress { counters: done(1) });
+        t.on_gone(1);
+        assert!(t.all_ramped());
+        let r = t.report(run_info(6));
+        assert!(!r.ok);
+        assert_eq!(r.workers_lost, 1);
+        assert_eq!(r.failed, 2);
+        assert_eq!(r.failures["handshake_rejected_503"], 1);
+        assert_eq!(r.verified, 3);
+        // 6 requested, 5 attempted by what we know: 1 never started.
+        assert_eq!(r.not_attempted, 1);
+        let text = r.to_text();
+        assert!(
+            text.contains("connect_refused") && text.contains("FAILED"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_echo_failure_alone_fails_the_run() {
+        let mut t = Tally::new(1, Instant::now());
+        let mut c = done(1);
+        c.fail(Failure::EchoTimeout);
+        t.on_msg(0, final_with(c, &[], vec![]));
+        let r = t.report(run_info(1));
+        assert!(!r.ok);
+        assert_eq!(r.echo_rtt_us.count, 0);
+    }
+}

@@ -1,0 +1,68 @@
+//! A worker process of a multi-process run: it runs the driver for its share, takes
+//! `go` and `stop` from the parent on stdin, and writes progress and its final result
+//! to stdout as JSON lines.
+//!
+//! A worker never outlives its parent by more than a close timeout: stdin reaching EOF
+//! (the parent exited or died; the pipe's write end closed) stops it like `stop`, and a
+//! failed write to stdout (EPIPE) does too.
+
+use std::io::{self, BufRead, Write};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+use super::driver::{Control, Driver, DriverConfig};
+use super::stats::WorkerMsg;
+
+/// Runs one worker to completion.
+pub fn run(cfg: DriverConfig) -> ExitCode {
+    let control = Control::default();
+    if let Err(e) = super::stop_on_signals(&control.stop) {
+        eprintln!("wsreactor load worker: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+    let driver = match Driver::new(cfg) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("wsreactor load worker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let waker = driver.waker();
+    let (go, stop) = (control.go.clone(), control.stop.clone());
+    // A blocking reader on its own thread: the reactor stays single-threaded and the
+    // waker brings it out of its poll at once.
+    std::thread::spawn(move || {
+        for line in io::stdin().lock().lines() {
+            match line.as_deref().map(str::trim) {
+                Ok("go") => go.store(true, Ordering::Relaxed),
+                Ok("stop") => stop.store(true, Ordering::Relaxed),
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+            let _ = waker.wake();
+        }
+        // EOF: the parent is gone.
+        stop.store(true, Ordering::Relaxed);
+        let _ = waker.wake();
+    });
+    let mut out = io::stdout().lock();
+    let result = driver.run(&control, &mut |msg| write_line(&mut out, &msg).is_ok());
+    match result {
+        Ok(fin) => {
+            // Nobody to tell if the parent is gone; nothing else to do either way.
+            let _ = write_line(&mut out, &WorkerMsg::Final(Box::new(fin)));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wsreactor load worker: poll failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One message as one JSON line, flushed at once (the parent reads line by line).
+fn write_line(out: &mut impl Write, msg: &WorkerMsg) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, msg)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
