@@ -56,8 +56,10 @@ workers=$(( (N * 115 / 100 + per_worker - 1) / per_worker ))
 [ "$workers" -ge 1 ] || workers=1
 read -r port_lo port_hi < /proc/sys/net/ipv4/ip_local_port_range
 ports=$((port_hi - port_lo + 1))
-# Each source address gets the whole ephemeral range toward 127.0.0.1:PORT; use 90%.
-sources=$(( (N + ports * 9 / 10 - 1) / (ports * 9 / 10) ))
+# Each source address gets the whole ephemeral range toward 127.0.0.1:PORT. Fill only
+# a quarter of it: the kernel's search for a free port slows as the range fills.
+per_source=$((ports / 4))
+sources=$(( (N + per_source - 1) / per_source ))
 last=$((1 + sources))
 source_range="127.0.0.2-127.0.$((last / 256)).$((last % 256))"
 [ "$last" -lt 256 ] && source_range="127.0.0.2-127.0.0.$last"
@@ -104,6 +106,8 @@ page_size=$(getconf PAGESIZE)
 rss_before=$(rss_total)
 tcp_mem_before=$(sockstat_tcp mem)
 tcp_inuse_before=$(sockstat_tcp inuse)
+slab_kib() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
+slab_before=$(slab_kib)
 
 # --- load -----------------------------------------------------------------------------
 load_args=(load --addr "$addr" --connections "$N" --sources "$source_range" --procs auto
@@ -128,7 +132,7 @@ done
 
 # --- evidence, sampled while every connection is held ----------------------------------
 ss_established=0 distinct_pairs=0 source_count=0 max_per_source=0 rss_during=0
-tcp_mem_during=$tcp_mem_before sockets_used=0
+tcp_mem_during=$tcp_mem_before sockets_used=0 slab_during=$slab_before
 if [ -n "$established_at" ]; then
   sleep 2  # let the verification echoes settle
   ss -Htn state established "( sport = :$port )" | awk '{print $4}' >"$work/peers"
@@ -139,6 +143,7 @@ if [ -n "$established_at" ]; then
   max_per_source=$(awk 'NR == 1 {print $1}' "$work/per_source")
   rss_during=$(rss_total)
   tcp_mem_during=$(sockstat_tcp mem)
+  slab_during=$(slab_kib)
   sockets_used=$(awk '$1 == "sockets:" {print $3}' /proc/net/sockstat)
 fi
 
@@ -162,6 +167,7 @@ n = $N
 established = $ss_established
 rss_delta = $rss_during - $rss_before
 kernel_delta = ($tcp_mem_during - $tcp_mem_before) * $page_size
+slab_delta = ($slab_during - $slab_before) * 1024
 def sh(cmd):
     try: return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
     except Exception: return ""
@@ -179,8 +185,9 @@ report = {
     "os": {"established_on_port": established, "distinct_client_pairs": $distinct_pairs,
            "source_addresses": $source_count, "max_ports_from_one_source": $max_per_source,
            "ports_per_source_pair": $ports,
-           "tcp_socket_memory_bytes": kernel_delta, "sockets_used": $sockets_used,
-           "tcp_mem_bytes_per_connection_pair": kernel_delta / established if established else None},
+           "tcp_socket_buffer_bytes": kernel_delta, "sockets_used": $sockets_used,
+           "kernel_slab_bytes": slab_delta,
+           "kernel_slab_bytes_per_socket": slab_delta / (2 * established) if established else None},
     "time_to_establish_secs": round($established_at - $started, 2) if "$established_at" else None,
     "total_secs": round($finished - $started, 2),
     "load": load,
@@ -198,7 +205,9 @@ print(f"  distinct client (address, port)     {$distinct_pairs:,}")
 print(f"  client source addresses             {$source_count}, at most {$max_per_source:,} ports from one (range allows {$ports:,})")
 if established:
     print(f"  server RSS                          {$rss_during / 2**20:,.1f} MiB in all, {rss_delta / established:,.1f} B per connection")
-    print(f"  kernel TCP memory (sockstat)        {kernel_delta / 2**20:,.1f} MiB for both ends")
+    print(f"  kernel slab memory (/proc/meminfo)  {slab_delta / 2**20:,.1f} MiB for {2 * established:,} sockets"
+          f" (both ends), {slab_delta / (2 * established):,.0f} B per socket")
+    print(f"  kernel socket buffers (sockstat)    {kernel_delta / 2**20:,.1f} MiB")
 print(f"  time to establish all               {report['time_to_establish_secs']} s")
 print(f"  load: established / verified        {L['established']:,} / {L['verified']:,} of {L['requested']:,}"
       f" ({L['processes']} client processes, ramp {L['ramp_secs']:.1f} s)")
