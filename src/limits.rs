@@ -14,9 +14,11 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// Descriptors kept free per process for the listener, the epoll instance, stdio and logs.
 pub const RESERVED_FDS: u64 = 16;
-/// Kernel memory per established TCP socket (socket, file, inode, TCP state), measured on
-/// this kernel (DESIGN.md: ~3.7 KiB). Outside our control, but it dominates at scale.
-pub const KERNEL_BYTES_PER_SOCKET: u64 = 3_789;
+/// Kernel memory per idle established TCP socket (socket, file, inode, dentry, epoll
+/// item, TCP state): the slab growth per socket that `scripts/scale.sh 1000000` measured
+/// on this kernel (6.18, loopback, both ends counted). Outside our control, but it
+/// dominates at scale.
+pub const KERNEL_BYTES_PER_SOCKET: u64 = 5_125;
 /// User-space bytes per idle connection: the design budget from DESIGN.md, not a
 /// measurement (`scripts/scale.sh` measures the real figure).
 pub const USER_BYTES_PER_CONNECTION: u64 = 96;
@@ -437,8 +439,9 @@ mod tests {
     use super::*;
     use std::sync::{Mutex, MutexGuard};
 
-    /// The probe fills the descriptor table and the raise test changes RLIMIT_NOFILE:
-    /// every test that opens files or reads the limit runs alone under this lock.
+    /// The raise test changes RLIMIT_NOFILE: tests that read the limit run alone under
+    /// this lock. (The probe, which fills the descriptor table, is tested through the
+    /// CLI in its own process: tests/limits_cli.rs.)
     static FD_TABLE: Mutex<()> = Mutex::new(());
 
     fn lock() -> MutexGuard<'static, ()> {
@@ -454,10 +457,6 @@ mod tests {
         line.split_whitespace()
             .filter_map(|w| w.parse().ok())
             .collect()
-    }
-
-    fn open_fds() -> usize {
-        fs::read_dir("/proc/self/fd").unwrap().count()
     }
 
     #[test]
@@ -482,28 +481,14 @@ mod tests {
     }
 
     #[test]
-    fn probe_counts_up_to_the_soft_limit_and_leaks_nothing() {
-        let _guard = lock();
-        let soft = raise_nofile().unwrap().soft;
-        let before = open_fds();
-        let probed = probe_nofile().unwrap();
-        assert_eq!(open_fds(), before, "the probe leaked descriptors");
-        assert!(
-            probed <= soft && probed + 8 >= soft,
-            "probed {probed}, soft {soft}"
-        );
-        File::open("/dev/null").expect("a descriptor is free after the probe");
-    }
-
-    #[test]
     fn report_matches_proc() {
         let _guard = lock();
-        let r = report(3, true);
+        let r = report(3, false);
         let sys = |name: &str| numbers(&format!("/proc/sys/{name}"), "");
         let n = r.nofile.unwrap();
         let limits = numbers("/proc/self/limits", "Max open files");
         assert_eq!(vec![n.soft, n.hard], limits);
-        assert!(r.nofile_probed.is_some_and(|p| p <= n.soft));
+        assert_eq!(r.nofile_probed, None, "not asked for");
         assert_eq!(r.nr_open, Some(sys("fs/nr_open")[0]));
         assert_eq!(r.file_max, Some(sys("fs/file-max")[0]));
         assert!(r.file_nr.is_some_and(|nr| nr > 0 && Some(nr) <= r.file_max));
@@ -530,8 +515,8 @@ mod tests {
     #[test]
     fn json_has_the_expected_keys() {
         let _guard = lock();
-        let json = serde_json::to_value(report(2, true)).unwrap();
-        let numbers = "/nofile/soft_before /nofile/soft /nofile/hard /nofile_probed /nr_open
+        let json = serde_json::to_value(report(2, false)).unwrap();
+        let numbers = "/nofile/soft_before /nofile/soft /nofile/hard /nr_open
             /file_max /file_nr /port_range/low /port_range/high /port_range/count /somaxconn
             /tcp_max_syn_backlog /mem_total_bytes /mem_available_bytes /tcp_mem_pages/min
             /tcp_mem_pages/pressure /tcp_mem_pages/max /page_size /user_bytes_per_connection
@@ -547,7 +532,7 @@ mod tests {
     #[test]
     fn display_has_every_limit_and_fits_80_columns() {
         let _guard = lock();
-        let text = report(4, true).to_string();
+        let text = report(4, false).to_string();
         println!("{text}");
         let needles = "RLIMIT_NOFILE soft|RLIMIT_NOFILE hard|probed (--probe)|fs.nr_open|\
             fs.file-max|fs.file-nr|net.core.somaxconn|MemAvailable|ip_local_port_range|\

@@ -103,14 +103,21 @@ impl HttpError {
     }
 }
 
+impl HttpError {
+    /// A short human explanation for the response body and the debug log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            HttpError::Malformed => "malformed request head",
+            HttpError::Version => "only HTTP/1.x is served",
+            HttpError::HeadTooLarge => "request head over 8 KiB",
+            HttpError::TooManyHeaders => "more than 64 header fields",
+        }
+    }
+}
+
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HttpError::Malformed => "malformed request head",
-            HttpError::Version => "unsupported HTTP version",
-            HttpError::HeadTooLarge => "request head too large",
-            HttpError::TooManyHeaders => "too many header fields",
-        })
+        f.write_str(self.reason())
     }
 }
 

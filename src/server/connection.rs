@@ -348,15 +348,10 @@ impl Connection {
                 (reply, head_len)
             }
             Err(e) => {
-                let reason = match e {
-                    crate::protocol::http::HttpError::Malformed => "malformed request head",
-                    crate::protocol::http::HttpError::Version => "HTTP/1.1 only",
-                    _ => "request head too large",
-                };
                 let refuse = Reply::Refuse {
                     status: e.status(),
                     headers: &[],
-                    reason,
+                    reason: e.reason(),
                 };
                 (refuse, data.len())
             }
@@ -514,12 +509,9 @@ impl Connection {
         payload: &[u8],
         sh: &mut Shared,
     ) -> io::Result<()> {
-        if opcode == OpCode::Close && self.phase != Phase::Closing {
-            unreachable!("send_close sets Closing first");
-        }
-        if let Phase::Open { .. } = self.phase {
-        } else if opcode != OpCode::Close {
-            // Never send after Close (§5.5.1); a Ping/Pong racing a close is dropped.
+        // Never send after Close (§5.5.1): once closing, only the Close itself goes
+        // out, and a Ping or Pong that races it is dropped.
+        if !self.is_websocket() && opcode != OpCode::Close {
             return Ok(());
         }
         let header = FrameHeader {
