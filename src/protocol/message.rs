@@ -130,45 +130,38 @@ impl Receiver {
         config: &ReceiverConfig,
         input: &'a mut [u8],
     ) -> Result<(usize, Option<Event<'a>>), ProtocolError> {
-        match self.frame {
-            FrameState::Header => self.poll_header(config, input),
-            FrameState::Payload {
-                opcode,
-                fin,
-                mask,
-                frame_len,
-                remaining,
-            } => {
-                let n = remaining.min(input.len() as u64) as usize;
-                if n == 0 {
-                    return Ok((0, None));
-                }
-                let offset = frame_len - remaining;
-                let payload = &mut input[..n];
-                apply_mask(payload, mask, (offset % 4) as usize);
-                let remaining = remaining - n as u64;
-                self.frame = if remaining == 0 {
-                    FrameState::Header
-                } else {
-                    FrameState::Payload {
-                        opcode,
-                        fin,
-                        mask,
-                        frame_len,
-                        remaining,
-                    }
-                };
-                self.accept_payload(payload, fin && remaining == 0)?;
-                let chunk = DataChunk {
-                    opcode,
-                    fin,
-                    frame_len,
-                    offset,
-                    payload,
-                };
-                Ok((n, Some(Event::Data(chunk))))
-            }
+        let FrameState::Payload {
+            opcode,
+            fin,
+            mask,
+            frame_len,
+            remaining,
+        } = &mut self.frame
+        else {
+            return self.poll_header(config, input);
+        };
+        let (opcode, fin, mask, frame_len) = (*opcode, *fin, *mask, *frame_len);
+        let n = (*remaining).min(input.len() as u64) as usize;
+        if n == 0 {
+            return Ok((0, None));
         }
+        let offset = frame_len - *remaining;
+        *remaining -= n as u64;
+        let frame_done = *remaining == 0;
+        if frame_done {
+            self.frame = FrameState::Header;
+        }
+        let payload = &mut input[..n];
+        apply_mask(payload, mask, (offset % 4) as usize);
+        self.accept_payload(payload, fin && frame_done)?;
+        let chunk = DataChunk {
+            opcode,
+            fin,
+            frame_len,
+            offset,
+            payload,
+        };
+        Ok((n, Some(Event::Data(chunk))))
     }
 
     fn poll_header<'a>(

@@ -313,27 +313,8 @@ impl Reactor {
 
     /// Visits a slice of the slab and acts on due deadlines.
     fn sweep_timers(&mut self) {
-        let now = self.clock.now();
-        let uptime_secs = self.started.elapsed().as_secs();
-        let mut dropped = Vec::new();
-        for i in self.sweep.next_range(self.conns.capacity()) {
-            let Some(conn) = self.conns.get_mut(i) else {
-                continue;
-            };
-            let mut sh = Shared {
-                config: &self.config,
-                stats: &mut self.stats,
-                registry: self.poll.registry(),
-                now,
-                uptime_secs,
-            };
-            if conn.on_tick(Token(i), &mut sh) == Verdict::Drop {
-                dropped.push(Token(i));
-            }
-        }
-        for token in dropped {
-            self.close(token);
-        }
+        let slots = self.sweep.next_range(self.conns.capacity());
+        self.visit(slots, Connection::on_tick);
     }
 
     /// Stops accepting and asks every connection to close.
@@ -342,19 +323,29 @@ impl Reactor {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        let now = self.clock.now();
-        let uptime_secs = self.started.elapsed().as_secs();
+        self.visit(0..self.conns.capacity(), Connection::go_away);
+    }
+
+    /// Runs `f` on the connection in each of `slots` (skipping empty ones), then closes
+    /// those it says to drop.
+    fn visit(
+        &mut self,
+        slots: std::ops::Range<usize>,
+        mut f: impl FnMut(&mut Connection, Token, &mut Shared) -> Verdict,
+    ) {
+        let mut sh = Shared {
+            config: &self.config,
+            stats: &mut self.stats,
+            registry: self.poll.registry(),
+            now: self.clock.now(),
+            uptime_secs: self.started.elapsed().as_secs(),
+        };
         let mut dropped = Vec::new();
-        for (i, conn) in self.conns.iter_mut() {
-            let mut sh = Shared {
-                config: &self.config,
-                stats: &mut self.stats,
-                registry: self.poll.registry(),
-                now,
-                uptime_secs,
-            };
-            if conn.go_away(Token(i), &mut sh) == Verdict::Drop {
-                dropped.push(Token(i));
+        for i in slots {
+            if let Some(conn) = self.conns.get_mut(i) {
+                if f(conn, Token(i), &mut sh) == Verdict::Drop {
+                    dropped.push(Token(i));
+                }
             }
         }
         for token in dropped {
