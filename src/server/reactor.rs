@@ -19,7 +19,7 @@ use slab::Slab;
 use super::config::Config;
 use super::connection::{Connection, Shared, Verdict};
 use super::stats::{rss_bytes, Stats};
-use super::timers::{Clock, Sweep, SWEEP_INTERVAL};
+use super::timers::{Clock, SWEEP_INTERVAL};
 use super::workers::WorkerReport;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -55,7 +55,6 @@ pub struct Reactor {
     stats: Stats,
     clock: Clock,
     started: Instant,
-    sweep: Sweep,
     /// Connections whose read budget ran out: driven again next turn.
     again: Vec<Token>,
     /// A descriptor held in reserve: freed to accept-and-close when out of descriptors,
@@ -86,7 +85,6 @@ impl Reactor {
             stats: Stats::default(),
             clock: Clock::new(),
             started: Instant::now(),
-            sweep: Sweep::default(),
             again: Vec::new(),
             spare: File::open("/dev/null").ok(),
             accept_paused_until: None,
@@ -311,10 +309,9 @@ impl Reactor {
         shed
     }
 
-    /// Visits a slice of the slab and acts on due deadlines.
+    /// Visits every connection and acts on due deadlines.
     fn sweep_timers(&mut self) {
-        let slots = self.sweep.next_range(self.conns.capacity());
-        self.visit(slots, Connection::on_tick);
+        self.visit(0..self.conns.capacity(), Connection::on_tick);
     }
 
     /// Stops accepting and asks every connection to close.

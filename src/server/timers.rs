@@ -1,9 +1,12 @@
 //! Deadlines: the handshake (slowloris), idle and heartbeat, and close timeouts.
 //!
 //! No per-connection timer objects: each connection stores one `since` tick (when its
-//! current wait began), and the reactor sweeps a slice of the slab every tick so that
-//! every connection is visited about once a second. Work is O(connections) per second,
-//! independent of traffic, and needs no memory beyond that one `u32`.
+//! current wait began), and once a second the reactor sweeps the slab and asks each
+//! connection whether a deadline is due. Work is O(connections) per second, independent
+//! of traffic, and needs no memory beyond that one `u32`. Measured (/proc/PID/schedstat,
+//! 30 s): an idle reactor uses 56 µs of CPU a second, and 19,000 idle connections add
+//! 61 µs, about 3 ns each; a million over 53 processes is about 6 ms/s, 0.6% of a core.
+//! Deadlines are whole seconds and fire within a second after they pass.
 
 use std::time::{Duration, Instant};
 
@@ -12,9 +15,9 @@ use super::config::{Config, CLOSE_TIMEOUT_SECS};
 /// Seconds since the reactor started: coarse and cheap to compare.
 pub type Tick = u32;
 
-/// How often the sweep runs; each run visits 1/`SWEEPS_PER_SECOND` of the slab.
-pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
-const SWEEPS_PER_SECOND: usize = 4;
+/// How often the sweep visits every connection: the resolution of every deadline, which
+/// are whole seconds. One sweep a second keeps an idle reactor's wake-ups to one.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A monotonic clock in whole seconds.
 #[derive(Debug, Clone, Copy)]
@@ -79,25 +82,6 @@ pub fn due(wait: Wait, age: Tick, config: &Config) -> Option<Due> {
     }
 }
 
-/// A cursor that walks the slab's index space a slice per tick.
-#[derive(Debug, Default)]
-pub struct Sweep {
-    cursor: usize,
-}
-
-impl Sweep {
-    /// The index range to visit this tick, for a slab with `capacity` slots.
-    pub fn next_range(&mut self, capacity: usize) -> std::ops::Range<usize> {
-        if self.cursor >= capacity {
-            self.cursor = 0;
-        }
-        let step = capacity.div_ceil(SWEEPS_PER_SECOND).max(1);
-        let start = self.cursor;
-        self.cursor = (start + step).min(capacity);
-        start..self.cursor
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,19 +126,5 @@ mod tests {
         );
         let off = config(&["--ping-interval", "0", "--idle-timeout", "0"]);
         assert_eq!(due(Wait::Idle { pinged: false }, 1_000_000, &off), None);
-    }
-
-    #[test]
-    fn the_sweep_covers_every_slot_within_a_second() {
-        let mut sweep = Sweep::default();
-        let mut seen = vec![0; 10];
-        for _ in 0..SWEEPS_PER_SECOND {
-            for i in sweep.next_range(10) {
-                seen[i] += 1;
-            }
-        }
-        assert!(seen.iter().all(|&n| n == 1), "{seen:?}");
-        assert_eq!(sweep.next_range(10).start, 0, "wraps around");
-        assert_eq!(sweep.next_range(0), 0..0);
     }
 }
