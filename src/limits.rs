@@ -53,8 +53,8 @@ pub fn nofile() -> io::Result<(u64, u64)> {
 /// returns what the kernel holds afterwards. Never lowers the soft limit.
 pub fn raise_nofile() -> io::Result<NofileLimit> {
     let (soft_before, hard) = nofile()?;
-    // The kernel refuses a hard limit above fs.nr_open (EPERM) and never grows a
-    // descriptor table past it, so an unlimited hard limit is clamped to nr_open.
+    // The kernel never grows a descriptor table past fs.nr_open, so with an unlimited
+    // hard limit the soft limit goes to nr_open; the hard limit itself is left alone.
     let target = if hard == libc::RLIM_INFINITY {
         sysctl_u64("fs.nr_open").unwrap_or(NR_OPEN_DEFAULT)
     } else {
@@ -63,7 +63,7 @@ pub fn raise_nofile() -> io::Result<NofileLimit> {
     if soft_before < target {
         let lim = libc::rlimit {
             rlim_cur: target,
-            rlim_max: target,
+            rlim_max: hard,
         };
         // SAFETY: setrlimit only reads `lim`, a valid rlimit that outlives the call.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {

@@ -149,3 +149,39 @@ fn flood_without_reading(frame: Vec<u8>, echo_opcode: u8, payload: Vec<u8>) {
     );
     server.assert_serves();
 }
+
+/// DESIGN.md: an idle connection owns no read-sized buffer. A frame header left over
+/// after a large read must be kept as the few bytes it is, not in the 64 KiB
+/// allocation it arrived in.
+#[test]
+fn leftover_header_bytes_do_not_keep_a_read_sized_buffer() {
+    let server = Server::start();
+    let payload = pseudo_random_bytes(60_000, 3);
+    let frame = client_frame(true, OpCode::Binary, &payload);
+    let next = client_frame(true, OpCode::Binary, b"next");
+    let mut clients = Vec::new();
+    let before = rss_bytes(&server);
+    for _ in 0..300 {
+        let mut raw = server.open();
+        // One byte of the header first, so the rest arrives on top of kept input...
+        raw.send(&frame[..1]);
+        thread::sleep(Duration::from_millis(2));
+        // ...then the rest of the frame and the first byte of the next header.
+        let mut rest = frame[1..].to_vec();
+        rest.push(next[0]);
+        raw.send(&rest);
+        raw.expect_frame(true, op::BINARY, &payload);
+        clients.push(raw);
+    }
+    let grown = rss_bytes(&server).saturating_sub(before);
+    // 300 kept 64 KiB buffers would be ~19 MiB; a byte each is nothing.
+    assert!(
+        grown < 4 << 20,
+        "300 idle connections grew RSS by {grown} bytes"
+    );
+    // The kept byte is still the start of the next frame.
+    for raw in &mut clients {
+        raw.send(&next[1..]);
+        raw.expect_frame(true, op::BINARY, b"next");
+    }
+}

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{op, Server};
+use common::{close_payload, op, pseudo_random_bytes, upgrade_request, Raw, Server, IO_TIMEOUT};
 use wsreactor::protocol::frame::OpCode;
 
 #[test]
@@ -55,4 +55,42 @@ fn sigterm_closes_open_websockets_with_1001_and_exits_cleanly() {
         .wait_exit(Duration::from_secs(15))
         .expect("the server exits after SIGTERM");
     assert!(status.success(), "exit status {status}");
+}
+
+/// A client may send its last frames and a Close, then half-close its socket
+/// (shutdown(SHUT_WR)) and keep reading: it gets every echo and the Close reply. (How
+/// much output is still queued at the EOF depends on the kernel's buffer autotuning;
+/// the unit test `output_owed_at_the_clients_eof_is_delivered` pins the case where
+/// it is.)
+#[test]
+fn a_half_closed_client_still_receives_everything_owed() {
+    let server = Server::start();
+    // A small receive buffer keeps most of the echo queued inside the server.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .connect_timeout(&server.addr.into(), IO_TIMEOUT)
+        .unwrap();
+    let mut raw = Raw::from_stream(socket.into());
+    raw.send(&upgrade_request("/echo", ""));
+    raw.read_response().assert_switching();
+
+    let payload = pseudo_random_bytes(3 << 20, 5);
+    raw.send_frame(true, OpCode::Binary, &payload);
+    raw.send_frame(true, OpCode::Close, &close_payload(1000, ""));
+    raw.shutdown_write();
+    std::thread::sleep(Duration::from_millis(300));
+
+    raw.set_read_timeout(Duration::from_secs(10));
+    let echo = raw.read_frame();
+    assert_eq!(
+        (echo.opcode, echo.payload.len()),
+        (op::BINARY, payload.len())
+    );
+    assert!(
+        echo.payload == payload,
+        "the echo differs from what was sent"
+    );
+    raw.expect_close(1000);
+    raw.expect_eof();
 }

@@ -104,6 +104,12 @@ pub fn route<'a>(
         return Err(HandshakeError::Method);
     }
     let h = &req.headers;
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any with several, is a 400.
+    match h.count("host") {
+        0 if req.minor >= 1 => return Err(HandshakeError::Invalid("Host is required")),
+        0 | 1 => {}
+        _ => return Err(HandshakeError::Invalid("more than one Host")),
+    }
     if !h.has_token("upgrade", "websocket") {
         if h.get("sec-websocket-key").is_some() {
             return Err(HandshakeError::Invalid("Upgrade: websocket is missing"));
@@ -114,12 +120,9 @@ pub fn route<'a>(
             _ => Err(HandshakeError::NotFound),
         };
     }
-    // §4.1: the handshake is HTTP/1.1 or higher, with exactly one Host.
+    // §4.1: the handshake is HTTP/1.1 or higher (so it has its one Host).
     if req.minor < 1 {
         return Err(HandshakeError::Invalid("the handshake needs HTTP/1.1"));
-    }
-    if h.count("host") != 1 {
-        return Err(HandshakeError::Invalid("exactly one Host is required"));
     }
     if !h.has_token("connection", "upgrade") {
         return Err(HandshakeError::Invalid("Connection must include Upgrade"));
@@ -225,9 +228,16 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
         );
         assert_eq!(route_of("GET /stats HTTP/1.0\r\n\r\n").unwrap(), "Stats");
         assert_eq!(
-            route_of("GET /nope HTTP/1.1\r\n\r\n"),
+            route_of("GET /nope HTTP/1.1\r\nHost: h\r\n\r\n"),
             Err(HandshakeError::NotFound)
         );
+        let host = |head: &str| route_of(head).unwrap_err().status().0;
+        assert_eq!(host("GET / HTTP/1.1\r\n\r\n"), 400, "HTTP/1.1 needs Host");
+        assert_eq!(
+            host("GET /stats HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            400
+        );
+        assert_eq!(host("GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n"), 400);
         assert_eq!(
             route_of("POST / HTTP/1.1\r\n\r\n"),
             Err(HandshakeError::Method)

@@ -116,12 +116,6 @@ impl Default for Receiver {
 }
 
 impl Receiver {
-    /// Whether the receiver is between messages (no fragmented message in progress and
-    /// no partially received frame).
-    pub fn is_idle(&self) -> bool {
-        self.frame == FrameState::Header && self.message == MessageState::Idle
-    }
-
     /// Consumes bytes from the front of `input` (unmasking them in place) and returns
     /// how many, with the event they completed if any. `(0, None)` means more input is
     /// needed and the caller must keep `input` (a partial header or control frame).

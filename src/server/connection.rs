@@ -66,6 +66,22 @@ enum Phase {
     /// Writing is shut down: discard input until the client's EOF (lingering close, so
     /// unread input cannot turn our FIN into a RST that destroys the last bytes).
     Draining,
+    /// The client ended its side (EOF) while output we owe it is unsent: a half-closed
+    /// client may still be reading, so write it all, then drop.
+    Flushing,
+}
+
+/// Why a turn ended, which decides what the reactor does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// Nothing to do until the next readiness event.
+    Idle,
+    /// The read budget ran out with input possibly left.
+    Budget,
+    /// Reading stopped because unsent output is at [`HIGH_WATER`].
+    Backpressure,
+    /// The connection is finished.
+    Done,
 }
 
 /// Bytes a connection holds only while it must.
@@ -142,12 +158,12 @@ impl Connection {
                 self.send_close(CloseCode::GOING_AWAY, "server shutting down", sh)
             }
             Phase::Handshaking => {
-                self.phase = Phase::Closing;
+                self.set_phase(Phase::Closing, sh);
                 Ok(())
             }
             _ => Ok(()),
         };
-        self.finish_turn(token, result.map(|()| Verdict::Keep), sh)
+        self.finish_turn(token, result.map(|()| Turn::Idle), sh)
     }
 
     /// Handles readiness (or a retry): flush, read and process, flush again. Events are
@@ -163,7 +179,7 @@ impl Connection {
         let wait = match self.phase {
             Phase::Handshaking => Wait::Handshake,
             Phase::Open { pinged } => Wait::Idle { pinged },
-            Phase::Closing | Phase::Draining => Wait::Close,
+            Phase::Closing | Phase::Draining | Phase::Flushing => Wait::Close,
         };
         let Some(what) = due(wait, sh.now.saturating_sub(self.since), sh.config) else {
             return Verdict::Keep;
@@ -177,37 +193,44 @@ impl Connection {
                     headers: &[],
                     reason: "request head not received in time",
                 };
-                self.reply(refuse, sh).map(|_| Verdict::Keep)
+                self.reply(refuse, sh).map(|()| Turn::Idle)
             }
             Due::Ping => {
-                self.phase = Phase::Open { pinged: true };
+                self.set_phase(Phase::Open { pinged: true }, sh);
                 self.send_frame(OpCode::Ping, true, &[], sh)
-                    .map(|()| Verdict::Keep)
+                    .map(|()| Turn::Idle)
             }
             Due::IdleTimeout => {
                 sh.stats.timeouts_total += 1;
                 self.send_close(CloseCode::GOING_AWAY, "idle timeout", sh)
-                    .map(|()| Verdict::Keep)
+                    .map(|()| Turn::Idle)
             }
             Due::CloseTimeout => {
                 sh.stats.timeouts_total += 1;
-                Ok(Verdict::Drop)
+                Ok(Turn::Done)
             }
         };
         self.finish_turn(token, result, sh)
     }
 
     /// Reads until `WouldBlock`, the turn's budget, or backpressure.
-    fn read_turn(&mut self, token: Token, buf: &mut [u8], sh: &mut Shared) -> io::Result<Verdict> {
+    fn read_turn(&mut self, token: Token, buf: &mut [u8], sh: &mut Shared) -> io::Result<Turn> {
+        if self.phase == Phase::Flushing {
+            return Ok(Turn::Idle);
+        }
         for _ in 0..READS_PER_TURN {
             if self.output_len() >= HIGH_WATER {
-                // Backpressure: the writable event that drains the output resumes us.
-                return Ok(Verdict::Keep);
+                return Ok(Turn::Backpressure);
             }
             match self.socket.read(buf) {
-                // EOF: the client is gone (or done, while we drain). A client that ends
-                // without a Close frame gets no more bytes from us (§7.1.5: 1006).
-                Ok(0) => return Ok(Verdict::Drop),
+                // EOF: the client is done sending. With nothing left to send it, we are
+                // done too; a client that ends without a Close frame gets no Close from
+                // us (§7.1.5: it sees 1006).
+                Ok(0) if self.output_len() == 0 => return Ok(Turn::Done),
+                Ok(0) => {
+                    self.set_phase(Phase::Flushing, sh);
+                    return Ok(Turn::Idle);
+                }
                 Ok(n) => {
                     sh.stats.bytes_in_total += n as u64;
                     if let Phase::Open { .. } = self.phase {
@@ -216,45 +239,52 @@ impl Connection {
                     }
                     self.on_input(token, &mut buf[..n], sh)?;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Verdict::Keep),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Turn::Idle),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(Verdict::Again)
+        Ok(Turn::Budget)
     }
 
     /// Ends a turn: flush, move Closing → Draining once the output is out, release idle
-    /// buffers, and keep the registered interest in step with pending output.
-    fn finish_turn(
-        &mut self,
-        token: Token,
-        result: io::Result<Verdict>,
-        sh: &mut Shared,
-    ) -> Verdict {
-        let result = result.and_then(|verdict| {
-            if verdict == Verdict::Drop {
-                return Ok(verdict);
+    /// buffers, keep the registered interest in step with pending output, and tell the
+    /// reactor whether to come back without waiting for an event.
+    fn finish_turn(&mut self, token: Token, result: io::Result<Turn>, sh: &mut Shared) -> Verdict {
+        let result = result.and_then(|turn| {
+            if turn == Turn::Done {
+                return Ok(Verdict::Drop);
             }
             self.flush()?;
-            if self.phase == Phase::Closing && self.output_len() == 0 {
-                self.socket.shutdown(Shutdown::Write)?;
-                self.phase = Phase::Draining;
-                self.since = sh.now;
+            let drained = self.output_len() == 0;
+            match self.phase {
+                Phase::Flushing if drained => return Ok(Verdict::Drop),
+                Phase::Closing if drained => {
+                    self.socket.shutdown(Shutdown::Write)?;
+                    self.set_phase(Phase::Draining, sh);
+                }
+                _ => {}
             }
             if self.buffers.as_ref().is_some_and(|b| b.is_empty()) {
                 self.buffers = None;
             }
-            let want = if self.output_len() > 0 {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
+            let want = if drained {
                 Interest::READABLE
+            } else {
+                Interest::READABLE | Interest::WRITABLE
             };
             if want != self.registered {
                 sh.registry.reregister(&mut self.socket, token, want)?;
                 self.registered = want;
             }
-            Ok(verdict)
+            Ok(match turn {
+                Turn::Budget => Verdict::Again,
+                // Reading stopped short of WouldBlock, so no readable edge will come: if
+                // the flush made room, read again next turn; else the writable event that
+                // drains the output resumes us.
+                Turn::Backpressure if self.output_len() < HIGH_WATER => Verdict::Again,
+                _ => Verdict::Keep,
+            })
         });
         match result {
             Ok(verdict) => verdict,
@@ -273,7 +303,12 @@ impl Connection {
                 let scanned = input.len();
                 input.extend_from_slice(fresh);
                 let used = self.process(token, &mut input, scanned, sh)?;
-                input.drain(..used);
+                if used > 0 {
+                    // What is left is a partial frame header or control frame: keep
+                    // those few bytes, not the read-sized allocation they sat in.
+                    input.drain(..used);
+                    input.shrink_to_fit();
+                }
                 self.buffers().input = input;
             }
             None => {
@@ -395,15 +430,13 @@ impl Connection {
                 ];
                 write_response(&mut out, Status::SWITCHING_PROTOCOLS, &headers, b"");
                 sh.stats.handshakes_total += 1;
-                sh.stats.websockets += 1;
-                self.phase = Phase::Open { pinged: false };
-                self.since = sh.now;
+                self.set_phase(Phase::Open { pinged: false }, sh);
             }
             Reply::Page => {
                 let headers = [("Content-Type", "text/html; charset=utf-8")];
                 write_response(&mut out, Status::OK, &headers, PAGE.as_bytes());
                 sh.stats.http_responses_total += 1;
-                self.phase = Phase::Closing;
+                self.set_phase(Phase::Closing, sh);
             }
             Reply::Stats => {
                 let report = StatsReport {
@@ -419,7 +452,7 @@ impl Connection {
                 ];
                 write_response(&mut out, Status::OK, &headers, &body);
                 sh.stats.http_responses_total += 1;
-                self.phase = Phase::Closing;
+                self.set_phase(Phase::Closing, sh);
             }
             Reply::Refuse {
                 status,
@@ -432,8 +465,7 @@ impl Connection {
                 write_response(&mut out, status, &all, body.as_bytes());
                 sh.stats.http_responses_total += 1;
                 sh.stats.http_errors_total += 1;
-                self.phase = Phase::Closing;
-                self.since = sh.now;
+                self.set_phase(Phase::Closing, sh);
             }
         }
         self.write_or_queue(&out, &[], sh)
@@ -454,7 +486,7 @@ impl Connection {
             Event::Close(body) => match body.code {
                 Some(code) => self.send_close(code, "", sh),
                 None => {
-                    self.enter_closing(sh);
+                    self.set_phase(Phase::Closing, sh);
                     self.send_frame(OpCode::Close, true, &[], sh)
                 }
             },
@@ -487,18 +519,27 @@ impl Connection {
 
     fn send_close(&mut self, code: CloseCode, reason: &str, sh: &mut Shared) -> io::Result<()> {
         let (payload, len) = encode_close_payload(code, reason);
-        self.enter_closing(sh);
+        self.set_phase(Phase::Closing, sh);
         self.send_frame(OpCode::Close, true, &payload[..len], sh)
     }
 
-    /// Moves an open connection to `Closing`. It stops counting as a WebSocket here, not
-    /// when its socket is finally dropped (the reactor only uncounts connections still
-    /// `Open` then), so the `websockets` gauge and `--max-connections` see it leave.
-    fn enter_closing(&mut self, sh: &mut Shared) {
-        if let Phase::Open { .. } = self.phase {
-            sh.stats.websockets -= 1;
+    /// The one place the phase changes. A new phase starts its wait now (the deadline
+    /// `since` counts from here; a Ping within `Open` does not restart the silence).
+    /// A connection counts as a WebSocket exactly while `Open`: the gauge and
+    /// `--max-connections` see it arrive at the handshake and leave when closing starts
+    /// (the reactor uncounts one dropped while still `Open`).
+    fn set_phase(&mut self, phase: Phase, sh: &mut Shared) {
+        let was_open = self.is_websocket();
+        let open = matches!(phase, Phase::Open { .. });
+        match (was_open, open) {
+            (false, true) => sh.stats.websockets += 1,
+            (true, false) => sh.stats.websockets -= 1,
+            _ => {}
         }
-        self.phase = Phase::Closing;
+        if std::mem::discriminant(&phase) != std::mem::discriminant(&self.phase) {
+            self.since = sh.now;
+        }
+        self.phase = phase;
     }
 
     /// Sends one unmasked server frame (§5.1).
@@ -595,6 +636,16 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
+
+    use clap::Parser;
+    use mio::Poll;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
 
     #[test]
     fn an_idle_connection_fits_the_memory_budget() {
@@ -602,10 +653,113 @@ mod tests {
         // connection is exactly its slab slot: this struct plus the slab's entry tag.
         // Growing it is a decision to take on purpose, with a new RSS measurement.
         assert_eq!(std::mem::size_of::<Receiver>(), 40);
-        assert_eq!(std::mem::size_of::<Connection>(), 72);
+        // mio's TcpStream carries an 8-byte selector id in debug builds only.
+        let expected = if cfg!(debug_assertions) { 72 } else { 64 };
+        assert_eq!(std::mem::size_of::<Connection>(), expected);
         assert!(
             std::mem::size_of::<Option<Box<Buffers>>>() == 8,
             "buffers are one pointer"
+        );
+    }
+
+    /// A client sends a frame and a Close, then half-closes, before the server has read
+    /// any of it. With a tiny send buffer the echo cannot all go out at once, so the
+    /// server reads the EOF while it still owes the client most of the echo and the
+    /// Close reply: it must deliver both before dropping the connection.
+    #[test]
+    fn output_owed_at_the_clients_eof_is_delivered() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        socket2::SockRef::from(&accepted)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        accepted.set_nonblocking(true).unwrap();
+
+        let key = [1, 2, 3, 4];
+        let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+        let mut sent =
+            b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                .to_vec();
+        for (opcode, body) in [
+            (OpCode::Binary, &payload[..]),
+            (OpCode::Close, &[0x03, 0xE8][..]),
+        ] {
+            let header = FrameHeader {
+                fin: true,
+                opcode,
+                mask: Some(key),
+                payload_len: body.len() as u64,
+            };
+            let (h, n) = header.encode();
+            sent.extend_from_slice(&h[..n]);
+            let start = sent.len();
+            sent.extend_from_slice(body);
+            crate::protocol::frame::apply_mask(&mut sent[start..], key, 0);
+        }
+        client.write_all(&sent).unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut received = Vec::new();
+            let _ = client.read_to_end(&mut received);
+            received
+        });
+
+        let poll = Poll::new().unwrap();
+        let config = Cli::parse_from(["test"]).config;
+        let mut stats = Stats::default();
+        let token = Token(0);
+        let socket = TcpStream::from_std(accepted);
+        let mut conn = Connection::new(socket, token, poll.registry(), 0).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut sh = Shared {
+                config: &config,
+                stats: &mut stats,
+                registry: poll.registry(),
+                now: 0,
+                uptime_secs: 0,
+            };
+            if conn.drive(token, &mut buf, &mut sh) == Verdict::Drop {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the connection never finished");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(conn);
+        let received = reader.join().unwrap();
+        let head_end = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert!(received.starts_with(b"HTTP/1.1 101 "));
+        let frames = &received[head_end..];
+        let echo = FrameHeader {
+            fin: true,
+            opcode: OpCode::Binary,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let (h, n) = echo.encode();
+        assert_eq!(
+            frames.len(),
+            n + payload.len() + 4,
+            "the echo and the Close reply, whole"
+        );
+        assert_eq!(&frames[..n], &h[..n], "echo header");
+        assert!(
+            frames[n..n + payload.len()] == payload[..],
+            "echo payload differs"
+        );
+        assert_eq!(
+            &frames[n + payload.len()..],
+            &[0x88, 0x02, 0x03, 0xE8],
+            "Close 1000 reply"
         );
     }
 }

@@ -21,6 +21,7 @@ use super::connection::{Connection, Shared, Verdict};
 use super::stats::{rss_bytes, Stats};
 use super::timers::{Clock, SWEEP_INTERVAL};
 use super::workers::WorkerReport;
+use crate::protocol::http::{write_response, Status};
 
 const LISTENER: Token = Token(usize::MAX);
 
@@ -30,8 +31,8 @@ const READ_BUFFER_SIZE: usize = 64 * 1024;
 /// How long to stop accepting when out of descriptors and no spare is left to shed with.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// How often the EMFILE condition may be logged.
-const EMFILE_LOG_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a trouble on the accept path (EMFILE and the like) may be logged.
+const WARN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long open connections get to finish their closing handshake at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -41,10 +42,6 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How often a worker reports its counters to the supervisor.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Shed a connection we cannot serve: a short answer, then close.
-const SHED_RESPONSE: &[u8] =
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n";
 
 pub struct Reactor {
     poll: Poll,
@@ -61,7 +58,7 @@ pub struct Reactor {
     /// so a client over the limit is told promptly instead of waiting in the backlog.
     spare: Option<File>,
     accept_paused_until: Option<Instant>,
-    last_emfile_log: Option<Instant>,
+    last_warning: Option<Instant>,
     shutdown: Arc<AtomicBool>,
 }
 
@@ -88,7 +85,7 @@ impl Reactor {
             again: Vec::new(),
             spare: File::open("/dev/null").ok(),
             accept_paused_until: None,
-            last_emfile_log: None,
+            last_warning: None,
             shutdown,
         })
     }
@@ -250,17 +247,28 @@ impl Reactor {
                             self.stats.accepted_total += 1;
                             self.stats.connections += 1;
                         }
-                        Err(e) => debug!("register failed: {e}"),
+                        // E.g. ENOSPC: fs.epoll.max_user_watches is used up.
+                        Err(e) => self.warn(|| format!("cannot watch a new connection: {e}")),
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The client gave up between its SYN and our accept: the next may be fine.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EPROTO)) => {
+                    debug!("accept: {e}")
+                }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                     if !self.shed_one() {
                         return;
                     }
                 }
-                // ECONNABORTED and friends: that client gave up; the next may be fine.
-                Err(e) => debug!("accept: {e}"),
+                // ENOBUFS, ENOMEM, ...: the connection stays queued, so retrying at once
+                // would spin. Back off as for EMFILE without a spare.
+                Err(e) => {
+                    self.warn(|| format!("accept: {e}; pausing accepts briefly"));
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
             }
         }
     }
@@ -270,19 +278,14 @@ impl Reactor {
     /// backlog. Returns false when accepting must pause instead (no spare to use).
     fn shed_one(&mut self) -> bool {
         self.stats.accept_emfile_total += 1;
+        let (open, failures) = (self.conns.len(), self.stats.accept_emfile_total);
+        self.warn(|| {
+            format!(
+                "accept: out of file descriptors with {open} connections open; shedding new \
+                 ones ({failures} accept failures so far)"
+            )
+        });
         let now = Instant::now();
-        if self
-            .last_emfile_log
-            .is_none_or(|last| now.duration_since(last) >= EMFILE_LOG_INTERVAL)
-        {
-            warn!(
-                "accept: out of file descriptors with {} connections open; shedding new ones \
-                 ({} accept failures so far)",
-                self.conns.len(),
-                self.stats.accept_emfile_total
-            );
-            self.last_emfile_log = Some(now);
-        }
         // The spare may have been lost to a failed reopen: a descriptor freed since
         // then lets us take it back.
         let spare = self.spare.take().or_else(|| File::open("/dev/null").ok());
@@ -293,8 +296,11 @@ impl Reactor {
         drop(spare);
         let shed = match listener.accept() {
             Ok((mut socket, _)) => {
+                let mut response = Vec::new();
+                let retry = [("Retry-After", "1")];
+                write_response(&mut response, Status::SERVICE_UNAVAILABLE, &retry, b"");
                 // A fresh socket's send buffer always takes these few bytes.
-                let _ = socket.write(SHED_RESPONSE);
+                let _ = socket.write(&response);
                 self.stats.shed_total += 1;
                 true
             }
@@ -307,6 +313,19 @@ impl Reactor {
         // Only now, with the shed socket closed, is there a descriptor for the spare.
         self.spare = File::open("/dev/null").ok();
         shed
+    }
+
+    /// Logs a warning unless one was logged within the last [`WARN_INTERVAL`]: the
+    /// conditions on the accept path repeat for every client while they last.
+    fn warn(&mut self, message: impl FnOnce() -> String) {
+        let now = Instant::now();
+        if self
+            .last_warning
+            .is_none_or(|last| now.duration_since(last) >= WARN_INTERVAL)
+        {
+            warn!("{}", message());
+            self.last_warning = Some(now);
+        }
     }
 
     /// Visits every connection and acts on due deadlines.
