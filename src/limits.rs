@@ -131,6 +131,8 @@ pub enum Limit {
     FileMax,
     /// MemAvailable divided by the bytes each connection costs.
     Memory,
+    /// `fs.epoll.max_user_watches`: sockets registered with epoll, per user.
+    EpollWatches,
 }
 
 impl fmt::Display for Limit {
@@ -139,6 +141,7 @@ impl fmt::Display for Limit {
             Limit::Nofile => "RLIMIT_NOFILE (per process)",
             Limit::FileMax => "fs.file-max (system-wide open files)",
             Limit::Memory => "memory (MemAvailable)",
+            Limit::EpollWatches => "fs.epoll.max_user_watches (per user)",
         })
     }
 }
@@ -172,6 +175,9 @@ pub struct Report {
     pub port_range: Option<PortRange>,
     pub somaxconn: Option<u64>,
     pub tcp_max_syn_backlog: Option<u64>,
+    /// `fs.epoll.max_user_watches`: every socket a reactor watches counts, for all the
+    /// user's processes together (the server's and a local load generator's alike).
+    pub epoll_max_user_watches: Option<u64>,
     pub mem_total_bytes: Option<u64>,
     pub mem_available_bytes: Option<u64>,
     pub tcp_mem_pages: Option<TcpMem>,
@@ -225,6 +231,7 @@ pub fn report(workers: u32, probe: bool) -> Report {
         soft.map(|s| s.saturating_sub(RESERVED_FDS)),
         file_max.map(|m| m.saturating_sub(file_nr.unwrap_or(0))),
         mem_available_bytes.map(|m| m / per_conn),
+        sysctl_u64("fs.epoll.max_user_watches"),
     );
     Report {
         nofile,
@@ -235,6 +242,7 @@ pub fn report(workers: u32, probe: bool) -> Report {
         port_range,
         somaxconn: sysctl_u64("net.core.somaxconn"),
         tcp_max_syn_backlog: sysctl_u64("net.ipv4.tcp_max_syn_backlog"),
+        epoll_max_user_watches: sysctl_u64("fs.epoll.max_user_watches"),
         mem_total_bytes: meminfo_bytes(&meminfo, "MemTotal"),
         mem_available_bytes,
         tcp_mem_pages,
@@ -260,6 +268,7 @@ fn capacity(
     per_process: Option<u64>,
     file_max_free: Option<u64>,
     by_memory: Option<u64>,
+    epoll_watches: Option<u64>,
 ) -> Capacity {
     let workers = workers.max(1);
     let all_processes = per_process.map(|p| p.saturating_mul(u64::from(workers)));
@@ -268,6 +277,7 @@ fn capacity(
         (Limit::Nofile, all_processes),
         (Limit::FileMax, file_max_free),
         (Limit::Memory, by_memory),
+        (Limit::EpollWatches, epoll_watches),
     ]
     .into_iter()
     .filter_map(|(limit, n)| Some((n?, limit)))
@@ -376,6 +386,7 @@ System-wide
   fs.file-nr            {file_nr:>11}  open files allocated now
   net.core.somaxconn    {somaxconn:>11}  accept queue per listener, not a cap
   tcp_max_syn_backlog   {syn_backlog:>11}  half-open handshakes, not a cap
+  epoll max_user_watches{watches:>11}  watched sockets per user, all processes
   net.ipv4.tcp_mem max  {tcp_mem:>11}  socket buffers; an idle socket has none
 
 Memory
@@ -410,6 +421,7 @@ Capacity (server side)
             file_nr = count(self.file_nr),
             somaxconn = count(self.somaxconn),
             syn_backlog = count(self.tcp_max_syn_backlog),
+            watches = count(self.epoll_max_user_watches),
             tcp_mem = size(tcp_mem),
             mem_total = size(self.mem_total_bytes),
             mem_available = size(self.mem_available_bytes),
@@ -494,6 +506,10 @@ mod tests {
         assert!(r.file_nr.is_some_and(|nr| nr > 0 && Some(nr) <= r.file_max));
         assert_eq!(r.somaxconn, Some(sys("net/core/somaxconn")[0]));
         assert_eq!(
+            r.epoll_max_user_watches,
+            Some(sys("fs/epoll/max_user_watches")[0])
+        );
+        assert_eq!(
             r.tcp_max_syn_backlog,
             Some(sys("net/ipv4/tcp_max_syn_backlog")[0])
         );
@@ -518,7 +534,7 @@ mod tests {
         let json = serde_json::to_value(report(2, false)).unwrap();
         let numbers = "/nofile/soft_before /nofile/soft /nofile/hard /nr_open
             /file_max /file_nr /port_range/low /port_range/high /port_range/count /somaxconn
-            /tcp_max_syn_backlog /mem_total_bytes /mem_available_bytes /tcp_mem_pages/min
+            /tcp_max_syn_backlog /epoll_max_user_watches /mem_total_bytes /mem_available_bytes /tcp_mem_pages/min
             /tcp_mem_pages/pressure /tcp_mem_pages/max /page_size /user_bytes_per_connection
             /kernel_bytes_per_connection /capacity/workers /capacity/per_process
             /capacity/file_max_free /capacity/by_memory /capacity/total /client_sources_needed";
@@ -549,16 +565,18 @@ mod tests {
     #[test]
     fn capacity_takes_the_least_limit() {
         let least = |c: Capacity| (c.total, c.binds_first);
-        let c = capacity(4, Some(19_984), Some(2_000_000), Some(6_000_000));
+        let c = capacity(4, Some(19_984), Some(2_000_000), Some(6_000_000), None);
         assert_eq!(least(c), (Some(79_936), Some(Limit::Nofile)));
-        let c = capacity(200, Some(19_984), Some(2_000_000), Some(6_000_000));
+        let c = capacity(200, Some(19_984), Some(2_000_000), Some(6_000_000), None);
         assert_eq!(least(c), (Some(2_000_000), Some(Limit::FileMax)));
-        let c = capacity(0, Some(19_984), None, Some(10_000));
+        let c = capacity(200, Some(19_984), Some(9_000_000), None, Some(1_000_000));
+        assert_eq!(least(c), (Some(1_000_000), Some(Limit::EpollWatches)));
+        let c = capacity(0, Some(19_984), None, Some(10_000), None);
         assert_eq!(
             (c.workers, least(c)),
             (1, (Some(10_000), Some(Limit::Memory)))
         );
-        assert_eq!(least(capacity(1, None, None, None)), (None, None));
+        assert_eq!(least(capacity(1, None, None, None, None)), (None, None));
     }
 
     #[test]
