@@ -68,6 +68,20 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+impl Config {
+    /// The configuration `serve` gets from these options (for tests).
+    pub fn from_args(args: &[&str]) -> Config {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: Config,
+        }
+        Cli::parse_from(std::iter::once("serve").chain(args.iter().copied())).config
+    }
+}
+
 /// Seconds the closing handshake and the final flush may take before the socket is
 /// dropped (RFC 6455 §7.1.1 leaves the wait to the server).
 pub const CLOSE_TIMEOUT_SECS: u32 = 5;

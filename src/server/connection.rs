@@ -638,14 +638,7 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
-    use clap::Parser;
     use mio::Poll;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        config: Config,
-    }
 
     #[test]
     fn an_idle_connection_fits_the_memory_budget() {
@@ -713,7 +706,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         });
 
         let poll = Poll::new().unwrap();
-        let config = Cli::parse_from(["test"]).config;
+        let config = Config::from_args(&[]);
         let mut stats = Stats::default();
         let token = Token(0);
         let socket = TcpStream::from_std(accepted);

@@ -85,21 +85,9 @@ pub fn due(wait: Wait, age: Tick, config: &Config) -> Option<Due> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        config: Config,
-    }
-
-    fn config(args: &[&str]) -> Config {
-        Cli::parse_from(std::iter::once("t").chain(args.iter().copied())).config
-    }
-
     #[test]
     fn deadlines_follow_the_configuration() {
-        let c = config(&[
+        let c = Config::from_args(&[
             "--handshake-timeout",
             "3",
             "--ping-interval",
@@ -124,7 +112,7 @@ mod tests {
             due(Wait::Close, CLOSE_TIMEOUT_SECS, &c),
             Some(Due::CloseTimeout)
         );
-        let off = config(&["--ping-interval", "0", "--idle-timeout", "0"]);
+        let off = Config::from_args(&["--ping-interval", "0", "--idle-timeout", "0"]);
         assert_eq!(due(Wait::Idle { pinged: false }, 1_000_000, &off), None);
     }
 }
