@@ -25,6 +25,21 @@ use crate::protocol::http::{write_response, Status};
 
 const LISTENER: Token = Token(usize::MAX);
 
+/// What a connection borrows from the reactor while it runs. A macro rather than a
+/// method, so that the borrow is split field by field and the slab stays free for the
+/// connection itself.
+macro_rules! shared {
+    ($reactor:expr) => {
+        Shared {
+            config: &$reactor.config,
+            stats: &mut $reactor.stats,
+            registry: $reactor.poll.registry(),
+            now: $reactor.clock.now(),
+            uptime_secs: $reactor.started.elapsed().as_secs(),
+        }
+    };
+}
+
 /// The reactor-wide read buffer: every connection reads into it in turn.
 const READ_BUFFER_SIZE: usize = 64 * 1024;
 
@@ -199,13 +214,7 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return; // a stale event for a connection already closed
         };
-        let mut sh = Shared {
-            config: &self.config,
-            stats: &mut self.stats,
-            registry: self.poll.registry(),
-            now: self.clock.now(),
-            uptime_secs: self.started.elapsed().as_secs(),
-        };
+        let mut sh = shared!(self);
         match conn.drive(token, &mut self.buf, &mut sh) {
             Verdict::Keep => {}
             Verdict::Again => self.again.push(token),
@@ -349,13 +358,7 @@ impl Reactor {
         slots: std::ops::Range<usize>,
         mut f: impl FnMut(&mut Connection, Token, &mut Shared) -> Verdict,
     ) {
-        let mut sh = Shared {
-            config: &self.config,
-            stats: &mut self.stats,
-            registry: self.poll.registry(),
-            now: self.clock.now(),
-            uptime_secs: self.started.elapsed().as_secs(),
-        };
+        let mut sh = shared!(self);
         let mut dropped = Vec::new();
         for i in slots {
             if let Some(conn) = self.conns.get_mut(i) {
