@@ -222,7 +222,11 @@ impl Connection {
             if self.output_len() >= HIGH_WATER {
                 return Ok(Turn::Backpressure);
             }
-            match self.socket.read(buf) {
+            // Input kept from before (under 8 KiB: a head is refused at MAX_HEAD_LEN) goes
+            // in front of the fresh bytes, so both are processed in place as one slice.
+            let kept = self.buffers.as_ref().map_or(0, |b| b.input.len());
+            debug_assert!(kept < buf.len());
+            match self.socket.read(&mut buf[kept..]) {
                 // EOF: the client is done sending. With nothing left to send it, we are
                 // done too; a client that ends without a Close frame gets no Close from
                 // us (§7.1.5: it sees 1006).
@@ -237,7 +241,17 @@ impl Connection {
                         self.since = sh.now;
                         self.phase = Phase::Open { pinged: false };
                     }
-                    self.on_input(token, &mut buf[..n], sh)?;
+                    if let Some(b) = self.buffers.as_mut().filter(|_| kept > 0) {
+                        buf[..kept].copy_from_slice(&b.input);
+                        b.input = Vec::new();
+                    }
+                    let data = &mut buf[..kept + n];
+                    let used = self.process(token, data, kept, sh)?;
+                    if used < data.len() {
+                        // Only what cannot be consumed yet is copied out, and released
+                        // once it is: a partial head, frame header or control frame.
+                        self.buffers().input.extend_from_slice(&data[used..]);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Turn::Idle),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -293,32 +307,6 @@ impl Connection {
                 Verdict::Drop
             }
         }
-    }
-
-    /// Processes freshly read bytes, together with any kept from before.
-    fn on_input(&mut self, token: Token, fresh: &mut [u8], sh: &mut Shared) -> io::Result<()> {
-        match self.buffers.as_mut().filter(|b| !b.input.is_empty()) {
-            Some(b) => {
-                let mut input = std::mem::take(&mut b.input);
-                let scanned = input.len();
-                input.extend_from_slice(fresh);
-                let used = self.process(token, &mut input, scanned, sh)?;
-                if used > 0 {
-                    // What is left is a partial frame header or control frame: keep
-                    // those few bytes, not the read-sized allocation they sat in.
-                    input.drain(..used);
-                    input.shrink_to_fit();
-                }
-                self.buffers().input = input;
-            }
-            None => {
-                let used = self.process(token, fresh, 0, sh)?;
-                if used < fresh.len() {
-                    self.buffers().input.extend_from_slice(&fresh[used..]);
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Runs the protocol over `data` (of which the first `scanned` bytes were seen by an
