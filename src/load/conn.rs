@@ -26,7 +26,7 @@ use super::socket::{connect_failure, io_failure};
 use super::stats::{new_histogram, Counters, Failure};
 use crate::protocol::close::{encode_close_payload, CloseCode};
 use crate::protocol::frame::{apply_mask, FrameHeader, OpCode};
-use crate::protocol::handshake::{check_response, client_request, new_client_key};
+use crate::protocol::handshake::{check_response, client_request, new_client_key, ResponseError};
 use crate::protocol::http::{parse_response, Header, MAX_HEADERS};
 use crate::protocol::message::{DataChunk, Event, Receiver, ReceiverConfig};
 
@@ -412,9 +412,6 @@ impl Conn {
                 }
                 Err(_) => return Err(Failure::BadHandshake.into()),
                 Ok(Some((response, n))) => {
-                    if response.status != 101 {
-                        return Err(Failure::HandshakeRejected(response.status).into());
-                    }
                     check_response(&response, &key).map_err(handshake_failure)?;
                     used = n;
                 }
@@ -662,12 +659,12 @@ fn masked_frame(
     apply_mask(&mut out[n..], key, 0);
 }
 
-/// Which failure a refused 101 is: a wrong accept value, or anything else wrong.
-fn handshake_failure(why: &'static str) -> Failure {
-    if why.contains("Accept") {
-        Failure::BadAccept
-    } else {
-        Failure::BadHandshake
+/// The failure a handshake the server did not complete is counted as.
+fn handshake_failure(why: ResponseError) -> Failure {
+    match why {
+        ResponseError::Refused(status) => Failure::HandshakeRejected(status),
+        ResponseError::NotWebSocket => Failure::BadHandshake,
+        ResponseError::BadAccept => Failure::BadAccept,
     }
 }
 
@@ -734,5 +731,7 @@ mod tests {
             Err(Failure::BadAccept)
         );
         assert_eq!(check(response(good, "h2c")), Err(Failure::BadHandshake));
+        let refused = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_owned();
+        assert_eq!(check(refused), Err(Failure::HandshakeRejected(503)));
     }
 }

@@ -170,18 +170,30 @@ Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     .into_bytes()
 }
 
+/// Why a server's answer to [`client_request`] does not open a WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseError {
+    /// A status other than 101: the server refused (§4.1: "any status code other than
+    /// 101 indicates that the WebSocket handshake has not completed").
+    Refused(u16),
+    /// 101 without `Upgrade: websocket` and `Connection: Upgrade` (§4.1 client rules 2, 3).
+    NotWebSocket,
+    /// A `Sec-WebSocket-Accept` that does not answer our key (§4.1 client rule 4).
+    BadAccept,
+}
+
 /// Checks the server's answer to [`client_request`] (§4.2.2, §4.1 client rules).
-pub fn check_response(resp: &Response<'_, '_>, key: &[u8; 24]) -> Result<(), &'static str> {
+pub fn check_response(resp: &Response<'_, '_>, key: &[u8; 24]) -> Result<(), ResponseError> {
     if resp.status != 101 {
-        return Err("status is not 101");
+        return Err(ResponseError::Refused(resp.status));
     }
     if !resp.headers.has_token("upgrade", "websocket")
         || !resp.headers.has_token("connection", "upgrade")
     {
-        return Err("missing Upgrade/Connection");
+        return Err(ResponseError::NotWebSocket);
     }
     if resp.headers.get("sec-websocket-accept") != Some(&accept_key(key)[..]) {
-        return Err("wrong Sec-WebSocket-Accept");
+        return Err(ResponseError::BadAccept);
     }
     Ok(())
 }
@@ -303,6 +315,9 @@ Sec-WebSocket-Accept: {}\r\n\r\n",
             .unwrap()
             .unwrap();
         assert_eq!(check_response(&resp, &key), Ok(()));
-        assert!(check_response(&resp, &new_client_key()).is_err());
+        assert_eq!(
+            check_response(&resp, &new_client_key()),
+            Err(ResponseError::BadAccept)
+        );
     }
 }
