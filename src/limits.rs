@@ -314,7 +314,8 @@ fn meminfo_bytes(meminfo: &str, key: &str) -> Option<u64> {
     })
 }
 
-fn page_size() -> Option<u64> {
+/// The memory page size in bytes (for /proc figures given in pages).
+pub fn page_size() -> Option<u64> {
     // SAFETY: sysconf only reads a configuration value; it touches no memory of ours.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(n).ok().filter(|&n| n > 0)
