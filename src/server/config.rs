@@ -38,8 +38,8 @@ pub struct Config {
     #[arg(long, default_value_t = 30)]
     pub ping_interval: u32,
 
-    /// Seconds a connection may go without taking any of its pending output while
-    /// reading from it is paused (backpressure) before it is dropped.
+    /// Seconds a connection may stay paused for backpressure (256 KiB unsent) before
+    /// it is dropped, unless it drains below 64 KiB and so resumes (0 = never drop).
     #[arg(long, default_value_t = 30)]
     pub send_timeout: u32,
 

@@ -9,7 +9,8 @@
 //! Invariants: once a Close frame or a final HTTP response is queued (`Closing`),
 //! nothing else is ever queued; reading pauses while unsent output is above
 //! [`HIGH_WATER`] and resumes below [`LOW_WATER`], so a client that does not read
-//! cannot grow our memory, and one that stays stuck is dropped at `--send-timeout`.
+//! cannot grow our memory, and one that does not drain that far within
+//! `--send-timeout` is dropped.
 
 use std::io;
 use std::rc::Rc;
@@ -99,8 +100,9 @@ enum Liveness {
     Heard,
     /// Silent so long that a heartbeat Ping is out (`since` is still the last input).
     Pinged,
-    /// Reading is paused (backpressure); `since` is the last time the client took
-    /// any output.
+    /// Reading is paused (backpressure) since `since`, until unsent output drains below
+    /// [`LOW_WATER`]. Draining is what counts, not a trickle of bytes: a client whose
+    /// kernel takes a few bytes now and then but that never reads must not stay forever.
     Paused,
 }
 
@@ -753,10 +755,6 @@ impl<S: Transport> Connection<S> {
         };
         let written = b.output.write_to(&mut self.socket)?;
         sh.stats.bytes_out_total += written as u64;
-        if written > 0 && self.phase == Phase::Open(Liveness::Paused) {
-            // The client took output: the send timeout counts anew.
-            self.since = sh.now;
-        }
         Ok(())
     }
 

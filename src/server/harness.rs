@@ -423,7 +423,7 @@ Sec-WebSocket-Version: 13\r\n\r\n";
     }
 
     #[test]
-    fn a_client_that_stops_reading_is_paused_then_dropped_at_the_send_timeout() {
+    fn a_paused_client_that_does_not_drain_is_dropped_at_the_send_timeout() {
         let config = Config::from_args(&["--send-timeout", "3"]);
         let mut h = Harness::new(config, 1024).unwrap();
         h.step(Step::Input(&REQUEST.replace("/chat?room=r", "/echo")));
@@ -432,15 +432,22 @@ Sec-WebSocket-Version: 13\r\n\r\n";
             h.step(Step::Input(&frame));
         }
         assert!(h.is_websocket());
+        let paused_at = h.stats().bytes_in_total;
+        h.step(Step::Input(&frame));
+        assert_eq!(h.stats().bytes_in_total, paused_at, "reading is paused");
+        // Draining below the low-water mark resumes reading and restarts the clock.
         h.step(Step::Advance(2));
+        h.step(Step::Read(1 << 20));
+        assert!(h.stats().bytes_in_total > paused_at, "reading resumed");
+        for _ in 0..20 {
+            h.step(Step::Input(&frame));
+        }
+        h.step(Step::Advance(2));
+        assert!(h.is_alive(), "paused again at 2 s");
+        // A trickle of output taken is not draining.
         h.step(Step::Read(100));
-        h.step(Step::Advance(2));
-        assert!(
-            h.is_alive(),
-            "taking output is progress: the send timeout restarts"
-        );
         h.step(Step::Advance(1));
-        assert!(!h.is_alive(), "3 s without taking any output");
+        assert!(!h.is_alive(), "3 s paused without draining");
         assert_eq!(h.stats().closes_by_code[&1006], 1);
         assert_eq!(h.stats().timeouts_total, 1);
     }

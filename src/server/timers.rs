@@ -50,8 +50,7 @@ pub enum Wait {
     Handshake,
     /// Open, silent since `since`; `pinged` if a heartbeat Ping is outstanding.
     Idle { pinged: bool },
-    /// Open with reading paused (backpressure), the client taking none of its output
-    /// since `since`.
+    /// Open with reading paused (backpressure) since `since`.
     Paused,
     /// Closing or draining since `since`.
     Close,
@@ -66,8 +65,8 @@ pub enum Due {
     Ping,
     /// Silent for `--idle-timeout`: close with 1001.
     IdleTimeout,
-    /// Paused for `--send-timeout` without the client taking any output: drop it (a
-    /// Close could not reach a client that reads nothing).
+    /// Paused for `--send-timeout` without draining: drop it (a Close could not reach
+    /// a client that does not read).
     SendTimeout,
     /// The closing handshake took too long: drop the socket.
     CloseTimeout,
