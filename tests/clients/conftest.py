@@ -100,9 +100,12 @@ def client(url, **kwargs):
     return connect(url, **options)
 
 
-def recv(ws, timeout=IO_TIMEOUT):
-    """The next message; fails the test (TimeoutError) if none arrives in time."""
-    return ws.recv(timeout=timeout)
+def recv(ws, what="a message", timeout=IO_TIMEOUT):
+    """The next message; fails the test, naming `what`, if none arrives in time."""
+    try:
+        return ws.recv(timeout=timeout)
+    except TimeoutError:
+        pytest.fail(f"no {what} within {timeout} s")
 
 
 def unique(prefix):

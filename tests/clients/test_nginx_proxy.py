@@ -6,6 +6,7 @@ path it writes (pid, logs, temp files) inside that directory, and is killed in t
 fixture's teardown whatever happened.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -115,20 +116,23 @@ def proxy(server, tmp_path):
         proc.wait(timeout=10)
 
 
-def test_the_demo_page_comes_through_the_proxy(proxy):
+def test_the_demo_page_and_stats_come_through_the_proxy(proxy):
     with urllib.request.urlopen(f"http://127.0.0.1:{proxy}/", timeout=IO_TIMEOUT) as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/html")
         assert b"<title>wsreactor" in resp.read()
+    with urllib.request.urlopen(f"http://127.0.0.1:{proxy}/stats", timeout=IO_TIMEOUT) as resp:
+        assert resp.status == 200
+        assert isinstance(json.load(resp), dict)
 
 
 def test_echo_through_the_proxy(proxy):
     with client(f"ws://127.0.0.1:{proxy}/echo", ping_interval=None) as ws:
         ws.send("through nginx κόσμε")
-        assert recv(ws) == "through nginx κόσμε"
+        assert recv(ws, "echo through nginx") == "through nginx κόσμε"
         payload = os.urandom(1 << 20)
         ws.send(payload)
-        assert recv(ws, timeout=60) == payload
+        assert recv(ws, "1 MiB echo through nginx", timeout=60) == payload
         assert ws.ping(b"proxied ping").wait(IO_TIMEOUT), "no pong through the proxy"
         ws.close(1000, "bye")
         with pytest.raises(ConnectionClosed) as closed:
@@ -143,5 +147,5 @@ def test_chat_through_the_proxy(proxy):
     with client(url) as a, client(url) as b:
         message = unique("hello through nginx")
         a.send(message)
-        assert recv(b) == message, "another member of the room must get the message"
-        assert recv(a) == message, "the sender is a member too"
+        assert recv(b, "message in another member of the room") == message
+        assert recv(a, "message back in the sender (a member too)") == message

@@ -15,7 +15,7 @@ def test_text_is_echoed(server):
     with client(server.url()) as ws:
         for text in ["hello", "κόσμε", "a€b𝄞c 🦀", ""]:
             ws.send(text)
-            got = recv(ws)
+            got = recv(ws, f"echo of {text!r}")
             assert isinstance(got, str), f"text came back as {type(got).__name__}"
             assert got == text
 
@@ -24,7 +24,7 @@ def test_binary_is_echoed(server):
     with client(server.url()) as ws:
         for payload in [bytes(range(256)), b"", os.urandom(70_000)]:
             ws.send(payload)
-            got = recv(ws)
+            got = recv(ws, f"echo of {len(payload)} bytes")
             assert isinstance(got, bytes), f"binary came back as {type(got).__name__}"
             assert got == payload
 
@@ -33,7 +33,7 @@ def test_one_mebibyte_messages_are_echoed_byte_for_byte(server):
     with client(server.url()) as ws:
         payload = os.urandom(1 << 20)
         ws.send(payload)
-        got = recv(ws, timeout=60)
+        got = recv(ws, "1 MiB binary echo", timeout=60)
         assert len(got) == len(payload)
         assert got == payload, "the 1 MiB binary echo differs"
 
@@ -43,7 +43,7 @@ def test_one_mebibyte_messages_are_echoed_byte_for_byte(server):
         text += "x" * ((1 << 20) - len(text.encode()))
         assert len(text.encode()) == 1 << 20
         ws.send(text)
-        got = recv(ws, timeout=60)
+        got = recv(ws, "1 MiB text echo", timeout=60)
         assert got == text, "the 1 MiB text echo differs"
 
 
@@ -57,14 +57,14 @@ def test_ping_gets_a_pong_with_the_same_payload(server):
         assert pong.wait(IO_TIMEOUT), "no pong with the ping's payload"
         # The connection still echoes after the control frames.
         ws.send("after ping")
-        assert recv(ws) == "after ping"
+        assert recv(ws, "echo after the ping") == "after ping"
 
 
 @pytest.mark.parametrize("code, reason", [(1000, "bye"), (4001, "application-defined: κόσμε")])
 def test_close_with_code_and_reason(server, code, reason):
     with client(server.url()) as ws:
         ws.send("before close")
-        assert recv(ws) == "before close"
+        assert recv(ws, "echo before closing") == "before close"
         ws.close(code=code, reason=reason)
         # After the closing handshake, recv reports how it went: the frame we sent and the
         # one we received (None if the server had sent no Close frame).
@@ -87,10 +87,10 @@ def test_chat_room_members_all_get_a_message(server):
     ) as b, client(server.url(f"/chat?room={unique('other')}")) as other:
         message = unique("hello from a")
         a.send(message)
-        assert recv(b) == message, "another member of the room must get the message"
-        assert recv(a) == message, "the sender is a member too"
+        assert recv(b, "message in another member of the room") == message
+        assert recv(a, "message back in the sender (a member too)") == message
         # A client in another room must not get it: its own message must be the first
         # thing it receives (delivery to every member happens before b's recv returns).
         mine = unique("other room")
         other.send(mine)
-        assert recv(other) == mine
+        assert recv(other, "other room's own message") == mine
