@@ -52,12 +52,16 @@ before(async () => {
   context.setDefaultTimeout(UI_MS);
   const origin = server.httpUrl("").replace(/\/$/, "");
   const wsOrigin = origin.replace(/^http/, "ws");
-  context.on("request", (req) => {
-    const url = req.url();
-    if (!url.startsWith(origin + "/") && !url.startsWith(wsOrigin + "/") && !url.startsWith("data:")) {
-      foreignRequests.push(url);
-    }
-  });
+  const own = (url) => url.startsWith(origin + "/") || url.startsWith(wsOrigin + "/") || url.startsWith("data:");
+  // Anything else the page asks for is recorded and aborted before it leaves the
+  // browser, so even a broken page never sends traffic off this machine.
+  await context.route(
+    (url) => !own(url.href),
+    (route) => {
+      foreignRequests.push(route.request().url());
+      return route.abort("blockedbyclient");
+    },
+  );
   context.on("page", (page) => page.on("pageerror", (e) => pageErrors.push(String(e))));
 });
 
