@@ -2,9 +2,13 @@
 
 pub mod config;
 pub mod connection;
+pub mod harness;
+pub mod output;
 pub mod reactor;
+pub mod rooms;
 pub mod stats;
 pub mod timers;
+pub mod transport;
 pub mod workers;
 
 use std::io;
