@@ -167,3 +167,22 @@ test("two tabs in the same chat room both show a message one of them sent", asyn
   assert.deepEqual(pageErrors, [], "script errors on the page");
   assert.deepEqual(foreignRequests, [], "the page loaded something from elsewhere");
 });
+
+test("a room name the server would refuse is caught on the page", async () => {
+  const page = await context.newPage();
+  try {
+    await page.goto(server.httpUrl("/"));
+    await expectOpen(page, "/echo");
+    await page.locator("#mode-chat").check();
+    await expectOpen(page, "/chat?room=lobby");
+    await page.locator("#room").fill("two words");
+    await page.locator("#connect").click();
+    await expectLogLine(page, "event", "room names are 1 to 64 letters");
+    // The page stayed where it was rather than trying a connection that gets a 400.
+    assert.equal(await page.locator("#endpoint").innerText(), "/chat?room=lobby");
+    assert.equal(await page.locator("#status").getAttribute("data-state"), "open");
+  } finally {
+    await page.close();
+  }
+  assert.deepEqual(pageErrors, [], "script errors on the page");
+});
