@@ -40,7 +40,8 @@ fn ten_thousand_slowloris_clients_neither_block_others_nor_outstay_the_timeout()
         .map(|i| {
             let mut s = TcpStream::connect(server.addr)
                 .unwrap_or_else(|e| panic!("slow client {i}: connect: {e}"));
-            s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                .unwrap();
             s
         })
         .collect();
@@ -80,7 +81,10 @@ fn ten_thousand_slowloris_clients_neither_block_others_nor_outstay_the_timeout()
     );
     assert_eq!(refused, SLOW_CLIENTS);
     let stats = server.stats();
-    assert_eq!(stats["handshake_failures"]["timeout"], SLOW_CLIENTS, "{stats}");
+    assert_eq!(
+        stats["handshake_failures"]["timeout"], SLOW_CLIENTS,
+        "{stats}"
+    );
     assert_eq!(stats["timeouts_total"], SLOW_CLIENTS, "{stats}");
     server.assert_serves();
 }
