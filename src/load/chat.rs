@@ -177,7 +177,8 @@ impl Room {
     /// window would let it go: how long the driver may sleep.
     pub fn next_due_us(&self) -> Option<u64> {
         let start = self.started_us?;
-        let waiting = self.sent < self.cfg.messages && self.sent - self.everywhere < self.cfg.window;
+        let waiting =
+            self.sent < self.cfg.messages && self.sent - self.everywhere < self.cfg.window;
         waiting.then(|| start + self.pacer.due(u64::from(self.sent)).as_micros() as u64)
     }
 
@@ -221,16 +222,14 @@ impl Room {
     }
 
     fn advance(&mut self) {
-        while self.everywhere < self.sent && self.have[self.slot(self.everywhere)] >= self.live
-        {
+        while self.everywhere < self.sent && self.have[self.slot(self.everywhere)] >= self.live {
             self.everywhere += 1;
         }
     }
 
     /// Every message has reached every member still connected (or none is left).
     pub fn is_finished(&self) -> bool {
-        self.is_started()
-            && (self.live == 0 || self.everywhere == self.cfg.messages)
+        self.is_started() && (self.live == 0 || self.everywhere == self.cfg.messages)
     }
 
     /// The oldest outstanding message has waited longer than `timeout_us` for some
@@ -270,7 +269,10 @@ mod tests {
         for cut in [0usize, 1, 7, 8, 9, 15, 16, 17, 99, 100] {
             let mut stamp = 0;
             assert_eq!(check(9, 0x1234_abcd, 0, &m[..cut], &mut stamp), Ok(()));
-            assert_eq!(check(9, 0x1234_abcd, cut as u64, &m[cut..], &mut stamp), Ok(()));
+            assert_eq!(
+                check(9, 0x1234_abcd, cut as u64, &m[cut..], &mut stamp),
+                Ok(())
+            );
             assert_eq!(stamp, 0xdead_beef, "cut {cut}");
         }
     }
@@ -281,8 +283,16 @@ mod tests {
         let mut stamp = 0;
         let order = Err(Failure::ChatOutOfOrder);
         let mismatch = Err(Failure::ChatMismatch);
-        assert_eq!(check(9, 6, 0, &m, &mut stamp), order, "another sequence number");
-        assert_eq!(check(8, 5, 0, &m, &mut stamp), mismatch, "another run's seed");
+        assert_eq!(
+            check(9, 6, 0, &m, &mut stamp),
+            order,
+            "another sequence number"
+        );
+        assert_eq!(
+            check(8, 5, 0, &m, &mut stamp),
+            mismatch,
+            "another run's seed"
+        );
         for i in 0..m.len() {
             let mut bad = m.clone();
             bad[i] = if bad[i] == b'a' { b'b' } else { b'a' };
@@ -296,7 +306,11 @@ mod tests {
         }
         let mut upper = m.clone();
         upper[10] = b'A';
-        assert_eq!(check(9, 5, 0, &upper, &mut stamp), mismatch, "stamps are lowercase");
+        assert_eq!(
+            check(9, 5, 0, &upper, &mut stamp),
+            mismatch,
+            "stamps are lowercase"
+        );
     }
 
     fn room(messages: u32, window: u32, members: u64) -> Room {

@@ -631,9 +631,13 @@ impl Conn {
         room.on_sent(seq, env.now_us);
         env.stats.counters.chat_sent += 1;
         let size = env.cfg.message_size as usize;
-        masked_frame(&mut env.out, &mut env.rng, payload::opcode(seq), size, |p| {
-            chat::fill(seed, seq, stamp, p)
-        });
+        masked_frame(
+            &mut env.out,
+            &mut env.rng,
+            payload::opcode(seq),
+            size,
+            |p| chat::fill(seed, seq, stamp, p),
+        );
         let r = self.send(&env.out, env.cfg.max_spill);
         self.settle(env, r.map_err(End::from))
     }

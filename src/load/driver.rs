@@ -72,9 +72,13 @@ pub struct Control {
 enum Stage {
     Ramping,
     AwaitingGo,
-    Holding { until: Duration },
+    Holding {
+        until: Duration,
+    },
     /// Chat mode: the sender (a slab key) sends while members receive.
-    Chatting { sender: usize },
+    Chatting {
+        sender: usize,
+    },
     Draining,
 }
 
@@ -551,6 +555,41 @@ mod tests {
         assert_eq!(rtt.len(), c.echoes);
         assert_eq!(decode_histogram(&fin.handshake_us).unwrap().len(), 40);
         assert!(msgs.iter().any(|m| matches!(m, WorkerMsg::Ramped { .. })));
+    }
+
+    #[test]
+    fn a_room_that_does_not_broadcast_leaves_deliveries_missing() {
+        use crate::load::chat::ChatConfig;
+        // The echo server as a "room" that sends each message back to its sender only:
+        // the sender receives its own, no other member anything, so the window never
+        // moves past its first messages and the chat gives up once they are overdue.
+        let target = tungstenite_echo_server();
+        let mut cfg = config(target, 3);
+        cfg.conn.path = "/chat?room=x".to_owned();
+        cfg.conn.echo_timeout_ms = 300;
+        cfg.conn.chat = Some(ChatConfig {
+            messages: 5,
+            rate: None,
+            window: 2,
+        });
+        let fin = Driver::new(cfg)
+            .unwrap()
+            .run(&Control::default(), &mut |_| true)
+            .unwrap();
+        let c = &fin.counters;
+        assert!(c.failures.is_empty(), "{:?}", c.failures);
+        assert_eq!((c.verified, c.echoes, c.closed_clean), (3, 0, 3));
+        assert_eq!(
+            (c.chat_sent, c.deliveries),
+            (2, 2),
+            "a window of 2, to the sender"
+        );
+        let chat = fin.chat.expect("a chat result");
+        assert_eq!(
+            (chat.members, chat.members_complete, chat.messages),
+            (3, 0, 5)
+        );
+        assert_eq!(decode_histogram(&chat.delivery_us).unwrap().len(), 2);
     }
 
     #[test]

@@ -572,6 +572,76 @@ mod tests {
     }
 
     #[test]
+    fn chat_options_go_together_and_reach_the_workers() {
+        let base = ["--addr", "127.0.0.1:9001", "--connections", "10"];
+        let with = |extra: &[&str]| {
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            parse(&args)
+        };
+        let a = with(&["--chat", "room-1"]).unwrap();
+        assert_eq!(a.request_path(), "/chat?room=room-1");
+        assert_eq!(
+            (a.chat_messages, a.chat_window, a.chat_rate),
+            (100, 16, None)
+        );
+        for extra in [
+            &["--chat", "x", "--path", "/y"][..],
+            &["--chat", "x", "--hold", "1"],
+            &["--chat", "x", "--echo-every", "1"],
+            &["--chat-messages", "5"],
+            &["--chat-rate", "5"],
+            &["--chat-window", "5"],
+            &["--chat", "a b"],
+            &["--chat", ""],
+            &["--chat", "x", "--chat-messages", "0"],
+            &["--chat", "x", "--chat-window", "0"],
+        ] {
+            assert!(with(extra).is_err(), "{extra:?}");
+        }
+        let a = with(&[
+            "--chat",
+            "x",
+            "--chat-messages",
+            "7",
+            "--chat-rate",
+            "2.5",
+            "--chat-window",
+            "3",
+            "--message-size",
+            "64",
+        ])
+        .unwrap();
+        let slot = WorkerSlot { index: 0, count: 1 };
+        let argv = a.worker_args(slot);
+        let back = parse(&argv.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        assert_eq!(
+            back,
+            LoadArgs {
+                worker: Some(slot),
+                ..a
+            }
+        );
+    }
+
+    #[test]
+    fn chat_runs_that_cannot_work_are_refused_before_any_socket() {
+        let chat = [
+            "--addr",
+            "127.0.0.1:9",
+            "--connections",
+            "10",
+            "--chat",
+            "x",
+        ];
+        let run = |extra: &[&str]| {
+            let args: Vec<&str> = chat.iter().chain(extra).copied().collect();
+            try_run(parse(&args).unwrap()).unwrap_err()
+        };
+        assert!(run(&["--procs", "2"]).contains("one process"));
+        assert!(run(&["--message-size", "15"]).contains("at least 16"));
+    }
+
+    #[test]
     fn non_loopback_targets_fail_before_any_socket() {
         let a = parse(&["--addr", "10.1.2.3:80", "--connections", "1"]).unwrap();
         let err = try_run(a).unwrap_err();

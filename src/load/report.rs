@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::stats::{
-    decode_histogram, new_histogram, ChatFinal, Counters, WorkerFinal, WorkerMsg,
-};
+use super::stats::{decode_histogram, new_histogram, ChatFinal, Counters, WorkerFinal, WorkerMsg};
 
 /// What each worker has said so far.
 #[derive(Debug)]
@@ -564,6 +562,69 @@ mod tests {
             text.contains("connect_refused") && text.contains("FAILED"),
             "{text}"
         );
+    }
+
+    /// A one-worker chat run: `members` members of which `complete` got all of
+    /// `messages`, and `deliveries` deliveries in all.
+    fn chat_run(members: u64, complete: u64, messages: u64, deliveries: u64) -> Report {
+        let mut counters = done(members);
+        counters.echoes = 0;
+        counters.chat_sent = messages;
+        counters.deliveries = deliveries;
+        let mut h = new_histogram();
+        for v in 1..=deliveries {
+            h.record(v).unwrap();
+        }
+        let mut t = Tally::new(1, Instant::now());
+        t.on_msg(
+            0,
+            WorkerMsg::Final(Box::new(WorkerFinal {
+                open_at_hold_start: members,
+                counters,
+                not_attempted: 0,
+                per_source: vec![members],
+                handshake_us: encode_histogram(&h),
+                echo_rtt_us: encode_histogram(&new_histogram()),
+                chat: Some(ChatFinal {
+                    members,
+                    members_complete: complete,
+                    messages,
+                    secs: 2.0,
+                    delivery_us: encode_histogram(&h),
+                }),
+            })),
+        );
+        let mut info = run_info(members);
+        info.chat = Some(ChatInfo {
+            room: "lobby".into(),
+            window: 8,
+            rate: None,
+        });
+        t.report(info)
+    }
+
+    #[test]
+    fn a_chat_run_is_ok_only_with_every_delivery() {
+        let r = chat_run(4, 4, 10, 40);
+        assert!(r.ok, "{}", r.to_text());
+        let chat = r.chat.as_ref().unwrap();
+        assert_eq!((chat.deliveries_expected, chat.deliveries_missing), (40, 0));
+        assert_eq!(
+            (chat.messages_per_sec, chat.deliveries_per_sec),
+            (5.0, 20.0)
+        );
+        assert_eq!(chat.delivery_us.count, 40);
+        let text = r.to_text();
+        assert!(text.contains("40 of 40 expected, 0 missing"), "{text}");
+        assert!(!text.contains("echoes"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["chat"]["deliveries_received"], 40);
+
+        // One member short of one message: the run fails, though nothing else did.
+        let r = chat_run(4, 3, 10, 39);
+        assert!(!r.ok);
+        assert_eq!(r.chat.as_ref().unwrap().deliveries_missing, 1);
+        assert!(r.to_text().contains("FAILED"), "{}", r.to_text());
     }
 
     #[test]
