@@ -55,6 +55,14 @@ impl<'b> Headers<'_, 'b> {
     }
 }
 
+impl<'h, 'b> Headers<'h, 'b> {
+    /// The fields in the order they were sent (for tests and fuzzing, which compare
+    /// whole heads; the server itself only asks by name).
+    pub fn iter(&self) -> std::iter::Copied<std::slice::Iter<'h, Header<'b>>> {
+        self.fields.iter().copied()
+    }
+}
+
 /// A parsed request head, borrowing from the input buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'h, 'b> {
