@@ -181,7 +181,9 @@ fn check_fields(fields: &OwnedFields) {
         assert!(is_token(name), "field name {name:?}");
         assert_eq!(value.trim_ascii(), &value[..], "value keeps whitespace");
         assert!(
-            value.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7F)),
+            value
+                .iter()
+                .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7F)),
             "control byte in value {value:?}"
         );
     }

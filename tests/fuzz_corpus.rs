@@ -62,7 +62,11 @@ fn seeds_decode_as_named() {
         route(&req, &[]),
         Ok(Route::Upgrade { path: "/chat", .. })
     ));
-    assert_eq!(input.payload.len() - n, 11, "a masked frame follows the head");
+    assert_eq!(
+        input.payload.len() - n,
+        11,
+        "a masked frame follows the head"
+    );
 
     let data = read("fuzz/corpus/frame/seed-text").unwrap();
     let input = Input::new(&data);
