@@ -3,7 +3,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wsreactor::protocol::frame::{apply_mask, FrameHeader, OpCode};
-use wsreactor::protocol::handshake::route;
+use wsreactor::protocol::handshake::{route, Policy};
 use wsreactor::protocol::http::{parse_request, Header, MAX_HEADERS};
 use wsreactor::protocol::message::{Event, Receiver, ReceiverConfig, Role};
 
@@ -85,7 +85,7 @@ Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:9001\r\n\r\n";
             let (req, _) = parse_request(black_box(head), 0, &mut storage)
                 .unwrap()
                 .unwrap();
-            black_box(route(&req, &[]).unwrap());
+            black_box(route(&req, &Policy::default()).unwrap());
         })
     });
 }

@@ -83,7 +83,7 @@ echo "   client: source addresses $source_range ($sources x $ports ephemeral por
   "${server_extra[@]}" 2>"$work/server.log" &
 server_pid=$!
 addr=
-for _ in $(seq 200); do
+for _ in $(seq 600); do
   addr=$(grep -o 'listening on [0-9.:]*' "$work/server.log" | head -n1 | cut -d' ' -f3) || true
   [ -n "$addr" ] && break
   kill -0 "$server_pid" 2>/dev/null || break
@@ -91,11 +91,7 @@ for _ in $(seq 200); do
 done
 [ -n "$addr" ] || { echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
 port=${addr##*:}
-# Wait for every worker to listen, then take the memory baseline.
-for _ in $(seq 200); do
-  [ "$(grep -c "worker .* listening on" "$work/server.log")" -ge "$workers" ] && break
-  sleep 0.1
-done
+# The supervisor says "listening on" once every worker accepts: take the baseline now.
 server_pids() { echo "$server_pid"; pgrep -P "$server_pid" || true; }
 rss_total() {
   local total=0 pid kb

@@ -460,7 +460,7 @@ fn stats_is_json_with_connection_counters() {
 
 #[test]
 fn allowed_origin_rejects_others_with_403_and_accepts_it() {
-    let mut server = Server::with_args(&["--allowed-origin", "https://good.example"]);
+    let server = Server::with_args(&["--allowed-origin", "https://good.example"]);
     let evil = upgrade_request("/echo", "Origin: https://evil.example\r\n");
     expect_status(&server, &evil, 403);
     let mut good = server.connect();
@@ -471,7 +471,9 @@ fn allowed_origin_rejects_others_with_403_and_accepts_it() {
     good.read_response().assert_switching();
     good.send_frame(true, OpCode::Text, b"from a good origin");
     good.expect_frame(true, op::TEXT, b"from a good origin");
-    server.assert_serves();
+    // With an allow-list, an upgrade that names no Origin is refused as well.
+    expect_status(&server, &upgrade_request("/echo", ""), 403);
+    assert_eq!(server.stats()["handshake_failures"]["origin_forbidden"], 2);
 }
 
 #[test]

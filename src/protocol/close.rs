@@ -13,6 +13,10 @@ impl CloseCode {
     pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
     pub const POLICY: CloseCode = CloseCode(1008);
     pub const MESSAGE_TOO_BIG: CloseCode = CloseCode(1009);
+    /// Never on the wire (§7.4.1): stands for a Close frame without a status code.
+    pub const NO_STATUS: CloseCode = CloseCode(1005);
+    /// Never on the wire (§7.4.1): stands for a connection that ended without a Close.
+    pub const ABNORMAL: CloseCode = CloseCode(1006);
 
     /// Whether a peer may put this code on the wire (§7.4.1, §7.4.2, IANA registry):
     /// 1004–1006 and 1015 are reserved for local use, 1016–2999 are unassigned, 0–999

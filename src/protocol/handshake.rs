@@ -13,18 +13,43 @@ const WEBSOCKET_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// The length of a `Sec-WebSocket-Accept` value: base64 of a 20-byte SHA-1.
 pub const ACCEPT_LEN: usize = 28;
 
+/// The room a `/chat` upgrade joins when it names none.
+pub const DEFAULT_ROOM: &str = "lobby";
+
+/// The longest room name accepted.
+pub const MAX_ROOM_LEN: usize = 64;
+
+/// What the server's operator allows, as `route` needs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Policy<'c> {
+    /// Origins allowed to upgrade; empty means any (and no Origin needed).
+    pub allowed_origins: &'c [String],
+    /// Subprotocols the server speaks, for `Sec-WebSocket-Protocol` (§4.2.2 item 5.4).
+    pub protocols: &'c [String],
+}
+
 /// Where a valid request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {
-    /// A valid WebSocket upgrade: answer 101 with this accept value.
+    /// A valid WebSocket upgrade: answer 101 with this accept value and subprotocol.
     Upgrade {
         accept: [u8; ACCEPT_LEN],
-        path: &'a str,
+        endpoint: Endpoint<'a>,
+        protocol: Option<&'a str>,
     },
     /// `GET /`: the demo page.
     Page,
     /// `GET /stats`: the counters as JSON.
     Stats,
+}
+
+/// What an upgraded connection does with the messages it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint<'a> {
+    /// Sends every message back to its sender (any path but `/chat`).
+    Echo,
+    /// `/chat?room=NAME`: sends every message to every member of the room.
+    Chat { room: &'a str },
 }
 
 /// Why a request is not served; each maps to the status that reports it.
@@ -63,6 +88,17 @@ impl HandshakeError {
         }
     }
 
+    /// A stable name for the `/stats` breakdown of failed handshakes.
+    pub fn name(self) -> &'static str {
+        match self {
+            HandshakeError::Method => "method_not_allowed",
+            HandshakeError::NotFound => "not_found",
+            HandshakeError::Invalid(_) => "bad_upgrade",
+            HandshakeError::Version => "websocket_version",
+            HandshakeError::Origin => "origin_forbidden",
+        }
+    }
+
     /// A short human explanation for the response body and the debug log.
     pub fn reason(self) -> &'static str {
         match self {
@@ -94,12 +130,7 @@ fn valid_key(key: &[u8]) -> bool {
 }
 
 /// Routes a request head: an upgrade on any path, `/` and `/stats` without one.
-/// `allowed_origins` empty means any origin; a request without `Origin` is not from a
-/// browser and is not subject to the check (§10.2).
-pub fn route<'a>(
-    req: &Request<'_, 'a>,
-    allowed_origins: &[String],
-) -> Result<Route<'a>, HandshakeError> {
+pub fn route<'a>(req: &Request<'_, 'a>, policy: &Policy) -> Result<Route<'a>, HandshakeError> {
     if req.method != "GET" {
         return Err(HandshakeError::Method);
     }
@@ -138,15 +169,54 @@ pub fn route<'a>(
             ))
         }
     };
-    if let Some(origin) = h.get("origin") {
-        if !allowed_origins.is_empty() && !allowed_origins.iter().any(|o| o.as_bytes() == origin) {
+    // §10.2: browsers always send Origin, so with an allow-list a request without one
+    // is refused too: the list is meant to admit named sites, not anonymous clients.
+    if !policy.allowed_origins.is_empty() {
+        let allowed = |origin: &[u8]| {
+            policy
+                .allowed_origins
+                .iter()
+                .any(|o| o.as_bytes() == origin)
+        };
+        if h.count("origin") != 1 || !h.get("origin").is_some_and(allowed) {
             return Err(HandshakeError::Origin);
         }
     }
     Ok(Route::Upgrade {
         accept: accept_key(key),
-        path: req.path(),
+        endpoint: endpoint(req)?,
+        protocol: select_protocol(req, policy.protocols),
     })
+}
+
+/// `/chat` with an optional `room=NAME` in the query joins a room; any other path echoes.
+/// Room names are kept to RFC 3986 §2.3 unreserved characters, which never need
+/// percent-encoding, so the name a page sends is the name it asked for.
+fn endpoint<'a>(req: &Request<'_, 'a>) -> Result<Endpoint<'a>, HandshakeError> {
+    if req.path() != "/chat" {
+        return Ok(Endpoint::Echo);
+    }
+    let query = req.target.split_once('?').map_or("", |(_, q)| q);
+    let room = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("room="))
+        .unwrap_or(DEFAULT_ROOM);
+    let unreserved = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+    if room.is_empty() || room.len() > MAX_ROOM_LEN || !room.bytes().all(unreserved) {
+        return Err(HandshakeError::Invalid(
+            "room must be 1 to 64 letters, digits, '-', '.', '_' or '~'",
+        ));
+    }
+    Ok(Endpoint::Chat { room })
+}
+
+/// The subprotocol to answer with (§4.2.2 item 5.4): the first one the client offers,
+/// in its order of preference (§4.1 item 10), that the server speaks; none otherwise.
+fn select_protocol<'a>(req: &Request<'_, 'a>, protocols: &[String]) -> Option<&'a str> {
+    req.headers
+        .tokens("sec-websocket-protocol")
+        .find(|offered| protocols.iter().any(|p| p.as_bytes() == *offered))
+        .and_then(|offered| std::str::from_utf8(offered).ok())
 }
 
 /// A fresh random `Sec-WebSocket-Key` (§4.1 item 7: 16 random bytes, base64).
@@ -208,7 +278,11 @@ mod tests {
         let (req, _) = parse_request(head.as_bytes(), 0, &mut storage)
             .unwrap()
             .unwrap();
-        route(&req, &["https://ok.example".to_owned()]).map(|r| format!("{r:?}"))
+        let policy = Policy {
+            allowed_origins: &["https://ok.example".to_owned()],
+            protocols: &["chat.v2".to_owned(), "chat.v1".to_owned()],
+        };
+        route(&req, &policy).map(|r| format!("{r:?}"))
     }
 
     fn upgrade(extra: &str) -> String {
@@ -228,8 +302,48 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
 
     #[test]
     fn valid_upgrade_on_any_path() {
-        let r = route_of(&upgrade("Sec-WebSocket-Version: 13\r\n")).unwrap();
-        assert!(r.contains("Upgrade") && r.contains("/echo"), "{r}");
+        let ok = "Sec-WebSocket-Version: 13\r\nOrigin: https://ok.example\r\n";
+        let r = route_of(&upgrade(ok)).unwrap();
+        assert!(r.contains("Upgrade") && r.contains("Echo"), "{r}");
+        let r = route_of(&upgrade(ok).replace("/echo", "/anything/else?x=1")).unwrap();
+        assert!(r.contains("Echo"), "{r}");
+    }
+
+    #[test]
+    fn chat_upgrades_name_their_room() {
+        let ok = "Sec-WebSocket-Version: 13\r\nOrigin: https://ok.example\r\n";
+        let chat = |target: &str| route_of(&upgrade(ok).replace("/echo", target));
+        assert!(chat("/chat").unwrap().contains(r#"Chat { room: "lobby" }"#));
+        assert!(chat("/chat?room=a-b.c_d~9")
+            .unwrap()
+            .contains(r#"Chat { room: "a-b.c_d~9" }"#));
+        assert!(chat("/chat?x=1&room=r2&room=r3")
+            .unwrap()
+            .contains(r#"Chat { room: "r2" }"#));
+        assert!(chat("/chat/?room=r").unwrap().contains("Echo"));
+        for bad in ["/chat?room=", "/chat?room=a%20b", "/chat?room=a/b"] {
+            assert_eq!(chat(bad).unwrap_err().status().0, 400, "{bad}");
+        }
+        let long = format!("/chat?room={}", "r".repeat(MAX_ROOM_LEN));
+        assert!(chat(&long).is_ok());
+        assert_eq!(chat(&format!("{long}r")).unwrap_err().status().0, 400);
+    }
+
+    #[test]
+    fn the_first_offered_protocol_we_speak_is_selected() {
+        let ok = "Sec-WebSocket-Version: 13\r\nOrigin: https://ok.example\r\n";
+        let offer = |offer: &str| route_of(&upgrade(&format!("{ok}{offer}"))).unwrap();
+        assert!(offer("").contains("protocol: None"));
+        assert!(offer("Sec-WebSocket-Protocol: x, y\r\n").contains("protocol: None"));
+        // The client's order decides (§4.1 item 10: in order of preference).
+        assert!(offer("Sec-WebSocket-Protocol: x, chat.v1,chat.v2\r\n")
+            .contains(r#"protocol: Some("chat.v1")"#));
+        assert!(
+            offer("Sec-WebSocket-Protocol: x\r\nSec-WebSocket-Protocol:  chat.v2 \r\n")
+                .contains(r#"protocol: Some("chat.v2")"#)
+        );
+        // Subprotocol names are case-sensitive tokens.
+        assert!(offer("Sec-WebSocket-Protocol: CHAT.V1\r\n").contains("protocol: None"));
     }
 
     #[test]
@@ -293,6 +407,14 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
             status(upgrade(&format!("{v13}Origin: https://evil.example\r\n"))),
             403
         );
+        assert_eq!(status(upgrade(v13)), 403, "no Origin with an allow-list");
+        assert_eq!(
+            status(upgrade(&format!(
+                "{v13}Origin: https://ok.example\r\nOrigin: https://evil.example\r\n"
+            ))),
+            403,
+            "two Origins"
+        );
         assert!(route_of(&upgrade(&format!("{v13}Origin: https://ok.example\r\n"))).is_ok());
     }
 
@@ -302,7 +424,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
         let mut storage = [Header::default(); MAX_HEADERS];
         let req = client_request("127.0.0.1:9", "/", &key);
         let (parsed, _) = parse_request(&req, 0, &mut storage).unwrap().unwrap();
-        let Ok(Route::Upgrade { accept, .. }) = route(&parsed, &[]) else {
+        let Ok(Route::Upgrade { accept, .. }) = route(&parsed, &Policy::default()) else {
             panic!("the client's own request must be a valid upgrade");
         };
         let good = format!(

@@ -39,11 +39,20 @@ impl<'b> Headers<'_, 'b> {
     /// Whether any field with this name holds `token` in its comma-separated list
     /// (case-insensitive, as `Connection: keep-alive, Upgrade` needs).
     pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.tokens(name)
+            .any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
+    }
+
+    /// The non-empty elements of the comma-separated lists in every field with this name,
+    /// in order, without surrounding whitespace (RFC 9110 §5.6.1; §5.3: repeated fields
+    /// are one list).
+    pub fn tokens<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'b [u8]> + 's {
         self.fields
             .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
             .flat_map(|h| h.value.split(|&b| b == b','))
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+            .map(|t| t.trim_ascii())
+            .filter(|t| !t.is_empty())
     }
 
     /// How many fields have this name.
@@ -112,6 +121,16 @@ impl HttpError {
 }
 
 impl HttpError {
+    /// A stable name for the `/stats` breakdown of failed handshakes.
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpError::Malformed => "malformed_head",
+            HttpError::Version => "http_version",
+            HttpError::HeadTooLarge => "head_too_large",
+            HttpError::TooManyHeaders => "too_many_headers",
+        }
+    }
+
     /// A short human explanation for the response body and the debug log.
     pub fn reason(self) -> &'static str {
         match self {

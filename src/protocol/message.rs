@@ -39,6 +39,9 @@ pub struct ReceiverConfig {
 pub struct DataChunk<'a> {
     /// The frame's opcode: `Text`/`Binary` for a message's first frame, else `Continuation`.
     pub opcode: OpCode,
+    /// The message's type, `Text` or `Binary`, on every frame of it (what a relay that
+    /// reassembles the message sends it as).
+    pub message: OpCode,
     /// The frame's FIN bit.
     pub fin: bool,
     /// The whole frame's payload length.
@@ -147,9 +150,11 @@ impl Receiver {
         }
         let payload = &mut input[..n];
         apply_mask(payload, mask, (offset % 4) as usize);
+        let message = self.message_opcode();
         self.accept_payload(payload, fin && frame_done)?;
         let chunk = DataChunk {
             opcode,
+            message,
             fin,
             frame_len,
             offset,
@@ -199,9 +204,11 @@ impl Receiver {
             return Ok((header_len, None));
         }
         // An empty data frame is complete as soon as its header is.
+        let message = self.message_opcode();
         self.accept_payload(&[], header.fin)?;
         let chunk = DataChunk {
             opcode: header.opcode,
+            message,
             fin: header.fin,
             frame_len: 0,
             offset: 0,
@@ -242,6 +249,14 @@ impl Receiver {
             (_, MessageState::Idle) => MessageState::Binary { len: too_big(0)? },
         };
         Ok(())
+    }
+
+    /// The type of the message in progress.
+    fn message_opcode(&self) -> OpCode {
+        match self.message {
+            MessageState::Text { .. } => OpCode::Text,
+            MessageState::Idle | MessageState::Binary { .. } => OpCode::Binary,
+        }
     }
 
     /// Validates payload bytes of the current message; ends the message on its last byte.

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
+use crate::protocol::handshake::Policy;
+
 /// `wsreactor [serve] ...`
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -36,9 +38,29 @@ pub struct Config {
     #[arg(long, default_value_t = 30)]
     pub ping_interval: u32,
 
-    /// Accept browser handshakes only from these origins (repeatable; default: any).
+    /// Seconds a connection may stay paused for backpressure (256 KiB unsent) before
+    /// it is dropped, unless it drains below 64 KiB and so resumes (0 = never drop).
+    #[arg(long, default_value_t = 30)]
+    pub send_timeout: u32,
+
+    /// Seconds open connections get, after SIGINT/SIGTERM, to answer the server's
+    /// Close 1001 before the process exits anyway.
+    #[arg(long, default_value_t = 5)]
+    pub shutdown_timeout: u32,
+
+    /// Seconds between status lines in the log (0 = none).
+    #[arg(long, default_value_t = 10)]
+    pub stats_interval: u32,
+
+    /// Accept upgrades only from these origins (repeatable; default: any). With a list,
+    /// an upgrade without an Origin is refused too (403).
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+
+    /// A subprotocol the server speaks (repeatable): the first one a client offers in
+    /// Sec-WebSocket-Protocol that is listed here is selected in the 101.
+    #[arg(long = "protocol", value_name = "NAME")]
+    pub protocols: Vec<String>,
 
     /// Set by the supervisor on the workers it starts: this process is worker N.
     #[arg(long, hide = true)]
@@ -57,6 +79,9 @@ impl Config {
             format!("--handshake-timeout={}", self.handshake_timeout),
             format!("--idle-timeout={}", self.idle_timeout),
             format!("--ping-interval={}", self.ping_interval),
+            format!("--send-timeout={}", self.send_timeout),
+            format!("--shutdown-timeout={}", self.shutdown_timeout),
+            format!("--stats-interval={}", self.stats_interval),
         ];
         if let Some(max) = self.max_connections {
             args.push(format!("--max-connections={max}"));
@@ -64,13 +89,21 @@ impl Config {
         for origin in &self.allowed_origins {
             args.push(format!("--allowed-origin={origin}"));
         }
+        for protocol in &self.protocols {
+            args.push(format!("--protocol={protocol}"));
+        }
         args
     }
-}
 
-#[cfg(test)]
-impl Config {
-    /// The configuration `serve` gets from these options (for tests).
+    /// What `route` needs of the configuration.
+    pub fn policy(&self) -> Policy<'_> {
+        Policy {
+            allowed_origins: &self.allowed_origins,
+            protocols: &self.protocols,
+        }
+    }
+
+    /// The configuration `serve` gets from these options (tests and the harness).
     pub fn from_args(args: &[&str]) -> Config {
         use clap::Parser;
         #[derive(Parser)]

@@ -1,34 +1,48 @@
-//! One connection over its socket: Handshaking → Open → Closing → Draining → dropped.
+//! One connection over its transport: Handshaking → Open → Closing → Draining → dropped.
 //!
-//! The connection moves bytes between its socket and the sans-IO protocol core; it
+//! The connection moves bytes between its transport and the sans-IO protocol core; it
 //! never parses bytes itself. Memory (DESIGN.md budget): an idle connection is this
 //! struct and nothing else. Bytes that cannot be handled now (an unfinished request
-//! head or frame header, a data frame still arriving, output the socket would not
-//! take) live in [`Buffers`], boxed, which exists only while it holds bytes.
+//! head or frame header, a frame or chat message still arriving, output the socket
+//! would not take) live in [`Buffers`], boxed, which exists only while it holds bytes.
 //!
 //! Invariants: once a Close frame or a final HTTP response is queued (`Closing`),
 //! nothing else is ever queued; reading pauses while unsent output is above
-//! [`HIGH_WATER`], so a client that does not read cannot grow our memory.
+//! [`HIGH_WATER`] and resumes below [`LOW_WATER`], so a client that does not read
+//! cannot grow our memory, and one that does not drain that far within
+//! `--send-timeout` is dropped.
 
-use std::io::{self, IoSlice, Read, Write};
-use std::net::Shutdown;
+use std::io;
+use std::rc::Rc;
 
 use log::debug;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use super::config::Config;
+use super::output::Output;
+use super::rooms::Rooms;
 use super::stats::{rss_bytes, Stats, StatsReport};
 use super::timers::{due, Due, Tick, Wait};
+use super::transport::Transport;
 use crate::protocol::close::{encode_close_payload, CloseCode};
 use crate::protocol::error::ProtocolError;
 use crate::protocol::frame::{FrameHeader, OpCode};
-use crate::protocol::handshake::{route, Route, ACCEPT_LEN};
+use crate::protocol::handshake::{route, Endpoint, Route, ACCEPT_LEN};
 use crate::protocol::http::{parse_request, write_response, Header, Status, MAX_HEADERS};
 use crate::protocol::message::{DataChunk, Event, Receiver, ReceiverConfig, Role};
 
-/// Above this much unsent output the connection stops reading until the client catches up.
+/// At this much unsent output the connection stops reading until the client catches up.
 pub const HIGH_WATER: usize = 256 * 1024;
+
+/// Reading resumes once unsent output is below this. The gap between the marks means a
+/// client that reads slowly costs a pause and a resume per 192 KiB, not per frame.
+pub const LOW_WATER: usize = 64 * 1024;
+
+/// A chat member this far behind when the next message for it arrives is dropped: it
+/// cannot slow the room (its backlog is its own) and cannot grow our memory either.
+/// Four times the high-water mark, so a member that merely pauses is not dropped.
+pub const SLOW_MEMBER_LIMIT: usize = 4 * HIGH_WATER;
 
 /// Reads per readiness event before yielding to other connections (fairness); with a
 /// 64 KiB buffer that is 1 MiB per turn.
@@ -37,11 +51,18 @@ const READS_PER_TURN: usize = 16;
 /// The demo page served at `GET /`.
 const PAGE: &str = include_str!("../../static/index.html");
 
+/// A chat message encoded once as a whole frame, to be queued for every room member.
+pub type Broadcast = (Token, Rc<[u8]>);
+
 /// What the reactor lends a connection while it runs.
 pub struct Shared<'a> {
     pub config: &'a Config,
     pub stats: &'a mut Stats,
     pub registry: &'a Registry,
+    pub rooms: &'a mut Rooms,
+    /// Chat messages completed during this call, from sender to the sender's room;
+    /// the reactor fans them out once the sender is done.
+    pub outbox: &'a mut Vec<Broadcast>,
     pub now: Tick,
     pub uptime_secs: u64,
 }
@@ -50,7 +71,8 @@ pub struct Shared<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Keep,
-    /// The read budget ran out with input possibly left: drive it again next turn.
+    /// Input may be left unread (the read budget ran out, or reading just resumed
+    /// after backpressure, so no readiness edge will come): drive it again next turn.
     Again,
     Drop,
 }
@@ -59,8 +81,8 @@ pub enum Verdict {
 enum Phase {
     /// Reading the HTTP request head.
     Handshaking,
-    /// Exchanging frames; `pinged` while a heartbeat Ping is unanswered.
-    Open { pinged: bool },
+    /// Exchanging frames.
+    Open(Liveness),
     /// A final response or Close frame is queued: flush it, then shut down writing.
     Closing,
     /// Writing is shut down: discard input until the client's EOF (lingering close, so
@@ -71,6 +93,27 @@ enum Phase {
     Flushing,
 }
 
+/// What an open connection is waiting for; `since` says since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    /// Input arrived at `since`; silence is timed from then.
+    Heard,
+    /// Silent so long that a heartbeat Ping is out (`since` is still the last input).
+    Pinged,
+    /// Reading is paused (backpressure) since `since`, until unsent output drains below
+    /// [`LOW_WATER`]. Draining is what counts, not a trickle of bytes: a client whose
+    /// kernel takes a few bytes now and then but that never reads must not stay forever.
+    Paused,
+}
+
+/// What an open connection does with the messages it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relay {
+    Echo,
+    /// Sends each whole message to every member of its room (see `Rooms`).
+    Chat,
+}
+
 /// Why a turn ended, which decides what the reactor does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Turn {
@@ -78,8 +121,8 @@ enum Turn {
     Idle,
     /// The read budget ran out with input possibly left.
     Budget,
-    /// Reading stopped because unsent output is at [`HIGH_WATER`].
-    Backpressure,
+    /// Reading is paused because unsent output passed [`HIGH_WATER`].
+    Paused,
     /// The connection is finished.
     Done,
 }
@@ -89,58 +132,61 @@ enum Turn {
 struct Buffers {
     /// Unconsumed input: an unfinished request head, frame header or control frame.
     input: Vec<u8>,
-    /// The unmasked payload received so far of a data frame that is still arriving.
-    frame: Vec<u8>,
-    /// Output the socket would not take yet, from `sent` on.
-    output: Vec<u8>,
-    sent: usize,
+    /// The unmasked payload received so far of a data frame (echo) or a whole message
+    /// (chat) that is still arriving.
+    gathered: Vec<u8>,
+    /// Output the socket would not take yet.
+    output: Output,
 }
 
 impl Buffers {
     fn is_empty(&self) -> bool {
-        self.input.is_empty() && self.frame.is_empty() && self.output.is_empty()
+        self.input.is_empty() && self.gathered.is_empty() && self.output.is_empty()
     }
 }
 
 /// A plain HTTP answer decided from a request head.
 #[derive(Debug, Clone, Copy)]
-enum Reply {
-    Upgrade([u8; ACCEPT_LEN]),
+enum Reply<'a> {
+    Upgrade {
+        accept: [u8; ACCEPT_LEN],
+        endpoint: Endpoint<'a>,
+        protocol: Option<&'a str>,
+    },
     Page,
     Stats,
     Refuse {
         status: Status,
         headers: &'static [(&'static str, &'static str)],
+        /// The `/stats` name of the refusal.
+        name: &'static str,
         reason: &'static str,
     },
 }
 
-/// One client connection.
+/// One client connection over a transport `S` (a TCP socket in the server).
 #[derive(Debug)]
-pub struct Connection {
-    socket: TcpStream,
-    /// When the current wait began (accept, last input, or start of closing).
+pub struct Connection<S = TcpStream> {
+    socket: S,
+    /// When the current wait began (see [`Phase`] and [`Liveness`]).
     since: Tick,
     phase: Phase,
+    relay: Relay,
     /// The interest currently registered, so reregistration happens only on change.
     registered: Interest,
     receiver: Receiver,
     buffers: Option<Box<Buffers>>,
 }
 
-impl Connection {
+impl<S: Transport> Connection<S> {
     /// Registers an accepted socket for reading.
-    pub fn new(
-        mut socket: TcpStream,
-        token: Token,
-        registry: &Registry,
-        now: Tick,
-    ) -> io::Result<Connection> {
+    pub fn new(mut socket: S, token: Token, registry: &Registry, now: Tick) -> io::Result<Self> {
         registry.register(&mut socket, token, Interest::READABLE)?;
         Ok(Connection {
             socket,
             since: now,
             phase: Phase::Handshaking,
+            relay: Relay::Echo,
             registered: Interest::READABLE,
             receiver: Receiver::default(),
             buffers: None,
@@ -148,15 +194,18 @@ impl Connection {
     }
 
     pub fn is_websocket(&self) -> bool {
-        matches!(self.phase, Phase::Open { .. })
+        matches!(self.phase, Phase::Open(_))
+    }
+
+    /// The transport, for the in-memory harness to feed.
+    pub(super) fn transport_mut(&mut self) -> &mut S {
+        &mut self.socket
     }
 
     /// Asks an open connection to close with 1001 (server shutting down).
     pub fn go_away(&mut self, token: Token, sh: &mut Shared) -> Verdict {
         let result = match self.phase {
-            Phase::Open { .. } => {
-                self.send_close(CloseCode::GOING_AWAY, "server shutting down", sh)
-            }
+            Phase::Open(_) => self.send_close(CloseCode::GOING_AWAY, "server shutting down", sh),
             Phase::Handshaking => {
                 self.set_phase(Phase::Closing, sh);
                 Ok(())
@@ -170,7 +219,26 @@ impl Connection {
     /// only hints: every step tries the syscall and accepts `WouldBlock`, so a spurious
     /// or stale event is harmless.
     pub fn drive(&mut self, token: Token, buf: &mut [u8], sh: &mut Shared) -> Verdict {
-        let result = self.flush().and_then(|()| self.read_turn(token, buf, sh));
+        let result = self.flush(sh).and_then(|()| self.read_turn(token, buf, sh));
+        self.finish_turn(token, result, sh)
+    }
+
+    /// Queues a chat message for this member (the reactor's fan-out).
+    pub fn deliver(&mut self, token: Token, frame: &Rc<[u8]>, sh: &mut Shared) -> Verdict {
+        if !self.is_websocket() {
+            return Verdict::Keep;
+        }
+        if self.output_len() > SLOW_MEMBER_LIMIT {
+            debug!(
+                "connection {}: dropped: {} bytes behind its chat room",
+                token.0,
+                self.output_len()
+            );
+            sh.stats.slow_members_dropped_total += 1;
+            return Verdict::Drop;
+        }
+        sh.stats.messages_out_total += 1;
+        let result = self.write_shared(frame, sh).map(|()| Turn::Idle);
         self.finish_turn(token, result, sh)
     }
 
@@ -178,7 +246,9 @@ impl Connection {
     pub fn on_tick(&mut self, token: Token, sh: &mut Shared) -> Verdict {
         let wait = match self.phase {
             Phase::Handshaking => Wait::Handshake,
-            Phase::Open { pinged } => Wait::Idle { pinged },
+            Phase::Open(Liveness::Heard) => Wait::Idle { pinged: false },
+            Phase::Open(Liveness::Pinged) => Wait::Idle { pinged: true },
+            Phase::Open(Liveness::Paused) => Wait::Paused,
             Phase::Closing | Phase::Draining | Phase::Flushing => Wait::Close,
         };
         let Some(what) = due(wait, sh.now.saturating_sub(self.since), sh.config) else {
@@ -191,12 +261,14 @@ impl Connection {
                 let refuse = Reply::Refuse {
                     status: Status(408, "Request Timeout"),
                     headers: &[],
+                    name: "timeout",
                     reason: "request head not received in time",
                 };
-                self.reply(refuse, sh).map(|()| Turn::Idle)
+                self.reply(token, refuse, sh).map(|()| Turn::Idle)
             }
             Due::Ping => {
-                self.set_phase(Phase::Open { pinged: true }, sh);
+                // The silence goes on counting from the last input.
+                self.phase = Phase::Open(Liveness::Pinged);
                 self.send_frame(OpCode::Ping, true, &[], sh)
                     .map(|()| Turn::Idle)
             }
@@ -205,7 +277,7 @@ impl Connection {
                 self.send_close(CloseCode::GOING_AWAY, "idle timeout", sh)
                     .map(|()| Turn::Idle)
             }
-            Due::CloseTimeout => {
+            Due::SendTimeout | Due::CloseTimeout => {
                 sh.stats.timeouts_total += 1;
                 Ok(Turn::Done)
             }
@@ -219,8 +291,8 @@ impl Connection {
             return Ok(Turn::Idle);
         }
         for _ in 0..READS_PER_TURN {
-            if self.output_len() >= HIGH_WATER {
-                return Ok(Turn::Backpressure);
+            if self.pause_if_backed_up(sh) {
+                return Ok(Turn::Paused);
             }
             // Input kept from before (under 8 KiB: a head is refused at MAX_HEAD_LEN) goes
             // in front of the fresh bytes, so both are processed in place as one slice.
@@ -237,9 +309,11 @@ impl Connection {
                 }
                 Ok(n) => {
                     sh.stats.bytes_in_total += n as u64;
-                    if let Phase::Open { .. } = self.phase {
+                    if let Phase::Open(_) = self.phase {
+                        // Any input is a sign of life, not only a Pong (§5.5.2 allows
+                        // a client to answer a Ping late, or with a frame of its own).
                         self.since = sh.now;
-                        self.phase = Phase::Open { pinged: false };
+                        self.phase = Phase::Open(Liveness::Heard);
                     }
                     if let Some(b) = self.buffers.as_mut().filter(|_| kept > 0) {
                         buf[..kept].copy_from_slice(&b.input);
@@ -261,20 +335,42 @@ impl Connection {
         Ok(Turn::Budget)
     }
 
-    /// Ends a turn: flush, move Closing → Draining once the output is out, release idle
-    /// buffers, keep the registered interest in step with pending output, and tell the
-    /// reactor whether to come back without waiting for an event.
+    /// Pauses reading from an open connection whose unsent output reached
+    /// [`HIGH_WATER`]; returns whether reading is paused.
+    fn pause_if_backed_up(&mut self, sh: &Shared) -> bool {
+        match self.phase {
+            Phase::Open(Liveness::Paused) => true,
+            Phase::Open(_) if self.output_len() >= HIGH_WATER => {
+                self.phase = Phase::Open(Liveness::Paused);
+                self.since = sh.now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Ends a turn: flush, resume reading below [`LOW_WATER`], move Closing → Draining
+    /// once the output is out, release idle buffers, keep the registered interest in
+    /// step with pending output, and tell the reactor whether to come back without
+    /// waiting for an event.
     fn finish_turn(&mut self, token: Token, result: io::Result<Turn>, sh: &mut Shared) -> Verdict {
         let result = result.and_then(|turn| {
             if turn == Turn::Done {
                 return Ok(Verdict::Drop);
             }
-            self.flush()?;
+            self.flush(sh)?;
+            let resumed =
+                self.phase == Phase::Open(Liveness::Paused) && self.output_len() < LOW_WATER;
+            if resumed {
+                // Silence counts anew: input could not be heard while paused.
+                self.phase = Phase::Open(Liveness::Heard);
+                self.since = sh.now;
+            }
             let drained = self.output_len() == 0;
             match self.phase {
                 Phase::Flushing if drained => return Ok(Verdict::Drop),
                 Phase::Closing if drained => {
-                    self.socket.shutdown(Shutdown::Write)?;
+                    self.socket.shutdown_write()?;
                     self.set_phase(Phase::Draining, sh);
                 }
                 _ => {}
@@ -291,13 +387,12 @@ impl Connection {
                 sh.registry.reregister(&mut self.socket, token, want)?;
                 self.registered = want;
             }
-            Ok(match turn {
-                Turn::Budget => Verdict::Again,
-                // Reading stopped short of WouldBlock, so no readable edge will come: if
-                // the flush made room, read again next turn; else the writable event that
-                // drains the output resumes us.
-                Turn::Backpressure if self.output_len() < HIGH_WATER => Verdict::Again,
-                _ => Verdict::Keep,
+            // Reading that stopped short of WouldBlock gets no new readable edge: come
+            // back for it. A still-paused connection waits for the writable event.
+            Ok(if turn == Turn::Budget || resumed {
+                Verdict::Again
+            } else {
+                Verdict::Keep
             })
         });
         match result {
@@ -329,13 +424,13 @@ impl Connection {
             role: Role::Server,
             max_message_size: sh.config.max_message_size,
         };
-        while let Phase::Open { .. } = self.phase {
+        while let Phase::Open(_) = self.phase {
             match self.receiver.poll(&rx_config, &mut data[pos..]) {
                 Ok((0, None)) => return Ok(pos),
                 Ok((n, event)) => {
                     pos += n;
                     if let Some(event) = event {
-                        self.on_event(event, sh)?;
+                        self.on_event(token, event, sh)?;
                     }
                 }
                 Err(e) => self.fail(token, e, sh)?,
@@ -358,13 +453,22 @@ impl Connection {
         let (reply, used) = match parse_request(data, scanned, &mut storage) {
             Ok(None) => return Ok(None),
             Ok(Some((request, head_len))) => {
-                let reply = match route(&request, &sh.config.allowed_origins) {
-                    Ok(Route::Upgrade { accept, .. }) => Reply::Upgrade(accept),
+                let reply = match route(&request, &sh.config.policy()) {
+                    Ok(Route::Upgrade {
+                        accept,
+                        endpoint,
+                        protocol,
+                    }) => Reply::Upgrade {
+                        accept,
+                        endpoint,
+                        protocol,
+                    },
                     Ok(Route::Page) => Reply::Page,
                     Ok(Route::Stats) => Reply::Stats,
                     Err(e) => Reply::Refuse {
                         status: e.status(),
                         headers: e.headers(),
+                        name: e.name(),
                         reason: e.reason(),
                     },
                 };
@@ -374,26 +478,21 @@ impl Connection {
                 let refuse = Reply::Refuse {
                     status: e.status(),
                     headers: &[],
+                    name: e.name(),
                     reason: e.reason(),
                 };
                 (refuse, data.len())
             }
         };
-        if let Reply::Refuse { status, reason, .. } = reply {
-            debug!(
-                "connection {}: {} {}: {reason}",
-                token.0, status.0, status.1
-            );
-        }
-        self.reply(reply, sh)?;
+        self.reply(token, reply, sh)?;
         Ok(Some(used))
     }
 
     /// Sends the answer to a request head and moves to the phase it leads to.
-    fn reply(&mut self, reply: Reply, sh: &mut Shared) -> io::Result<()> {
+    fn reply(&mut self, token: Token, reply: Reply, sh: &mut Shared) -> io::Result<()> {
         let mut out = Vec::new();
         let reply = match reply {
-            Reply::Upgrade(_)
+            Reply::Upgrade { .. }
                 if sh
                     .config
                     .max_connections
@@ -403,22 +502,34 @@ impl Connection {
                 Reply::Refuse {
                     status: Status::SERVICE_UNAVAILABLE,
                     headers: &[("Retry-After", "1")],
+                    name: "over_capacity",
                     reason: "server at --max-connections",
                 }
             }
             other => other,
         };
         match reply {
-            Reply::Upgrade(accept) => {
+            Reply::Upgrade {
+                accept,
+                endpoint,
+                protocol,
+            } => {
                 let accept = std::str::from_utf8(&accept).expect("base64 is ASCII");
-                let headers = [
+                let mut headers = vec![
                     ("Upgrade", "websocket"),
                     ("Connection", "Upgrade"),
                     ("Sec-WebSocket-Accept", accept),
                 ];
+                if let Some(protocol) = protocol {
+                    headers.push(("Sec-WebSocket-Protocol", protocol));
+                }
                 write_response(&mut out, Status::SWITCHING_PROTOCOLS, &headers, b"");
                 sh.stats.handshakes_total += 1;
-                self.set_phase(Phase::Open { pinged: false }, sh);
+                if let Endpoint::Chat { room } = endpoint {
+                    sh.rooms.join(token, room);
+                    self.relay = Relay::Chat;
+                }
+                self.set_phase(Phase::Open(Liveness::Heard), sh);
             }
             Reply::Page => {
                 let headers = [("Content-Type", "text/html; charset=utf-8")];
@@ -427,10 +538,11 @@ impl Connection {
                 self.set_phase(Phase::Closing, sh);
             }
             Reply::Stats => {
+                sh.stats.rss_bytes = rss_bytes().unwrap_or(0);
+                sh.stats.rooms = sh.rooms.len() as u64;
                 let report = StatsReport {
                     stats: sh.stats,
                     uptime_secs: sh.uptime_secs,
-                    rss_bytes: rss_bytes(),
                     pid: std::process::id(),
                 };
                 let body = serde_json::to_vec_pretty(&report).expect("counters serialize");
@@ -445,28 +557,34 @@ impl Connection {
             Reply::Refuse {
                 status,
                 headers,
+                name,
                 reason,
             } => {
+                debug!(
+                    "connection {}: {} {}: {reason}",
+                    token.0, status.0, status.1
+                );
                 let mut all = vec![("Content-Type", "text/plain; charset=utf-8")];
                 all.extend_from_slice(headers);
                 let body = format!("{} {}: {reason}\n", status.0, status.1);
                 write_response(&mut out, status, &all, body.as_bytes());
                 sh.stats.http_responses_total += 1;
-                sh.stats.http_errors_total += 1;
+                sh.stats.handshake_failed(name);
                 self.set_phase(Phase::Closing, sh);
             }
         }
         self.write_or_queue(&out, &[], sh)
     }
 
-    fn on_event(&mut self, event: Event, sh: &mut Shared) -> io::Result<()> {
+    fn on_event(&mut self, token: Token, event: Event, sh: &mut Shared) -> io::Result<()> {
         match event {
-            Event::Data(chunk) => {
-                if chunk.ends_message() {
-                    sh.stats.messages_in_total += 1;
+            Event::Data(chunk) => match self.relay {
+                Relay::Echo => self.echo(chunk, sh),
+                Relay::Chat => {
+                    self.gather(token, chunk, sh);
+                    Ok(())
                 }
-                self.echo(chunk, sh)
-            }
+            },
             // §5.5.2/§5.5.3: a Pong carries the Ping's payload.
             Event::Ping(payload) => self.send_frame(OpCode::Pong, true, payload, sh),
             Event::Pong(_) => Ok(()),
@@ -475,6 +593,7 @@ impl Connection {
                 Some(code) => self.send_close(code, "", sh),
                 None => {
                     self.set_phase(Phase::Closing, sh);
+                    sh.stats.closed_with(CloseCode::NO_STATUS.0);
                     self.send_frame(OpCode::Close, true, &[], sh)
                 }
             },
@@ -485,16 +604,42 @@ impl Connection {
     /// one vectored write; one that arrives in pieces is gathered first, because its
     /// echo must not start before the frame is known to be valid.
     fn echo(&mut self, chunk: DataChunk, sh: &mut Shared) -> io::Result<()> {
+        if chunk.ends_message() {
+            sh.stats.messages_in_total += 1;
+            sh.stats.messages_out_total += 1;
+        }
         if chunk.starts_frame() && chunk.ends_frame() {
             return self.send_frame(chunk.opcode, chunk.fin, chunk.payload, sh);
         }
-        let frame = &mut self.buffers().frame;
+        let frame = &mut self.buffers().gathered;
         frame.extend_from_slice(chunk.payload);
         if chunk.ends_frame() {
             let frame = std::mem::take(frame);
             self.send_frame(chunk.opcode, chunk.fin, &frame, sh)?;
         }
         Ok(())
+    }
+
+    /// Gathers a chat message; once whole (and so valid: UTF-8 is checked as it
+    /// arrives) it is encoded as one unfragmented frame, once for the whole room.
+    /// Fragments cannot be relayed as they come: members would see several senders'
+    /// fragments interleaved, which §5.4 forbids.
+    fn gather(&mut self, token: Token, chunk: DataChunk, sh: &mut Shared) {
+        let whole_here =
+            chunk.opcode != OpCode::Continuation && chunk.starts_frame() && chunk.ends_message();
+        let frame = if whole_here {
+            encode_frame(chunk.message, chunk.payload)
+        } else {
+            let gathered = &mut self.buffers().gathered;
+            gathered.extend_from_slice(chunk.payload);
+            if !chunk.ends_message() {
+                return;
+            }
+            let message = std::mem::take(gathered);
+            encode_frame(chunk.message, &message)
+        };
+        sh.stats.messages_in_total += 1;
+        sh.outbox.push((token, frame));
     }
 
     /// Fails the connection for a protocol violation (§7.1.7): Close with its code.
@@ -508,17 +653,17 @@ impl Connection {
     fn send_close(&mut self, code: CloseCode, reason: &str, sh: &mut Shared) -> io::Result<()> {
         let (payload, len) = encode_close_payload(code, reason);
         self.set_phase(Phase::Closing, sh);
+        sh.stats.closed_with(code.0);
         self.send_frame(OpCode::Close, true, &payload[..len], sh)
     }
 
-    /// The one place the phase changes. A new phase starts its wait now (the deadline
-    /// `since` counts from here; a Ping within `Open` does not restart the silence).
-    /// A connection counts as a WebSocket exactly while `Open`: the gauge and
-    /// `--max-connections` see it arrive at the handshake and leave when closing starts
-    /// (the reactor uncounts one dropped while still `Open`).
+    /// The one place the phase changes between its kinds. A new kind of phase starts its
+    /// wait now (`since`). A connection counts as a WebSocket exactly while `Open`: the
+    /// gauge and `--max-connections` see it arrive at the handshake and leave when
+    /// closing starts (the reactor uncounts one dropped while still `Open`).
     fn set_phase(&mut self, phase: Phase, sh: &mut Shared) {
         let was_open = self.is_websocket();
-        let open = matches!(phase, Phase::Open { .. });
+        let open = matches!(phase, Phase::Open(_));
         match (was_open, open) {
             (false, true) => sh.stats.websockets += 1,
             (true, false) => sh.stats.websockets -= 1,
@@ -550,19 +695,44 @@ impl Connection {
             payload_len: payload.len() as u64,
         };
         let (head, head_len) = header.encode();
-        sh.stats.frames_out_total += 1;
         self.write_or_queue(&head[..head_len], payload, sh)
     }
 
     /// Writes `a` then `b` now if nothing is queued before them; whatever the socket does
-    /// not take is copied into the output buffer.
+    /// not take is copied into the output queue.
     fn write_or_queue(&mut self, a: &[u8], b: &[u8], sh: &mut Shared) -> io::Result<()> {
+        let done = self.write_now(a, b, sh)?;
+        if done < a.len() + b.len() {
+            let output = &mut self.buffers().output;
+            if done < a.len() {
+                output.push_copy(&a[done..]);
+                output.push_copy(b);
+            } else {
+                output.push_copy(&b[done - a.len()..]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a shared frame now if nothing is queued before it, and queues the rest of
+    /// it by reference: the room's members share one copy.
+    fn write_shared(&mut self, frame: &Rc<[u8]>, sh: &mut Shared) -> io::Result<()> {
+        let done = self.write_now(frame, &[], sh)?;
+        if done < frame.len() {
+            self.buffers().output.push_shared(Rc::clone(frame), done);
+        }
+        Ok(())
+    }
+
+    /// Writes as much of `a` then `b` as the socket takes, provided nothing is queued
+    /// (which must go first); returns how much went out.
+    fn write_now(&mut self, a: &[u8], b: &[u8], sh: &mut Shared) -> io::Result<usize> {
         let total = a.len() + b.len();
         let mut done = 0;
         while self.output_len() == 0 && done < total {
             let result = if done < a.len() {
                 self.socket
-                    .write_vectored(&[IoSlice::new(&a[done..]), IoSlice::new(b)])
+                    .write_vectored(&[io::IoSlice::new(&a[done..]), io::IoSlice::new(b)])
             } else {
                 self.socket.write(&b[done - a.len()..])
             };
@@ -575,39 +745,21 @@ impl Connection {
             }
         }
         sh.stats.bytes_out_total += done as u64;
-        if done < total {
-            let output = &mut self.buffers().output;
-            if done < a.len() {
-                output.extend_from_slice(&a[done..]);
-                output.extend_from_slice(b);
-            } else {
-                output.extend_from_slice(&b[done - a.len()..]);
-            }
-        }
-        Ok(())
+        Ok(done)
     }
 
-    /// Writes queued output until done or `WouldBlock`; releases the buffer once sent.
-    fn flush(&mut self) -> io::Result<()> {
+    /// Writes queued output until done or `WouldBlock`.
+    fn flush(&mut self, sh: &mut Shared) -> io::Result<()> {
         let Some(b) = self.buffers.as_mut() else {
             return Ok(());
         };
-        while b.sent < b.output.len() {
-            match self.socket.write(&b.output[b.sent..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => b.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        b.output = Vec::new();
-        b.sent = 0;
+        let written = b.output.write_to(&mut self.socket)?;
+        sh.stats.bytes_out_total += written as u64;
         Ok(())
     }
 
     fn output_len(&self) -> usize {
-        self.buffers.as_ref().map_or(0, |b| b.output.len() - b.sent)
+        self.buffers.as_ref().map_or(0, |b| b.output.len())
     }
 
     fn buffers(&mut self) -> &mut Buffers {
@@ -621,9 +773,23 @@ impl Connection {
     }
 }
 
+/// One unfragmented, unmasked server frame (§5.2) in a single shared allocation.
+fn encode_frame(opcode: OpCode, payload: &[u8]) -> Rc<[u8]> {
+    let header = FrameHeader {
+        fin: true,
+        opcode,
+        mask: None,
+        payload_len: payload.len() as u64,
+    };
+    let (head, head_len) = header.encode();
+    // A chain of slice iterators has an exact length: `Rc` allocates once.
+    head[..head_len].iter().chain(payload).copied().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Shutdown;
     use std::time::{Duration, Instant};
 
     use mio::Poll;
@@ -696,9 +862,11 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         let poll = Poll::new().unwrap();
         let config = Config::from_args(&[]);
         let mut stats = Stats::default();
+        let mut rooms = Rooms::default();
+        let mut outbox = Vec::new();
         let token = Token(0);
         let socket = TcpStream::from_std(accepted);
-        let mut conn = Connection::new(socket, token, poll.registry(), 0).unwrap();
+        let mut conn: Connection = Connection::new(socket, token, poll.registry(), 0).unwrap();
         let mut buf = vec![0u8; 64 * 1024];
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -706,6 +874,8 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
                 config: &config,
                 stats: &mut stats,
                 registry: poll.registry(),
+                rooms: &mut rooms,
+                outbox: &mut outbox,
                 now: 0,
                 uptime_secs: 0,
             };

@@ -2,9 +2,13 @@
 
 pub mod config;
 pub mod connection;
+pub mod harness;
+pub mod output;
 pub mod reactor;
+pub mod rooms;
 pub mod stats;
 pub mod timers;
+pub mod transport;
 pub mod workers;
 
 use std::io;
@@ -52,9 +56,11 @@ pub fn serve(config: Config) -> io::Result<()> {
         workers::follow_supervisor();
     }
     let listener = bind(config.listen, config.worker_id.is_some())?;
+    // Only the supervisor says "listening on", once every worker accepts: scripts and
+    // tests wait for that line before they connect.
     match config.worker_id {
         Some(id) => info!(
-            "worker {id} (pid {}) listening on {}",
+            "worker {id} (pid {}) accepting on {}",
             std::process::id(),
             listener.local_addr()?
         ),

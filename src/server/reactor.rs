@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,10 +18,11 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::config::Config;
-use super::connection::{Connection, Shared, Verdict};
+use super::connection::{Broadcast, Connection, Shared, Verdict};
+use super::rooms::Rooms;
 use super::stats::{rss_bytes, Stats};
 use super::timers::{Clock, SWEEP_INTERVAL};
-use super::workers::WorkerReport;
+use crate::protocol::close::CloseCode;
 use crate::protocol::http::{write_response, Status};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -34,6 +36,8 @@ macro_rules! shared {
             config: &$reactor.config,
             stats: &mut $reactor.stats,
             registry: $reactor.poll.registry(),
+            rooms: &mut $reactor.rooms,
+            outbox: &mut $reactor.outbox,
             now: $reactor.clock.now(),
             uptime_secs: $reactor.started.elapsed().as_secs(),
         }
@@ -49,12 +53,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How often a trouble on the accept path (EMFILE and the like) may be logged.
 const WARN_INTERVAL: Duration = Duration::from_secs(1);
 
-/// How long open connections get to finish their closing handshake at shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-
-/// How often the status line is logged (when something changed).
-const STATUS_INTERVAL: Duration = Duration::from_secs(10);
-
 /// How often a worker reports its counters to the supervisor.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -65,6 +63,11 @@ pub struct Reactor {
     buf: Box<[u8]>,
     config: Config,
     stats: Stats,
+    rooms: Rooms,
+    /// Chat messages waiting to be fanned out (see `fan_out`).
+    outbox: Vec<Broadcast>,
+    /// The members a message goes to, copied out of `rooms` while it is delivered.
+    recipients: Vec<Token>,
     clock: Clock,
     started: Instant,
     /// Connections whose read budget ran out: driven again next turn.
@@ -95,6 +98,9 @@ impl Reactor {
             buf: vec![0; READ_BUFFER_SIZE].into_boxed_slice(),
             config,
             stats: Stats::default(),
+            rooms: Rooms::default(),
+            outbox: Vec::new(),
+            recipients: Vec::new(),
             clock: Clock::new(),
             started: Instant::now(),
             again: Vec::new(),
@@ -106,22 +112,30 @@ impl Reactor {
     }
 
     /// Runs until SIGINT/SIGTERM (the shared flag), then closes every connection with
-    /// 1001 and returns once they are gone or the grace period ends.
+    /// 1001 and returns once they are gone or `--shutdown-timeout` has passed.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
-        // A worker reports to its supervisor; a lone process logs its own status line.
+        // A worker reports to its supervisor, which logs for all; a lone process logs
+        // its own status line (none with --stats-interval 0).
         let status_every = if self.config.worker_id.is_some() {
-            REPORT_INTERVAL
+            Some(REPORT_INTERVAL)
         } else {
-            STATUS_INTERVAL
+            Some(Duration::from_secs(self.config.stats_interval.into())).filter(|d| !d.is_zero())
         };
-        let mut next_status = Instant::now() + status_every;
+        // A worker's first report, at once, tells the supervisor it is listening.
+        let first_status = if self.config.worker_id.is_some() {
+            Duration::ZERO
+        } else {
+            status_every.unwrap_or_default()
+        };
+        let mut next_status = status_every.map(|_| Instant::now() + first_status);
         let mut last_status = String::new();
         let mut grace_end: Option<Instant> = None;
         loop {
             if grace_end.is_none() && self.shutdown.load(Ordering::Relaxed) {
-                grace_end = Some(Instant::now() + SHUTDOWN_GRACE);
+                let grace = Duration::from_secs(self.config.shutdown_timeout.into());
+                grace_end = Some(Instant::now() + grace);
                 self.begin_shutdown();
             }
             if grace_end.is_some_and(|end| self.conns.is_empty() || Instant::now() >= end) {
@@ -129,7 +143,10 @@ impl Reactor {
                 return Ok(());
             }
             let mut wake = next_sweep;
-            if let Some(until) = self.accept_paused_until {
+            for until in [self.accept_paused_until, next_status]
+                .into_iter()
+                .flatten()
+            {
                 wake = wake.min(until);
             }
             let timeout = if self.again.is_empty() {
@@ -166,46 +183,29 @@ impl Reactor {
                 self.sweep_timers();
                 next_sweep = now + SWEEP_INTERVAL;
             }
-            if now >= next_status {
-                if self.config.worker_id.is_some() {
-                    self.report_to_supervisor()?;
-                } else {
-                    let line = self.status_line();
-                    if line != last_status {
-                        info!("{line}");
-                        last_status = line;
+            if let (Some(at), Some(every)) = (next_status, status_every) {
+                if now >= at {
+                    self.stats.rss_bytes = rss_bytes().unwrap_or(0);
+                    self.stats.rooms = self.rooms.len() as u64;
+                    if self.config.worker_id.is_some() {
+                        self.report_to_supervisor()?;
+                    } else {
+                        let line = self.stats.status_line();
+                        if line != last_status {
+                            info!("status: {line}");
+                            last_status = line;
+                        }
                     }
+                    next_status = Some(now + every);
                 }
-                next_status = now + status_every;
             }
         }
     }
 
-    fn status_line(&self) -> String {
-        let s = &self.stats;
-        format!(
-            "status: {} connections ({} websocket), {} handshakes, {} messages, {} MiB rss",
-            s.connections,
-            s.websockets,
-            s.handshakes_total,
-            s.messages_in_total,
-            rss_bytes().unwrap_or(0) >> 20
-        )
-    }
-
-    /// One JSON line on stdout, which the supervisor reads.
+    /// All the counters as one JSON line on stdout, which the supervisor reads.
     fn report_to_supervisor(&self) -> io::Result<()> {
-        let s = &self.stats;
-        let report = WorkerReport {
-            connections: s.connections,
-            websockets: s.websockets,
-            handshakes_total: s.handshakes_total,
-            messages_in_total: s.messages_in_total,
-            accept_emfile_total: s.accept_emfile_total,
-            rss_bytes: rss_bytes().unwrap_or(0),
-        };
         let mut out = io::stdout().lock();
-        serde_json::to_writer(&mut out, &report)?;
+        serde_json::to_writer(&mut out, &self.stats)?;
         out.write_all(b"\n")?;
         out.flush()
     }
@@ -215,11 +215,41 @@ impl Reactor {
             return; // a stale event for a connection already closed
         };
         let mut sh = shared!(self);
-        match conn.drive(token, &mut self.buf, &mut sh) {
+        let verdict = conn.drive(token, &mut self.buf, &mut sh);
+        self.follow(token, verdict);
+        self.fan_out();
+    }
+
+    /// Does what a connection's verdict asks.
+    fn follow(&mut self, token: Token, verdict: Verdict) {
+        match verdict {
             Verdict::Keep => {}
             Verdict::Again => self.again.push(token),
             Verdict::Drop => self.close(token),
         }
+    }
+
+    /// Delivers the chat messages in the outbox to every member of the sender's room,
+    /// the sender included. Each message was encoded once; members share its bytes.
+    fn fan_out(&mut self) {
+        for (sender, frame) in std::mem::take(&mut self.outbox) {
+            let mut recipients = std::mem::take(&mut self.recipients);
+            recipients.clear();
+            recipients.extend_from_slice(self.rooms.room_of(sender));
+            for &token in &recipients {
+                self.deliver(token, &frame);
+            }
+            self.recipients = recipients;
+        }
+    }
+
+    fn deliver(&mut self, token: Token, frame: &Rc<[u8]>) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return; // dropped earlier in this fan-out
+        };
+        let mut sh = shared!(self);
+        let verdict = conn.deliver(token, frame, &mut sh);
+        self.follow(token, verdict);
     }
 
     /// The one way a connection leaves: deregister, remove from the slab, drop (close).
@@ -228,8 +258,11 @@ impl Reactor {
             return;
         };
         conn.deregister(self.poll.registry());
+        self.rooms.leave(token);
         if conn.is_websocket() {
+            // Dropped without a closing handshake (a Close sent counts where it is sent).
             self.stats.websockets -= 1;
+            self.stats.closed_with(CloseCode::ABNORMAL.0);
         }
         self.stats.connections -= 1;
         // A descriptor is free again: if accepting was paused for lack of them, resume.
@@ -351,24 +384,25 @@ impl Reactor {
         self.visit(0..self.conns.capacity(), Connection::go_away);
     }
 
-    /// Runs `f` on the connection in each of `slots` (skipping empty ones), then closes
-    /// those it says to drop.
+    /// Runs `f` on the connection in each of `slots` (skipping empty ones), then follows
+    /// their verdicts.
     fn visit(
         &mut self,
         slots: std::ops::Range<usize>,
         mut f: impl FnMut(&mut Connection, Token, &mut Shared) -> Verdict,
     ) {
         let mut sh = shared!(self);
-        let mut dropped = Vec::new();
+        let mut verdicts = Vec::new();
         for i in slots {
             if let Some(conn) = self.conns.get_mut(i) {
-                if f(conn, Token(i), &mut sh) == Verdict::Drop {
-                    dropped.push(Token(i));
+                match f(conn, Token(i), &mut sh) {
+                    Verdict::Keep => {}
+                    verdict => verdicts.push((Token(i), verdict)),
                 }
             }
         }
-        for token in dropped {
-            self.close(token);
+        for (token, verdict) in verdicts {
+            self.follow(token, verdict);
         }
     }
 }

@@ -1,32 +1,136 @@
-//! Reactor counters: what `/stats` returns and what the status line prints.
+//! Reactor counters: what `/stats` returns, what the status line prints, and what a
+//! worker reports to its supervisor (which adds them up with [`Stats::merge`]).
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 /// Counters of one reactor process. Gauges go up and down; totals only up.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// Sockets held now, in any phase (gauge).
     pub connections: u64,
     /// WebSocket connections past the handshake and not yet closing (gauge).
     pub websockets: u64,
+    /// Chat rooms with at least one member (gauge).
+    pub rooms: u64,
     pub accepted_total: u64,
+    /// Successful opening handshakes (101).
     pub handshakes_total: u64,
+    /// Refused upgrades and other requests answered with an error status, by reason
+    /// (the names of `HttpError`, `HandshakeError`, plus `timeout` and `over_capacity`).
+    pub handshake_failures: BTreeMap<String, u64>,
     /// Plain HTTP answers: pages, /stats and every refusal.
     pub http_responses_total: u64,
-    /// Requests refused with a 4xx/5xx status.
-    pub http_errors_total: u64,
+    /// Whole data messages received from clients.
     pub messages_in_total: u64,
-    pub frames_out_total: u64,
+    /// Data messages sent: echoes count once per message, chat deliveries once per member.
+    pub messages_out_total: u64,
     pub bytes_in_total: u64,
     pub bytes_out_total: u64,
+    /// How WebSocket connections ended, by the close code the server sent in its Close
+    /// frame (a reply or its own), and `1006` for those that ended without one (the
+    /// peer vanished, an IO error, a send timeout or a slow chat member dropped).
+    pub closes_by_code: BTreeMap<u16, u64>,
     /// Connections failed with a close code for a protocol violation.
     pub protocol_errors_total: u64,
-    /// Connections ended by the handshake, idle or close timeout.
+    /// Connections ended by a deadline: handshake, idle, close or send timeout.
     pub timeouts_total: u64,
+    /// Chat members dropped because their unsent output passed the slow-member limit.
+    pub slow_members_dropped_total: u64,
     /// accept() failures for lack of descriptors (EMFILE/ENFILE).
     pub accept_emfile_total: u64,
     /// Connections shed without service: over --max-connections or out of descriptors.
     pub shed_total: u64,
+    /// The process's resident set size when these counters were read (bytes).
+    pub rss_bytes: u64,
+}
+
+impl Stats {
+    pub fn handshake_failed(&mut self, reason: &str) {
+        bump(&mut self.handshake_failures, reason);
+    }
+
+    pub fn closed_with(&mut self, code: u16) {
+        *self.closes_by_code.entry(code).or_default() += 1;
+    }
+
+    /// Adds another process's counters to these (the supervisor's aggregate).
+    pub fn merge(&mut self, other: &Stats) {
+        // Destructured so that a new counter cannot be forgotten here.
+        let Stats {
+            connections,
+            websockets,
+            rooms,
+            accepted_total,
+            handshakes_total,
+            handshake_failures,
+            http_responses_total,
+            messages_in_total,
+            messages_out_total,
+            bytes_in_total,
+            bytes_out_total,
+            closes_by_code,
+            protocol_errors_total,
+            timeouts_total,
+            slow_members_dropped_total,
+            accept_emfile_total,
+            shed_total,
+            rss_bytes,
+        } = other;
+        self.connections += connections;
+        self.websockets += websockets;
+        self.rooms += rooms;
+        self.accepted_total += accepted_total;
+        self.handshakes_total += handshakes_total;
+        for (reason, n) in handshake_failures {
+            *self.handshake_failures.entry(reason.clone()).or_default() += n;
+        }
+        self.http_responses_total += http_responses_total;
+        self.messages_in_total += messages_in_total;
+        self.messages_out_total += messages_out_total;
+        self.bytes_in_total += bytes_in_total;
+        self.bytes_out_total += bytes_out_total;
+        for (code, n) in closes_by_code {
+            *self.closes_by_code.entry(*code).or_default() += n;
+        }
+        self.protocol_errors_total += protocol_errors_total;
+        self.timeouts_total += timeouts_total;
+        self.slow_members_dropped_total += slow_members_dropped_total;
+        self.accept_emfile_total += accept_emfile_total;
+        self.shed_total += shed_total;
+        self.rss_bytes += rss_bytes;
+    }
+
+    /// The one-line summary logged every `--stats-interval` seconds.
+    pub fn status_line(&self) -> String {
+        let failed: u64 = self.handshake_failures.values().sum();
+        let mut line = format!(
+            "{} connections ({} websocket, {} rooms) | {} handshakes, {failed} refused | \
+             {} messages in, {} out | {} MiB rss",
+            self.connections,
+            self.websockets,
+            self.rooms,
+            self.handshakes_total,
+            self.messages_in_total,
+            self.messages_out_total,
+            self.rss_bytes >> 20
+        );
+        if self.accept_emfile_total > 0 {
+            line += &format!(" | {} EMFILE", self.accept_emfile_total);
+        }
+        line
+    }
+}
+
+/// Counts one more under `key`, allocating the key only the first time it is seen.
+fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_owned(), 1);
+        }
+    }
 }
 
 /// The resident set size of this process in bytes, from /proc/self/statm (Linux).
@@ -36,12 +140,51 @@ pub fn rss_bytes() -> Option<u64> {
     Some(pages * crate::limits::page_size()?)
 }
 
-/// The `/stats` body: the counters plus uptime and memory.
+/// The `/stats` body: the counters plus uptime and process identity.
 #[derive(Serialize)]
 pub struct StatsReport<'a> {
     #[serde(flatten)]
     pub stats: &'a Stats,
     pub uptime_secs: u64,
-    pub rss_bytes: Option<u64>,
     pub pid: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_adds_every_counter_and_breakdown() {
+        let mut a = Stats {
+            connections: 2,
+            handshakes_total: 5,
+            rss_bytes: 100,
+            ..Stats::default()
+        };
+        a.handshake_failed("timeout");
+        a.closed_with(1000);
+        let mut b = a.clone();
+        b.handshake_failed("not_found");
+        b.closed_with(1001);
+        a.merge(&b);
+        assert_eq!(a.connections, 4);
+        assert_eq!(a.handshakes_total, 10);
+        assert_eq!(a.rss_bytes, 200);
+        assert_eq!(a.handshake_failures["timeout"], 2);
+        assert_eq!(a.handshake_failures["not_found"], 1);
+        assert_eq!(a.closes_by_code[&1000], 2);
+        assert_eq!(a.closes_by_code[&1001], 1);
+    }
+
+    #[test]
+    fn stats_survive_the_trip_to_the_supervisor() {
+        let mut a = Stats {
+            messages_out_total: 7,
+            ..Stats::default()
+        };
+        a.closed_with(1006);
+        a.handshake_failed("origin_forbidden");
+        let line = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<Stats>(&line).unwrap(), a);
+    }
 }

@@ -50,6 +50,8 @@ pub enum Wait {
     Handshake,
     /// Open, silent since `since`; `pinged` if a heartbeat Ping is outstanding.
     Idle { pinged: bool },
+    /// Open with reading paused (backpressure) since `since`.
+    Paused,
     /// Closing or draining since `since`.
     Close,
 }
@@ -63,6 +65,9 @@ pub enum Due {
     Ping,
     /// Silent for `--idle-timeout`: close with 1001.
     IdleTimeout,
+    /// Paused for `--send-timeout` without draining: drop it (a Close could not reach
+    /// a client that does not read).
+    SendTimeout,
     /// The closing handshake took too long: drop the socket.
     CloseTimeout,
 }
@@ -76,6 +81,9 @@ pub fn due(wait: Wait, age: Tick, config: &Config) -> Option<Due> {
         }
         Wait::Idle { pinged: false } if config.ping_interval > 0 && age >= config.ping_interval => {
             Some(Due::Ping)
+        }
+        Wait::Paused if config.send_timeout > 0 && age >= config.send_timeout => {
+            Some(Due::SendTimeout)
         }
         Wait::Close if age >= CLOSE_TIMEOUT_SECS => Some(Due::CloseTimeout),
         _ => None,
@@ -94,6 +102,8 @@ mod tests {
             "5",
             "--idle-timeout",
             "9",
+            "--send-timeout",
+            "4",
         ]);
         assert_eq!(due(Wait::Handshake, 2, &c), None);
         assert_eq!(due(Wait::Handshake, 3, &c), Some(Due::HandshakeTimeout));
@@ -112,7 +122,22 @@ mod tests {
             due(Wait::Close, CLOSE_TIMEOUT_SECS, &c),
             Some(Due::CloseTimeout)
         );
-        let off = Config::from_args(&["--ping-interval", "0", "--idle-timeout", "0"]);
+        assert_eq!(due(Wait::Paused, 3, &c), None);
+        assert_eq!(due(Wait::Paused, 4, &c), Some(Due::SendTimeout));
+        assert_eq!(
+            due(Wait::Paused, 100, &c),
+            Some(Due::SendTimeout),
+            "a paused connection is not pinged or idled"
+        );
+        let off = Config::from_args(&[
+            "--ping-interval",
+            "0",
+            "--idle-timeout",
+            "0",
+            "--send-timeout",
+            "0",
+        ]);
         assert_eq!(due(Wait::Idle { pinged: false }, 1_000_000, &off), None);
+        assert_eq!(due(Wait::Paused, 1_000_000, &off), None);
     }
 }

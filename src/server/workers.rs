@@ -5,49 +5,40 @@
 //! SO_REUSEPORT and listens, and the kernel spreads new connections over the workers.
 //! Each worker raises its own RLIMIT_NOFILE, so capacity grows with N. Workers write
 //! their counters to the supervisor as one JSON line a second on stdout; the supervisor
-//! restarts a worker that dies, forwards SIGINT/SIGTERM, and prints one aggregate
-//! status line every few seconds.
+//! restarts a worker that dies, forwards SIGINT/SIGTERM (each worker then closes its
+//! connections with 1001), and logs one aggregate status line every `--stats-interval`.
 
 use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
-use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::config::Config;
 use super::shutdown_flag;
+use super::stats::Stats;
 
-/// How often the aggregate status line is printed.
-const STATUS_INTERVAL: Duration = Duration::from_secs(5);
-/// How long workers get to close their connections after SIGTERM before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long past `--shutdown-timeout` a worker may take to exit before SIGKILL: its
+/// own timer ends its wait for the Close replies; this covers the rest of its exit.
+const STOP_MARGIN: Duration = Duration::from_secs(2);
 /// A worker that dies sooner than this after starting is restarted only after a pause,
 /// so a worker that cannot start does not turn into a fork loop.
 const RESTART_BACKOFF: Duration = Duration::from_secs(1);
-
-/// What a worker reports each second (one JSON line on stdout).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct WorkerReport {
-    pub connections: u64,
-    pub websockets: u64,
-    pub handshakes_total: u64,
-    pub messages_in_total: u64,
-    pub accept_emfile_total: u64,
-    pub rss_bytes: u64,
-}
 
 struct Worker {
     id: u32,
     child: Option<Child>,
     started: Instant,
     restart_at: Option<Instant>,
-    latest: Arc<Mutex<WorkerReport>>,
+    /// The counters the worker reported last (one JSON line a second on its stdout).
+    latest: Arc<Mutex<Stats>>,
+    /// Whether this worker has ever reported, which it first does once listening.
+    ready: Arc<AtomicBool>,
 }
 
 /// Runs the supervisor until SIGINT/SIGTERM.
@@ -64,11 +55,6 @@ pub fn supervise(config: Config) -> io::Result<()> {
         .local_addr()?
         .as_socket()
         .ok_or_else(|| io::Error::other("not an IP address"))?;
-    info!(
-        "listening on {listen} with {} worker processes",
-        config.workers
-    );
-
     let shutdown = shutdown_flag()?;
     let mut workers: Vec<Worker> = (0..config.workers)
         .map(|id| Worker {
@@ -77,15 +63,28 @@ pub fn supervise(config: Config) -> io::Result<()> {
             started: Instant::now(),
             restart_at: Some(Instant::now()),
             latest: Arc::default(),
+            ready: Arc::default(),
         })
         .collect();
+    let status_every = Duration::from_secs(config.stats_interval.into());
     let mut last_status = Instant::now();
     let mut last_totals = (0u64, 0u64);
+    // "listening on" is said once every worker listens (its first report comes right
+    // after), so a client that reads it is never refused by a port nobody listens on.
+    let mut announce = true;
     while !shutdown.load(Ordering::Relaxed) {
         for w in &mut workers {
             keep_alive(w, &config, listen);
         }
-        if last_status.elapsed() >= STATUS_INTERVAL {
+        if announce && workers.iter().all(|w| w.ready.load(Ordering::Relaxed)) {
+            info!(
+                "listening on {listen} with {} worker processes",
+                config.workers
+            );
+            info!("chat rooms are per worker: members on different workers do not meet");
+            announce = false;
+        }
+        if !status_every.is_zero() && last_status.elapsed() >= status_every {
             let elapsed = last_status.elapsed().as_secs_f64();
             last_status = Instant::now();
             last_totals = print_status(&workers, last_totals, elapsed);
@@ -93,7 +92,8 @@ pub fn supervise(config: Config) -> io::Result<()> {
         thread::sleep(Duration::from_millis(100));
     }
     info!("stopping {} workers", workers.len());
-    stop_all(&mut workers);
+    let grace = Duration::from_secs(config.shutdown_timeout.into()) + STOP_MARGIN;
+    stop_all(&mut workers, grace);
     Ok(())
 }
 
@@ -110,7 +110,7 @@ fn keep_alive(w: &mut Worker, config: &Config, listen: SocketAddr) {
                     child.id()
                 );
                 w.child = None;
-                *w.latest.lock().expect("report lock") = WorkerReport::default();
+                *w.latest.lock().expect("report lock") = Stats::default();
                 w.restart_at = Some(
                     Instant::now()
                         + if quick {
@@ -149,12 +149,14 @@ fn spawn(w: &Worker, config: &Config, listen: SocketAddr) -> io::Result<Child> {
         .spawn()?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let latest = Arc::clone(&w.latest);
+    let ready = Arc::clone(&w.ready);
     // A reader thread per worker: the supervisor is not a reactor and need not be one.
     thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Ok(report) = serde_json::from_str::<WorkerReport>(&line) {
+            if let Ok(report) = serde_json::from_str::<Stats>(&line) {
                 *latest.lock().expect("report lock") = report;
+                ready.store(true, Ordering::Relaxed);
             }
         }
     });
@@ -167,37 +169,24 @@ fn print_status(
     (handshakes_before, messages_before): (u64, u64),
     secs: f64,
 ) -> (u64, u64) {
-    let mut sum = WorkerReport::default();
+    let mut sum = Stats::default();
     for w in workers {
-        let r = w.latest.lock().expect("report lock");
-        sum.connections += r.connections;
-        sum.websockets += r.websockets;
-        sum.handshakes_total += r.handshakes_total;
-        sum.messages_in_total += r.messages_in_total;
-        sum.accept_emfile_total += r.accept_emfile_total;
-        sum.rss_bytes += r.rss_bytes;
+        sum.merge(&w.latest.lock().expect("report lock"));
     }
     let up = workers.iter().filter(|w| w.child.is_some()).count();
     let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / secs;
     info!(
-        "workers {up}/{} | {} connections ({} websocket) | {:.0} handshakes/s | {:.0} messages/s | {} MiB rss{}",
+        "workers {up}/{} | {:.0} handshakes/s, {:.0} messages/s | {}",
         workers.len(),
-        sum.connections,
-        sum.websockets,
         rate(sum.handshakes_total, handshakes_before),
         rate(sum.messages_in_total, messages_before),
-        sum.rss_bytes >> 20,
-        if sum.accept_emfile_total > 0 {
-            format!(" | {} EMFILE", sum.accept_emfile_total)
-        } else {
-            String::new()
-        }
+        sum.status_line()
     );
     (sum.handshakes_total, sum.messages_in_total)
 }
 
 /// SIGTERM to every worker, a grace period for their closing handshakes, then SIGKILL.
-fn stop_all(workers: &mut [Worker]) {
+fn stop_all(workers: &mut [Worker], grace: Duration) {
     for child in workers.iter().filter_map(|w| w.child.as_ref()) {
         if let Ok(pid) = libc::pid_t::try_from(child.id()) {
             // SAFETY: kill has no memory preconditions; the pid is our own child, not
@@ -205,7 +194,7 @@ fn stop_all(workers: &mut [Worker]) {
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
     }
-    let deadline = Instant::now() + STOP_GRACE;
+    let deadline = Instant::now() + grace;
     for w in workers.iter_mut() {
         let Some(child) = w.child.as_mut() else {
             continue;
