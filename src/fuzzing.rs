@@ -21,7 +21,9 @@
 use std::fmt::Debug;
 
 use crate::protocol::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
-use crate::protocol::handshake::{accept_key, route, HandshakeError, Route};
+use crate::protocol::handshake::{
+    accept_key, route, Endpoint, HandshakeError, Policy, Route, MAX_ROOM_LEN,
+};
 use crate::protocol::http::{
     parse_request, parse_response, Header, Headers, HttpError, MAX_HEADERS, MAX_HEAD_LEN,
 };
@@ -211,14 +213,18 @@ fn write_request(req: &OwnedRequest) -> Vec<u8> {
 }
 
 /// Routes an accepted request and checks the decision against RFC 6455 §4.2.1.
-fn check_route(buf: &[u8], req: &OwnedRequest, origins: &[String]) {
+fn check_route(buf: &[u8], req: &OwnedRequest, policy: &Policy) {
     let mut storage = [Header::default(); MAX_HEADERS];
     let (parsed, _) = parse_request(buf, 0, &mut storage)
         .expect("parsed before")
         .expect("complete before");
     let h = parsed.headers;
-    match route(&parsed, origins) {
-        Ok(Route::Upgrade { accept, path }) => {
+    match route(&parsed, policy) {
+        Ok(Route::Upgrade {
+            accept,
+            endpoint,
+            protocol,
+        }) => {
             assert_eq!(req.method, "GET");
             assert!(req.minor >= 1, "an upgrade needs HTTP/1.1 (§4.1)");
             assert_eq!(h.count("host"), 1);
@@ -229,13 +235,28 @@ fn check_route(buf: &[u8], req: &OwnedRequest, origins: &[String]) {
             let key = h.get("sec-websocket-key").expect("counted");
             assert_eq!(key.len(), 24);
             assert_eq!(accept, accept_key(key));
-            assert_eq!(path, parsed.path());
-            assert!(req.target.starts_with(path));
+            if !policy.allowed_origins.is_empty() {
+                let origin = h.get("origin").expect("§10.2: checked");
+                assert!(policy.allowed_origins.iter().any(|o| o.as_bytes() == origin));
+            }
+            match endpoint {
+                Endpoint::Echo => assert_ne!(parsed.path(), "/chat"),
+                Endpoint::Chat { room } => {
+                    assert_eq!(parsed.path(), "/chat");
+                    assert!((1..=MAX_ROOM_LEN).contains(&room.len()));
+                    assert!(req.target.contains(room));
+                }
+            }
+            // §4.2.2 item 5.4: only a subprotocol the client offered and we speak.
+            if let Some(p) = protocol {
+                assert!(policy.protocols.iter().any(|ours| ours == p));
+                assert!(h.tokens("sec-websocket-protocol").any(|t| t == p.as_bytes()));
+            }
         }
         Ok(Route::Page) => assert_eq!((req.method.as_str(), parsed.path()), ("GET", "/")),
         Ok(Route::Stats) => assert_eq!((req.method.as_str(), parsed.path()), ("GET", "/stats")),
         Err(HandshakeError::Method) => assert_ne!(req.method, "GET"),
-        Err(HandshakeError::Origin) => assert!(!origins.is_empty()),
+        Err(HandshakeError::Origin) => assert!(!policy.allowed_origins.is_empty()),
         Err(e) => {
             assert_eq!(req.method, "GET");
             assert!(matches!(e.status().0, 400 | 404 | 426), "{e:?}");
@@ -244,7 +265,7 @@ fn check_route(buf: &[u8], req: &OwnedRequest, origins: &[String]) {
 }
 
 /// `http_head`: the request and response head parsers over arbitrary bytes.
-/// Flags: bit 0 routes with an `--allowed-origin` configured.
+/// Flags: bit 0 routes with an `--allowed-origin` configured, bit 1 with subprotocols.
 pub fn http_head(data: &[u8]) {
     let input = Input::new(data);
     let buf = input.payload;
@@ -266,12 +287,13 @@ pub fn http_head(data: &[u8]) {
             ..req.clone()
         };
         assert_eq!(reparsed, Some(expected));
-        let origins = if input.flags & 1 != 0 {
-            vec!["https://ok.example".to_owned()]
-        } else {
-            Vec::new()
+        let origins = ["https://ok.example".to_owned()];
+        let protocols = ["chat".to_owned(), "echo".to_owned()];
+        let policy = Policy {
+            allowed_origins: if input.flags & 1 != 0 { &origins } else { &[] },
+            protocols: if input.flags & 2 != 0 { &protocols } else { &[] },
         };
-        check_route(buf, req, &origins);
+        check_route(buf, req, &policy);
     }
 
     let whole = response_owned(buf, 0);
@@ -366,7 +388,7 @@ pub fn receive(config: &ReceiverConfig, payload: &[u8], ends: &[usize]) -> Vec<S
                 Some(Event::Data(chunk)) => {
                     assert!(chunk.offset + chunk.payload.len() as u64 <= chunk.frame_len);
                     // A message's first frame says Text or Binary; later ones Continuation.
-                    let (_, body) = match &mut message {
+                    let (opcode, body) = match &mut message {
                         None => {
                             assert!(chunk.starts_frame(), "{chunk:?}");
                             assert!(matches!(chunk.opcode, OpCode::Text | OpCode::Binary));
@@ -379,6 +401,7 @@ pub fn receive(config: &ReceiverConfig, payload: &[u8], ends: &[usize]) -> Vec<S
                             m
                         }
                     };
+                    assert_eq!(chunk.message, *opcode, "every chunk names its message type");
                     body.extend_from_slice(chunk.payload);
                     assert!(body.len() as u64 <= config.max_message_size);
                     if chunk.ends_message() {

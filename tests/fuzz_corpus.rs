@@ -47,7 +47,7 @@ fn frame_corpus() {
 fn seeds_decode_as_named() {
     use wsreactor::fuzzing::{receive, Input, Seen};
     use wsreactor::protocol::frame::OpCode;
-    use wsreactor::protocol::handshake::{route, Route};
+    use wsreactor::protocol::handshake::{route, Endpoint, Policy, Route};
     use wsreactor::protocol::http::{parse_request, Header, MAX_HEADERS};
     use wsreactor::protocol::message::{ReceiverConfig, Role};
 
@@ -59,8 +59,11 @@ fn seeds_decode_as_named() {
         .unwrap()
         .unwrap();
     assert!(matches!(
-        route(&req, &[]),
-        Ok(Route::Upgrade { path: "/chat", .. })
+        route(&req, &Policy::default()),
+        Ok(Route::Upgrade {
+            endpoint: Endpoint::Chat { room: "a" },
+            ..
+        })
     ));
     assert_eq!(
         input.payload.len() - n,
