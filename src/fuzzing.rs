@@ -19,6 +19,7 @@
 //! is what the fuzzer reports as a crash.
 
 use std::fmt::Debug;
+use std::sync::OnceLock;
 
 use crate::protocol::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use crate::protocol::handshake::{
@@ -28,6 +29,8 @@ use crate::protocol::http::{
     parse_request, parse_response, Header, Headers, HttpError, MAX_HEADERS, MAX_HEAD_LEN,
 };
 use crate::protocol::message::{Event, Receiver, ReceiverConfig, Role};
+use crate::server::harness::{Harness, Step};
+use crate::server::Config;
 
 /// A fuzz input split into its control bytes and its payload (see the module doc).
 #[derive(Debug, Clone, Copy)]
@@ -360,6 +363,16 @@ const UNTOUCHED_WINDOW: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD + 1;
 /// Drives a [`Receiver`] over `payload` delivered as the prefixes ending at `ends`,
 /// keeping unconsumed bytes as a connection does, and reassembles what it yields.
 pub fn receive(config: &ReceiverConfig, payload: &[u8], ends: &[usize]) -> Vec<Seen> {
+    receive_counting(config, payload, ends).0
+}
+
+/// [`receive`], also returning how many bytes of `payload` were consumed: up to the end
+/// of a Close frame, or all but an unfinished frame at the end (or all up to an error).
+pub fn receive_counting(
+    config: &ReceiverConfig,
+    payload: &[u8],
+    ends: &[usize],
+) -> (Vec<Seen>, usize) {
     let mut rx = Receiver::default();
     let mut seen = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
@@ -376,7 +389,7 @@ pub fn receive(config: &ReceiverConfig, payload: &[u8], ends: &[usize]) -> Vec<S
             let (n, event) = match rx.poll(config, &mut pending[pos..]) {
                 Err(e) => {
                     seen.push(Seen::Error(e));
-                    return seen;
+                    return (seen, start - pending.len() + pos);
                 }
                 Ok((0, None)) => break,
                 Ok((n, event)) => (n, event),
@@ -416,7 +429,7 @@ pub fn receive(config: &ReceiverConfig, payload: &[u8], ends: &[usize]) -> Vec<S
                 Some(Event::Pong(p)) => seen.push(Seen::Pong(p.to_vec())),
                 Some(Event::Close(c)) => {
                     seen.push(Seen::Close(c.code.map(|c| c.0), c.reason.into()));
-                    return seen;
+                    return (seen, start - pending.len() + pos + n);
                 }
             }
             // Unmasking in place must stop at the consumed bytes: the rest is kept.
@@ -427,7 +440,7 @@ pub fn receive(config: &ReceiverConfig, payload: &[u8], ends: &[usize]) -> Vec<S
         }
         pending.drain(..pos);
     }
-    seen
+    (seen, payload.len() - pending.len())
 }
 
 /// `frame`: the frame header decoder and the message receiver over arbitrary bytes.
@@ -450,4 +463,192 @@ pub fn frame(data: &[u8]) {
     let expected = receive(&config, input.payload, &whole);
     assert_eq!(receive(&config, input.payload, &pieces), expected);
     assert_eq!(receive(&config, input.payload, &bytes), expected);
+}
+
+// ---- connection --------------------------------------------------------------------
+
+/// The server configurations the `connection` target picks from (flags bits 0–1).
+fn connection_config(pick: u8) -> Config {
+    static CONFIGS: OnceLock<[Config; 4]> = OnceLock::new();
+    CONFIGS.get_or_init(|| {
+        [
+            Config::from_args(&[]),
+            Config::from_args(&["--max-message-size", "100"]),
+            Config::from_args(&[
+                "--allowed-origin",
+                "https://ok.example",
+                "--protocol",
+                "chat",
+            ]),
+            // Deadlines that a few clock steps reach.
+            Config::from_args(&[
+                "--handshake-timeout",
+                "2",
+                "--ping-interval",
+                "1",
+                "--idle-timeout",
+                "3",
+                "--send-timeout",
+                "2",
+                "--max-message-size",
+                "1000",
+            ]),
+        ]
+    })[usize::from(pick & 3)]
+        .clone()
+}
+
+/// The status our own protocol core gives the request at the start of `input`, or
+/// `None` while its head is unfinished (what the connection must answer).
+fn expected_status(input: &[u8], config: &Config) -> Option<u16> {
+    let mut storage = [Header::default(); MAX_HEADERS];
+    match parse_request(input, 0, &mut storage) {
+        Ok(None) => None,
+        Err(e) => Some(e.status().0),
+        Ok(Some((req, _))) => Some(match route(&req, &config.policy()) {
+            Ok(Route::Upgrade { .. }) => 101,
+            Ok(Route::Page | Route::Stats) => 200,
+            Err(e) => e.status().0,
+        }),
+    }
+}
+
+/// What the server must send back for what the client sent (RFC 6455 §5.5, §7):
+/// every message as it came (echo, or a room of one), a Pong for each Ping with its
+/// payload, a Close echoing the client's status code (§5.5.1) or carrying the code of
+/// the first violation (§7.4.1); nothing after that.
+fn expected_replies(client: &[Seen]) -> Vec<Seen> {
+    client
+        .iter()
+        .filter_map(|seen| match seen {
+            Seen::Message(..) => Some(seen.clone()),
+            Seen::Ping(p) => Some(Seen::Pong(p.clone())),
+            Seen::Pong(_) => None,
+            Seen::Close(code, _) => Some(Seen::Close(*code, String::new())),
+            // The reason names the violation (`Connection::fail`).
+            Seen::Error(e) => Some(Seen::Close(Some(e.close_code().0), e.to_string())),
+        })
+        .collect()
+}
+
+/// `connection`: the server's real `Connection` over the in-memory harness, with the
+/// payload arriving in the pieces the steps choose. Flags: bits 0–1 pick the
+/// configuration; bit 2 makes the client read slowly (64 bytes after each piece, the
+/// rest at the end); bit 3 advances the clock a second after each piece; bit 4 ends
+/// the client's side (EOF) after the last piece.
+///
+/// What the connection wrote must be one valid response head (the one our protocol
+/// core decides for the request, with the right `Sec-WebSocket-Accept` for a 101) and,
+/// after a 101, unmasked frames that a client decodes without error, nothing after a
+/// Close. Without the clock, the frames must be exactly the replies
+/// `expected_replies` derives from the client's frames. The gauges must match the
+/// connection's state after every step.
+pub fn connection(data: &[u8]) {
+    let input = Input::new(data);
+    let config = connection_config(input.flags);
+    let (slow, clock, eof) = (
+        input.flags & 4 != 0,
+        input.flags & 8 != 0,
+        input.flags & 16 != 0,
+    );
+    let max_message_size = config.max_message_size;
+    let expected = expected_status(input.payload, &config);
+    let mut h = Harness::new(config, if slow { 0 } else { usize::MAX })
+        .expect("an in-memory connection opens");
+    let check_gauges = |h: &Harness| {
+        let stats = h.stats();
+        assert_eq!(stats.connections, u64::from(h.is_alive()));
+        assert_eq!(stats.websockets, u64::from(h.is_websocket()));
+    };
+    for piece in input.chunks() {
+        h.step(Step::Input(piece));
+        check_gauges(&h);
+        if slow {
+            h.step(Step::Read(64));
+            check_gauges(&h);
+        }
+        if clock {
+            h.step(Step::Advance(1));
+            check_gauges(&h);
+        }
+    }
+    if eof {
+        h.step(Step::Eof);
+        check_gauges(&h);
+    }
+    if slow {
+        h.step(Step::Read(usize::MAX));
+        check_gauges(&h);
+    }
+    // After the client's EOF nothing keeps a connection: it is dropped once the
+    // output owed is written (and the client has read it all by now).
+    if eof {
+        assert!(!h.is_alive(), "held after EOF");
+    }
+    let bytes_out = h.stats().bytes_out_total;
+    let written = h.written().to_vec();
+    assert_eq!(bytes_out, written.len() as u64, "bytes_out_total counts what was written");
+
+    // The response head.
+    let mut storage = [Header::default(); MAX_HEADERS];
+    let Some((resp, head_len)) = parse_response(&written, 0, &mut storage)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&written)))
+    else {
+        // Nothing (or not yet a whole head) written: only while the request is unfinished.
+        assert!(written.is_empty(), "{:?}", String::from_utf8_lossy(&written));
+        assert_eq!(expected, None, "a finished request gets an answer");
+        return;
+    };
+    match expected {
+        Some(status) => assert!(
+            resp.status == status || (clock && resp.status == 408),
+            "answered {} for {status}",
+            resp.status
+        ),
+        None => assert!(clock && resp.status == 408, "answered {} early", resp.status),
+    }
+    let after = &written[head_len..];
+    if resp.status != 101 {
+        // One response, then the connection closes (DESIGN.md: one request each).
+        assert!(resp.headers.has_token("connection", "close"));
+        let length = resp.headers.get("content-length").expect("Content-Length");
+        assert_eq!(length, after.len().to_string().as_bytes());
+        assert!(!h.is_websocket());
+        return;
+    }
+    // §4.2.2 step 5.4: the accept answers this request's key.
+    let mut req_storage = [Header::default(); MAX_HEADERS];
+    let (req, req_len) = parse_request(input.payload, 0, &mut req_storage)
+        .expect("upgraded")
+        .expect("complete");
+    let key = req.headers.get("sec-websocket-key").expect("upgraded");
+    assert_eq!(
+        resp.headers.get("sec-websocket-accept"),
+        Some(&accept_key(key)[..])
+    );
+
+    // The frames after it, as a client decodes them.
+    let client_role = ReceiverConfig {
+        role: Role::Client,
+        max_message_size: u64::MAX,
+    };
+    let (replies, used) = receive_counting(&client_role, after, &[after.len()]);
+    assert!(
+        !replies.iter().any(|r| matches!(r, Seen::Error(_))),
+        "the server sent an invalid frame: {replies:?}"
+    );
+    assert_eq!(used, after.len(), "a partial frame, or bytes after Close: {replies:?}");
+    if matches!(replies.last(), Some(Seen::Close(..))) {
+        assert!(!h.is_websocket(), "§5.5.1: closing after sending Close");
+    }
+    if clock {
+        return;
+    }
+    let server_role = ReceiverConfig {
+        role: Role::Server,
+        max_message_size,
+    };
+    let frames = &input.payload[req_len..];
+    let sent = receive(&server_role, frames, &[frames.len()]);
+    assert_eq!(replies, expected_replies(&sent), "client sent {sent:?}");
 }

@@ -41,6 +41,11 @@ fn frame_corpus() {
     replay("frame", fuzzing::frame);
 }
 
+#[test]
+fn connection_corpus() {
+    replay("connection", fuzzing::connection);
+}
+
 /// The hand-written seeds mean what their names say (so the input layout in
 /// `wsreactor::fuzzing` is the one the corpus was written in).
 #[test]
