@@ -240,7 +240,10 @@ fn check_route(buf: &[u8], req: &OwnedRequest, policy: &Policy) {
             assert_eq!(accept, accept_key(key));
             if !policy.allowed_origins.is_empty() {
                 let origin = h.get("origin").expect("§10.2: checked");
-                assert!(policy.allowed_origins.iter().any(|o| o.as_bytes() == origin));
+                assert!(policy
+                    .allowed_origins
+                    .iter()
+                    .any(|o| o.as_bytes() == origin));
             }
             match endpoint {
                 Endpoint::Echo => assert_ne!(parsed.path(), "/chat"),
@@ -253,7 +256,9 @@ fn check_route(buf: &[u8], req: &OwnedRequest, policy: &Policy) {
             // §4.2.2 item 5.4: only a subprotocol the client offered and we speak.
             if let Some(p) = protocol {
                 assert!(policy.protocols.iter().any(|ours| ours == p));
-                assert!(h.tokens("sec-websocket-protocol").any(|t| t == p.as_bytes()));
+                assert!(h
+                    .tokens("sec-websocket-protocol")
+                    .any(|t| t == p.as_bytes()));
             }
         }
         Ok(Route::Page) => assert_eq!((req.method.as_str(), parsed.path()), ("GET", "/")),
@@ -294,7 +299,11 @@ pub fn http_head(data: &[u8]) {
         let protocols = ["chat".to_owned(), "echo".to_owned()];
         let policy = Policy {
             allowed_origins: if input.flags & 1 != 0 { &origins } else { &[] },
-            protocols: if input.flags & 2 != 0 { &protocols } else { &[] },
+            protocols: if input.flags & 2 != 0 {
+                &protocols
+            } else {
+                &[]
+            },
         };
         check_route(buf, req, &policy);
     }
@@ -495,7 +504,7 @@ fn connection_config(pick: u8) -> Config {
             ]),
         ]
     })[usize::from(pick & 3)]
-        .clone()
+    .clone()
 }
 
 /// The status our own protocol core gives the request at the start of `input`, or
@@ -586,8 +595,15 @@ pub fn connection(data: &[u8]) {
         assert!(!h.is_alive(), "held after EOF");
     }
     let bytes_out = h.stats().bytes_out_total;
+    // A client that reads slowly while the clock runs can be dropped by a deadline
+    // (send or close timeout) with output unsent: then what it got may stop anywhere.
+    let cut_short = slow && clock && !h.is_alive() && h.stats().timeouts_total > 0;
     let written = h.written().to_vec();
-    assert_eq!(bytes_out, written.len() as u64, "bytes_out_total counts what was written");
+    assert_eq!(
+        bytes_out,
+        written.len() as u64,
+        "bytes_out_total counts what was written"
+    );
 
     // The response head.
     let mut storage = [Header::default(); MAX_HEADERS];
@@ -595,7 +611,14 @@ pub fn connection(data: &[u8]) {
         .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&written)))
     else {
         // Nothing (or not yet a whole head) written: only while the request is unfinished.
-        assert!(written.is_empty(), "{:?}", String::from_utf8_lossy(&written));
+        if cut_short {
+            return;
+        }
+        assert!(
+            written.is_empty(),
+            "{:?}",
+            String::from_utf8_lossy(&written)
+        );
         assert_eq!(expected, None, "a finished request gets an answer");
         return;
     };
@@ -605,14 +628,19 @@ pub fn connection(data: &[u8]) {
             "answered {} for {status}",
             resp.status
         ),
-        None => assert!(clock && resp.status == 408, "answered {} early", resp.status),
+        None => assert!(
+            clock && resp.status == 408,
+            "answered {} early",
+            resp.status
+        ),
     }
     let after = &written[head_len..];
     if resp.status != 101 {
         // One response, then the connection closes (DESIGN.md: one request each).
         assert!(resp.headers.has_token("connection", "close"));
         let length = resp.headers.get("content-length").expect("Content-Length");
-        assert_eq!(length, after.len().to_string().as_bytes());
+        let length: usize = std::str::from_utf8(length).unwrap().parse().unwrap();
+        assert!(length == after.len() || (cut_short && length > after.len()));
         assert!(!h.is_websocket());
         return;
     }
@@ -637,7 +665,13 @@ pub fn connection(data: &[u8]) {
         !replies.iter().any(|r| matches!(r, Seen::Error(_))),
         "the server sent an invalid frame: {replies:?}"
     );
-    assert_eq!(used, after.len(), "a partial frame, or bytes after Close: {replies:?}");
+    if matches!(replies.last(), Some(Seen::Close(..))) || !cut_short {
+        assert_eq!(
+            used,
+            after.len(),
+            "a partial frame, or bytes after Close: {replies:?}"
+        );
+    }
     if matches!(replies.last(), Some(Seen::Close(..))) {
         assert!(!h.is_websocket(), "§5.5.1: closing after sending Close");
     }
@@ -650,5 +684,45 @@ pub fn connection(data: &[u8]) {
     };
     let frames = &input.payload[req_len..];
     let sent = receive(&server_role, frames, &[frames.len()]);
-    assert_eq!(replies, expected_replies(&sent), "client sent {sent:?}");
+    let expected = expected_replies(&sent);
+    let chat = matches!(
+        route(&req, &Policy::default()),
+        Ok(Route::Upgrade {
+            endpoint: Endpoint::Chat { .. },
+            ..
+        })
+    );
+    if !chat {
+        assert_eq!(replies, expected, "client sent {sent:?}");
+        return;
+    }
+    // A chat message reaches its room, this member included, when the reactor fans out
+    // at the end of the read turn that completed it: a Pong, sent at once, may overtake
+    // it, and a Close sent in that same turn comes first, after which nothing is sent
+    // (§5.5.1). So: Pongs and the Close exactly; messages in order, the last ones missing
+    // only before that Close.
+    let is_message = |r: &&Seen| matches!(r, Seen::Message(..));
+    let messages: Vec<&Seen> = replies.iter().filter(is_message).collect();
+    let expected_messages: Vec<&Seen> = expected.iter().filter(is_message).collect();
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|r| !is_message(r))
+            .collect::<Vec<_>>(),
+        expected
+            .iter()
+            .filter(|r| !is_message(r))
+            .collect::<Vec<_>>(),
+        "client sent {sent:?}"
+    );
+    assert!(
+        expected_messages.starts_with(&messages),
+        "client sent {sent:?}, got {replies:?}"
+    );
+    if messages.len() < expected_messages.len() {
+        assert!(
+            matches!(replies.last(), Some(Seen::Close(..))),
+            "{replies:?}"
+        );
+    }
 }
