@@ -4,6 +4,8 @@
 //! `load` is the load generator (the same core in the client role); `limits` reports
 //! and raises the limits that bound concurrent connections.
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 pub mod load;
 pub mod protocol;

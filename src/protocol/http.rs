@@ -64,6 +64,14 @@ impl<'b> Headers<'_, 'b> {
     }
 }
 
+impl<'h, 'b> Headers<'h, 'b> {
+    /// The fields in the order they were sent (for tests and fuzzing, which compare
+    /// whole heads; the server itself only asks by name).
+    pub fn iter(&self) -> std::iter::Copied<std::slice::Iter<'h, Header<'b>>> {
+        self.fields.iter().copied()
+    }
+}
+
 /// A parsed request head, borrowing from the input buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'h, 'b> {
@@ -209,6 +217,18 @@ fn version(bytes: &[u8]) -> Result<u8, HttpError> {
     }
 }
 
+/// Strips the optional whitespace around a field value: SP and HTAB only (RFC 9110
+/// §5.6.3 OWS), so any other control byte stays in the value and is refused there.
+fn trim_ows(value: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
+    &value[start..end]
+}
+
 fn parse_fields<'h, 'b>(
     field_lines: impl Iterator<Item = &'b [u8]>,
     storage: &'h mut [Header<'b>; MAX_HEADERS],
@@ -225,7 +245,7 @@ fn parse_fields<'h, 'b>(
             .ok_or(HttpError::Malformed)?;
         // §5.1: no whitespace between the field name and the colon.
         let name = token(&line[..colon])?;
-        let value = line[colon + 1..].trim_ascii();
+        let value = trim_ows(&line[colon + 1..]);
         if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7F) {
             return Err(HttpError::Malformed);
         }
@@ -410,6 +430,32 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
             assert_eq!(HttpError::Malformed.status().0, 400);
         }
         assert_eq!(parse(b"GET / HTTP/2.0\r\n\r\n"), Err(HttpError::Version));
+    }
+
+    /// Found by the differential test against httparse: `trim_ascii` also strips form
+    /// feeds, so a field value with a leading or trailing FF was accepted with the FF
+    /// silently dropped. RFC 9110 §5.5/§5.6.3: the whitespace around a field value is
+    /// OWS (SP / HTAB only), and no other control character may appear in it.
+    #[test]
+    fn form_feed_around_a_field_value_is_malformed() {
+        for bad in [
+            &b"GET / HTTP/1.1\r\nA: \x0cb\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nA: b\x0c\r\n\r\n",
+            b"GET / HTTP/1.1\r\nA:\x0c\r\n\r\n",
+        ] {
+            assert_eq!(parse(bad), Err(HttpError::Malformed), "{bad:?}");
+        }
+        let mut storage = [Header::default(); MAX_HEADERS];
+        let resp = b"HTTP/1.1 200 OK\r\nA: b\x0c\r\n\r\n";
+        assert_eq!(
+            parse_response(resp, 0, &mut storage).map(|r| r.is_some()),
+            Err(HttpError::Malformed)
+        );
+        // Spaces and tabs around a value are OWS and are not part of it.
+        let mut storage = [Header::default(); MAX_HEADERS];
+        let ok = b"GET / HTTP/1.1\r\nA: \t b c\t \r\n\r\n";
+        let (req, _) = parse_request(ok, 0, &mut storage).unwrap().unwrap();
+        assert_eq!(req.headers.get("a"), Some(&b"b c"[..]));
     }
 
     #[test]

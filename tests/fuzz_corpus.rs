@@ -1,0 +1,92 @@
+//! Replays the checked-in fuzz corpus (`fuzz/corpus/<target>/`) through the fuzz
+//! targets' own bodies (`wsreactor::fuzzing`), so every `cargo test` re-checks the
+//! inputs the fuzzer found interesting, including every crash it ever found (kept in
+//! the corpus as `crash-*`), without running the fuzzer itself.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use wsreactor::fuzzing;
+
+/// Runs `target` on every file in `fuzz/corpus/<name>/` and fails naming each file
+/// whose checks panic.
+fn replay(name: &str, target: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(name);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("readable directory entry").path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{name}: the corpus is missing");
+    let failed: Vec<String> = files
+        .iter()
+        .filter(|path| {
+            let data = std::fs::read(path).expect("readable corpus file");
+            catch_unwind(AssertUnwindSafe(|| target(&data))).is_err()
+        })
+        .map(|path| path.display().to_string())
+        .collect();
+    assert!(failed.is_empty(), "{name}: checks failed on {failed:#?}");
+}
+
+#[test]
+fn http_head_corpus() {
+    replay("http_head", fuzzing::http_head);
+}
+
+#[test]
+fn frame_corpus() {
+    replay("frame", fuzzing::frame);
+}
+
+#[test]
+fn connection_corpus() {
+    replay("connection", fuzzing::connection);
+}
+
+/// The hand-written seeds mean what their names say (so the input layout in
+/// `wsreactor::fuzzing` is the one the corpus was written in).
+#[test]
+fn seeds_decode_as_named() {
+    use wsreactor::fuzzing::{receive, Input, Seen};
+    use wsreactor::protocol::frame::OpCode;
+    use wsreactor::protocol::handshake::{route, Endpoint, Policy, Route};
+    use wsreactor::protocol::http::{parse_request, Header, MAX_HEADERS};
+    use wsreactor::protocol::message::{ReceiverConfig, Role};
+
+    let read = |path: &str| std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(path));
+    let data = read("fuzz/corpus/http_head/seed-upgrade").unwrap();
+    let input = Input::new(&data);
+    let mut storage = [Header::default(); MAX_HEADERS];
+    let (req, n) = parse_request(input.payload, 0, &mut storage)
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        route(&req, &Policy::default()),
+        Ok(Route::Upgrade {
+            endpoint: Endpoint::Chat { room: "a" },
+            ..
+        })
+    ));
+    assert_eq!(
+        input.payload.len() - n,
+        11,
+        "a masked frame follows the head"
+    );
+
+    let data = read("fuzz/corpus/frame/seed-text").unwrap();
+    let input = Input::new(&data);
+    let config = ReceiverConfig {
+        role: Role::Server,
+        max_message_size: 1 << 20,
+    };
+    assert_eq!(
+        receive(&config, input.payload, &[input.payload.len()]),
+        vec![
+            Seen::Message(OpCode::Text, b"Hello".to_vec()),
+            Seen::Close(Some(1000), "bye".into())
+        ]
+    );
+}
