@@ -624,10 +624,11 @@ impl Conn {
     /// Sends chat message `seq` to the room (this connection is the sender), stamped
     /// with the time now.
     pub fn send_chat(&mut self, env: &mut Env, seq: u32) -> Next {
+        let stamp = env.now_us32();
         let Some(room) = &mut env.chat else {
             return Next::Keep;
         };
-        let (seed, stamp) = (room.seed(), env.now_us as u32);
+        let seed = room.seed();
         room.on_sent(seq, env.now_us);
         env.stats.counters.chat_sent += 1;
         let size = env.cfg.message_size as usize;

@@ -411,11 +411,14 @@ impl Driver {
         }
         if room.is_overdue(env.now_us, timeout_us) {
             log::warn!(
-                "chat: a message has not reached every member within {timeout_us} µs; \
-                 giving up"
+                "chat: a message has not reached every member within {} s \
+                 (--echo-timeout); giving up",
+                timeout_us as f64 / 1e6
             );
             return self.start_drain();
         }
+        // Nothing is inserted after the ramp, so the sender's key cannot have been
+        // reused: an empty slot means its connection ended.
         let Some(conn) = conns.get_mut(sender) else {
             log::warn!("chat: the sender's connection ended; giving up");
             return self.start_drain();
