@@ -53,10 +53,12 @@ fn a_fragmented_message_reaches_the_room_as_one_frame() {
     // Another member's message in between must not interleave with the fragments.
     sender.send_frame(false, OpCode::Text, b"frag");
     listener.send_frame(true, OpCode::Text, b"between");
+    // Once the listener has its own copy back, the server has relayed it: only then
+    // does the sender go on, so the order is fixed.
+    listener.expect_frame(true, op::TEXT, b"between");
     sender.send_frame(false, OpCode::Continuation, b"men");
     sender.send_frame(true, OpCode::Ping, b"p");
     sender.send_frame(true, OpCode::Continuation, b"ted");
-    listener.expect_frame(true, op::TEXT, b"between");
     listener.expect_frame(true, op::TEXT, b"fragmented");
     sender.expect_frame(true, op::TEXT, b"between");
     sender.expect_frame(true, op::PONG, b"p");
@@ -126,4 +128,22 @@ fn a_member_that_never_reads_is_dropped_and_never_stalls_the_others() {
     // (The stuck client itself would now read what its kernel had already received,
     // then the end; with a 4 KiB window that trickle takes minutes, so it is not read.)
     drop(stuck);
+}
+
+/// A member's last message, sent together with its Close and the end of its stream,
+/// still reaches the room: the sender leaves only after its messages went out.
+#[test]
+fn a_last_message_sent_with_the_close_still_reaches_the_room() {
+    let server = Server::start();
+    let mut leaving = server.open_path("/chat?room=bye");
+    let mut staying = server.open_path("/chat?room=bye");
+    let mut last = common::client_frame(true, OpCode::Text, b"goodbye");
+    last.extend(common::client_frame(
+        true,
+        OpCode::Close,
+        &close_payload(1000, ""),
+    ));
+    leaving.send(&last);
+    leaving.shutdown_write();
+    staying.expect_frame(true, op::TEXT, b"goodbye");
 }

@@ -213,3 +213,24 @@ impl ReplaceVersion for Vec<u8> {
             .into_bytes()
     }
 }
+
+/// After the server's Close, a client that never sends its own Close (nor ends the
+/// connection) is dropped once the close timeout (5 s, RFC 6455 §7.1.1 leaves it to the
+/// server) has passed.
+#[test]
+fn a_client_that_never_answers_the_close_is_dropped_after_the_close_timeout() {
+    let server = Server::with_args(&["--idle-timeout", "1", "--ping-interval", "0"]);
+    let mut ws = server.open();
+    ws.set_read_timeout(Duration::from_secs(10));
+    ws.expect_close(1001);
+    // The server has shut down its sending side and lingers, reading, for our Close.
+    ws.expect_eof();
+    let held = |stats: &serde_json::Value| stats["connections"].as_u64().unwrap() - 1;
+    assert_eq!(held(&server.stats()), 1, "still lingering for our Close");
+    let dropped = eventually(Duration::from_secs(12), || {
+        let stats = server.stats();
+        (held(&stats) == 0).then_some(stats)
+    })
+    .expect("the server drops the silent client after the close timeout");
+    assert_eq!(dropped["timeouts_total"], 2, "idle, then close: {dropped}");
+}

@@ -1,5 +1,8 @@
 //! One client connection's state machine over its socket: connect → opening handshake →
-//! verification echo → hold (periodic echoes, pongs for pings) → clean close.
+//! verification echo → hold (periodic echoes, pongs for pings) → clean close. In chat
+//! mode the join (the 101 on `/chat?room=…`) verifies it instead, and it holds as a room
+//! member: it checks every message it receives against the room's sequence (`chat.rs`),
+//! and one member, the sender, sends them.
 //!
 //! The protocol work is the sans-IO core's (`protocol::{http, handshake, frame,
 //! message, close}`); this file decides what to send and what an answer means. The
@@ -20,6 +23,7 @@ use std::io::{self, Read, Write};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 
+use super::chat::{self, ChatConfig, Room};
 use super::payload;
 use super::rng::Rng;
 use super::socket::{connect_failure, io_failure};
@@ -42,15 +46,19 @@ pub struct Env {
     /// Scratch for one outgoing frame (reused; never per connection).
     pub out: Vec<u8>,
     pub stats: Stats,
+    /// Chat mode: the room every connection joins.
+    pub chat: Option<Room>,
 }
 
 impl Env {
     pub fn new(cfg: ConnConfig, sources: usize) -> Env {
+        let mut rng = Rng::from_os();
         Env {
             out: Vec::with_capacity(cfg.message_size as usize + 14),
+            chat: cfg.chat.clone().map(|c| Room::new(c, rng.next_u32())),
             cfg,
             now_us: 0,
-            rng: Rng::from_os(),
+            rng,
             stats: Stats {
                 counters: Counters::default(),
                 handshake_us: new_histogram(),
@@ -67,7 +75,7 @@ impl Env {
 
     /// The clock in wrapping microseconds: differences are right for spans under 71
     /// minutes, and every timed span here is bounded by a timeout far below that.
-    fn now_us32(&self) -> u32 {
+    pub fn now_us32(&self) -> u32 {
         self.now_us as u32
     }
 
@@ -82,11 +90,11 @@ pub struct ConnConfig {
     /// The `Host` header value (the target address as given).
     pub host: String,
     pub path: String,
-    /// Bytes of each echo payload.
+    /// Bytes of each echo payload (chat: of each message).
     pub message_size: u32,
     /// Connect start → 101 received.
     pub connect_timeout_ms: u32,
-    /// Echo sent → echo back.
+    /// Echo sent → echo back (chat: a message sent → received by every member).
     pub echo_timeout_ms: u32,
     /// Our Close sent → server's Close and EOF.
     pub close_timeout_ms: u32,
@@ -95,6 +103,8 @@ pub struct ConnConfig {
     pub receiver: ReceiverConfig,
     /// The most unsent output a connection may hold before it counts as stalled.
     pub max_spill: usize,
+    /// Chat mode instead of echoes.
+    pub chat: Option<ChatConfig>,
 }
 
 /// What a process measures; sent to the parent at the end.
@@ -139,13 +149,16 @@ struct Spill {
     output: Vec<u8>,
 }
 
-/// The outstanding echo, if any.
+/// The outstanding echo, if any; or, in chat mode, the next message expected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Echo {
     /// Nothing outstanding; `seq` is the next echo's number.
     Idle { seq: u32 },
     /// Echo `seq` was sent and `matched` of its bytes have come back intact.
     Waiting { seq: u32, matched: u32 },
+    /// A chat member: messages `0 .. next` arrived whole, and `matched` bytes of message
+    /// `next` so far (its stamp is gathered in `since_us`).
+    Chat { next: u32, matched: u32 },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -169,8 +182,8 @@ const VERIFIED: u8 = 2;
 #[derive(Debug)]
 pub struct Conn {
     stream: TcpStream,
-    /// Start of the span being timed (connect start, then the outstanding echo), in
-    /// wrapping microseconds.
+    /// Start of the span being timed (connect start, then the outstanding echo, or the
+    /// chat message arriving, by its stamp), in wrapping microseconds.
     since_us: u32,
     /// When the current phase times out, or the next periodic echo is due (ms).
     deadline_ms: u32,
@@ -209,12 +222,12 @@ impl Conn {
         self.flags & VERIFIED == 0
     }
 
-    /// Open with no echo outstanding: it may start closing now.
+    /// Open with no echo outstanding (or a chat member): it may start closing now.
     pub fn can_close(&self) -> bool {
         matches!(
             self.phase,
             Phase::Open {
-                echo: Echo::Idle { .. },
+                echo: Echo::Idle { .. } | Echo::Chat { .. },
                 ..
             }
         )
@@ -242,6 +255,13 @@ impl Conn {
                 ..
             } => Err(Failure::EchoTimeout.into()),
             Phase::Open {
+                echo: Echo::Chat { .. },
+                ..
+            } => {
+                self.deadline_ms = NEVER;
+                Ok(())
+            }
+            Phase::Open {
                 echo: Echo::Idle { .. },
                 ..
             } => {
@@ -259,11 +279,10 @@ impl Conn {
 
     /// Starts the closing handshake (Close 1000); only when [`Conn::can_close`].
     pub fn begin_close(&mut self, env: &mut Env) -> Next {
-        let Phase::Open {
-            rx,
-            echo: Echo::Idle { .. },
-        } = self.phase
-        else {
+        if !self.can_close() {
+            return Next::Keep;
+        }
+        let Phase::Open { rx, .. } = self.phase else {
             return Next::Keep;
         };
         self.phase = Phase::Closing {
@@ -310,6 +329,16 @@ impl Conn {
     }
 
     fn release(&mut self, env: &mut Env) {
+        if let (
+            Phase::Open {
+                echo: Echo::Chat { next, .. },
+                ..
+            },
+            Some(room),
+        ) = (self.phase, &mut env.chat)
+        {
+            room.on_member_lost(next);
+        }
         let c = &mut env.stats.counters;
         if self.flags & ESTABLISHED != 0 {
             c.open -= 1;
@@ -432,6 +461,22 @@ impl Conn {
         let latency = env.now_us32().wrapping_sub(self.since_us);
         env.stats.handshake_us.saturating_record(u64::from(latency));
         self.flags |= ESTABLISHED;
+        if env.chat.is_some() {
+            // The server seats a member before it answers 101: the join is done, and
+            // what it receives from now on is checked against the room's sequence.
+            self.phase = Phase::Open {
+                rx: Receiver::default(),
+                echo: Echo::Chat {
+                    next: 0,
+                    matched: 0,
+                },
+            };
+            self.deadline_ms = NEVER;
+            self.flags |= VERIFIED;
+            env.stats.counters.verified += 1;
+            env.stats.counters.pending -= 1;
+            return Ok(());
+        }
         self.phase = Phase::Open {
             rx: Receiver::default(),
             echo: Echo::Idle { seq: 0 },
@@ -470,6 +515,7 @@ impl Conn {
             return Ok(());
         }
         match event {
+            Event::Data(chunk) if env.chat.is_some() => Ok(self.on_chat_chunk(env, &chunk)?),
             Event::Data(chunk) => self.on_echo_chunk(env, &chunk),
             // §5.5.2: a Pong carries the Ping's payload.
             Event::Ping(body) => Ok(self.send_control(env, OpCode::Pong, body)?),
@@ -521,6 +567,79 @@ impl Conn {
         };
         self.on_echo_done(env);
         Ok(())
+    }
+
+    /// Checks a piece of a chat message: the next in sequence, byte for byte, with the
+    /// opcode it was sent with; a whole one is a delivery.
+    fn on_chat_chunk(&mut self, env: &mut Env, chunk: &DataChunk<'_>) -> Result<(), Failure> {
+        let size = u64::from(env.cfg.message_size);
+        let (now_us, now_us32) = (env.now_us, env.now_us32());
+        let (Phase::Open { echo, .. }, Some(room)) = (&mut self.phase, &mut env.chat) else {
+            return Err(Failure::UnexpectedMessage);
+        };
+        let Echo::Chat { next, matched } = *echo else {
+            return Err(Failure::UnexpectedMessage);
+        };
+        if next >= room.messages() {
+            // Every message has arrived already: this one is one too many.
+            return Err(Failure::ChatOutOfOrder);
+        }
+        let first_of_message = chunk.opcode != OpCode::Continuation && chunk.starts_frame();
+        if first_of_message {
+            if matched != 0 || chunk.opcode != payload::opcode(next) {
+                return Err(Failure::ChatMismatch);
+            }
+            self.since_us = 0;
+        }
+        let end = u64::from(matched) + chunk.payload.len() as u64;
+        if end > size {
+            return Err(Failure::ChatMismatch);
+        }
+        chat::check(
+            room.seed(),
+            next,
+            u64::from(matched),
+            chunk.payload,
+            &mut self.since_us,
+        )?;
+        if !chunk.ends_message() {
+            *echo = Echo::Chat {
+                next,
+                matched: end as u32,
+            };
+            return Ok(());
+        }
+        if end != size {
+            return Err(Failure::ChatMismatch);
+        }
+        *echo = Echo::Chat {
+            next: next + 1,
+            matched: 0,
+        };
+        room.on_delivered(next, now_us32.wrapping_sub(self.since_us), now_us);
+        env.stats.counters.deliveries += 1;
+        Ok(())
+    }
+
+    /// Sends chat message `seq` to the room (this connection is the sender), stamped
+    /// with the time now.
+    pub fn send_chat(&mut self, env: &mut Env, seq: u32) -> Next {
+        let Some(room) = &mut env.chat else {
+            return Next::Keep;
+        };
+        let (seed, stamp) = (room.seed(), env.now_us as u32);
+        room.on_sent(seq, env.now_us);
+        env.stats.counters.chat_sent += 1;
+        let size = env.cfg.message_size as usize;
+        masked_frame(
+            &mut env.out,
+            &mut env.rng,
+            payload::opcode(seq),
+            size,
+            |p| chat::fill(seed, seq, stamp, p),
+        );
+        let r = self.send(&env.out, env.cfg.max_spill);
+        self.settle(env, r.map_err(End::from))
     }
 
     fn on_echo_done(&mut self, env: &mut Env) {

@@ -8,7 +8,9 @@
 //! open connection closes, at most `max_pending` closes in flight, so a million
 //! simultaneous closes do not swamp the server into close timeouts) → done when the slab
 //! is empty. A stop (signal, parent gone) jumps to `Draining`, aborting attempts still
-//! pending and closing the rest at once.
+//! pending and closing the rest at once. In chat mode `Chatting` takes the place of
+//! `Holding`: one member sends the room's messages as the window and pace allow
+//! (`chat.rs`), until every member has every message or the oldest one is overdue.
 //!
 //! Token safety: connections are only inserted between poll batches, never while one is
 //! dispatched, so an event for a connection that ended earlier in the same batch finds
@@ -70,7 +72,13 @@ pub struct Control {
 enum Stage {
     Ramping,
     AwaitingGo,
-    Holding { until: Duration },
+    Holding {
+        until: Duration,
+    },
+    /// Chat mode: the sender (a slab key) sends while members receive.
+    Chatting {
+        sender: usize,
+    },
     Draining,
 }
 
@@ -157,6 +165,7 @@ impl Driver {
                 }
                 Stage::AwaitingGo if control.go.load(Ordering::Relaxed) => self.start_hold(),
                 Stage::Holding { until } if self.elapsed() >= until => self.start_drain(),
+                Stage::Chatting { sender } => self.chat_turn(sender),
                 Stage::Draining | Stage::AwaitingGo | Stage::Holding { .. } => {}
             }
             // Checked after the transitions above, so a run whose ramp ended with nothing
@@ -270,6 +279,11 @@ impl Driver {
         if let Stage::Holding { until } = self.stage {
             timeout = timeout.min(until.saturating_sub(now));
         }
+        if let (Stage::Chatting { .. }, Some(room)) = (self.stage, &self.env.chat) {
+            if let Some(due) = room.next_due_us() {
+                timeout = timeout.min(Duration::from_micros(due).saturating_sub(now));
+            }
+        }
         timeout
     }
 
@@ -356,12 +370,61 @@ impl Driver {
 
     fn start_hold(&mut self) {
         self.open_at_hold_start = self.env.stats.counters.open;
-        if self.open_at_hold_start == 0 || self.cfg.hold.is_zero() {
+        if self.env.chat.is_some() {
+            self.start_chat();
+        } else if self.open_at_hold_start == 0 || self.cfg.hold.is_zero() {
             self.start_drain();
         } else {
             self.stage = Stage::Holding {
                 until: self.elapsed() + self.cfg.hold,
             };
+        }
+    }
+
+    /// Starts the chat with every open connection as a member, and the first of them as
+    /// the sender.
+    fn start_chat(&mut self) {
+        self.tick_clock();
+        let Some(room) = &mut self.env.chat else {
+            return;
+        };
+        match self.conns.iter().find(|(_, c)| c.can_close()) {
+            Some((sender, _)) => {
+                room.start(self.open_at_hold_start, self.env.now_us);
+                self.stage = Stage::Chatting { sender };
+            }
+            None => self.start_drain(),
+        }
+    }
+
+    /// Sends what the room allows now; ends the chat once every member has every
+    /// message, the oldest message is overdue, or the sender is gone.
+    fn chat_turn(&mut self, sender: usize) {
+        self.tick_clock();
+        let timeout_us = u64::from(self.cfg.conn.echo_timeout_ms) * 1000;
+        let Driver { conns, env, .. } = self;
+        let Some(room) = &env.chat else {
+            return;
+        };
+        if room.is_finished() {
+            return self.start_drain();
+        }
+        if room.is_overdue(env.now_us, timeout_us) {
+            log::warn!(
+                "chat: a message has not reached every member within {timeout_us} µs; \
+                 giving up"
+            );
+            return self.start_drain();
+        }
+        let Some(conn) = conns.get_mut(sender) else {
+            log::warn!("chat: the sender's connection ended; giving up");
+            return self.start_drain();
+        };
+        while let Some(seq) = env.chat.as_ref().and_then(|r| r.due(env.now_us)) {
+            if conn.send_chat(env, seq) == Next::Remove {
+                conns.remove(sender);
+                break;
+            }
         }
     }
 
@@ -402,6 +465,7 @@ impl Driver {
             per_source: stats.per_source,
             handshake_us: encode_histogram(&stats.handshake_us),
             echo_rtt_us: encode_histogram(&stats.echo_rtt_us),
+            chat: self.env.chat.map(|room| room.into_final()),
         }
     }
 }
@@ -457,6 +521,7 @@ mod tests {
                     max_message_size: u64::MAX >> 1,
                 },
                 max_spill: 64 * 1024,
+                chat: None,
             },
             wait_for_go: false,
             progress_every: Duration::from_millis(50),
@@ -490,6 +555,41 @@ mod tests {
         assert_eq!(rtt.len(), c.echoes);
         assert_eq!(decode_histogram(&fin.handshake_us).unwrap().len(), 40);
         assert!(msgs.iter().any(|m| matches!(m, WorkerMsg::Ramped { .. })));
+    }
+
+    #[test]
+    fn a_room_that_does_not_broadcast_leaves_deliveries_missing() {
+        use crate::load::chat::ChatConfig;
+        // The echo server as a "room" that sends each message back to its sender only:
+        // the sender receives its own, no other member anything, so the window never
+        // moves past its first messages and the chat gives up once they are overdue.
+        let target = tungstenite_echo_server();
+        let mut cfg = config(target, 3);
+        cfg.conn.path = "/chat?room=x".to_owned();
+        cfg.conn.echo_timeout_ms = 300;
+        cfg.conn.chat = Some(ChatConfig {
+            messages: 5,
+            rate: None,
+            window: 2,
+        });
+        let fin = Driver::new(cfg)
+            .unwrap()
+            .run(&Control::default(), &mut |_| true)
+            .unwrap();
+        let c = &fin.counters;
+        assert!(c.failures.is_empty(), "{:?}", c.failures);
+        assert_eq!((c.verified, c.echoes, c.closed_clean), (3, 0, 3));
+        assert_eq!(
+            (c.chat_sent, c.deliveries),
+            (2, 2),
+            "a window of 2, to the sender"
+        );
+        let chat = fin.chat.expect("a chat result");
+        assert_eq!(
+            (chat.members, chat.members_complete, chat.messages),
+            (3, 0, 5)
+        );
+        assert_eq!(decode_histogram(&chat.delivery_us).unwrap().len(), 2);
     }
 
     #[test]

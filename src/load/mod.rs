@@ -7,12 +7,19 @@
 //! latency percentiles. Exit status 0 only if every connection was established and
 //! verified and nothing failed.
 //!
+//! Chat mode (`--chat ROOM`) measures a room's fan-out instead: every connection joins
+//! `/chat?room=ROOM`, one of them sends `--chat-messages` numbered messages, and every
+//! member must receive every one, in order and byte for byte; the report adds
+//! deliveries expected and received, deliveries per second and delivery latency. It
+//! runs in one process (see `chat.rs` for why).
+//!
 //! Files: `addr` (loopback rule, sources), `plan` (process split), `pacing`, `socket`,
 //! `conn` (one connection), `driver` (one process's loop), `worker` / `procs` (child /
 //! parent of a multi-process run), `stats` (what is measured and sent), `report`,
-//! `progress`, `payload`, `rng`.
+//! `progress`, `payload`, `rng`, `chat` (chat messages and the room's progress).
 
 mod addr;
+mod chat;
 mod conn;
 mod driver;
 mod pacing;
@@ -36,7 +43,7 @@ use addr::SourceRange;
 use driver::{Control, Driver, DriverConfig};
 use plan::{Procs, WorkerSlot};
 use progress::Progress;
-use report::{RunInfo, Tally};
+use report::{ChatInfo, RunInfo, Tally};
 use stats::WorkerMsg;
 
 use crate::protocol::message::{ReceiverConfig, Role};
@@ -45,6 +52,9 @@ use crate::protocol::message::{ReceiverConfig, Role};
 const MAX_SECS: f64 = 86_400.0;
 /// The largest echo payload.
 const MAX_MESSAGE: u32 = 1 << 20;
+/// The most messages a chat run sends (a sequence number is 8 hex digits; a billion
+/// messages is days of fan-out anyway).
+const MAX_CHAT_MESSAGES: i64 = 1_000_000_000;
 
 /// Arguments of `wsreactor load`.
 #[derive(clap::Args, Debug, Clone, PartialEq)]
@@ -89,7 +99,30 @@ pub struct LoadArgs {
     #[arg(long, value_name = "PATH", default_value = "/", value_parser = parse_path)]
     pub path: String,
 
-    /// Bytes in each echo message.
+    /// Chat mode: every connection joins /chat?room=ROOM, one sends --chat-messages
+    /// numbered messages, and every member must receive each one, in order, byte for
+    /// byte (no echoes; --hold does not apply). Runs in one process.
+    #[arg(long, value_name = "ROOM", value_parser = parse_room,
+          conflicts_with_all = ["path", "hold", "echo_every"])]
+    pub chat: Option<String>,
+
+    /// Chat: messages the sender sends.
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "chat",
+          value_parser = clap::value_parser!(u32).range(1..=MAX_CHAT_MESSAGES))]
+    pub chat_messages: u32,
+
+    /// Chat: messages per second from the sender (default: as fast as the window
+    /// allows).
+    #[arg(long, value_name = "PER_SEC", value_parser = parse_rate, requires = "chat")]
+    pub chat_rate: Option<f64>,
+
+    /// Chat: messages sent but not yet received by every member, at most. Bounds the
+    /// server's queue per member to this many frames.
+    #[arg(long, value_name = "N", default_value_t = 16, requires = "chat",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub chat_window: u32,
+
+    /// Bytes in each echo message (chat: in each message, at least 16).
     #[arg(long, value_name = "BYTES", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_MESSAGE)))]
     pub message_size: u32,
@@ -98,7 +131,7 @@ pub struct LoadArgs {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_timeout)]
     pub connect_timeout: Duration,
 
-    /// Seconds an echo may take to come back.
+    /// Seconds an echo may take to come back (chat: a message to reach every member).
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_timeout)]
     pub echo_timeout: Duration,
 
@@ -129,12 +162,6 @@ impl LoadArgs {
             self.connections.to_string(),
             "--procs".to_owned(),
             self.procs.to_string(),
-            "--hold".to_owned(),
-            secs(self.hold),
-            "--echo-every".to_owned(),
-            secs(self.echo_every),
-            "--path".to_owned(),
-            self.path.clone(),
             "--message-size".to_owned(),
             self.message_size.to_string(),
             "--connect-timeout".to_owned(),
@@ -157,7 +184,37 @@ impl LoadArgs {
         if self.json {
             a.push("--json".to_owned());
         }
+        // --path, --hold and --echo-every conflict with --chat.
+        match &self.chat {
+            None => a.extend([
+                "--hold".to_owned(),
+                secs(self.hold),
+                "--echo-every".to_owned(),
+                secs(self.echo_every),
+                "--path".to_owned(),
+                self.path.clone(),
+            ]),
+            Some(room) => a.extend([
+                "--chat".to_owned(),
+                room.clone(),
+                "--chat-messages".to_owned(),
+                self.chat_messages.to_string(),
+                "--chat-window".to_owned(),
+                self.chat_window.to_string(),
+            ]),
+        }
+        if let Some(rate) = self.chat_rate {
+            a.extend(["--chat-rate".to_owned(), rate.to_string()]);
+        }
         a
+    }
+
+    /// The request path of every upgrade: the chat room's, or `--path`.
+    pub fn request_path(&self) -> String {
+        match &self.chat {
+            Some(room) => format!("/chat?room={room}"),
+            None => self.path.clone(),
+        }
     }
 }
 
@@ -185,6 +242,18 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 && r <= 1e9 => Ok(r),
         _ => Err(format!("{s:?}: want a positive rate per second")),
+    }
+}
+
+/// A room name the server accepts: 1 to 64 RFC 3986 unreserved characters.
+fn parse_room(s: &str) -> Result<String, String> {
+    let unreserved = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+    if !s.is_empty() && s.len() <= 64 && s.bytes().all(unreserved) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?}: want 1 to 64 letters, digits, '-', '.', '_' or '~'"
+        ))
     }
 }
 
@@ -222,6 +291,9 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
         return Ok(worker::run(driver_config(&args, sources, slot, true)));
     }
     let procs = plan::process_count(args.procs, args.connections, nofile.hard);
+    if args.chat.is_some() {
+        check_chat(&args, procs, nofile.hard)?;
+    }
     preflight(&args, sources, procs, nofile, ports);
 
     let started = Instant::now();
@@ -242,13 +314,18 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
     let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
     let report = tally.report(RunInfo {
         target: args.addr.to_string(),
-        path: args.path.clone(),
+        path: args.request_path(),
         requested: u64::from(args.connections),
         processes: procs,
         sources: sources.map(|s| s.to_string()),
         source_count: sources.map_or(0, |s| s.len()),
         elapsed: started.elapsed(),
         interrupted,
+        chat: args.chat.as_ref().map(|room| ChatInfo {
+            room: room.clone(),
+            window: args.chat_window,
+            rate: args.chat_rate,
+        }),
     });
     if args.json {
         println!("{}", report.to_json());
@@ -287,6 +364,25 @@ fn run_here(
         })
         .map_err(|e| format!("poll: {e}"))?;
     tally.on_msg(0, WorkerMsg::Final(Box::new(fin)));
+    Ok(())
+}
+
+/// Refuses a chat run that cannot work: more than one process (the window needs every
+/// member in one), or messages too short for their header.
+fn check_chat(args: &LoadArgs, procs: u32, nofile_hard: u64) -> Result<(), String> {
+    if procs > 1 {
+        return Err(format!(
+            "--chat runs in one process: at most {} connections here (RLIMIT_NOFILE hard \
+             limit {nofile_hard}), and --procs 1",
+            nofile_hard.saturating_sub(plan::FD_RESERVE)
+        ));
+    }
+    if (args.message_size as usize) < chat::HEADER_LEN {
+        return Err(format!(
+            "--chat needs --message-size of at least {} bytes (sequence number and time)",
+            chat::HEADER_LEN
+        ));
+    }
     Ok(())
 }
 
@@ -331,6 +427,15 @@ fn driver_config(
     wait_for_go: bool,
 ) -> DriverConfig {
     let ms = |d: Duration| d.as_millis().min(u128::from(u32::MAX - 1)) as u32;
+    let chat = args.chat.as_ref().map(|_| chat::ChatConfig {
+        messages: args.chat_messages,
+        rate: args.chat_rate,
+        window: args.chat_window,
+    });
+    // The sender may have a whole window of messages unsent when the server is slow to
+    // read; a member only ever sends pongs and the Close.
+    let frame = args.message_size as usize + 14;
+    let unsent = frame * chat.as_ref().map_or(1, |c| c.window as usize);
     DriverConfig {
         target: args.addr,
         sources,
@@ -338,7 +443,7 @@ fn driver_config(
         hold: args.hold,
         conn: conn::ConnConfig {
             host: args.addr.to_string(),
-            path: args.path.clone(),
+            path: args.request_path(),
             message_size: args.message_size,
             connect_timeout_ms: ms(args.connect_timeout),
             echo_timeout_ms: ms(args.echo_timeout),
@@ -350,7 +455,8 @@ fn driver_config(
                 role: Role::Client,
                 max_message_size: u64::MAX >> 1,
             },
-            max_spill: args.message_size as usize + 64 * 1024,
+            max_spill: unsent + 64 * 1024,
+            chat,
         },
         wait_for_go,
         progress_every: Duration::from_millis(if wait_for_go { 500 } else { 250 }),
@@ -463,6 +569,76 @@ mod tests {
             assert!(parse(&args).is_err(), "{extra:?}");
         }
         assert!(parse(&["--addr", "127.0.0.1:9001", "--connections", "0"]).is_err());
+    }
+
+    #[test]
+    fn chat_options_go_together_and_reach_the_workers() {
+        let base = ["--addr", "127.0.0.1:9001", "--connections", "10"];
+        let with = |extra: &[&str]| {
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            parse(&args)
+        };
+        let a = with(&["--chat", "room-1"]).unwrap();
+        assert_eq!(a.request_path(), "/chat?room=room-1");
+        assert_eq!(
+            (a.chat_messages, a.chat_window, a.chat_rate),
+            (100, 16, None)
+        );
+        for extra in [
+            &["--chat", "x", "--path", "/y"][..],
+            &["--chat", "x", "--hold", "1"],
+            &["--chat", "x", "--echo-every", "1"],
+            &["--chat-messages", "5"],
+            &["--chat-rate", "5"],
+            &["--chat-window", "5"],
+            &["--chat", "a b"],
+            &["--chat", ""],
+            &["--chat", "x", "--chat-messages", "0"],
+            &["--chat", "x", "--chat-window", "0"],
+        ] {
+            assert!(with(extra).is_err(), "{extra:?}");
+        }
+        let a = with(&[
+            "--chat",
+            "x",
+            "--chat-messages",
+            "7",
+            "--chat-rate",
+            "2.5",
+            "--chat-window",
+            "3",
+            "--message-size",
+            "64",
+        ])
+        .unwrap();
+        let slot = WorkerSlot { index: 0, count: 1 };
+        let argv = a.worker_args(slot);
+        let back = parse(&argv.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        assert_eq!(
+            back,
+            LoadArgs {
+                worker: Some(slot),
+                ..a
+            }
+        );
+    }
+
+    #[test]
+    fn chat_runs_that_cannot_work_are_refused_before_any_socket() {
+        let chat = [
+            "--addr",
+            "127.0.0.1:9",
+            "--connections",
+            "10",
+            "--chat",
+            "x",
+        ];
+        let run = |extra: &[&str]| {
+            let args: Vec<&str> = chat.iter().chain(extra).copied().collect();
+            try_run(parse(&args).unwrap()).unwrap_err()
+        };
+        assert!(run(&["--procs", "2"]).contains("one process"));
+        assert!(run(&["--message-size", "15"]).contains("at least 16"));
     }
 
     #[test]

@@ -99,6 +99,9 @@ fn short_summary(c: &Counters, rate: f64) -> String {
     if let Some((why, n)) = c.failures.iter().max_by_key(|(_, n)| **n) {
         s.push_str(&format!(" ({why} {n})"));
     }
+    if c.chat_sent > 0 {
+        s.push_str(&format!("  delivered {}", c.deliveries));
+    }
     s.push_str(&format!("  {rate:.0}/s"));
     s
 }
@@ -120,6 +123,12 @@ fn summary(c: &Counters, rate: f64) -> String {
             .map(|(why, n)| format!("{why} {n}"))
             .collect();
         s.push_str(&format!(" ({})", reasons.join(", ")));
+    }
+    if c.chat_sent > 0 {
+        s.push_str(&format!(
+            "  chat sent {}  delivered {}",
+            c.chat_sent, c.deliveries
+        ));
     }
     if c.closing + c.closed_clean + c.close_timeout + c.close_unclean > 0 {
         s.push_str(&format!(

@@ -5,6 +5,7 @@
 //! end of each ramp, each final result); [`Tally::report`] merges the finals' counters,
 //! histograms and per-source counts. A worker that died without a final still counts
 //! with its last progress counters (its latencies are lost, and the report says so).
+//! A chat run adds the room's deliveries (expected: every member gets every message).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::stats::{decode_histogram, new_histogram, Counters, WorkerFinal, WorkerMsg};
+use super::stats::{decode_histogram, new_histogram, ChatFinal, Counters, WorkerFinal, WorkerMsg};
 
 /// What each worker has said so far.
 #[derive(Debug)]
@@ -87,6 +88,8 @@ impl Tally {
         let counters = self.totals();
         let mut handshake = new_histogram();
         let mut echo = new_histogram();
+        let mut chat: Option<ChatFinal> = None;
+        let mut delivery = new_histogram();
         let mut per_source: Vec<u64> = Vec::new();
         let (mut open_at_hold_start, mut not_attempted, mut lost) = (0, 0, 0);
         for fin in &self.finals {
@@ -98,6 +101,19 @@ impl Tally {
             not_attempted += fin.not_attempted;
             merge_histogram(&mut handshake, &fin.handshake_us);
             merge_histogram(&mut echo, &fin.echo_rtt_us);
+            if let Some(room) = &fin.chat {
+                merge_histogram(&mut delivery, &room.delivery_us);
+                let sum = chat.get_or_insert(ChatFinal {
+                    members: 0,
+                    members_complete: 0,
+                    messages: room.messages,
+                    secs: 0.0,
+                    delivery_us: String::new(),
+                });
+                sum.members += room.members;
+                sum.members_complete += room.members_complete;
+                sum.secs = sum.secs.max(room.secs);
+            }
             if per_source.len() < fin.per_source.len() {
                 per_source.resize(fin.per_source.len(), 0);
             }
@@ -112,11 +128,27 @@ impl Tally {
         let ramp_secs = self.ramp_time.unwrap_or(run.elapsed).as_secs_f64();
         let failed = counters.failed();
         let echo_failed = counters.failures.iter().any(|(f, _)| f.is_echo());
+        let chat = run.chat.as_ref().map(|info| {
+            let room = chat.unwrap_or(ChatFinal {
+                members: 0,
+                members_complete: 0,
+                messages: 0,
+                secs: 0.0,
+                delivery_us: String::new(),
+            });
+            ChatReport::new(info, &room, &counters, Percentiles::of(&delivery))
+        });
+        // A chat run needs every requested connection in the room, and every message
+        // delivered to every member.
+        let chat_ok = chat.as_ref().is_none_or(|c| {
+            c.members == run.requested && c.messages_requested > 0 && c.deliveries_missing == 0
+        });
         let ok = !run.interrupted
             && lost == 0
             && counters.verified == run.requested
             && failed == 0
-            && !echo_failed;
+            && !echo_failed
+            && chat_ok;
         Report {
             target: run.target,
             path: run.path,
@@ -150,6 +182,7 @@ impl Tally {
             total_secs: run.elapsed.as_secs_f64(),
             handshake_us: Percentiles::of(&handshake),
             echo_rtt_us: Percentiles::of(&echo),
+            chat,
             workers_lost: lost,
             interrupted: run.interrupted,
             ok,
@@ -175,6 +208,73 @@ pub struct RunInfo {
     pub source_count: u32,
     pub elapsed: Duration,
     pub interrupted: bool,
+    /// Chat mode's settings.
+    pub chat: Option<ChatInfo>,
+}
+
+/// The settings of a chat run, for the report.
+#[derive(Debug, Clone)]
+pub struct ChatInfo {
+    pub room: String,
+    pub window: u32,
+    pub rate: Option<f64>,
+}
+
+/// A chat run's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatReport {
+    pub room: String,
+    /// Members when the sender began (every connection open then).
+    pub members: u64,
+    /// Members that received every message.
+    pub members_complete: u64,
+    pub window: u32,
+    /// The asked pace (messages per second); `None`: as fast as the window allows.
+    pub rate: Option<f64>,
+    pub messages_requested: u64,
+    pub messages_sent: u64,
+    /// Members × messages requested: every member must receive every message.
+    pub deliveries_expected: u64,
+    /// Messages members received whole, in order and intact.
+    pub deliveries_received: u64,
+    pub deliveries_missing: u64,
+    /// First message sent → last delivery.
+    pub secs: f64,
+    /// Messages sent per second over `secs`.
+    pub messages_per_sec: f64,
+    /// Deliveries per second over `secs`: the fan-out rate.
+    pub deliveries_per_sec: f64,
+    /// Send → whole message received, per delivery.
+    pub delivery_us: Percentiles,
+}
+
+impl ChatReport {
+    fn new(info: &ChatInfo, room: &ChatFinal, c: &Counters, delivery: Percentiles) -> ChatReport {
+        let expected = room.members * room.messages;
+        let per_sec = |n: u64| {
+            if room.secs > 0.0 {
+                n as f64 / room.secs
+            } else {
+                0.0
+            }
+        };
+        ChatReport {
+            room: info.room.clone(),
+            members: room.members,
+            members_complete: room.members_complete,
+            window: info.window,
+            rate: info.rate,
+            messages_requested: room.messages,
+            messages_sent: c.chat_sent,
+            deliveries_expected: expected,
+            deliveries_received: c.deliveries,
+            deliveries_missing: expected.saturating_sub(c.deliveries),
+            secs: room.secs,
+            messages_per_sec: per_sec(c.chat_sent),
+            deliveries_per_sec: per_sec(c.deliveries),
+            delivery_us: delivery,
+        }
+    }
 }
 
 /// A latency distribution's summary, in microseconds.
@@ -242,6 +342,8 @@ pub struct Report {
     /// Connect start → 101 verified.
     pub handshake_us: Percentiles,
     pub echo_rtt_us: Percentiles,
+    /// Chat mode's result.
+    pub chat: Option<ChatReport>,
     /// Workers that ended without a final result.
     pub workers_lost: u32,
     pub interrupted: bool,
@@ -288,17 +390,24 @@ impl Report {
             "  closed cleanly      {}   (close timeouts {}, unclean {})",
             self.closed_clean, self.close_timeout, self.close_unclean
         );
-        let _ = writeln!(w, "  echoes              {}", self.echoes);
+        if self.chat.is_none() {
+            let _ = writeln!(w, "  echoes              {}", self.echoes);
+        }
         let _ = writeln!(
             w,
             "  time to establish   {:.2} s   ({:.0} connections/s)",
             self.ramp_secs, self.connect_rate
         );
         let _ = writeln!(w, "  total elapsed       {:.2} s", self.total_secs);
-        for (name, p) in [
-            ("handshake latency", &self.handshake_us),
-            ("echo round trip", &self.echo_rtt_us),
-        ] {
+        let mut latencies = vec![("handshake latency", &self.handshake_us)];
+        match &self.chat {
+            None => latencies.push(("echo round trip", &self.echo_rtt_us)),
+            Some(chat) => {
+                chat.write_text(w);
+                latencies.push(("delivery latency", &chat.delivery_us));
+            }
+        }
+        for (name, p) in latencies {
             let _ = writeln!(
                 w,
                 "  {name:<20}p50 {} µs  p99 {} µs  p99.9 {} µs  max {} µs  (n={})",
@@ -312,13 +421,50 @@ impl Report {
                 self.workers_lost
             );
         }
-        let verdict = match (self.ok, self.interrupted) {
-            (true, _) => "OK: every connection established, verified and echoing",
-            (false, true) => "INTERRUPTED",
-            (false, false) => "FAILED: not every connection was established and verified",
+        let verdict = match (self.ok, self.interrupted, &self.chat) {
+            (true, _, None) => "OK: every connection established, verified and echoing",
+            (true, _, Some(_)) => "OK: every member received every message, in order, intact",
+            (false, true, _) => "INTERRUPTED",
+            (false, false, None) => "FAILED: not every connection was established and verified",
+            (false, false, Some(_)) => {
+                "FAILED: not every member joined and received every message intact"
+            }
         };
         let _ = writeln!(w, "  result              {verdict}");
         s
+    }
+}
+
+impl ChatReport {
+    fn write_text(&self, w: &mut String) {
+        let pace = match self.rate {
+            Some(r) => format!("paced at {r} messages/s"),
+            None => "unpaced".to_owned(),
+        };
+        let _ = writeln!(
+            w,
+            "  chat room           {}: {} members, 1 sender, window {}, {pace}",
+            self.room, self.members, self.window
+        );
+        let _ = writeln!(
+            w,
+            "  messages sent       {} of {}   ({:.0} messages/s)",
+            self.messages_sent, self.messages_requested, self.messages_per_sec
+        );
+        let _ = writeln!(
+            w,
+            "  deliveries          {} of {} expected, {} missing   ({} members complete)",
+            self.deliveries_received,
+            self.deliveries_expected,
+            self.deliveries_missing,
+            self.members_complete
+        );
+        let _ = writeln!(
+            w,
+            "  delivery rate       {:.0} deliveries/s   (over {:.2} s, first send to last \
+             delivery)",
+            self.deliveries_per_sec, self.secs
+        );
     }
 }
 
@@ -339,6 +485,7 @@ mod tests {
             per_source,
             handshake_us: encode_histogram(&h),
             echo_rtt_us: encode_histogram(&h),
+            chat: None,
         }))
     }
 
@@ -352,6 +499,7 @@ mod tests {
             source_count: 3,
             elapsed: Duration::from_secs(3),
             interrupted: false,
+            chat: None,
         }
     }
 
@@ -414,6 +562,69 @@ mod tests {
             text.contains("connect_refused") && text.contains("FAILED"),
             "{text}"
         );
+    }
+
+    /// A one-worker chat run: `members` members of which `complete` got all of
+    /// `messages`, and `deliveries` deliveries in all.
+    fn chat_run(members: u64, complete: u64, messages: u64, deliveries: u64) -> Report {
+        let mut counters = done(members);
+        counters.echoes = 0;
+        counters.chat_sent = messages;
+        counters.deliveries = deliveries;
+        let mut h = new_histogram();
+        for v in 1..=deliveries {
+            h.record(v).unwrap();
+        }
+        let mut t = Tally::new(1, Instant::now());
+        t.on_msg(
+            0,
+            WorkerMsg::Final(Box::new(WorkerFinal {
+                open_at_hold_start: members,
+                counters,
+                not_attempted: 0,
+                per_source: vec![members],
+                handshake_us: encode_histogram(&h),
+                echo_rtt_us: encode_histogram(&new_histogram()),
+                chat: Some(ChatFinal {
+                    members,
+                    members_complete: complete,
+                    messages,
+                    secs: 2.0,
+                    delivery_us: encode_histogram(&h),
+                }),
+            })),
+        );
+        let mut info = run_info(members);
+        info.chat = Some(ChatInfo {
+            room: "lobby".into(),
+            window: 8,
+            rate: None,
+        });
+        t.report(info)
+    }
+
+    #[test]
+    fn a_chat_run_is_ok_only_with_every_delivery() {
+        let r = chat_run(4, 4, 10, 40);
+        assert!(r.ok, "{}", r.to_text());
+        let chat = r.chat.as_ref().unwrap();
+        assert_eq!((chat.deliveries_expected, chat.deliveries_missing), (40, 0));
+        assert_eq!(
+            (chat.messages_per_sec, chat.deliveries_per_sec),
+            (5.0, 20.0)
+        );
+        assert_eq!(chat.delivery_us.count, 40);
+        let text = r.to_text();
+        assert!(text.contains("40 of 40 expected, 0 missing"), "{text}");
+        assert!(!text.contains("echoes"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["chat"]["deliveries_received"], 40);
+
+        // One member short of one message: the run fails, though nothing else did.
+        let r = chat_run(4, 3, 10, 39);
+        assert!(!r.ok);
+        assert_eq!(r.chat.as_ref().unwrap().deliveries_missing, 1);
+        assert!(r.to_text().contains("FAILED"), "{}", r.to_text());
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub enum Failure {
     EchoTimeout,
     /// A data message arrived while no echo was outstanding.
     UnexpectedMessage,
+    /// Chat: a member got a message other than the next one in sequence (one was lost,
+    /// reordered or duplicated, or a stranger spoke in the room).
+    ChatOutOfOrder,
+    /// Chat: a message's bytes or opcode differ from what the sender sent.
+    ChatMismatch,
     /// The server sent a Close frame (with this code; 1005 for none) before our hold ended.
     ServerClose(u16),
     /// The server closed the TCP connection without a Close frame.
@@ -69,7 +74,11 @@ impl Failure {
     pub fn is_echo(self) -> bool {
         matches!(
             self,
-            Failure::EchoMismatch | Failure::EchoTimeout | Failure::UnexpectedMessage
+            Failure::EchoMismatch
+                | Failure::EchoTimeout
+                | Failure::UnexpectedMessage
+                | Failure::ChatOutOfOrder
+                | Failure::ChatMismatch
         )
     }
 }
@@ -89,6 +98,8 @@ impl fmt::Display for Failure {
             Failure::EchoMismatch => f.write_str("echo_mismatch"),
             Failure::EchoTimeout => f.write_str("echo_timeout"),
             Failure::UnexpectedMessage => f.write_str("unexpected_message"),
+            Failure::ChatOutOfOrder => f.write_str("chat_out_of_order"),
+            Failure::ChatMismatch => f.write_str("chat_mismatch"),
             Failure::ServerClose(c) => write!(f, "server_close_{c}"),
             Failure::ServerEof => f.write_str("closed_by_server"),
             Failure::Reset => f.write_str("reset_by_server"),
@@ -117,6 +128,8 @@ impl FromStr for Failure {
             "echo_mismatch" => Failure::EchoMismatch,
             "echo_timeout" => Failure::EchoTimeout,
             "unexpected_message" => Failure::UnexpectedMessage,
+            "chat_out_of_order" => Failure::ChatOutOfOrder,
+            "chat_mismatch" => Failure::ChatMismatch,
             "closed_by_server" => Failure::ServerEof,
             "reset_by_server" => Failure::Reset,
             "protocol_error" => Failure::ProtocolError,
@@ -170,6 +183,10 @@ pub struct Counters {
     pub closing: u64,
     /// Echoes that came back intact (the verification echo included).
     pub echoes: u64,
+    /// Chat: messages the sender sent.
+    pub chat_sent: u64,
+    /// Chat: messages members received whole and intact (one per member per message).
+    pub deliveries: u64,
     /// Closes we started that ended with the server's Close and then its EOF.
     pub closed_clean: u64,
     /// Closes we started that the server did not finish within `--close-timeout`.
@@ -199,6 +216,8 @@ impl Counters {
         self.pending += other.pending;
         self.closing += other.closing;
         self.echoes += other.echoes;
+        self.chat_sent += other.chat_sent;
+        self.deliveries += other.deliveries;
         self.closed_clean += other.closed_clean;
         self.close_timeout += other.close_timeout;
         self.close_unclean += other.close_unclean;
@@ -247,6 +266,24 @@ pub struct WorkerFinal {
     pub handshake_us: String,
     /// Echo round trips, µs ([`encode_histogram`]).
     pub echo_rtt_us: String,
+    /// Chat mode: the room's result.
+    pub chat: Option<ChatFinal>,
+}
+
+/// What a chat run measured (the message counts are in [`Counters`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatFinal {
+    /// Members when the sender began.
+    pub members: u64,
+    /// Members that received every message.
+    pub members_complete: u64,
+    /// Messages the sender was to send.
+    pub messages: u64,
+    /// First message sent → last delivery, seconds.
+    pub secs: f64,
+    /// Send → whole message received by a member, µs, one per delivery
+    /// ([`encode_histogram`]).
+    pub delivery_us: String,
 }
 
 /// One line a worker writes to its stdout.
@@ -280,6 +317,8 @@ mod tests {
             Failure::EchoMismatch,
             Failure::EchoTimeout,
             Failure::UnexpectedMessage,
+            Failure::ChatOutOfOrder,
+            Failure::ChatMismatch,
             Failure::ServerClose(1001),
             Failure::ServerEof,
             Failure::Reset,
@@ -359,6 +398,7 @@ mod tests {
             per_source: vec![1, 2],
             handshake_us: encode_histogram(&new_histogram()),
             echo_rtt_us: encode_histogram(&new_histogram()),
+            chat: None,
         }));
         let line = serde_json::to_string(&fin).unwrap();
         let WorkerMsg::Final(f) = serde_json::from_str(&line).unwrap() else {

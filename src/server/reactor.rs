@@ -216,8 +216,10 @@ impl Reactor {
         };
         let mut sh = shared!(self);
         let verdict = conn.drive(token, &mut self.buf, &mut sh);
-        self.follow(token, verdict);
+        // Fan out first: a sender whose last message came with its Close and EOF is
+        // dropped by its verdict, and leaves its room with it.
         self.fan_out();
+        self.follow(token, verdict);
     }
 
     /// Does what a connection's verdict asks.

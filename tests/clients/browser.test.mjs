@@ -1,0 +1,188 @@
+// The demo page in a real browser: headless Debian Chromium driven by playwright-core
+// (no downloaded browser). It loads `/`, echoes a message and shows its round trip, and
+// two tabs in one chat room both show a message one of them sent. The page must load
+// nothing from anywhere but the server. Run: node --test tests/clients/browser.test.mjs
+
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { chromium } from "playwright-core";
+
+import { startServer } from "./server.mjs";
+
+const UI_MS = 10_000;
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+// The flags the issue names: no sandbox (root in CI), and no background traffic to hosts
+// this machine cannot reach.
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-quic",
+];
+
+let server;
+let context;
+let profile;
+const foreignRequests = [];
+const pageErrors = [];
+
+before(async () => {
+  server = await startServer();
+  profile = await mkdtemp(join(tmpdir(), "wsreactor-chromium-"));
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      timeout: 60_000,
+    });
+  } catch (e) {
+    await server.stop();
+    await rm(profile, { recursive: true, force: true });
+    throw e;
+  }
+  context.setDefaultTimeout(UI_MS);
+  const origin = server.httpUrl("").replace(/\/$/, "");
+  const wsOrigin = origin.replace(/^http/, "ws");
+  const own = (url) => url.startsWith(origin + "/") || url.startsWith(wsOrigin + "/") || url.startsWith("data:");
+  // Anything else the page asks for is recorded and aborted before it leaves the
+  // browser, so even a broken page never sends traffic off this machine.
+  await context.route(
+    (url) => !own(url.href),
+    (route) => {
+      foreignRequests.push(route.request().url());
+      return route.abort("blockedbyclient");
+    },
+  );
+  context.on("page", (page) => page.on("pageerror", (e) => pageErrors.push(String(e))));
+});
+
+after(async () => {
+  try {
+    await context?.close();
+  } finally {
+    await server?.stop();
+    if (profile) await rm(profile, { recursive: true, force: true });
+  }
+});
+
+const unique = (prefix) => `${prefix}-${randomUUID().slice(0, 12)}`;
+
+/** Everything the page's log shows, for failure messages. */
+const logText = (page) => page.locator("#log").innerText();
+
+/** Waits for a log line of `kind` (sent, received, event) containing `text`. */
+async function expectLogLine(page, kind, text, who = "the page") {
+  const line = page.locator(`#log li.${kind}`, { hasText: text });
+  try {
+    await line.first().waitFor();
+  } catch (e) {
+    throw new Error(`${who} shows no ${kind} line with ${JSON.stringify(text)}; its log:\n${await logText(page)}`, {
+      cause: e,
+    });
+  }
+  return line.first();
+}
+
+async function expectOpen(page, endpoint) {
+  try {
+    await page.locator("#status[data-state=open]").waitFor();
+  } catch (e) {
+    throw new Error(`the page never showed an open connection; its log:\n${await logText(page)}`, { cause: e });
+  }
+  assert.equal(await page.locator("#endpoint").innerText(), endpoint);
+}
+
+/** Opens the demo page and joins `room` in chat mode through the controls. */
+async function joinRoom(room, submit) {
+  const page = await context.newPage();
+  await page.goto(server.httpUrl("/"));
+  await page.locator("#mode-chat").check();
+  await page.locator("#room").fill(room);
+  await submit(page);
+  await expectOpen(page, `/chat?room=${room}`);
+  await expectLogLine(page, "event", `joined room ${room}`);
+  return page;
+}
+
+test("the page connects in echo mode, echoes a message and shows its round trip", async () => {
+  const page = await context.newPage();
+  try {
+    const response = await page.goto(server.httpUrl("/"));
+    assert.equal(response.status(), 200);
+    assert.match(await page.title(), /wsreactor/);
+    assert.ok(await page.locator("#mode-echo").isChecked(), "echo is the default mode");
+    await expectOpen(page, "/echo");
+    assert.equal(await page.locator("#rtt").innerText(), "–", "no round trip before any echo");
+
+    const text = unique("hello browser κόσμε");
+    await page.locator("#message").fill(text);
+    await page.locator("#send").click();
+    await expectLogLine(page, "sent", text);
+    const echo = await expectLogLine(page, "received", text);
+    // The echo's line carries its round trip, and the summary shows the same one.
+    const rtt = Number(await echo.getAttribute("data-rtt-ms"));
+    assert.ok(Number.isFinite(rtt) && rtt >= 0, `round trip ${rtt}`);
+    assert.match(await echo.innerText(), /round trip \d+(\.\d+)? ms/);
+    assert.match(await page.locator("#rtt").innerText(), /^\d+(\.\d+)? ms$/);
+  } finally {
+    await page.close();
+  }
+  assert.deepEqual(pageErrors, [], "script errors on the page");
+  assert.deepEqual(foreignRequests, [], "the page loaded something from elsewhere");
+});
+
+test("two tabs in the same chat room both show a message one of them sent", async () => {
+  const room = unique("room");
+  // One tab joins with the Connect button, the other by pressing Enter in the room field.
+  const alice = await joinRoom(room, (page) => page.locator("#connect").click());
+  const bob = await joinRoom(room, (page) => page.locator("#room").press("Enter"));
+  try {
+    // Joining keeps the room in the address, so the URL opens the same room elsewhere.
+    assert.ok(alice.url().endsWith(`/?mode=chat&room=${room}`), alice.url());
+
+    const text = unique("hello from alice");
+    await alice.locator("#message").fill(text);
+    await alice.locator("#send").click();
+    await expectLogLine(alice, "sent", text, "alice's tab");
+    await expectLogLine(bob, "received", text, "bob's tab (the other member)");
+    await expectLogLine(alice, "received", text, "alice's tab (the sender is a member)");
+
+    const reply = unique("hi alice, bob here");
+    await bob.locator("#message").fill(reply);
+    await bob.locator("#message").press("Enter");
+    await expectLogLine(alice, "received", reply, "alice's tab");
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+  assert.deepEqual(pageErrors, [], "script errors on the page");
+  assert.deepEqual(foreignRequests, [], "the page loaded something from elsewhere");
+});
+
+test("a room name the server would refuse is caught on the page", async () => {
+  const page = await context.newPage();
+  try {
+    await page.goto(server.httpUrl("/"));
+    await expectOpen(page, "/echo");
+    await page.locator("#mode-chat").check();
+    await expectOpen(page, "/chat?room=lobby");
+    await page.locator("#room").fill("two words");
+    await page.locator("#connect").click();
+    await expectLogLine(page, "event", "room names are 1 to 64 letters");
+    // The page stayed where it was rather than trying a connection that gets a 400.
+    assert.equal(await page.locator("#endpoint").innerText(), "/chat?room=lobby");
+    assert.equal(await page.locator("#status").getAttribute("data-state"), "open");
+  } finally {
+    await page.close();
+  }
+  assert.deepEqual(pageErrors, [], "script errors on the page");
+});

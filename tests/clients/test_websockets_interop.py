@@ -1,0 +1,96 @@
+"""Interop with Python `websockets` (an implementation no one here wrote) against the real
+binary: text, binary, a 1 MiB message, ping/pong, the closing handshake with a code and
+a reason, and a chat room."""
+
+import os
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close
+
+from conftest import IO_TIMEOUT, client, recv, unique
+
+
+def test_text_is_echoed(server):
+    with client(server.url()) as ws:
+        for text in ["hello", "κόσμε", "a€b𝄞c 🦀", ""]:
+            ws.send(text)
+            got = recv(ws, f"echo of {text!r}")
+            assert isinstance(got, str), f"text came back as {type(got).__name__}"
+            assert got == text
+
+
+def test_binary_is_echoed(server):
+    with client(server.url()) as ws:
+        for payload in [bytes(range(256)), b"", os.urandom(70_000)]:
+            ws.send(payload)
+            got = recv(ws, f"echo of {len(payload)} bytes")
+            assert isinstance(got, bytes), f"binary came back as {type(got).__name__}"
+            assert got == payload
+
+
+def test_one_mebibyte_messages_are_echoed_byte_for_byte(server):
+    with client(server.url()) as ws:
+        payload = os.urandom(1 << 20)
+        ws.send(payload)
+        got = recv(ws, "1 MiB binary echo", timeout=60)
+        assert len(got) == len(payload)
+        assert got == payload, "the 1 MiB binary echo differs"
+
+        # Text of exactly 1 MiB, multi-byte code points included.
+        unit = "κόσμε 🦀 ascii "
+        text = unit * ((1 << 20) // len(unit.encode()))
+        text += "x" * ((1 << 20) - len(text.encode()))
+        assert len(text.encode()) == 1 << 20
+        ws.send(text)
+        got = recv(ws, "1 MiB text echo", timeout=60)
+        assert got == text, "the 1 MiB text echo differs"
+
+
+def test_ping_gets_a_pong_with_the_same_payload(server):
+    with client(server.url(), ping_interval=None) as ws:
+        # websockets acknowledges a ping only when a pong with the same payload (or the
+        # payload of a later ping) arrives; with one ping in flight, the event means
+        # exactly "a pong carrying this payload came back".
+        payload = unique("ping").encode()
+        pong = ws.ping(payload)
+        assert pong.wait(IO_TIMEOUT), "no pong with the ping's payload"
+        # The connection still echoes after the control frames.
+        ws.send("after ping")
+        assert recv(ws, "echo after the ping") == "after ping"
+
+
+@pytest.mark.parametrize("code, reason", [(1000, "bye"), (4001, "application-defined: κόσμε")])
+def test_close_with_code_and_reason(server, code, reason):
+    with client(server.url()) as ws:
+        ws.send("before close")
+        assert recv(ws, "echo before closing") == "before close"
+        ws.close(code=code, reason=reason)
+        # After the closing handshake, recv reports how it went: the frame we sent and the
+        # one we received (None if the server had sent no Close frame).
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=IO_TIMEOUT)
+    assert closed.value.sent == Close(code, reason)
+    received = closed.value.rcvd
+    assert received is not None, "the server sent no Close frame"
+    # RFC 6455 §5.5.1: the reply "typically echos the status code it received". Its
+    # reason is the server's own and may be any UTF-8 (websockets fails the connection
+    # on an invalid one), so only the code is compared.
+    assert received.code == code
+    assert closed.value.rcvd_then_sent is False, "we closed first; theirs must be the reply"
+
+
+def test_chat_room_members_all_get_a_message(server):
+    room = unique("room")
+    with client(server.url(f"/chat?room={room}")) as a, client(
+        server.url(f"/chat?room={room}")
+    ) as b, client(server.url(f"/chat?room={unique('other')}")) as other:
+        message = unique("hello from a")
+        a.send(message)
+        assert recv(b, "message in another member of the room") == message
+        assert recv(a, "message back in the sender (a member too)") == message
+        # A client in another room must not get it: its own message must be the first
+        # thing it receives (delivery to every member happens before b's recv returns).
+        mine = unique("other room")
+        other.send(mine)
+        assert recv(other, "other room's own message") == mine

@@ -1,0 +1,164 @@
+// Interop with Node's `ws` (an implementation no one here wrote) against the real binary:
+// text, binary, a 1 MiB message, ping/pong, the closing handshake with a code and a
+// reason, and a chat room. Run: node --test tests/clients/ws_interop.test.mjs
+
+import assert from "node:assert/strict";
+import { randomBytes, randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { after, before, test } from "node:test";
+import WebSocket from "ws";
+
+import { startServer, within } from "./server.mjs";
+
+const IO_MS = 10_000;
+const BIG_MS = 60_000;
+let server;
+
+before(async () => {
+  server = await startServer();
+});
+after(async () => {
+  try {
+    server?.assertRunning();
+  } finally {
+    await server?.stop();
+  }
+});
+
+const unique = (prefix) => `${prefix}-${randomUUID().slice(0, 12)}`;
+
+/** Opens a `ws` client on `path`; next() resolves with the next message or fails in time. */
+async function open(path = "/echo") {
+  const ws = new WebSocket(server.wsUrl(path), { handshakeTimeout: IO_MS });
+  const inbox = [];
+  const waiting = [];
+  ws.on("message", (data, isBinary) => {
+    const message = { data, isBinary };
+    if (waiting.length) waiting.shift()(message);
+    else inbox.push(message);
+  });
+  ws.next = (what = "a message", ms = IO_MS) =>
+    within(ms, what, new Promise((resolve) => (inbox.length ? resolve(inbox.shift()) : waiting.push(resolve))));
+  await within(IO_MS, `the opening handshake on ${path}`, once(ws, "open"));
+  return ws;
+}
+
+/** Ends a client whatever state it is in (for finally blocks). */
+function drop(ws) {
+  if (ws && ws.readyState !== WebSocket.CLOSED) ws.terminate();
+}
+
+test("text messages are echoed as text", async () => {
+  const ws = await open();
+  try {
+    for (const text of ["hello", "κόσμε", "a€b𝄞c 🦀", ""]) {
+      ws.send(text);
+      const { data, isBinary } = await ws.next(`the echo of ${JSON.stringify(text)}`);
+      assert.equal(isBinary, false, "text came back as binary");
+      assert.equal(data.toString("utf8"), text);
+    }
+  } finally {
+    drop(ws);
+  }
+});
+
+test("binary messages are echoed as binary", async () => {
+  const ws = await open();
+  try {
+    for (const payload of [Buffer.from(Array.from({ length: 256 }, (_, i) => i)), Buffer.alloc(0), randomBytes(70_000)]) {
+      ws.send(payload, { binary: true });
+      const { data, isBinary } = await ws.next(`the echo of ${payload.length} bytes`);
+      assert.equal(isBinary, true, "binary came back as text");
+      assert.ok(payload.equals(data), `the ${payload.length}-byte echo differs`);
+    }
+  } finally {
+    drop(ws);
+  }
+});
+
+test("1 MiB messages are echoed byte for byte", async () => {
+  const ws = await open();
+  try {
+    const payload = randomBytes(1 << 20);
+    ws.send(payload, { binary: true });
+    const echo = await ws.next("the 1 MiB binary echo", BIG_MS);
+    assert.equal(echo.isBinary, true);
+    assert.equal(echo.data.length, payload.length);
+    assert.ok(payload.equals(echo.data), "the 1 MiB binary echo differs");
+
+    // Exactly 1 MiB of text with multi-byte code points.
+    const unit = "κόσμε 🦀 ascii ";
+    let text = unit.repeat(Math.floor((1 << 20) / Buffer.byteLength(unit)));
+    text += "x".repeat((1 << 20) - Buffer.byteLength(text));
+    assert.equal(Buffer.byteLength(text), 1 << 20);
+    ws.send(text);
+    const textEcho = await ws.next("the 1 MiB text echo", BIG_MS);
+    assert.equal(textEcho.isBinary, false);
+    assert.ok(textEcho.data.toString("utf8") === text, "the 1 MiB text echo differs");
+  } finally {
+    drop(ws);
+  }
+});
+
+test("a ping gets a pong with the same payload", async () => {
+  const ws = await open();
+  try {
+    const payload = Buffer.from(unique("ping"));
+    const pong = once(ws, "pong");
+    ws.ping(payload);
+    const [data] = await within(IO_MS, "the pong", pong);
+    assert.ok(payload.equals(data), `pong payload ${data} differs from ping payload ${payload}`);
+    ws.send("after ping");
+    assert.equal((await ws.next("the echo after the ping")).data.toString(), "after ping");
+  } finally {
+    drop(ws);
+  }
+});
+
+for (const [code, reason] of [
+  [1000, "bye"],
+  [4001, "application-defined: κόσμε"],
+]) {
+  test(`the closing handshake with ${code} and a reason`, async () => {
+    const ws = await open();
+    try {
+      ws.send("before close");
+      assert.equal((await ws.next("the echo before closing")).data.toString(), "before close");
+      const closed = once(ws, "close");
+      ws.close(code, reason);
+      // `ws` emits close once the TCP connection is gone, with the code of the Close
+      // frame it received (1006 if none came). RFC 6455 §5.5.1: the reply "typically
+      // echos the status code it received"; its reason is the server's own (any UTF-8,
+      // which `ws` validates), so only the code is compared.
+      const [gotCode, gotReason] = await within(IO_MS, "the close handshake", closed);
+      assert.equal(gotCode, code);
+      assert.ok(Buffer.isBuffer(gotReason));
+    } finally {
+      drop(ws);
+    }
+  });
+}
+
+test("every member of a chat room gets a message, and no one outside it", async () => {
+  const room = unique("room");
+  const clients = [];
+  try {
+    const a = await open(`/chat?room=${room}`);
+    clients.push(a);
+    const b = await open(`/chat?room=${room}`);
+    clients.push(b);
+    const other = await open(`/chat?room=${unique("other")}`);
+    clients.push(other);
+    const message = unique("hello from a");
+    a.send(message);
+    assert.equal((await b.next("the message in another member")).data.toString(), message);
+    assert.equal((await a.next("the message back in the sender")).data.toString(), message);
+    // Delivery to every member happens before b got it, so if the other room had been
+    // sent it, it would come before the other client's own message.
+    const mine = unique("other room");
+    other.send(mine);
+    assert.equal((await other.next("the other room's own message")).data.toString(), mine);
+  } finally {
+    clients.forEach(drop);
+  }
+});
