@@ -28,7 +28,7 @@ use super::transport::Transport;
 use crate::protocol::close::{encode_close_payload, CloseCode};
 use crate::protocol::error::ProtocolError;
 use crate::protocol::frame::{FrameHeader, OpCode};
-use crate::protocol::handshake::{route, Endpoint, Route, ACCEPT_LEN};
+use crate::protocol::handshake::{route, Endpoint, Route};
 use crate::protocol::http::{parse_request, write_response, Header, Status, MAX_HEADERS};
 use crate::protocol::message::{DataChunk, Event, Receiver, ReceiverConfig, Role};
 
@@ -145,16 +145,10 @@ impl Buffers {
     }
 }
 
-/// A plain HTTP answer decided from a request head.
+/// The answer to a request head: what `route` decided, or a refusal.
 #[derive(Debug, Clone, Copy)]
 enum Reply<'a> {
-    Upgrade {
-        accept: [u8; ACCEPT_LEN],
-        endpoint: Endpoint<'a>,
-        protocol: Option<&'a str>,
-    },
-    Page,
-    Stats,
+    Serve(Route<'a>),
     Refuse {
         status: Status,
         headers: &'static [(&'static str, &'static str)],
@@ -454,17 +448,7 @@ impl<S: Transport> Connection<S> {
             Ok(None) => return Ok(None),
             Ok(Some((request, head_len))) => {
                 let reply = match route(&request, &sh.config.policy()) {
-                    Ok(Route::Upgrade {
-                        accept,
-                        endpoint,
-                        protocol,
-                    }) => Reply::Upgrade {
-                        accept,
-                        endpoint,
-                        protocol,
-                    },
-                    Ok(Route::Page) => Reply::Page,
-                    Ok(Route::Stats) => Reply::Stats,
+                    Ok(route) => Reply::Serve(route),
                     Err(e) => Reply::Refuse {
                         status: e.status(),
                         headers: e.headers(),
@@ -492,7 +476,7 @@ impl<S: Transport> Connection<S> {
     fn reply(&mut self, token: Token, reply: Reply, sh: &mut Shared) -> io::Result<()> {
         let mut out = Vec::new();
         let reply = match reply {
-            Reply::Upgrade { .. }
+            Reply::Serve(Route::Upgrade { .. })
                 if sh
                     .config
                     .max_connections
@@ -509,11 +493,11 @@ impl<S: Transport> Connection<S> {
             other => other,
         };
         match reply {
-            Reply::Upgrade {
+            Reply::Serve(Route::Upgrade {
                 accept,
                 endpoint,
                 protocol,
-            } => {
+            }) => {
                 let accept = std::str::from_utf8(&accept).expect("base64 is ASCII");
                 let mut headers = vec![
                     ("Upgrade", "websocket"),
@@ -531,13 +515,13 @@ impl<S: Transport> Connection<S> {
                 }
                 self.set_phase(Phase::Open(Liveness::Heard), sh);
             }
-            Reply::Page => {
+            Reply::Serve(Route::Page) => {
                 let headers = [("Content-Type", "text/html; charset=utf-8")];
                 write_response(&mut out, Status::OK, &headers, PAGE.as_bytes());
                 sh.stats.http_responses_total += 1;
                 self.set_phase(Phase::Closing, sh);
             }
-            Reply::Stats => {
+            Reply::Serve(Route::Stats) => {
                 sh.stats.rss_bytes = rss_bytes().unwrap_or(0);
                 sh.stats.rooms = sh.rooms.len() as u64;
                 let report = StatsReport {
