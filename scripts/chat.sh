@@ -33,37 +33,10 @@ done
 cargo build --release --quiet
 bin=./target/release/wsreactor
 
-work=$(mktemp -d)
-server_pid=
-load_pid=
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  for pid in $load_pid $server_pid; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in $load_pid $server_pid; do
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
-"$bin" serve --listen 127.0.0.1:0 --stats-interval 0 "${server_extra[@]}" 2>"$work/server.log" &
-server_pid=$!
-addr=
-for _ in $(seq 200); do
-  addr=$(grep -o 'listening on [0-9.:]*' "$work/server.log" | head -n1 | cut -d' ' -f3) || true
-  [ -n "$addr" ] && break
-  kill -0 "$server_pid" 2>/dev/null || break
-  sleep 0.1
-done
-[ -n "$addr" ] || { echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+start_server --stats-interval 0 "${server_extra[@]}"
 stats() { curl -s --max-time 30 "http://$addr/stats"; }
 # The server's CPU time (user + system), in clock ticks: the fan-out's cost, which the
 # other processes on a shared machine slow down less than they do the wall clock.

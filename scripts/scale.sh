@@ -29,27 +29,8 @@ read -r -a load_extra <<<"${LOAD_ARGS:-}"
 cargo build --release --quiet
 bin=./target/release/wsreactor
 
-work=$(mktemp -d)
-server_pid=
-load_pid=
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  for pid in $load_pid $server_pid; do
-    # SIGTERM lets the load generator reap its workers and the supervisor stop its own.
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in $load_pid $server_pid; do
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # --- sizing -------------------------------------------------------------------------
 hard=$(ulimit -Hn)
@@ -79,17 +60,7 @@ echo "   server: $workers worker processes x ~$per_worker descriptors (RLIMIT_NO
 echo "   client: source addresses $source_range ($sources x $ports ephemeral ports each)"
 
 # --- server ---------------------------------------------------------------------------
-"$bin" serve --listen 127.0.0.1:0 --workers "$workers" --idle-timeout 0 --ping-interval 0 \
-  "${server_extra[@]}" 2>"$work/server.log" &
-server_pid=$!
-addr=
-for _ in $(seq 600); do
-  addr=$(grep -o 'listening on [0-9.:]*' "$work/server.log" | head -n1 | cut -d' ' -f3) || true
-  [ -n "$addr" ] && break
-  kill -0 "$server_pid" 2>/dev/null || break
-  sleep 0.1
-done
-[ -n "$addr" ] || { echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+start_server --workers "$workers" --idle-timeout 0 --ping-interval 0 "${server_extra[@]}"
 port=${addr##*:}
 # The supervisor says "listening on" once every worker accepts: take the baseline now.
 server_pids() { echo "$server_pid"; pgrep -P "$server_pid" || true; }
