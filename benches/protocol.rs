@@ -3,7 +3,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wsreactor::protocol::frame::{apply_mask, FrameHeader, OpCode};
-use wsreactor::protocol::handshake::{route, Policy};
+use wsreactor::protocol::handshake::{check_request, Policy};
 use wsreactor::protocol::http::{parse_request, Header, MAX_HEADERS};
 use wsreactor::protocol::message::{Event, Receiver, ReceiverConfig, Role};
 
@@ -79,13 +79,13 @@ fn handshake(c: &mut Criterion) {
     let head = b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1:9001\r\nUser-Agent: bench\r\n\
 Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:9001\r\n\r\n";
-    c.bench_function("parse_and_route_handshake", |b| {
+    c.bench_function("parse_and_check_handshake", |b| {
         b.iter(|| {
             let mut storage = [Header::default(); MAX_HEADERS];
             let (req, _) = parse_request(black_box(head), 0, &mut storage)
                 .unwrap()
                 .unwrap();
-            black_box(route(&req, &Policy::default()).unwrap());
+            black_box(check_request(&req, &Policy::default()).unwrap());
         })
     });
 }

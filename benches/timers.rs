@@ -9,8 +9,8 @@
 //! `cargo bench --bench timers`
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use wsreactor::server::harness::Fleet;
 use wsreactor::server::Config;
+use wsreactor::testkit::memory::Fleet;
 
 const REQUEST: &[u8] = b"GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\

@@ -1,12 +1,16 @@
 //! wsreactor: a WebSocket (RFC 6455) server on a hand-written mio reactor.
 //!
-//! `protocol` is the sans-IO core; `server` is the reactor that drives it over sockets;
-//! `load` is the load generator (the same core in the client role); `limits` reports
-//! and raises the limits that bound concurrent connections.
+//! Three layers, one direction of dependency: `protocol` is the sans-IO core (codecs,
+//! and the connection state machine in its server role); `server` is the mio shell
+//! that drives it over sockets (with the routes, the relay and the rooms); `load` is
+//! the load generator (the same core in the client role). `stream` is the socket IO
+//! both shells share; `limits` reports and raises the limits that bound concurrent
+//! connections. `testkit` (feature `testkit`, off by default) holds test scaffolding.
 
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod limits;
 pub mod load;
 pub mod protocol;
 pub mod server;
+pub mod stream;
+#[cfg(feature = "testkit")]
+pub mod testkit;

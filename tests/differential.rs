@@ -40,8 +40,8 @@ fn run<S: Strategy>(
 
 mod http {
     use super::*;
-    use wsreactor::fuzzing::{request_owned, OwnedRequest};
     use wsreactor::protocol::http::{HttpError, MAX_HEADERS, MAX_HEAD_LEN};
+    use wsreactor::testkit::http_head::{request_owned, OwnedRequest};
 
     /// httparse's answer as the same owned values as ours; `Ok(None)` is `Partial`.
     /// It gets as many header slots as we allow, so both count the same fields.

@@ -1,12 +1,12 @@
 //! Replays the checked-in fuzz corpus (`fuzz/corpus/<target>/`) through the fuzz
-//! targets' own bodies (`wsreactor::fuzzing`), so every `cargo test` re-checks the
+//! targets' own bodies (`wsreactor::testkit`), so every `cargo test` re-checks the
 //! inputs the fuzzer found interesting, including every crash it ever found (kept in
 //! the corpus as `crash-*`), without running the fuzzer itself.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use wsreactor::fuzzing;
+use wsreactor::testkit::{connection, frame, http_head};
 
 /// Runs `target` on every file in `fuzz/corpus/<name>/` and fails naming each file
 /// whose checks panic.
@@ -33,28 +33,30 @@ fn replay(name: &str, target: fn(&[u8])) {
 
 #[test]
 fn http_head_corpus() {
-    replay("http_head", fuzzing::http_head);
+    replay("http_head", http_head::http_head);
 }
 
 #[test]
 fn frame_corpus() {
-    replay("frame", fuzzing::frame);
+    replay("frame", frame::frame);
 }
 
 #[test]
 fn connection_corpus() {
-    replay("connection", fuzzing::connection);
+    replay("connection", connection::connection);
 }
 
 /// The hand-written seeds mean what their names say (so the input layout in
-/// `wsreactor::fuzzing` is the one the corpus was written in).
+/// `wsreactor::testkit` is the one the corpus was written in).
 #[test]
 fn seeds_decode_as_named() {
-    use wsreactor::fuzzing::{receive, Input, Seen};
     use wsreactor::protocol::frame::OpCode;
-    use wsreactor::protocol::handshake::{route, Endpoint, Policy, Route};
+    use wsreactor::protocol::handshake::{check_request, Policy};
     use wsreactor::protocol::http::{parse_request, Header, MAX_HEADERS};
     use wsreactor::protocol::message::{ReceiverConfig, Role};
+    use wsreactor::server::routes::{route, RoomName, Route};
+    use wsreactor::testkit::frame::{receive, Seen};
+    use wsreactor::testkit::Input;
 
     let read = |path: &str| std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(path));
     let data = read("fuzz/corpus/http_head/seed-upgrade").unwrap();
@@ -64,12 +66,13 @@ fn seeds_decode_as_named() {
         .unwrap()
         .unwrap();
     assert!(matches!(
-        route(&req, &Policy::default()),
-        Ok(Route::Upgrade {
-            endpoint: Endpoint::Chat { room: "a" },
-            ..
-        })
+        check_request(&req, &Policy::default()),
+        Ok(Some(_))
     ));
+    assert_eq!(
+        route(req.target, true),
+        Ok(Route::Chat(RoomName::parse("a").unwrap()))
+    );
     assert_eq!(
         input.payload.len() - n,
         11,

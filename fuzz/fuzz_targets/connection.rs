@@ -1,6 +1,6 @@
 #![no_main]
-//! See `wsreactor::fuzzing::connection` for the input layout and the checks.
+//! See `wsreactor::testkit::connection` for the input layout and the checks.
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| wsreactor::fuzzing::connection(data));
+fuzz_target!(|data: &[u8]| wsreactor::testkit::connection::connection(data));

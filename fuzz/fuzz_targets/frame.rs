@@ -1,6 +1,6 @@
 #![no_main]
-//! See `wsreactor::fuzzing::frame` for the input layout and the checks.
+//! See `wsreactor::testkit::frame` for the input layout and the checks.
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| wsreactor::fuzzing::frame(data));
+fuzz_target!(|data: &[u8]| wsreactor::testkit::frame::frame(data));

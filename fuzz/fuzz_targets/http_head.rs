@@ -1,6 +1,6 @@
 #![no_main]
-//! See `wsreactor::fuzzing::http_head` for the input layout and the checks.
+//! See `wsreactor::testkit::http_head` for the input layout and the checks.
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| wsreactor::fuzzing::http_head(data));
+fuzz_target!(|data: &[u8]| wsreactor::testkit::http_head::http_head(data));

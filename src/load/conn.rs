@@ -30,7 +30,7 @@ use super::socket::{connect_failure, io_failure};
 use super::stats::{new_histogram, Counters, Failure};
 use crate::protocol::close::{encode_close_payload, CloseCode};
 use crate::protocol::frame::{apply_mask, FrameHeader, OpCode};
-use crate::protocol::handshake::{check_response, client_request, new_client_key, ResponseError};
+use crate::protocol::handshake::{check_response, client_key, client_request, ResponseError};
 use crate::protocol::http::{parse_response, Header, MAX_HEADERS};
 use crate::protocol::message::{DataChunk, Event, Receiver, ReceiverConfig};
 
@@ -362,7 +362,7 @@ impl Conn {
             if !self.connected()? {
                 return Ok(());
             }
-            let key = new_client_key();
+            let key = client_key(env.rng.nonce());
             let request = client_request(&env.cfg.host, &env.cfg.path, &key);
             self.phase = Phase::Handshake { key, scanned: 0 };
             self.send(&request, env.cfg.max_spill)?;
@@ -829,7 +829,7 @@ mod tests {
 
     #[test]
     fn handshake_refusals_are_classified() {
-        let key = new_client_key();
+        let key = client_key([3; 16]);
         let response = |accept: &str, upgrade: &str| {
             format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: {upgrade}\r\n\

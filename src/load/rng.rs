@@ -34,6 +34,15 @@ impl Rng {
 
     /// A value in `0..n` (`n > 0`); the bias of a plain modulo is below 2^-32 for the
     /// small `n` used here.
+    /// 16 bytes for a `Sec-WebSocket-Key` (§4.1 item 7 asks for a random nonce; a
+    /// load generator needs it unpredictable to no one, only fresh per connection).
+    pub fn nonce(&mut self) -> [u8; 16] {
+        let mut nonce = [0; 16];
+        nonce[..8].copy_from_slice(&self.next_u64().to_ne_bytes());
+        nonce[8..].copy_from_slice(&self.next_u64().to_ne_bytes());
+        nonce
+    }
+
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }

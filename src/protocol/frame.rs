@@ -156,6 +156,32 @@ impl FrameHeader {
     }
 }
 
+/// Appends one unfragmented frame to `out` (§5.2): the header, then `len` payload
+/// bytes that `fill` writes, masked with `mask` if given (§5.3: every client frame is
+/// masked, with a fresh key per frame; server frames never are).
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]),
+) {
+    let header = FrameHeader {
+        fin: true,
+        opcode,
+        mask,
+        payload_len: len as u64,
+    };
+    let (head, n) = header.encode();
+    let start = out.len() + n;
+    out.extend_from_slice(&head[..n]);
+    out.resize(start + len, 0);
+    fill(&mut out[start..]);
+    if let Some(key) = mask {
+        apply_mask(&mut out[start..], key, 0);
+    }
+}
+
 /// XORs `buf` with the mask `key`, where `buf` starts `offset` bytes into the payload
 /// (§5.3: octet i is XORed with key[i mod 4]). Masking is its own inverse.
 ///

@@ -13,13 +13,7 @@ const WEBSOCKET_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// The length of a `Sec-WebSocket-Accept` value: base64 of a 20-byte SHA-1.
 pub const ACCEPT_LEN: usize = 28;
 
-/// The room a `/chat` upgrade joins when it names none.
-pub const DEFAULT_ROOM: &str = "lobby";
-
-/// The longest room name accepted.
-pub const MAX_ROOM_LEN: usize = 64;
-
-/// What the server's operator allows, as `route` needs it.
+/// What the server's operator allows, as [`check_request`] needs it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Policy<'c> {
     /// Origins allowed to upgrade; empty means any (and no Origin needed).
@@ -28,28 +22,13 @@ pub struct Policy<'c> {
     pub protocols: &'c [String],
 }
 
-/// Where a valid request goes.
+/// A valid WebSocket upgrade: what the 101 answers it with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route<'a> {
-    /// A valid WebSocket upgrade: answer 101 with this accept value and subprotocol.
-    Upgrade {
-        accept: [u8; ACCEPT_LEN],
-        endpoint: Endpoint<'a>,
-        protocol: Option<&'a str>,
-    },
-    /// `GET /`: the demo page.
-    Page,
-    /// `GET /stats`: the counters as JSON.
-    Stats,
-}
-
-/// What an upgraded connection does with the messages it receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint<'a> {
-    /// Sends every message back to its sender (any path but `/chat`).
-    Echo,
-    /// `/chat?room=NAME`: sends every message to every member of the room.
-    Chat { room: &'a str },
+pub struct Upgrade<'a> {
+    /// The `Sec-WebSocket-Accept` value (§4.2.2 step 5.4).
+    pub accept: [u8; ACCEPT_LEN],
+    /// The subprotocol selected, if any.
+    pub protocol: Option<&'a str>,
 }
 
 /// Why a request is not served; each maps to the status that reports it.
@@ -57,8 +36,6 @@ pub enum Endpoint<'a> {
 pub enum HandshakeError {
     /// Not GET (§4.1: the handshake is a GET; every route here is GET-only): 405.
     Method,
-    /// No such page: 404.
-    NotFound,
     /// An upgrade request missing or botching a required field: 400.
     Invalid(&'static str),
     /// A `Sec-WebSocket-Version` other than 13 (§4.4): 426.
@@ -71,7 +48,6 @@ impl HandshakeError {
     pub fn status(self) -> Status {
         match self {
             HandshakeError::Method => Status::METHOD_NOT_ALLOWED,
-            HandshakeError::NotFound => Status::NOT_FOUND,
             HandshakeError::Invalid(_) => Status::BAD_REQUEST,
             HandshakeError::Version => Status::UPGRADE_REQUIRED,
             HandshakeError::Origin => Status::FORBIDDEN,
@@ -92,7 +68,6 @@ impl HandshakeError {
     pub fn name(self) -> &'static str {
         match self {
             HandshakeError::Method => "method_not_allowed",
-            HandshakeError::NotFound => "not_found",
             HandshakeError::Invalid(_) => "bad_upgrade",
             HandshakeError::Version => "websocket_version",
             HandshakeError::Origin => "origin_forbidden",
@@ -103,7 +78,6 @@ impl HandshakeError {
     pub fn reason(self) -> &'static str {
         match self {
             HandshakeError::Method => "only GET is served",
-            HandshakeError::NotFound => "no such page",
             HandshakeError::Invalid(why) => why,
             HandshakeError::Version => "Sec-WebSocket-Version must be 13",
             HandshakeError::Origin => "origin not allowed",
@@ -129,8 +103,13 @@ fn valid_key(key: &[u8]) -> bool {
     key.len() == 24 && matches!(BASE64.decode_slice(key, &mut decoded), Ok(16))
 }
 
-/// Routes a request head: an upgrade on any path, `/` and `/stats` without one.
-pub fn route<'a>(req: &Request<'_, 'a>, policy: &Policy) -> Result<Route<'a>, HandshakeError> {
+/// Checks a request head (§4.1, §4.2.1): `Some` for a valid WebSocket upgrade on any
+/// path, `None` for a plain GET that the application may serve as a page, or the error
+/// that refuses it. Which path leads where is the application's business, not this.
+pub fn check_request<'a>(
+    req: &Request<'_, 'a>,
+    policy: &Policy,
+) -> Result<Option<Upgrade<'a>>, HandshakeError> {
     if req.method != "GET" {
         return Err(HandshakeError::Method);
     }
@@ -145,11 +124,7 @@ pub fn route<'a>(req: &Request<'_, 'a>, policy: &Policy) -> Result<Route<'a>, Ha
         if h.get("sec-websocket-key").is_some() {
             return Err(HandshakeError::Invalid("Upgrade: websocket is missing"));
         }
-        return match req.path() {
-            "/" => Ok(Route::Page),
-            "/stats" => Ok(Route::Stats),
-            _ => Err(HandshakeError::NotFound),
-        };
+        return Ok(None);
     }
     // §4.1: the handshake is HTTP/1.1 or higher (so it has its one Host).
     if req.minor < 1 {
@@ -182,32 +157,10 @@ pub fn route<'a>(req: &Request<'_, 'a>, policy: &Policy) -> Result<Route<'a>, Ha
             return Err(HandshakeError::Origin);
         }
     }
-    Ok(Route::Upgrade {
+    Ok(Some(Upgrade {
         accept: accept_key(key),
-        endpoint: endpoint(req)?,
         protocol: select_protocol(req, policy.protocols),
-    })
-}
-
-/// `/chat` with an optional `room=NAME` in the query joins a room; any other path echoes.
-/// Room names are kept to RFC 3986 §2.3 unreserved characters, which never need
-/// percent-encoding, so the name a page sends is the name it asked for.
-fn endpoint<'a>(req: &Request<'_, 'a>) -> Result<Endpoint<'a>, HandshakeError> {
-    if req.path() != "/chat" {
-        return Ok(Endpoint::Echo);
-    }
-    let query = req.target.split_once('?').map_or("", |(_, q)| q);
-    let room = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("room="))
-        .unwrap_or(DEFAULT_ROOM);
-    let unreserved = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
-    if room.is_empty() || room.len() > MAX_ROOM_LEN || !room.bytes().all(unreserved) {
-        return Err(HandshakeError::Invalid(
-            "room must be 1 to 64 letters, digits, '-', '.', '_' or '~'",
-        ));
-    }
-    Ok(Endpoint::Chat { room })
+    }))
 }
 
 /// The subprotocol to answer with (§4.2.2 item 5.4): the first one the client offers,
@@ -219,10 +172,9 @@ fn select_protocol<'a>(req: &Request<'_, 'a>, protocols: &[String]) -> Option<&'
         .and_then(|offered| std::str::from_utf8(offered).ok())
 }
 
-/// A fresh random `Sec-WebSocket-Key` (§4.1 item 7: 16 random bytes, base64).
-pub fn new_client_key() -> [u8; 24] {
-    let mut nonce = [0u8; 16];
-    getrandom::getrandom(&mut nonce).expect("the OS random source is available");
+/// The `Sec-WebSocket-Key` for a nonce (§4.1 item 7: 16 random bytes, base64); the
+/// caller draws the nonce, so that this core never reads a random source.
+pub fn client_key(nonce: [u8; 16]) -> [u8; 24] {
     let mut out = [0u8; 24];
     BASE64
         .encode_slice(nonce, &mut out)
@@ -282,7 +234,7 @@ mod tests {
             allowed_origins: &["https://ok.example".to_owned()],
             protocols: &["chat.v2".to_owned(), "chat.v1".to_owned()],
         };
-        route(&req, &policy).map(|r| format!("{r:?}"))
+        check_request(&req, &policy).map(|r| format!("{r:?}"))
     }
 
     fn upgrade(extra: &str) -> String {
@@ -298,35 +250,6 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
             &accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
             b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
-    }
-
-    #[test]
-    fn valid_upgrade_on_any_path() {
-        let ok = "Sec-WebSocket-Version: 13\r\nOrigin: https://ok.example\r\n";
-        let r = route_of(&upgrade(ok)).unwrap();
-        assert!(r.contains("Upgrade") && r.contains("Echo"), "{r}");
-        let r = route_of(&upgrade(ok).replace("/echo", "/anything/else?x=1")).unwrap();
-        assert!(r.contains("Echo"), "{r}");
-    }
-
-    #[test]
-    fn chat_upgrades_name_their_room() {
-        let ok = "Sec-WebSocket-Version: 13\r\nOrigin: https://ok.example\r\n";
-        let chat = |target: &str| route_of(&upgrade(ok).replace("/echo", target));
-        assert!(chat("/chat").unwrap().contains(r#"Chat { room: "lobby" }"#));
-        assert!(chat("/chat?room=a-b.c_d~9")
-            .unwrap()
-            .contains(r#"Chat { room: "a-b.c_d~9" }"#));
-        assert!(chat("/chat?x=1&room=r2&room=r3")
-            .unwrap()
-            .contains(r#"Chat { room: "r2" }"#));
-        assert!(chat("/chat/?room=r").unwrap().contains("Echo"));
-        for bad in ["/chat?room=", "/chat?room=a%20b", "/chat?room=a/b"] {
-            assert_eq!(chat(bad).unwrap_err().status().0, 400, "{bad}");
-        }
-        let long = format!("/chat?room={}", "r".repeat(MAX_ROOM_LEN));
-        assert!(chat(&long).is_ok());
-        assert_eq!(chat(&format!("{long}r")).unwrap_err().status().0, 400);
     }
 
     #[test]
@@ -347,16 +270,12 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
     }
 
     #[test]
-    fn plain_requests_route_to_pages_or_404() {
+    fn plain_requests_are_left_to_the_application() {
         assert_eq!(
             route_of("GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap(),
-            "Page"
+            "None"
         );
-        assert_eq!(route_of("GET /stats HTTP/1.0\r\n\r\n").unwrap(), "Stats");
-        assert_eq!(
-            route_of("GET /nope HTTP/1.1\r\nHost: h\r\n\r\n"),
-            Err(HandshakeError::NotFound)
-        );
+        assert_eq!(route_of("GET /stats HTTP/1.0\r\n\r\n").unwrap(), "None");
         let host = |head: &str| route_of(head).unwrap_err().status().0;
         assert_eq!(host("GET / HTTP/1.1\r\n\r\n"), 400, "HTTP/1.1 needs Host");
         assert_eq!(
@@ -420,11 +339,11 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
 
     #[test]
     fn client_side_checks_the_accept_value() {
-        let key = new_client_key();
+        let key = client_key([7; 16]);
         let mut storage = [Header::default(); MAX_HEADERS];
         let req = client_request("127.0.0.1:9", "/", &key);
         let (parsed, _) = parse_request(&req, 0, &mut storage).unwrap().unwrap();
-        let Ok(Route::Upgrade { accept, .. }) = route(&parsed, &Policy::default()) else {
+        let Ok(Some(Upgrade { accept, .. })) = check_request(&parsed, &Policy::default()) else {
             panic!("the client's own request must be a valid upgrade");
         };
         let good = format!(
@@ -438,7 +357,7 @@ Sec-WebSocket-Accept: {}\r\n\r\n",
             .unwrap();
         assert_eq!(check_response(&resp, &key), Ok(()));
         assert_eq!(
-            check_response(&resp, &new_client_key()),
+            check_response(&resp, &client_key([8; 16])),
             Err(ResponseError::BadAccept)
         );
     }

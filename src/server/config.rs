@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
+use crate::protocol::deadline::{Timeouts, CLOSE_TIMEOUT_SECS};
 use crate::protocol::handshake::Policy;
+use crate::protocol::server::ServerConfig;
 
 /// `wsreactor [serve] ...`
 #[derive(Debug, Clone, Args)]
@@ -103,6 +105,26 @@ impl Config {
         }
     }
 
+    /// The waits these options allow.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            handshake: self.handshake_timeout,
+            idle: self.idle_timeout,
+            ping: self.ping_interval,
+            send: self.send_timeout,
+            close: CLOSE_TIMEOUT_SECS,
+        }
+    }
+
+    /// What the protocol core needs of these options.
+    pub fn server(&self) -> ServerConfig<'_> {
+        ServerConfig {
+            policy: self.policy(),
+            max_message_size: self.max_message_size,
+            timeouts: self.timeouts(),
+        }
+    }
+
     /// The configuration `serve` gets from these options (tests and the harness).
     pub fn from_args(args: &[&str]) -> Config {
         use clap::Parser;
@@ -114,7 +136,3 @@ impl Config {
         Cli::parse_from(std::iter::once("serve").chain(args.iter().copied())).config
     }
 }
-
-/// Seconds the closing handshake and the final flush may take before the socket is
-/// dropped (RFC 6455 §7.1.1 leaves the wait to the server).
-pub const CLOSE_TIMEOUT_SECS: u32 = 5;

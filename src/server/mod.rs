@@ -1,14 +1,16 @@
-//! The reactor: a thin IO shell over the protocol core.
+//! The server: a thin IO shell over the sans-IO protocol core. `reactor` (the event
+//! loop, accept, the slab), `connection` (one socket's IO), `routes` (where a request
+//! leads), `relay` (echo and chat), `rooms`, `stats`, `clock`, `config`, `workers`.
 
+pub mod clock;
 pub mod config;
 pub mod connection;
-pub mod harness;
-pub mod output;
 pub mod reactor;
+pub mod relay;
 pub mod rooms;
+pub mod routes;
+pub mod session;
 pub mod stats;
-pub mod timers;
-pub mod transport;
 pub mod workers;
 
 use std::io;

@@ -17,11 +17,12 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use super::clock::{Clock, SWEEP_INTERVAL};
 use super::config::Config;
-use super::connection::{Broadcast, Connection, Shared, Verdict};
+use super::connection::{Connection, Shared, Verdict};
 use super::rooms::Rooms;
+use super::session::{Broadcast, Env};
 use super::stats::{rss_bytes, Stats};
-use super::timers::{Clock, SWEEP_INTERVAL};
 use crate::protocol::close::CloseCode;
 use crate::protocol::http::{write_response, Status};
 
@@ -33,13 +34,15 @@ const LISTENER: Token = Token(usize::MAX);
 macro_rules! shared {
     ($reactor:expr) => {
         Shared {
-            config: &$reactor.config,
-            stats: &mut $reactor.stats,
+            env: Env {
+                config: &$reactor.config,
+                stats: &mut $reactor.stats,
+                rooms: &mut $reactor.rooms,
+                outbox: &mut $reactor.outbox,
+                now: $reactor.clock.now(),
+                uptime_secs: $reactor.started.elapsed().as_secs(),
+            },
             registry: $reactor.poll.registry(),
-            rooms: &mut $reactor.rooms,
-            outbox: &mut $reactor.outbox,
-            now: $reactor.clock.now(),
-            uptime_secs: $reactor.started.elapsed().as_secs(),
         }
     };
 }

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::close::CloseCode;
+use crate::protocol::server::{Refusal, Timeout};
+
 /// Counters of one reactor process. Gauges go up and down; totals only up.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
@@ -49,6 +52,23 @@ pub struct Stats {
 impl Stats {
     pub fn handshake_failed(&mut self, reason: &str) {
         bump(&mut self.handshake_failures, reason);
+    }
+
+    /// An HTTP error answer was sent.
+    pub fn refused(&mut self, refusal: &Refusal) {
+        self.http_responses_total += 1;
+        self.handshake_failed(refusal.name);
+    }
+
+    /// A deadline came due (see `ServerConnection::on_tick` for what each one does).
+    pub fn timed_out(&mut self, timeout: Timeout) {
+        match timeout {
+            Timeout::Ping => return,
+            Timeout::Handshake => self.refused(&Refusal::TIMEOUT),
+            Timeout::Idle => self.closed_with(CloseCode::GOING_AWAY.0),
+            Timeout::Send | Timeout::Close => {}
+        }
+        self.timeouts_total += 1;
     }
 
     pub fn closed_with(&mut self, code: u16) {

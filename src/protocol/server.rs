@@ -1,0 +1,514 @@
+//! The server role of a WebSocket connection, sans-IO: bytes and time in, events and
+//! bytes out (in the shape of quinn-proto and h11). It decides everything RFC 6455 asks
+//! of a server: the answer to a request head (§4.2), pongs (§5.5.3), the closing
+//! handshake and the fail codes (§7), the deadlines, and when output is so far behind
+//! that reading must pause. The caller owns the socket, the output queue and the
+//! application (which path leads where, what a message is for).
+//!
+//! Phases: Handshaking → (Answering →) Open → Closing → Draining, or → Flushing when the
+//! client ends its side while we still owe it output. Invariant: once a Close frame or a
+//! final HTTP response is queued (`Closing` and after), nothing else is ever queued.
+//!
+//! Output goes to the caller's [`Transmit`] as (head, body) pairs, so that a frame whole
+//! in the read buffer is echoed from there: a header on the stack and the payload where
+//! it was unmasked. Nothing here imports IO, clocks, randomness or logging.
+
+use super::close::{encode_close_payload, CloseCode};
+use super::deadline::{due, Due, Tick, Timeouts, Wait};
+use super::error::ProtocolError;
+use super::frame::{FrameHeader, OpCode};
+use super::handshake::{check_request, HandshakeError, Policy, Upgrade};
+use super::http::{parse_request, write_response, Header, HttpError, Status, MAX_HEADERS};
+use super::message::{self, DataChunk, Receiver, ReceiverConfig, Role};
+
+/// At this much unsent output an open connection stops reading until the client
+/// catches up, so a client that does not read cannot grow our memory.
+pub const HIGH_WATER: usize = 256 * 1024;
+
+/// Reading resumes once unsent output is below this. The gap between the marks means a
+/// client that reads slowly costs a pause and a resume per 192 KiB, not per frame.
+pub const LOW_WATER: usize = 64 * 1024;
+
+/// Where a connection's output goes: the caller's queue or socket. `head` then `body`
+/// (a frame header and its payload, or a response head and its body) must go out in
+/// that order, after everything transmitted before.
+pub trait Transmit {
+    fn transmit(&mut self, head: &[u8], body: &[u8]);
+}
+
+impl Transmit for Vec<u8> {
+    fn transmit(&mut self, head: &[u8], body: &[u8]) {
+        self.extend_from_slice(head);
+        self.extend_from_slice(body);
+    }
+}
+
+/// What every connection of a server follows.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerConfig<'c> {
+    pub policy: Policy<'c>,
+    /// The largest message accepted, summed over its fragments (1009 above it).
+    pub max_message_size: u64,
+    pub timeouts: Timeouts,
+}
+
+impl ServerConfig<'_> {
+    fn receiver(&self) -> ReceiverConfig {
+        ReceiverConfig {
+            role: Role::Server,
+            max_message_size: self.max_message_size,
+        }
+    }
+}
+
+/// An HTTP error answer, from the protocol (a bad head or upgrade) or the application
+/// (no such page, over capacity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: Status,
+    /// Extra headers the status calls for (`Allow`, `Sec-WebSocket-Version`, …).
+    pub headers: &'static [(&'static str, &'static str)],
+    /// A stable name for counting refusals by reason.
+    pub name: &'static str,
+    /// A short human explanation for the body and the log.
+    pub reason: &'static str,
+}
+
+impl From<HttpError> for Refusal {
+    fn from(e: HttpError) -> Refusal {
+        Refusal {
+            status: e.status(),
+            headers: &[],
+            name: e.name(),
+            reason: e.reason(),
+        }
+    }
+}
+
+impl From<HandshakeError> for Refusal {
+    fn from(e: HandshakeError) -> Refusal {
+        Refusal {
+            status: e.status(),
+            headers: e.headers(),
+            name: e.name(),
+            reason: e.reason(),
+        }
+    }
+}
+
+impl Refusal {
+    /// 408: the request head did not arrive within the handshake timeout.
+    pub const TIMEOUT: Refusal = Refusal {
+        status: Status(408, "Request Timeout"),
+        headers: &[],
+        name: "timeout",
+        reason: "request head not received in time",
+    };
+}
+
+/// What [`ServerConnection::poll`] reports.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A GET the protocol accepts, for `target` (path and query); `upgrade` is set for a
+    /// valid WebSocket upgrade. Answer it ([`ServerConnection::accept`], `respond` or
+    /// `refuse`) before polling again.
+    Request {
+        target: &'a str,
+        upgrade: Option<Upgrade<'a>>,
+    },
+    /// The head was refused and its answer queued.
+    Refused(Refusal),
+    /// Payload of a data frame, unmasked and (for text) valid UTF-8 so far.
+    Data(DataChunk<'a>),
+    /// The client sent a valid Close; ours is queued, echoing its code (§5.5.1).
+    PeerClosed(Option<CloseCode>),
+    /// The client broke the protocol; a Close with the error's code is queued (§7.1.7).
+    Failed(ProtocolError),
+}
+
+/// A deadline that came due, and what was done about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// No request head in time: 408 queued.
+    Handshake,
+    /// Silent for the ping interval: a Ping is queued (not an ending).
+    Ping,
+    /// Silent for the idle timeout: Close 1001 queued.
+    Idle,
+    /// Paused for backpressure too long without draining: drop the connection.
+    Send,
+    /// The closing handshake or the last flush took too long: drop the connection.
+    Close,
+}
+
+impl Timeout {
+    /// Whether the connection is to be dropped now.
+    pub fn ends(self) -> bool {
+        matches!(self, Timeout::Send | Timeout::Close)
+    }
+}
+
+/// What to do after the output was flushed (see [`ServerConnection::on_flushed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    Keep,
+    /// Reading resumed after backpressure: no readiness edge will come for input that
+    /// waited, so read again without waiting for one.
+    Resumed,
+    /// The final answer is out: shut down writing and discard input until EOF
+    /// (lingering close, so unread input cannot turn our FIN into a RST).
+    ShutdownWrite,
+    /// Nothing more to do: drop the connection.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading the HTTP request head.
+    Handshaking,
+    /// A request head was reported; the application has not answered yet.
+    Answering,
+    /// Exchanging frames.
+    Open(Liveness),
+    /// A final response or Close frame is queued: flush it, then shut down writing.
+    Closing,
+    /// Writing is shut down: discard input until the client's EOF.
+    Draining,
+    /// The client ended its side (EOF) while output we owe it is unsent: a half-closed
+    /// client may still be reading, so write it all, then drop.
+    Flushing,
+}
+
+/// What an open connection is waiting for; `since` says since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    /// Input arrived at `since`; silence is timed from then.
+    Heard,
+    /// Silent so long that a heartbeat Ping is out (`since` is still the last input).
+    Pinged,
+    /// Reading is paused (backpressure) since `since`, until unsent output drains below
+    /// [`LOW_WATER`]. Draining is what counts, not a trickle of bytes: a client whose
+    /// kernel takes a few bytes now and then but that never reads must not stay forever.
+    Paused,
+}
+
+/// One server connection's protocol state: 48 bytes, no heap. `A` is the
+/// application's own small per-connection value (the server's relay), kept here because
+/// it fits in the padding beside the phase: a separate field would cost a word per
+/// connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConnection<A = ()> {
+    /// When the current wait began (see [`Phase`] and [`Liveness`]).
+    since: Tick,
+    phase: Phase,
+    app: A,
+    receiver: Receiver,
+}
+
+impl<A: Copy> ServerConnection<A> {
+    /// A connection accepted at `now`, waiting for its request head.
+    pub fn new(now: Tick, app: A) -> ServerConnection<A> {
+        ServerConnection {
+            since: now,
+            phase: Phase::Handshaking,
+            app,
+            receiver: Receiver::default(),
+        }
+    }
+
+    /// The application's value.
+    pub fn app(&self) -> A {
+        self.app
+    }
+
+    pub fn set_app(&mut self, app: A) {
+        self.app = app;
+    }
+
+    /// Whether this is an open WebSocket: past the handshake and not closing.
+    pub fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open(_))
+    }
+
+    /// Whether input should be read now: not while paused for backpressure, and not
+    /// once the client has ended its side.
+    pub fn wants_read(&self) -> bool {
+        !matches!(self.phase, Phase::Open(Liveness::Paused) | Phase::Flushing)
+    }
+
+    /// Input arrived at `now`. Any input is a sign of life, not only a Pong (§5.5.2
+    /// allows a client to answer a Ping late, or with a frame of its own).
+    pub fn on_input(&mut self, now: Tick) {
+        if let Phase::Open(_) = self.phase {
+            self.since = now;
+            self.phase = Phase::Open(Liveness::Heard);
+        }
+    }
+
+    /// Consumes bytes from the front of `data`, which holds all input not consumed
+    /// before (of which the first `scanned` bytes were seen by an earlier call), and
+    /// returns how many, with the event they completed if any. `(0, None)` means more
+    /// input is needed: the caller keeps the bytes. Payload is unmasked in place.
+    pub fn poll<'a>(
+        &mut self,
+        data: &'a mut [u8],
+        scanned: usize,
+        config: &ServerConfig,
+        now: Tick,
+        tx: &mut impl Transmit,
+    ) -> (usize, Option<Event<'a>>) {
+        match self.phase {
+            Phase::Handshaking => self.poll_head(data, scanned, config, now, tx),
+            Phase::Open(_) => {
+                let len = data.len();
+                match self.receiver.poll(&config.receiver(), data) {
+                    Ok((n, None)) => (n, None),
+                    Ok((n, Some(event))) => (n, self.on_frame(event, now, tx)),
+                    Err(e) => {
+                        self.send_close(e.close_code(), &e.to_string(), now, tx);
+                        // Whatever follows a violation is discarded.
+                        (len, Some(Event::Failed(e)))
+                    }
+                }
+            }
+            // Nothing is read until the application answers.
+            Phase::Answering => (0, None),
+            // Closing or draining: whatever else arrives is discarded.
+            Phase::Closing | Phase::Draining | Phase::Flushing => (data.len(), None),
+        }
+    }
+
+    fn poll_head<'a>(
+        &mut self,
+        data: &'a [u8],
+        scanned: usize,
+        config: &ServerConfig,
+        now: Tick,
+        tx: &mut impl Transmit,
+    ) -> (usize, Option<Event<'a>>) {
+        let mut headers = [Header::default(); MAX_HEADERS];
+        match parse_request(data, scanned, &mut headers) {
+            Ok(None) => (0, None),
+            Ok(Some((request, len))) => match check_request(&request, &config.policy) {
+                Ok(upgrade) => {
+                    self.phase = Phase::Answering;
+                    let target = request.target;
+                    (len, Some(Event::Request { target, upgrade }))
+                }
+                Err(e) => {
+                    self.refuse(e.into(), now, tx);
+                    (len, Some(Event::Refused(e.into())))
+                }
+            },
+            // An unparsable head has no end we can trust: drop all of it.
+            Err(e) => {
+                self.refuse(e.into(), now, tx);
+                (data.len(), Some(Event::Refused(e.into())))
+            }
+        }
+    }
+
+    fn on_frame<'a>(
+        &mut self,
+        event: message::Event<'a>,
+        now: Tick,
+        tx: &mut impl Transmit,
+    ) -> Option<Event<'a>> {
+        match event {
+            message::Event::Data(chunk) => Some(Event::Data(chunk)),
+            // §5.5.2/§5.5.3: a Pong carries the Ping's payload.
+            message::Event::Ping(payload) => {
+                self.send(OpCode::Pong, true, payload, tx);
+                None
+            }
+            message::Event::Pong(_) => None,
+            // §5.5.1: answer with a Close, echoing the status code (none if none).
+            message::Event::Close(body) => {
+                match body.code {
+                    Some(code) => self.send_close(code, "", now, tx),
+                    None => {
+                        self.set_phase(Phase::Closing, now);
+                        self.send_frame(OpCode::Close, true, &[], tx);
+                    }
+                }
+                Some(Event::PeerClosed(body.code))
+            }
+        }
+    }
+
+    /// Answers a reported upgrade with 101: the connection is open from now on.
+    pub fn accept(&mut self, upgrade: &Upgrade, now: Tick, tx: &mut impl Transmit) {
+        debug_assert_eq!(self.phase, Phase::Answering);
+        let accept = std::str::from_utf8(&upgrade.accept).expect("base64 is ASCII");
+        let protocol = upgrade.protocol.map(|p| ("Sec-WebSocket-Protocol", p));
+        let headers = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept),
+        ];
+        let mut out = Vec::new();
+        match protocol {
+            Some(p) => {
+                let all = [headers[0], headers[1], headers[2], p];
+                write_response(&mut out, Status::SWITCHING_PROTOCOLS, &all, b"");
+            }
+            None => write_response(&mut out, Status::SWITCHING_PROTOCOLS, &headers, b""),
+        }
+        tx.transmit(&out, &[]);
+        self.set_phase(Phase::Open(Liveness::Heard), now);
+    }
+
+    /// Answers a reported request with a page (one response per connection), then
+    /// closes.
+    pub fn respond(
+        &mut self,
+        status: Status,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        now: Tick,
+        tx: &mut impl Transmit,
+    ) {
+        let mut out = Vec::new();
+        write_response(&mut out, status, headers, body);
+        tx.transmit(&out, &[]);
+        self.set_phase(Phase::Closing, now);
+    }
+
+    /// Answers with an error status and a one-line plain-text body, then closes.
+    pub fn refuse(&mut self, refusal: Refusal, now: Tick, tx: &mut impl Transmit) {
+        let mut headers = vec![("Content-Type", "text/plain; charset=utf-8")];
+        headers.extend_from_slice(refusal.headers);
+        let (status, reason) = (refusal.status, refusal.reason);
+        let body = format!("{} {}: {reason}\n", status.0, status.1);
+        self.respond(status, &headers, body.as_bytes(), now, tx);
+    }
+
+    /// Sends one data frame (or a Ping/Pong) unless the connection is no longer open:
+    /// never send after Close (§5.5.1), so a frame that races it is dropped.
+    pub fn send(&mut self, opcode: OpCode, fin: bool, payload: &[u8], tx: &mut impl Transmit) {
+        if self.is_open() {
+            self.send_frame(opcode, fin, payload, tx);
+        }
+    }
+
+    /// Starts the closing handshake with 1001 because the server is shutting down; a
+    /// connection still in its handshake just closes. Returns the code sent, if any.
+    pub fn go_away(&mut self, now: Tick, tx: &mut impl Transmit) -> Option<CloseCode> {
+        match self.phase {
+            Phase::Open(_) => {
+                self.send_close(CloseCode::GOING_AWAY, "server shutting down", now, tx);
+                Some(CloseCode::GOING_AWAY)
+            }
+            Phase::Handshaking | Phase::Answering => {
+                self.set_phase(Phase::Closing, now);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Acts on a deadline due at `now`, if any.
+    pub fn on_tick(
+        &mut self,
+        now: Tick,
+        timeouts: &Timeouts,
+        tx: &mut impl Transmit,
+    ) -> Option<Timeout> {
+        let wait = match self.phase {
+            Phase::Handshaking | Phase::Answering => Wait::Handshake,
+            Phase::Open(Liveness::Heard) => Wait::Idle { pinged: false },
+            Phase::Open(Liveness::Pinged) => Wait::Idle { pinged: true },
+            Phase::Open(Liveness::Paused) => Wait::Paused,
+            Phase::Closing | Phase::Draining | Phase::Flushing => Wait::Close,
+        };
+        let timeout = match due(wait, now.saturating_sub(self.since), timeouts)? {
+            Due::HandshakeTimeout => {
+                self.refuse(Refusal::TIMEOUT, now, tx);
+                Timeout::Handshake
+            }
+            Due::Ping => {
+                // The silence goes on counting from the last input.
+                self.phase = Phase::Open(Liveness::Pinged);
+                self.send_frame(OpCode::Ping, true, &[], tx);
+                Timeout::Ping
+            }
+            Due::IdleTimeout => {
+                self.send_close(CloseCode::GOING_AWAY, "idle timeout", now, tx);
+                Timeout::Idle
+            }
+            Due::SendTimeout => Timeout::Send,
+            Due::CloseTimeout => Timeout::Close,
+        };
+        Some(timeout)
+    }
+
+    /// Pauses reading from an open connection whose unsent output reached
+    /// [`HIGH_WATER`]; returns whether reading is paused.
+    pub fn pause_if_backed_up(&mut self, unsent: usize, now: Tick) -> bool {
+        match self.phase {
+            Phase::Open(Liveness::Paused) => true,
+            Phase::Open(_) if unsent >= HIGH_WATER => {
+                self.phase = Phase::Open(Liveness::Paused);
+                self.since = now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The client ended its side (EOF). With nothing left to send it, we are done
+    /// (returns true); a client that ends without a Close frame gets no Close from us
+    /// (§7.1.5: it sees 1006). Otherwise what we owe is flushed first.
+    pub fn on_eof(&mut self, unsent: usize, now: Tick) -> bool {
+        if unsent == 0 {
+            return true;
+        }
+        self.set_phase(Phase::Flushing, now);
+        false
+    }
+
+    /// After the caller flushed what it could, with `unsent` bytes left: resume reading
+    /// below [`LOW_WATER`], and say when the final answer is out.
+    pub fn on_flushed(&mut self, unsent: usize, now: Tick) -> Flushed {
+        if self.phase == Phase::Open(Liveness::Paused) && unsent < LOW_WATER {
+            // Silence counts anew: input could not be heard while paused.
+            self.phase = Phase::Open(Liveness::Heard);
+            self.since = now;
+            return Flushed::Resumed;
+        }
+        match self.phase {
+            Phase::Flushing if unsent == 0 => Flushed::Done,
+            Phase::Closing if unsent == 0 => {
+                self.set_phase(Phase::Draining, now);
+                Flushed::ShutdownWrite
+            }
+            _ => Flushed::Keep,
+        }
+    }
+
+    fn send_close(&mut self, code: CloseCode, reason: &str, now: Tick, tx: &mut impl Transmit) {
+        let (payload, len) = encode_close_payload(code, reason);
+        self.set_phase(Phase::Closing, now);
+        self.send_frame(OpCode::Close, true, &payload[..len], tx);
+    }
+
+    /// Sends one unmasked server frame (§5.1).
+    fn send_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8], tx: &mut impl Transmit) {
+        let header = FrameHeader {
+            fin,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let (head, head_len) = header.encode();
+        tx.transmit(&head[..head_len], payload);
+    }
+
+    /// The one place the phase changes between its kinds: a new kind starts its wait now.
+    fn set_phase(&mut self, phase: Phase, now: Tick) {
+        if std::mem::discriminant(&phase) != std::mem::discriminant(&self.phase) {
+            self.since = now;
+        }
+        self.phase = phase;
+    }
+}

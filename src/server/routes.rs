@@ -1,0 +1,138 @@
+//! The server's routes: where a request the protocol accepted leads. Any path with a
+//! valid upgrade opens a WebSocket (`/chat`, with an optional `?room=NAME`, joins a
+//! room; every other path echoes); without one, `/` is the demo page, `/stats` the
+//! counters, and anything else 404. The protocol core knows none of this.
+
+use std::fmt;
+
+use crate::protocol::http::Status;
+use crate::protocol::server::Refusal;
+
+/// The room a `/chat` upgrade joins when it names none.
+pub const DEFAULT_ROOM: &str = "lobby";
+
+/// The path of the chat route (the load generator's chat mode asks for it too).
+pub const CHAT_PATH: &str = "/chat";
+
+/// A chat room's name: 1 to [`RoomName::MAX_LEN`] RFC 3986 §2.3 unreserved characters,
+/// which never need percent-encoding, so the name a page sends is the name it asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomName<'a>(&'a str);
+
+impl<'a> RoomName<'a> {
+    /// The longest room name accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// The name, if `name` is a valid one.
+    pub fn parse(name: &'a str) -> Option<RoomName<'a>> {
+        let unreserved =
+            |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+        let valid = !name.is_empty() && name.len() <= Self::MAX_LEN && name.bytes().all(unreserved);
+        valid.then_some(RoomName(name))
+    }
+
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+}
+
+impl fmt::Display for RoomName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Where a request leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// A WebSocket that sends every message back to its sender.
+    Echo,
+    /// A WebSocket that sends every message to every member of the room.
+    Chat(RoomName<'a>),
+    /// `GET /`: the demo page.
+    Page,
+    /// `GET /stats`: the counters as JSON.
+    Stats,
+}
+
+/// 404: a plain GET for a page that does not exist.
+const NOT_FOUND: Refusal = Refusal {
+    status: Status::NOT_FOUND,
+    headers: &[],
+    name: "not_found",
+    reason: "no such page",
+};
+
+/// 400: a `/chat` upgrade naming an invalid room.
+const BAD_ROOM: Refusal = Refusal {
+    status: Status::BAD_REQUEST,
+    headers: &[],
+    name: "bad_upgrade",
+    reason: "room must be 1 to 64 letters, digits, '-', '.', '_' or '~'",
+};
+
+/// 503: an upgrade over `--max-connections`.
+pub const OVER_CAPACITY: Refusal = Refusal {
+    status: Status::SERVICE_UNAVAILABLE,
+    headers: &[("Retry-After", "1")],
+    name: "over_capacity",
+    reason: "server at --max-connections",
+};
+
+/// Routes a request for `target` (path and query), an upgrade or not.
+pub fn route(target: &str, upgrade: bool) -> Result<Route<'_>, Refusal> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    match (upgrade, path) {
+        (true, CHAT_PATH) => {
+            let room = query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("room="))
+                .unwrap_or(DEFAULT_ROOM);
+            RoomName::parse(room).map(Route::Chat).ok_or(BAD_ROOM)
+        }
+        (true, _) => Ok(Route::Echo),
+        (false, "/") => Ok(Route::Page),
+        (false, "/stats") => Ok(Route::Stats),
+        (false, _) => Err(NOT_FOUND),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_upgrade_on_any_path() {
+        assert_eq!(route("/echo", true), Ok(Route::Echo));
+        assert_eq!(route("/anything/else?x=1", true), Ok(Route::Echo));
+    }
+
+    #[test]
+    fn chat_upgrades_name_their_room() {
+        let chat = |target: &str| route(target, true).map(|r| format!("{r:?}"));
+        assert_eq!(chat("/chat").unwrap(), r#"Chat(RoomName("lobby"))"#);
+        assert_eq!(
+            chat("/chat?room=a-b.c_d~9").unwrap(),
+            r#"Chat(RoomName("a-b.c_d~9"))"#
+        );
+        assert_eq!(
+            chat("/chat?x=1&room=r2&room=r3").unwrap(),
+            r#"Chat(RoomName("r2"))"#
+        );
+        assert_eq!(chat("/chat/?room=r").unwrap(), "Echo");
+        for bad in ["/chat?room=", "/chat?room=a%20b", "/chat?room=a/b"] {
+            assert_eq!(chat(bad).unwrap_err().status.0, 400, "{bad}");
+        }
+        let long = format!("/chat?room={}", "r".repeat(RoomName::MAX_LEN));
+        assert!(chat(&long).is_ok());
+        assert_eq!(chat(&format!("{long}r")).unwrap_err().status.0, 400);
+    }
+
+    #[test]
+    fn plain_requests_route_to_pages_or_404() {
+        assert_eq!(route("/", false), Ok(Route::Page));
+        assert_eq!(route("/stats", false), Ok(Route::Stats));
+        assert_eq!(route("/nope", false).unwrap_err().status.0, 404);
+        assert_eq!(route("/nope", false).unwrap_err().name, "not_found");
+    }
+}

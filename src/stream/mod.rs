@@ -1,0 +1,156 @@
+//! A connection's byte stream over a nonblocking socket, for the server and the load
+//! generator alike: reading behind kept input, writing now or spilling what the socket
+//! will not take, and flushing the spill. The protocol core never sees a socket; this
+//! is the IO half that both shells share.
+//!
+//! Memory (DESIGN.md budget): an idle connection holds no buffer. Bytes that cannot be
+//! handled now live in a boxed [`Spill`] that exists only while it holds some, and is
+//! released (not just cleared) once drained.
+
+mod output;
+
+use std::io::{self, IoSlice, Read, Write};
+use std::rc::Rc;
+
+pub use output::Output;
+
+/// Bytes a connection holds only while it must.
+#[derive(Debug, Default)]
+pub struct Spill {
+    /// Received bytes not consumed yet: an unfinished head, frame header or control
+    /// frame (under 8 KiB: a longer head is refused).
+    pub input: Vec<u8>,
+    /// Payload gathered for a frame or message still arriving.
+    pub gathered: Vec<u8>,
+    /// Output the socket would not take yet.
+    pub output: Output,
+}
+
+impl Spill {
+    fn is_empty(&self) -> bool {
+        self.input.is_empty() && self.gathered.is_empty() && self.output.is_empty()
+    }
+}
+
+/// What one read brought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// `buf[..len]` holds the kept input followed by `fresh` new bytes.
+    Data { len: usize, fresh: usize },
+    /// The peer ended its sending side.
+    Eof,
+    /// Nothing to read now.
+    WouldBlock,
+}
+
+/// A spill that exists only while it holds bytes.
+#[derive(Debug, Default)]
+pub struct Spilled(Option<Box<Spill>>);
+
+impl Spilled {
+    /// Unsent output bytes.
+    pub fn unsent(&self) -> usize {
+        self.0.as_ref().map_or(0, |s| s.output.len())
+    }
+
+    /// The spill, created on first use.
+    pub fn get(&mut self) -> &mut Spill {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    /// Reads once into `buf` behind the kept input, which is moved to the front of
+    /// `buf` so that both are processed in place as one slice.
+    pub fn read(&mut self, socket: &mut impl Read, buf: &mut [u8]) -> io::Result<Received> {
+        let kept = self.0.as_ref().map_or(0, |s| s.input.len());
+        debug_assert!(kept < buf.len());
+        loop {
+            match socket.read(&mut buf[kept..]) {
+                Ok(0) => return Ok(Received::Eof),
+                Ok(n) => {
+                    if let Some(s) = self.0.as_mut().filter(|_| kept > 0) {
+                        buf[..kept].copy_from_slice(&s.input);
+                        s.input = Vec::new();
+                    }
+                    return Ok(Received::Data {
+                        len: kept + n,
+                        fresh: n,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Received::WouldBlock),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Keeps input that could not be consumed yet, for the next read.
+    pub fn keep(&mut self, unconsumed: &[u8]) {
+        if !unconsumed.is_empty() {
+            self.get().input.extend_from_slice(unconsumed);
+        }
+    }
+
+    /// Writes `a` then `b` now if nothing is queued before them; whatever the socket
+    /// does not take is copied into the spill. Returns the bytes written.
+    pub fn write(&mut self, socket: &mut impl Write, a: &[u8], b: &[u8]) -> io::Result<usize> {
+        let done = self.write_now(socket, a, b)?;
+        if done < a.len() + b.len() {
+            let output = &mut self.get().output;
+            if done < a.len() {
+                output.push_copy(&a[done..]);
+                output.push_copy(b);
+            } else {
+                output.push_copy(&b[done - a.len()..]);
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes shared bytes now if nothing is queued before them, and queues the rest
+    /// by reference (a chat room's members share one copy). Returns the bytes written.
+    pub fn write_shared(&mut self, socket: &mut impl Write, bytes: &Rc<[u8]>) -> io::Result<usize> {
+        let done = self.write_now(socket, bytes, &[])?;
+        if done < bytes.len() {
+            self.get().output.push_shared(Rc::clone(bytes), done);
+        }
+        Ok(done)
+    }
+
+    /// Writes as much of `a` then `b` as the socket takes, provided nothing is queued
+    /// (which must go first); returns how much went out.
+    fn write_now(&mut self, socket: &mut impl Write, a: &[u8], b: &[u8]) -> io::Result<usize> {
+        let total = a.len() + b.len();
+        let mut done = 0;
+        while self.unsent() == 0 && done < total {
+            let result = if done < a.len() {
+                socket.write_vectored(&[IoSlice::new(&a[done..]), IoSlice::new(b)])
+            } else {
+                socket.write(&b[done - a.len()..])
+            };
+            match result {
+                // A zero-length write on a stream socket: the peer takes nothing more.
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes spilled output until done or `WouldBlock`; returns the bytes written.
+    pub fn flush(&mut self, socket: &mut impl Write) -> io::Result<usize> {
+        match self.0.as_mut() {
+            Some(s) => s.output.write_to(socket),
+            None => Ok(0),
+        }
+    }
+
+    /// Releases the spill once it holds nothing: idle connections own no heap.
+    pub fn tidy(&mut self) {
+        if self.0.as_ref().is_some_and(|s| s.is_empty()) {
+            self.0 = None;
+        }
+    }
+}
