@@ -1,6 +1,14 @@
-//! The sans-IO protocol core: bytes in, events and bytes out. Nothing here touches a
-//! socket, a clock or a global; every edge case is a unit test.
+//! The sans-IO protocol core: bytes in, time in, events and bytes out. Nothing here
+//! touches a socket, a clock, a random source, a logger or a global; every edge case is
+//! a unit test.
+//!
+//! Codecs: `http` (request and response heads), `handshake` (§4 rules, the accept
+//! key), `frame` (headers, masking, encoding), `message` (the receiving state machine),
+//! `utf8`, `close`, `error`. Connections: `server` (the server role), `client` (the
+//! client role), with `deadline` (their timeouts as functions of a time passed in) and
+//! `transmit` (where their output goes).
 
+pub mod client;
 pub mod close;
 pub mod deadline;
 pub mod error;
@@ -9,4 +17,5 @@ pub mod handshake;
 pub mod http;
 pub mod message;
 pub mod server;
+pub mod transmit;
 pub mod utf8;

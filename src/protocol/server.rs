@@ -20,6 +20,7 @@ use super::frame::{FrameHeader, OpCode};
 use super::handshake::{check_request, HandshakeError, Policy, Upgrade};
 use super::http::{parse_request, write_response, Header, HttpError, Status, MAX_HEADERS};
 use super::message::{self, DataChunk, Receiver, ReceiverConfig, Role};
+use super::transmit::Transmit;
 
 /// At this much unsent output an open connection stops reading until the client
 /// catches up, so a client that does not read cannot grow our memory.
@@ -28,20 +29,6 @@ pub const HIGH_WATER: usize = 256 * 1024;
 /// Reading resumes once unsent output is below this. The gap between the marks means a
 /// client that reads slowly costs a pause and a resume per 192 KiB, not per frame.
 pub const LOW_WATER: usize = 64 * 1024;
-
-/// Where a connection's output goes: the caller's queue or socket. `head` then `body`
-/// (a frame header and its payload, or a response head and its body) must go out in
-/// that order, after everything transmitted before.
-pub trait Transmit {
-    fn transmit(&mut self, head: &[u8], body: &[u8]);
-}
-
-impl Transmit for Vec<u8> {
-    fn transmit(&mut self, head: &[u8], body: &[u8]) {
-        self.extend_from_slice(head);
-        self.extend_from_slice(body);
-    }
-}
 
 /// What every connection of a server follows.
 #[derive(Debug, Clone, Copy)]

@@ -18,8 +18,8 @@ use mio::{Interest, Registry, Token};
 use super::relay::Gather;
 use super::session::{Admit, Env, Session};
 use crate::protocol::deadline::Tick;
-use crate::protocol::server::{Flushed, Transmit};
-use crate::stream::{Received, Spilled};
+use crate::protocol::server::Flushed;
+use crate::stream::{Link, Received, Spilled};
 
 /// Reads per readiness event before yielding to other connections (fairness); with a
 /// 64 KiB buffer that is 1 MiB per turn.
@@ -54,51 +54,23 @@ enum Turn {
     Done,
 }
 
-/// The connection's output for one call: what the session transmits goes to the
-/// socket now, or to the spill. The first write error ends the turn.
-struct Io<'c> {
-    socket: &'c mut TcpStream,
-    spill: &'c mut Spilled,
-    written: u64,
-    error: Option<io::Error>,
-}
-
-impl<'c> Io<'c> {
-    fn new(socket: &'c mut TcpStream, spill: &'c mut Spilled) -> Io<'c> {
-        Io {
-            socket,
-            spill,
-            written: 0,
-            error: None,
-        }
-    }
-
-    /// Counts what went out and hands over the first error.
-    fn finish(self, env: &mut Env) -> io::Result<()> {
-        env.stats.bytes_out_total += self.written;
-        self.error.map_or(Ok(()), Err)
-    }
-}
-
-impl Transmit for Io<'_> {
-    fn transmit(&mut self, head: &[u8], body: &[u8]) {
-        if self.error.is_none() {
-            match self.spill.write(self.socket, head, body) {
-                Ok(n) => self.written += n as u64,
-                Err(e) => self.error = Some(e),
-            }
-        }
-    }
-}
+/// The connection's output for one call into its session.
+type Io<'c> = Link<'c, TcpStream>;
 
 impl Gather for Io<'_> {
     fn gathered(&mut self) -> &mut Vec<u8> {
-        &mut self.spill.get().gathered
+        &mut self.spill().gathered
     }
 
     fn failed(&self) -> bool {
-        self.error.is_some()
+        Link::failed(self)
     }
+}
+
+/// Ends a call into the session: counts what went out and hands over the first error.
+fn finish(io: Io, env: &mut Env) -> io::Result<()> {
+    env.stats.bytes_out_total += io.finish()?;
+    Ok(())
 }
 
 /// One client connection over a TCP socket.
@@ -137,7 +109,7 @@ impl Connection {
         let was_open = self.session.is_open();
         let mut io = Io::new(&mut self.socket, &mut self.spill);
         self.session.go_away(&mut sh.env, &mut io);
-        let result = io.finish(&mut sh.env).map(|()| Turn::Idle);
+        let result = finish(io, &mut sh.env).map(|()| Turn::Idle);
         self.finish_turn(token, was_open, result, sh)
     }
 
@@ -176,9 +148,7 @@ impl Connection {
             return Verdict::Keep;
         };
         let ends = timeout.ends();
-        let result = io
-            .finish(&mut sh.env)
-            .map(|()| if ends { Turn::Done } else { Turn::Idle });
+        let result = finish(io, &mut sh.env).map(|()| if ends { Turn::Done } else { Turn::Idle });
         self.finish_turn(token, was_open, result, sh)
     }
 
@@ -210,7 +180,7 @@ impl Connection {
                     let used = self
                         .session
                         .process(token, data, len - fresh, &mut sh.env, &mut io);
-                    io.finish(&mut sh.env)?;
+                    finish(io, &mut sh.env)?;
                     // Only what cannot be consumed yet is copied out, and released once
                     // it is: a partial head, frame header or control frame.
                     self.spill.keep(&data[used..]);

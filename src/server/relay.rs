@@ -7,7 +7,8 @@ use std::rc::Rc;
 
 use crate::protocol::frame::{encode_frame, OpCode};
 use crate::protocol::message::DataChunk;
-use crate::protocol::server::{ServerConnection, Transmit};
+use crate::protocol::server::ServerConnection;
+use crate::protocol::transmit::Transmit;
 
 /// What the server's side of a connection needs of its IO: the output, a buffer for
 /// payload that cannot be relayed yet, and whether a write failed (then nothing more

@@ -14,6 +14,8 @@ use std::rc::Rc;
 
 pub use output::Output;
 
+use crate::protocol::transmit::Transmit;
+
 /// Bytes a connection holds only while it must.
 #[derive(Debug, Default)]
 pub struct Spill {
@@ -151,6 +153,53 @@ impl Spilled {
     pub fn tidy(&mut self) {
         if self.0.as_ref().is_some_and(|s| s.is_empty()) {
             self.0 = None;
+        }
+    }
+}
+
+/// A connection's output for one call into its protocol core: what the core transmits
+/// goes to the socket now, or to the spill. The first write error is kept, and nothing
+/// more is written after it; the caller ends the turn with it ([`Link::finish`]).
+pub struct Link<'c, S> {
+    socket: &'c mut S,
+    spill: &'c mut Spilled,
+    written: u64,
+    error: Option<io::Error>,
+}
+
+impl<'c, S: Write> Link<'c, S> {
+    pub fn new(socket: &'c mut S, spill: &'c mut Spilled) -> Link<'c, S> {
+        Link {
+            socket,
+            spill,
+            written: 0,
+            error: None,
+        }
+    }
+
+    /// The spill, for bytes the caller keeps beside the output.
+    pub fn spill(&mut self) -> &mut Spill {
+        self.spill.get()
+    }
+
+    /// Whether a write failed.
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// The bytes written, or the first error.
+    pub fn finish(self) -> io::Result<u64> {
+        self.error.map_or(Ok(self.written), Err)
+    }
+}
+
+impl<S: Write> Transmit for Link<'_, S> {
+    fn transmit(&mut self, head: &[u8], body: &[u8]) {
+        if self.error.is_none() {
+            match self.spill.write(self.socket, head, body) {
+                Ok(n) => self.written += n as u64,
+                Err(e) => self.error = Some(e),
+            }
         }
     }
 }

@@ -9,7 +9,8 @@ use mio::Token;
 use slab::Slab;
 
 use crate::protocol::deadline::Tick;
-use crate::protocol::server::{Flushed, Transmit};
+use crate::protocol::server::Flushed;
+use crate::protocol::transmit::Transmit;
 use crate::server::relay::Gather;
 use crate::server::rooms::Rooms;
 use crate::server::session::{Admit, Broadcast, Env, Session};
