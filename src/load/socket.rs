@@ -78,6 +78,10 @@ pub fn connect_failure(e: &io::Error) -> Failure {
 
 /// The failure an error on an established connection means.
 pub fn io_failure(e: &io::Error) -> Failure {
+    if e.kind() == io::ErrorKind::WriteZero {
+        // A zero-length write on a stream socket: the peer can take nothing more.
+        return Failure::Reset;
+    }
     match e.raw_os_error() {
         Some(libc::ECONNRESET | libc::ECONNABORTED | libc::EPIPE) => Failure::Reset,
         Some(libc::ETIMEDOUT) => Failure::EchoTimeout,

@@ -50,14 +50,15 @@ enum Phase {
     Open {
         rx: Receiver,
     },
-    /// We sent Close; `answered` once the server's Close arrived.
+    /// We sent Close; waiting for the server's.
     Closing {
         rx: Receiver,
-        answered: bool,
     },
+    /// Both Close frames are sent: whatever else arrives is discarded.
+    Closed,
 }
 
-/// One client connection's protocol state: no heap.
+/// One client connection's protocol state: 48 bytes, no heap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientConnection {
     phase: Phase,
@@ -81,7 +82,7 @@ impl ClientConnection {
     /// Whether our closing handshake has its answer, so the server's EOF is the clean
     /// end of the connection (any other EOF is not).
     pub fn close_answered(&self) -> bool {
-        matches!(self.phase, Phase::Closing { answered: true, .. })
+        self.phase == Phase::Closed
     }
 
     /// Consumes bytes from the front of `data` (all input not consumed before, of which
@@ -113,7 +114,8 @@ impl ClientConnection {
                 return Ok((n, Some(Event::Opened)));
             }
             Phase::Open { rx } => (rx, false),
-            Phase::Closing { rx, .. } => (rx, true),
+            Phase::Closing { rx } => (rx, true),
+            Phase::Closed => return Ok((data.len(), None)),
         };
         let (n, event) = rx.poll(config, data).map_err(ClientError::Protocol)?;
         let Some(event) = event else {
@@ -123,9 +125,7 @@ impl ClientConnection {
             // After our Close only the server's Close matters (§5.5.1): no pongs, and
             // data still in flight is not ours to check any more.
             if let message::Event::Close(_) = event {
-                if let Phase::Closing { answered, .. } = &mut self.phase {
-                    *answered = true;
-                }
+                self.phase = Phase::Closed;
                 return Ok((n, Some(Event::CloseAnswered)));
             }
             return Ok((n, None));
@@ -145,10 +145,7 @@ impl ClientConnection {
                     None => ([0; 125], 0),
                 };
                 send(OpCode::Close, mask, &reply[..len], tx);
-                self.phase = Phase::Closing {
-                    rx: *rx,
-                    answered: true,
-                };
+                self.phase = Phase::Closed;
                 Some(Event::PeerClosed(body.code))
             }
         };
@@ -178,10 +175,7 @@ impl ClientConnection {
         if let Phase::Open { rx } = self.phase {
             let (body, len) = encode_close_payload(code, "");
             send(OpCode::Close, mask, &body[..len], tx);
-            self.phase = Phase::Closing {
-                rx,
-                answered: false,
-            };
+            self.phase = Phase::Closing { rx };
         }
     }
 }
@@ -300,6 +294,11 @@ mod tests {
         assert_eq!(event, Some(Event::CloseAnswered));
         assert!(client.close_answered());
         assert!(to_server.is_empty(), "nothing after our Close");
+    }
+
+    #[test]
+    fn a_client_connection_is_its_receiver_and_a_tag() {
+        assert_eq!(std::mem::size_of::<ClientConnection>(), 48);
     }
 
     #[test]
