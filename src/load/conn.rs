@@ -22,102 +22,15 @@
 
 use std::io;
 
-use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 
-use super::chat::{self, ChatConfig, Room};
-use super::payload;
-use super::rng::Rng;
+use super::env::{Env, NEVER};
 use super::socket::{connect_failure, io_failure};
-use super::stats::{new_histogram, Counters, Failure};
+use super::stats::Failure;
 use crate::protocol::client::{ClientConnection, ClientError, Event};
 use crate::protocol::close::CloseCode;
-use crate::protocol::frame::OpCode;
 use crate::protocol::handshake::{client_key, ResponseError};
-use crate::protocol::message::{DataChunk, ReceiverConfig};
 use crate::stream::{Link, Received, Spilled};
-
-/// A deadline that never comes.
-pub const NEVER: u32 = u32::MAX;
-
-/// What every connection of a process shares: settings, clock, scratch, measurements.
-pub struct Env {
-    pub cfg: ConnConfig,
-    /// Microseconds since the driver started; set by the driver before each call.
-    pub now_us: u64,
-    pub rng: Rng,
-    /// Scratch for one outgoing frame (reused; never per connection).
-    pub out: Vec<u8>,
-    pub stats: Stats,
-    /// Chat mode: the room every connection joins.
-    pub chat: Option<Room>,
-}
-
-impl Env {
-    pub fn new(cfg: ConnConfig, sources: usize) -> Env {
-        let mut rng = Rng::from_os();
-        Env {
-            out: Vec::with_capacity(cfg.message_size as usize + 14),
-            chat: cfg.chat.clone().map(|c| Room::new(c, rng.next_u32())),
-            cfg,
-            now_us: 0,
-            rng,
-            stats: Stats {
-                counters: Counters::default(),
-                handshake_us: new_histogram(),
-                echo_rtt_us: new_histogram(),
-                per_source: vec![0; sources],
-            },
-        }
-    }
-
-    /// Milliseconds since the driver started (fits `u32` for 49 days).
-    pub fn now_ms(&self) -> u32 {
-        (self.now_us / 1000).min(u64::from(NEVER - 1)) as u32
-    }
-
-    /// The clock in wrapping microseconds: differences are right for spans under 71
-    /// minutes, and every timed span here is bounded by a timeout far below that.
-    pub fn now_us32(&self) -> u32 {
-        self.now_us as u32
-    }
-
-    fn after_ms(&self, ms: u32) -> u32 {
-        self.now_ms().saturating_add(ms).min(NEVER - 1)
-    }
-}
-
-/// Settings every connection of a process follows.
-#[derive(Debug, Clone)]
-pub struct ConnConfig {
-    /// The `Host` header value (the target address as given).
-    pub host: String,
-    pub path: String,
-    /// Bytes of each echo payload (chat: of each message).
-    pub message_size: u32,
-    /// Connect start → 101 received.
-    pub connect_timeout_ms: u32,
-    /// Echo sent → echo back (chat: a message sent → received by every member).
-    pub echo_timeout_ms: u32,
-    /// Our Close sent → server's Close and EOF.
-    pub close_timeout_ms: u32,
-    /// Periodic echo interval; 0 sends only the verification echo.
-    pub echo_every_ms: u32,
-    pub receiver: ReceiverConfig,
-    /// The most unsent output a connection may hold before it counts as stalled.
-    pub max_spill: usize,
-    /// Chat mode instead of echoes.
-    pub chat: Option<ChatConfig>,
-}
-
-/// What a process measures; sent to the parent at the end.
-pub struct Stats {
-    pub counters: Counters,
-    pub handshake_us: Histogram<u64>,
-    pub echo_rtt_us: Histogram<u64>,
-    /// Established connections per source index.
-    pub per_source: Vec<u64>,
-}
 
 /// What the driver does with a connection after a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +42,7 @@ pub enum Next {
 
 /// Why a connection ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
+pub(super) enum End {
     Fail(Failure),
     /// The close we started completed: server's Close, then its EOF.
     Clean,
@@ -144,7 +57,7 @@ impl From<Failure> for End {
 
 /// The outstanding echo, if any; or, in chat mode, the next message expected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Echo {
+pub(super) enum Echo {
     /// Nothing outstanding; `seq` is the next echo's number.
     Idle { seq: u32 },
     /// Echo `seq` was sent and `matched` of its bytes have come back intact.
@@ -155,7 +68,7 @@ enum Echo {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Phase {
+pub(super) enum Phase {
     /// Non-blocking connect in progress.
     Connecting,
     /// Connected: the protocol core (handshake, then frames, then our closing
@@ -164,26 +77,26 @@ enum Phase {
 }
 
 const ESTABLISHED: u8 = 1;
-const VERIFIED: u8 = 2;
+pub(super) const VERIFIED: u8 = 2;
 /// We sent Close; waiting for the server's Close, then its EOF.
 const CLOSING: u8 = 4;
 
 /// One connection: its socket and a few words of state.
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    pub(super) stream: TcpStream,
     /// Start of the span being timed (connect start, then the outstanding echo, or the
     /// chat message arriving, by its stamp), in wrapping microseconds.
-    since_us: u32,
+    pub(super) since_us: u32,
     /// When the current phase times out, or the next periodic echo is due (ms).
-    deadline_ms: u32,
+    pub(super) deadline_ms: u32,
     /// Seeds this connection's echo payloads.
-    seed: u32,
+    pub(super) seed: u32,
     /// Index of the source address it was bound to.
     source: u16,
-    flags: u8,
+    pub(super) flags: u8,
     spill: Spilled,
-    phase: Phase,
+    pub(super) phase: Phase,
 }
 
 impl Conn {
@@ -289,7 +202,7 @@ impl Conn {
         Next::Remove
     }
 
-    fn settle(&mut self, env: &mut Env, r: Result<(), End>) -> Next {
+    pub(super) fn settle(&mut self, env: &mut Env, r: Result<(), End>) -> Next {
         match r {
             Ok(()) => Next::Keep,
             Err(end) => self.finish(env, end),
@@ -410,7 +323,7 @@ impl Conn {
 
     /// Runs `f` on the protocol core with this connection's output, then checks the
     /// output: a write error or a spill past its cap fails the connection.
-    fn with_core<T>(
+    pub(super) fn with_core<T>(
         &mut self,
         env: &mut Env,
         f: impl FnOnce(&mut ClientConnection, &mut Env, &mut Link<TcpStream>) -> T,
@@ -491,156 +404,6 @@ impl Conn {
         self.send_echo(env)
     }
 
-    /// Checks a piece of the echo against what was sent, byte for byte.
-    fn on_echo_chunk(&mut self, env: &mut Env, chunk: &DataChunk<'_>) -> Result<(), End> {
-        let size = u64::from(env.cfg.message_size);
-        let Phase::Running { echo, .. } = &mut self.phase else {
-            return Ok(());
-        };
-        let Echo::Waiting { seq, matched } = *echo else {
-            return Err(Failure::UnexpectedMessage.into());
-        };
-        let first_of_message = chunk.opcode != OpCode::Continuation && chunk.starts_frame();
-        if first_of_message && (matched != 0 || chunk.opcode != payload::opcode(seq)) {
-            return Err(Failure::EchoMismatch.into());
-        }
-        let end = u64::from(matched) + chunk.payload.len() as u64;
-        if end > size || !payload::matches(self.seed, seq, u64::from(matched), chunk.payload) {
-            return Err(Failure::EchoMismatch.into());
-        }
-        if !chunk.ends_message() {
-            *echo = Echo::Waiting {
-                seq,
-                matched: end as u32,
-            };
-            return Ok(());
-        }
-        if end != size {
-            return Err(Failure::EchoMismatch.into());
-        }
-        *echo = Echo::Idle {
-            seq: seq.wrapping_add(1),
-        };
-        self.on_echo_done(env);
-        Ok(())
-    }
-
-    /// Checks a piece of a chat message: the next in sequence, byte for byte, with the
-    /// opcode it was sent with; a whole one is a delivery.
-    fn on_chat_chunk(&mut self, env: &mut Env, chunk: &DataChunk<'_>) -> Result<(), Failure> {
-        let size = u64::from(env.cfg.message_size);
-        let (now_us, now_us32) = (env.now_us, env.now_us32());
-        let (Phase::Running { echo, .. }, Some(room)) = (&mut self.phase, &mut env.chat) else {
-            return Err(Failure::UnexpectedMessage);
-        };
-        let Echo::Chat { next, matched } = *echo else {
-            return Err(Failure::UnexpectedMessage);
-        };
-        if next >= room.messages() {
-            // Every message has arrived already: this one is one too many.
-            return Err(Failure::ChatOutOfOrder);
-        }
-        let first_of_message = chunk.opcode != OpCode::Continuation && chunk.starts_frame();
-        if first_of_message {
-            if matched != 0 || chunk.opcode != payload::opcode(next) {
-                return Err(Failure::ChatMismatch);
-            }
-            self.since_us = 0;
-        }
-        let end = u64::from(matched) + chunk.payload.len() as u64;
-        if end > size {
-            return Err(Failure::ChatMismatch);
-        }
-        chat::check(
-            room.seed(),
-            next,
-            u64::from(matched),
-            chunk.payload,
-            &mut self.since_us,
-        )?;
-        if !chunk.ends_message() {
-            *echo = Echo::Chat {
-                next,
-                matched: end as u32,
-            };
-            return Ok(());
-        }
-        if end != size {
-            return Err(Failure::ChatMismatch);
-        }
-        *echo = Echo::Chat {
-            next: next + 1,
-            matched: 0,
-        };
-        room.on_delivered(next, now_us32.wrapping_sub(self.since_us), now_us);
-        env.stats.counters.deliveries += 1;
-        Ok(())
-    }
-
-    /// Sends chat message `seq` to the room (this connection is the sender), stamped
-    /// with the time now.
-    pub fn send_chat(&mut self, env: &mut Env, seq: u32) -> Next {
-        let stamp = env.now_us32();
-        let Some(room) = &mut env.chat else {
-            return Next::Keep;
-        };
-        let seed = room.seed();
-        room.on_sent(seq, env.now_us);
-        env.stats.counters.chat_sent += 1;
-        let size = env.cfg.message_size as usize;
-        let mask = env.rng.next_u32().to_ne_bytes();
-        let r = self.with_core(env, |core, env, link| {
-            let fill = |p: &mut [u8]| chat::fill(seed, seq, stamp, p);
-            core.send_message(payload::opcode(seq), size, fill, mask, &mut env.out, link)
-        });
-        self.settle(env, r.map_err(End::from))
-    }
-
-    fn on_echo_done(&mut self, env: &mut Env) {
-        let rtt = env.now_us32().wrapping_sub(self.since_us);
-        env.stats.echo_rtt_us.saturating_record(u64::from(rtt));
-        env.stats.counters.echoes += 1;
-        let first = self.flags & VERIFIED == 0;
-        if first {
-            self.flags |= VERIFIED;
-            env.stats.counters.verified += 1;
-            env.stats.counters.pending -= 1;
-        }
-        let every = env.cfg.echo_every_ms;
-        self.deadline_ms = match every {
-            0 => NEVER,
-            // The first periodic echo at a random point of the interval, so a process's
-            // echoes spread evenly over it instead of all firing together.
-            _ if first => {
-                let offset = env.rng.below(u64::from(every)) as u32;
-                env.after_ms(offset)
-            }
-            _ => env.after_ms(every),
-        };
-    }
-
-    /// Sends the next echo: a masked Text/Binary frame whose payload follows from
-    /// (seed, seq), so it needs no copy kept for checking.
-    fn send_echo(&mut self, env: &mut Env) -> Result<(), End> {
-        let Phase::Running { echo, .. } = &mut self.phase else {
-            return Ok(());
-        };
-        let Echo::Idle { seq } = *echo else {
-            return Ok(());
-        };
-        *echo = Echo::Waiting { seq, matched: 0 };
-        self.since_us = env.now_us32();
-        self.deadline_ms = env.after_ms(env.cfg.echo_timeout_ms);
-        let seed = self.seed;
-        let size = env.cfg.message_size as usize;
-        let opcode = payload::opcode(seq);
-        let mask = env.rng.next_u32().to_ne_bytes();
-        Ok(self.with_core(env, |core, env, link| {
-            let fill = |p: &mut [u8]| payload::fill(seed, seq, 0, p);
-            core.send_message(opcode, size, fill, mask, &mut env.out, link)
-        })?)
-    }
-
     /// Writes spilled output until done or `WouldBlock`.
     fn flush(&mut self) -> Result<(), Failure> {
         self.spill
@@ -675,9 +438,12 @@ fn handshake_failure(why: ResponseError) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::frame::encode_frame;
+    use crate::load::payload;
+    use crate::load::rng::Rng;
+    use crate::protocol::frame::{encode_frame, OpCode};
     use crate::protocol::handshake::{accept_key, check_response};
     use crate::protocol::http::{parse_response, Header, MAX_HEADERS};
+    use crate::protocol::message::ReceiverConfig;
     use crate::protocol::message::{Event, Receiver, Role};
 
     #[test]

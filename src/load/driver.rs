@@ -26,7 +26,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::addr::SourceRange;
-use super::conn::{Conn, ConnConfig, Env, Next};
+use super::conn::{Conn, Next};
+use super::env::{ConnConfig, Env};
 use super::pacing::Pacer;
 use super::plan::Share;
 use super::socket;

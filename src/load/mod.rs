@@ -14,7 +14,9 @@
 //! runs in one process (see `chat.rs` for why).
 //!
 //! Files: `addr` (loopback rule, sources), `plan` (process split), `pacing`, `socket`,
-//! `conn` (one connection), `driver` (one process's loop), `worker` / `procs` (child /
+//! `conn` (one connection's lifecycle over the shared protocol core and socket IO),
+//! `verify` (what it sends and how it checks what comes back), `env` (what a process's
+//! connections share), `driver` (one process's loop), `worker` / `procs` (child /
 //! parent of a multi-process run), `stats` (what is measured and sent), `report`,
 //! `progress`, `payload`, `rng`, `chat` (chat messages and the room's progress).
 
@@ -22,6 +24,7 @@ mod addr;
 mod chat;
 mod conn;
 mod driver;
+mod env;
 mod pacing;
 mod payload;
 mod plan;
@@ -31,6 +34,7 @@ mod report;
 mod rng;
 mod socket;
 mod stats;
+mod verify;
 mod worker;
 
 use std::net::SocketAddr;
@@ -441,7 +445,7 @@ fn driver_config(
         sources,
         share: plan::share(args.connections, args.rate, args.max_pending, slot),
         hold: args.hold,
-        conn: conn::ConnConfig {
+        conn: env::ConnConfig {
             host: args.addr.to_string(),
             path: args.request_path(),
             message_size: args.message_size,

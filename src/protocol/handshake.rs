@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
-use super::http::{Request, Response, Status};
+use super::http::{HttpError, Request, Response, Status};
 
 /// The GUID appended to the key (§1.3).
 const WEBSOCKET_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -83,6 +83,51 @@ impl HandshakeError {
             HandshakeError::Origin => "origin not allowed",
         }
     }
+}
+
+/// An HTTP error answer, from the protocol (a bad head or upgrade) or the application
+/// (no such page, over capacity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: Status,
+    /// Extra headers the status calls for (`Allow`, `Sec-WebSocket-Version`, …).
+    pub headers: &'static [(&'static str, &'static str)],
+    /// A stable name for counting refusals by reason.
+    pub name: &'static str,
+    /// A short human explanation for the body and the log.
+    pub reason: &'static str,
+}
+
+impl From<HttpError> for Refusal {
+    fn from(e: HttpError) -> Refusal {
+        Refusal {
+            status: e.status(),
+            headers: &[],
+            name: e.name(),
+            reason: e.reason(),
+        }
+    }
+}
+
+impl From<HandshakeError> for Refusal {
+    fn from(e: HandshakeError) -> Refusal {
+        Refusal {
+            status: e.status(),
+            headers: e.headers(),
+            name: e.name(),
+            reason: e.reason(),
+        }
+    }
+}
+
+impl Refusal {
+    /// 408: the request head did not arrive within the handshake timeout.
+    pub const TIMEOUT: Refusal = Refusal {
+        status: Status(408, "Request Timeout"),
+        headers: &[],
+        name: "timeout",
+        reason: "request head not received in time",
+    };
 }
 
 /// `base64(sha1(key + GUID))` (§4.2.2 step 5.4).

@@ -17,8 +17,8 @@ use super::close::{encode_close_payload, CloseCode};
 use super::deadline::{due, Due, Tick, Timeouts, Wait};
 use super::error::ProtocolError;
 use super::frame::{FrameHeader, OpCode};
-use super::handshake::{check_request, HandshakeError, Policy, Upgrade};
-use super::http::{parse_request, write_response, Header, HttpError, Status, MAX_HEADERS};
+use super::handshake::{check_request, Policy, Refusal, Upgrade};
+use super::http::{parse_request, write_response, Header, Status, MAX_HEADERS};
 use super::message::{self, DataChunk, Receiver, ReceiverConfig, Role};
 use super::transmit::Transmit;
 
@@ -46,51 +46,6 @@ impl ServerConfig<'_> {
             max_message_size: self.max_message_size,
         }
     }
-}
-
-/// An HTTP error answer, from the protocol (a bad head or upgrade) or the application
-/// (no such page, over capacity).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: Status,
-    /// Extra headers the status calls for (`Allow`, `Sec-WebSocket-Version`, …).
-    pub headers: &'static [(&'static str, &'static str)],
-    /// A stable name for counting refusals by reason.
-    pub name: &'static str,
-    /// A short human explanation for the body and the log.
-    pub reason: &'static str,
-}
-
-impl From<HttpError> for Refusal {
-    fn from(e: HttpError) -> Refusal {
-        Refusal {
-            status: e.status(),
-            headers: &[],
-            name: e.name(),
-            reason: e.reason(),
-        }
-    }
-}
-
-impl From<HandshakeError> for Refusal {
-    fn from(e: HandshakeError) -> Refusal {
-        Refusal {
-            status: e.status(),
-            headers: e.headers(),
-            name: e.name(),
-            reason: e.reason(),
-        }
-    }
-}
-
-impl Refusal {
-    /// 408: the request head did not arrive within the handshake timeout.
-    pub const TIMEOUT: Refusal = Refusal {
-        status: Status(408, "Request Timeout"),
-        headers: &[],
-        name: "timeout",
-        reason: "request head not received in time",
-    };
 }
 
 /// What [`ServerConnection::poll`] reports.

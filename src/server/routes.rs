@@ -5,8 +5,8 @@
 
 use std::fmt;
 
+use crate::protocol::handshake::Refusal;
 use crate::protocol::http::Status;
-use crate::protocol::server::Refusal;
 
 /// The room a `/chat` upgrade joins when it names none.
 pub const DEFAULT_ROOM: &str = "lobby";

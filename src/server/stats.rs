@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::close::CloseCode;
-use crate::protocol::server::{Refusal, Timeout};
+use crate::protocol::handshake::Refusal;
+use crate::protocol::server::Timeout;
 
 /// Counters of one reactor process. Gauges go up and down; totals only up.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

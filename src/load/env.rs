@@ -1,0 +1,91 @@
+//! What every connection of one load process shares: the settings they follow, the
+//! clock the driver sets, the scratch buffer frames are built in, the measurements.
+
+use hdrhistogram::Histogram;
+
+use super::chat::{ChatConfig, Room};
+use super::rng::Rng;
+use super::stats::{new_histogram, Counters};
+use crate::protocol::message::ReceiverConfig;
+
+/// A deadline that never comes.
+pub const NEVER: u32 = u32::MAX;
+
+/// What every connection of a process shares: settings, clock, scratch, measurements.
+pub struct Env {
+    pub cfg: ConnConfig,
+    /// Microseconds since the driver started; set by the driver before each call.
+    pub now_us: u64,
+    pub rng: Rng,
+    /// Scratch for one outgoing frame (reused; never per connection).
+    pub out: Vec<u8>,
+    pub stats: Stats,
+    /// Chat mode: the room every connection joins.
+    pub chat: Option<Room>,
+}
+
+impl Env {
+    pub fn new(cfg: ConnConfig, sources: usize) -> Env {
+        let mut rng = Rng::from_os();
+        Env {
+            out: Vec::with_capacity(cfg.message_size as usize + 14),
+            chat: cfg.chat.clone().map(|c| Room::new(c, rng.next_u32())),
+            cfg,
+            now_us: 0,
+            rng,
+            stats: Stats {
+                counters: Counters::default(),
+                handshake_us: new_histogram(),
+                echo_rtt_us: new_histogram(),
+                per_source: vec![0; sources],
+            },
+        }
+    }
+
+    /// Milliseconds since the driver started (fits `u32` for 49 days).
+    pub fn now_ms(&self) -> u32 {
+        (self.now_us / 1000).min(u64::from(NEVER - 1)) as u32
+    }
+
+    /// The clock in wrapping microseconds: differences are right for spans under 71
+    /// minutes, and every timed span here is bounded by a timeout far below that.
+    pub fn now_us32(&self) -> u32 {
+        self.now_us as u32
+    }
+
+    pub(super) fn after_ms(&self, ms: u32) -> u32 {
+        self.now_ms().saturating_add(ms).min(NEVER - 1)
+    }
+}
+
+/// Settings every connection of a process follows.
+#[derive(Debug, Clone)]
+pub struct ConnConfig {
+    /// The `Host` header value (the target address as given).
+    pub host: String,
+    pub path: String,
+    /// Bytes of each echo payload (chat: of each message).
+    pub message_size: u32,
+    /// Connect start → 101 received.
+    pub connect_timeout_ms: u32,
+    /// Echo sent → echo back (chat: a message sent → received by every member).
+    pub echo_timeout_ms: u32,
+    /// Our Close sent → server's Close and EOF.
+    pub close_timeout_ms: u32,
+    /// Periodic echo interval; 0 sends only the verification echo.
+    pub echo_every_ms: u32,
+    pub receiver: ReceiverConfig,
+    /// The most unsent output a connection may hold before it counts as stalled.
+    pub max_spill: usize,
+    /// Chat mode instead of echoes.
+    pub chat: Option<ChatConfig>,
+}
+
+/// What a process measures; sent to the parent at the end.
+pub struct Stats {
+    pub counters: Counters,
+    pub handshake_us: Histogram<u64>,
+    pub echo_rtt_us: Histogram<u64>,
+    /// Established connections per source index.
+    pub per_source: Vec<u64>,
+}
