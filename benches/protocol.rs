@@ -5,7 +5,7 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use wsreactor::protocol::frame::{apply_mask, FrameHeader, OpCode};
 use wsreactor::protocol::handshake::{check_request, Policy};
 use wsreactor::protocol::http::{parse_request, Header, MAX_HEADERS};
-use wsreactor::protocol::message::{Event, Receiver, ReceiverConfig, Role};
+use wsreactor::protocol::receiver::{Event, Receiver, ReceiverConfig, Role};
 
 fn masking(c: &mut Criterion) {
     let mut group = c.benchmark_group("apply_mask");

@@ -53,7 +53,7 @@ fn seeds_decode_as_named() {
     use wsreactor::protocol::frame::OpCode;
     use wsreactor::protocol::handshake::{check_request, Policy};
     use wsreactor::protocol::http::{parse_request, Header, MAX_HEADERS};
-    use wsreactor::protocol::message::{ReceiverConfig, Role};
+    use wsreactor::protocol::receiver::{ReceiverConfig, Role};
     use wsreactor::server::routes::{route, RoomName, Route};
     use wsreactor::testkit::frame::{receive, Seen};
     use wsreactor::testkit::Input;

@@ -443,8 +443,8 @@ mod tests {
     use crate::protocol::frame::{encode_frame, OpCode};
     use crate::protocol::handshake::{accept_key, check_response};
     use crate::protocol::http::{parse_response, Header, MAX_HEADERS};
-    use crate::protocol::message::ReceiverConfig;
-    use crate::protocol::message::{Event, Receiver, Role};
+    use crate::protocol::receiver::ReceiverConfig;
+    use crate::protocol::receiver::{Event, Receiver, Role};
 
     #[test]
     fn conn_is_small() {

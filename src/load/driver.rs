@@ -479,7 +479,7 @@ mod tests {
     use super::*;
     use crate::load::plan::{share, WorkerSlot};
     use crate::load::stats::{decode_histogram, Failure};
-    use crate::protocol::message::{ReceiverConfig, Role};
+    use crate::protocol::receiver::{ReceiverConfig, Role};
     use std::net::TcpListener;
 
     /// An independent echo server (tungstenite, a thread per connection) on an

@@ -6,7 +6,7 @@ use hdrhistogram::Histogram;
 use super::chat::{ChatConfig, Room};
 use super::rng::Rng;
 use super::stats::{new_histogram, Counters};
-use crate::protocol::message::ReceiverConfig;
+use crate::protocol::receiver::ReceiverConfig;
 
 /// A deadline that never comes.
 pub const NEVER: u32 = u32::MAX;

@@ -50,7 +50,8 @@ use progress::Progress;
 use report::{ChatInfo, RunInfo, Tally};
 use stats::WorkerMsg;
 
-use crate::protocol::message::{ReceiverConfig, Role};
+use crate::protocol::receiver::{ReceiverConfig, Role};
+use crate::server::routes::{RoomName, CHAT_PATH};
 
 /// The longest time any duration flag may ask for (a day): runs stay bounded.
 const MAX_SECS: f64 = 86_400.0;
@@ -216,7 +217,7 @@ impl LoadArgs {
     /// The request path of every upgrade: the chat room's, or `--path`.
     pub fn request_path(&self) -> String {
         match &self.chat {
-            Some(room) => format!("/chat?room={room}"),
+            Some(room) => format!("{CHAT_PATH}?room={room}"),
             None => self.path.clone(),
         }
     }
@@ -249,15 +250,14 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A room name the server accepts: 1 to 64 RFC 3986 unreserved characters.
+/// A room name the server accepts (the server's own rule, `RoomName`).
 fn parse_room(s: &str) -> Result<String, String> {
-    let unreserved = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
-    if !s.is_empty() && s.len() <= 64 && s.bytes().all(unreserved) {
-        Ok(s.to_owned())
-    } else {
-        Err(format!(
-            "{s:?}: want 1 to 64 letters, digits, '-', '.', '_' or '~'"
-        ))
+    match RoomName::parse(s) {
+        Some(room) => Ok(room.as_str().to_owned()),
+        None => Err(format!(
+            "{s:?}: want 1 to {} letters, digits, '-', '.', '_' or '~'",
+            RoomName::MAX_LEN
+        )),
     }
 }
 

@@ -8,7 +8,7 @@ use super::env::{Env, NEVER};
 use super::payload;
 use super::stats::Failure;
 use crate::protocol::frame::OpCode;
-use crate::protocol::message::DataChunk;
+use crate::protocol::receiver::DataChunk;
 
 impl Conn {
     /// Checks a piece of the echo against what was sent, byte for byte.

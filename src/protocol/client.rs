@@ -13,7 +13,7 @@ use super::error::ProtocolError;
 use super::frame::{encode_frame, OpCode};
 use super::handshake::{check_response, client_request, ResponseError};
 use super::http::{parse_response, Header, HttpError, MAX_HEADERS};
-use super::message::{self, DataChunk, Receiver, ReceiverConfig, Role};
+use super::receiver::{self, DataChunk, Receiver, ReceiverConfig, Role};
 use super::transmit::Transmit;
 
 /// What [`ClientConnection::poll`] reports.
@@ -124,22 +124,22 @@ impl ClientConnection {
         if closing {
             // After our Close only the server's Close matters (§5.5.1): no pongs, and
             // data still in flight is not ours to check any more.
-            if let message::Event::Close(_) = event {
+            if let receiver::Event::Close(_) = event {
                 self.phase = Phase::Closed;
                 return Ok((n, Some(Event::CloseAnswered)));
             }
             return Ok((n, None));
         }
         let event = match event {
-            message::Event::Data(chunk) => Some(Event::Data(chunk)),
+            receiver::Event::Data(chunk) => Some(Event::Data(chunk)),
             // §5.5.2: a Pong carries the Ping's payload.
-            message::Event::Ping(body) => {
+            receiver::Event::Ping(body) => {
                 send(OpCode::Pong, mask, body, tx);
                 None
             }
             // §5.5.3: unsolicited Pongs are allowed and ignored.
-            message::Event::Pong(_) => None,
-            message::Event::Close(body) => {
+            receiver::Event::Pong(_) => None,
+            receiver::Event::Close(body) => {
                 let (reply, len) = match body.code {
                     Some(code) => encode_close_payload(code, ""),
                     None => ([0; 125], 0),

@@ -3,7 +3,7 @@
 //! a unit test.
 //!
 //! Codecs: `http` (request and response heads), `handshake` (§4 rules, the accept
-//! key), `frame` (headers, masking, encoding), `message` (the receiving state machine),
+//! key), `frame` (headers, masking, encoding), `receiver` (the receiving state machine),
 //! `utf8`, `close`, `error`. Connections: `server` (the server role), `client` (the
 //! client role), with `deadline` (their timeouts as functions of a time passed in) and
 //! `transmit` (where their output goes).
@@ -15,7 +15,7 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod http;
-pub mod message;
+pub mod receiver;
 pub mod server;
 pub mod transmit;
 pub mod utf8;

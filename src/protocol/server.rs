@@ -19,7 +19,7 @@ use super::error::ProtocolError;
 use super::frame::{FrameHeader, OpCode};
 use super::handshake::{check_request, Policy, Refusal, Upgrade};
 use super::http::{parse_request, write_response, Header, Status, MAX_HEADERS};
-use super::message::{self, DataChunk, Receiver, ReceiverConfig, Role};
+use super::receiver::{self, DataChunk, Receiver, ReceiverConfig, Role};
 use super::transmit::Transmit;
 
 /// At this much unsent output an open connection stops reading until the client
@@ -252,20 +252,20 @@ impl<A: Copy> ServerConnection<A> {
 
     fn on_frame<'a>(
         &mut self,
-        event: message::Event<'a>,
+        event: receiver::Event<'a>,
         now: Tick,
         tx: &mut impl Transmit,
     ) -> Option<Event<'a>> {
         match event {
-            message::Event::Data(chunk) => Some(Event::Data(chunk)),
+            receiver::Event::Data(chunk) => Some(Event::Data(chunk)),
             // §5.5.2/§5.5.3: a Pong carries the Ping's payload.
-            message::Event::Ping(payload) => {
+            receiver::Event::Ping(payload) => {
                 self.send(OpCode::Pong, true, payload, tx);
                 None
             }
-            message::Event::Pong(_) => None,
+            receiver::Event::Pong(_) => None,
             // §5.5.1: answer with a Close, echoing the status code (none if none).
-            message::Event::Close(body) => {
+            receiver::Event::Close(body) => {
                 match body.code {
                     Some(code) => self.send_close(code, "", now, tx),
                     None => {

@@ -17,6 +17,7 @@ use mio::{Interest, Registry, Token};
 
 use super::relay::Gather;
 use super::session::{Admit, Env, Session};
+use super::stats::Stats;
 use crate::protocol::deadline::Tick;
 use crate::protocol::server::Flushed;
 use crate::stream::{Link, Received, Spilled};
@@ -102,6 +103,13 @@ impl Connection {
 
     pub fn is_websocket(&self) -> bool {
         self.session.is_open()
+    }
+
+    /// Deregisters the socket before it is dropped (and closed), and counts the drop.
+    pub fn close(mut self, registry: &Registry, stats: &mut Stats) {
+        // A failure here means the descriptor is already gone from the epoll set.
+        let _ = registry.deregister(&mut self.socket);
+        self.session.dropped(stats);
     }
 
     /// Asks an open connection to close with 1001 (server shutting down).
@@ -248,12 +256,6 @@ impl Connection {
         sh.env.stats.bytes_out_total += self.spill.flush(&mut self.socket)? as u64;
         Ok(())
     }
-
-    /// Deregisters the socket before it is dropped (and closed).
-    pub fn deregister(&mut self, registry: &Registry) {
-        // A failure here means the descriptor is already gone from the epoll set.
-        let _ = registry.deregister(&mut self.socket);
-    }
 }
 
 #[cfg(test)]
@@ -273,7 +275,7 @@ mod tests {
         // connection is exactly its slab slot: this struct plus the slab's entry tag.
         // Growing it is a decision to take on purpose, with a new RSS measurement.
         assert_eq!(
-            std::mem::size_of::<crate::protocol::message::Receiver>(),
+            std::mem::size_of::<crate::protocol::receiver::Receiver>(),
             40
         );
         // mio's TcpStream carries an 8-byte selector id in debug builds only (and the

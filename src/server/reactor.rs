@@ -23,7 +23,6 @@ use super::connection::{Connection, Shared, Verdict};
 use super::rooms::Rooms;
 use super::session::{Broadcast, Env};
 use super::stats::{rss_bytes, Stats};
-use crate::protocol::close::CloseCode;
 use crate::protocol::http::{write_response, Status};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -259,17 +258,11 @@ impl Reactor {
 
     /// The one way a connection leaves: deregister, remove from the slab, drop (close).
     fn close(&mut self, token: Token) {
-        let Some(mut conn) = self.conns.try_remove(token.0) else {
+        let Some(conn) = self.conns.try_remove(token.0) else {
             return;
         };
-        conn.deregister(self.poll.registry());
+        conn.close(self.poll.registry(), &mut self.stats);
         self.rooms.leave(token);
-        if conn.is_websocket() {
-            // Dropped without a closing handshake (a Close sent counts where it is sent).
-            self.stats.websockets -= 1;
-            self.stats.closed_with(CloseCode::ABNORMAL.0);
-        }
-        self.stats.connections -= 1;
         // A descriptor is free again: if accepting was paused for lack of them, resume.
         if self.accept_paused_until.is_some() {
             self.accept_paused_until = Some(Instant::now());

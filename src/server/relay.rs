@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use crate::protocol::frame::{encode_frame, OpCode};
-use crate::protocol::message::DataChunk;
+use crate::protocol::receiver::DataChunk;
 use crate::protocol::server::ServerConnection;
 use crate::protocol::transmit::Transmit;
 

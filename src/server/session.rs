@@ -80,6 +80,16 @@ impl Session {
         }
     }
 
+    /// Counts a connection the server drops: one still open ended without a closing
+    /// handshake (a Close sent counts where it is sent), which clients see as 1006.
+    pub fn dropped(&self, stats: &mut Stats) {
+        if self.is_open() {
+            stats.websockets -= 1;
+            stats.closed_with(CloseCode::ABNORMAL.0);
+        }
+        stats.connections -= 1;
+    }
+
     /// Runs the protocol over `data` (of which the first `scanned` bytes were seen by an
     /// earlier call) and returns how many bytes it consumed. Stops early once `io`
     /// reports a failed write.

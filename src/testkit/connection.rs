@@ -7,7 +7,7 @@ use super::memory::{Harness, Step};
 use super::Input;
 use crate::protocol::handshake::{accept_key, check_request};
 use crate::protocol::http::{parse_request, parse_response, Header, MAX_HEADERS};
-use crate::protocol::message::{ReceiverConfig, Role};
+use crate::protocol::receiver::{ReceiverConfig, Role};
 use crate::server::routes::{route, Route};
 use crate::server::Config;
 

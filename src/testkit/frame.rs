@@ -2,7 +2,7 @@
 
 use super::Input;
 use crate::protocol::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
-use crate::protocol::message::{Event, Receiver, ReceiverConfig, Role};
+use crate::protocol::receiver::{Event, Receiver, ReceiverConfig, Role};
 
 /// `FrameHeader::decode` on the first bytes: every prefix of a header is incomplete
 /// until the first one that decides, which decides as the whole buffer does; what

@@ -270,11 +270,7 @@ impl Harness {
             return;
         };
         self.world.rooms.leave(TOKEN);
-        if session.is_open() {
-            self.world.stats.websockets -= 1;
-            self.world.stats.closed_with(1006);
-        }
-        self.world.stats.connections -= 1;
+        session.dropped(&mut self.world.stats);
     }
 
     /// Whether the connection is still held (not dropped).
