@@ -2,7 +2,7 @@
 //! route chose, and what each event means for the server (routes, rooms, counters).
 //! The reactor's `Connection` runs it over a socket; tests and fuzz targets run the very
 //! same session over memory. It never touches a socket or a clock: bytes, the time and
-//! the IO sink come in as arguments.
+//! the IO sink come in as arguments (only a `/stats` request reads the process's RSS).
 
 use std::rc::Rc;
 
