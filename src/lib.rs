@@ -10,3 +10,4 @@ pub mod limits;
 pub mod load;
 pub mod protocol;
 pub mod server;
+pub mod signals;

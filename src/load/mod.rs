@@ -47,6 +47,7 @@ use report::{ChatInfo, RunInfo, Tally};
 use stats::WorkerMsg;
 
 use crate::protocol::message::{ReceiverConfig, Role};
+use crate::signals::{self, Again};
 
 /// The longest time any duration flag may ask for (a day): runs stay bounded.
 const MAX_SECS: f64 = 86_400.0;
@@ -297,8 +298,7 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
     preflight(&args, sources, procs, nofile, ports);
 
     let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    stop_on_signals(&stop).map_err(|e| format!("signal handlers: {e}"))?;
+    let stop = signals::stop_flag(Again::Exits).map_err(|e| format!("signal handlers: {e}"))?;
     let mut tally = Tally::new(procs as usize, started);
     let mut progress = Progress::new(args.json, u64::from(args.connections));
     let mut error = None;
@@ -461,18 +461,6 @@ fn driver_config(
         wait_for_go,
         progress_every: Duration::from_millis(if wait_for_go { 500 } else { 250 }),
     }
-}
-
-/// SIGINT and SIGTERM set `flag` (a graceful stop: close what is open, report); a
-/// second one while the flag is set exits at once with status 130.
-fn stop_on_signals(flag: &Arc<AtomicBool>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    for sig in [SIGINT, SIGTERM] {
-        // Registered first, so the first signal finds the flag unset and only sets it.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(flag))?;
-        signal_hook::flag::register(sig, Arc::clone(flag))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -13,8 +13,6 @@ pub mod workers;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use log::{info, warn};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -36,15 +34,6 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListe
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
-}
-
-/// Installs SIGINT/SIGTERM handlers that set the returned flag.
-pub fn shutdown_flag() -> io::Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&flag))?;
-    }
-    Ok(flag)
 }
 
 /// `wsreactor serve`: one reactor in this process, or a supervisor of `--workers N`.
@@ -76,6 +65,7 @@ pub fn serve(config: Config) -> io::Result<()> {
         ),
         Err(e) => warn!("could not raise RLIMIT_NOFILE: {e}"),
     }
-    let mut reactor = reactor::Reactor::new(config, listener, shutdown_flag()?)?;
+    let shutdown = crate::signals::stop_flag(crate::signals::Again::Ignored)?;
+    let mut reactor = reactor::Reactor::new(config, listener, shutdown)?;
     reactor.run()
 }

@@ -20,8 +20,8 @@ use log::{error, info, warn};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::config::Config;
-use super::shutdown_flag;
 use super::stats::Stats;
+use crate::signals::{self, Again};
 
 /// How long past `--shutdown-timeout` a worker may take to exit before SIGKILL: its
 /// own timer ends its wait for the Close replies; this covers the rest of its exit.
@@ -55,7 +55,7 @@ pub fn supervise(config: Config) -> io::Result<()> {
         .local_addr()?
         .as_socket()
         .ok_or_else(|| io::Error::other("not an IP address"))?;
-    let shutdown = shutdown_flag()?;
+    let shutdown = signals::stop_flag(Again::Ignored)?;
     let mut workers: Vec<Worker> = (0..config.workers)
         .map(|id| Worker {
             id,
