@@ -4,6 +4,7 @@
 //! `load` is the load generator (the same core in the client role); `limits` reports
 //! and raises the limits that bound concurrent connections.
 
+pub mod children;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod limits;

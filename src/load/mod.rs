@@ -147,69 +147,13 @@ pub struct LoadArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_pending: u32,
 
-    /// Internal: run as worker K of P of a multi-process run.
+    /// Internal: run as worker K of P of a multi-process run (the parent's command line
+    /// with this appended, so every other setting is the parent's).
     #[arg(long, value_name = "K/P", hide = true)]
     pub worker: Option<WorkerSlot>,
 }
 
 impl LoadArgs {
-    /// The arguments (after `load`) that start worker `slot` of this run.
-    pub fn worker_args(&self, slot: WorkerSlot) -> Vec<String> {
-        let secs = |d: Duration| format!("{}.{:03}", d.as_secs(), d.subsec_millis());
-        let mut a = vec![
-            "--addr".to_owned(),
-            self.addr.to_string(),
-            "--connections".to_owned(),
-            self.connections.to_string(),
-            "--procs".to_owned(),
-            self.procs.to_string(),
-            "--message-size".to_owned(),
-            self.message_size.to_string(),
-            "--connect-timeout".to_owned(),
-            secs(self.connect_timeout),
-            "--echo-timeout".to_owned(),
-            secs(self.echo_timeout),
-            "--close-timeout".to_owned(),
-            secs(self.close_timeout),
-            "--max-pending".to_owned(),
-            self.max_pending.to_string(),
-            "--worker".to_owned(),
-            slot.to_string(),
-        ];
-        if let Some(sources) = self.sources {
-            a.extend(["--sources".to_owned(), sources.to_string()]);
-        }
-        if let Some(rate) = self.rate {
-            a.extend(["--rate".to_owned(), rate.to_string()]);
-        }
-        if self.json {
-            a.push("--json".to_owned());
-        }
-        // --path, --hold and --echo-every conflict with --chat.
-        match &self.chat {
-            None => a.extend([
-                "--hold".to_owned(),
-                secs(self.hold),
-                "--echo-every".to_owned(),
-                secs(self.echo_every),
-                "--path".to_owned(),
-                self.path.clone(),
-            ]),
-            Some(room) => a.extend([
-                "--chat".to_owned(),
-                room.clone(),
-                "--chat-messages".to_owned(),
-                self.chat_messages.to_string(),
-                "--chat-window".to_owned(),
-                self.chat_window.to_string(),
-            ]),
-        }
-        if let Some(rate) = self.chat_rate {
-            a.extend(["--chat-rate".to_owned(), rate.to_string()]);
-        }
-        a
-    }
-
     /// The request path of every upgrade: the chat room's, or `--path`.
     pub fn request_path(&self) -> String {
         match &self.chat {
@@ -308,7 +252,8 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
             error = Some(e);
         }
     } else {
-        error = procs::run(&args, procs, &stop, &mut tally, &mut progress).error;
+        let close_timeout = args.close_timeout;
+        error = procs::run(procs, close_timeout, &stop, &mut tally, &mut progress).error;
     }
     progress.finish();
     let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
@@ -495,8 +440,8 @@ mod tests {
     }
 
     #[test]
-    fn worker_args_reproduce_every_setting() {
-        let a = parse(&[
+    fn a_worker_command_line_is_the_parents_with_its_slot_appended() {
+        let parent = [
             "--addr",
             "127.0.0.1:9001",
             "--connections",
@@ -509,26 +454,14 @@ mod tests {
             "1234.5",
             "--hold",
             "2.5",
-            "--echo-every",
-            "0.3",
             "--json",
-            "--path",
-            "/chat?room=x",
             "--message-size",
             "77",
-            "--connect-timeout",
-            "4",
-            "--echo-timeout",
-            "0.25",
-            "--close-timeout",
-            "1",
-            "--max-pending",
-            "55",
-        ])
-        .unwrap();
+        ];
+        let a = parse(&parent).unwrap();
         let slot = WorkerSlot { index: 2, count: 3 };
-        let argv = a.worker_args(slot);
-        let back = parse(&argv.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        let worker: Vec<&str> = parent.iter().copied().chain(["--worker", "2/3"]).collect();
+        let back = parse(&worker).unwrap();
         assert_eq!(
             back,
             LoadArgs {
@@ -560,7 +493,7 @@ mod tests {
     }
 
     #[test]
-    fn chat_options_go_together_and_reach_the_workers() {
+    fn chat_options_go_together() {
         let base = ["--addr", "127.0.0.1:9001", "--connections", "10"];
         let with = |extra: &[&str]| {
             let args: Vec<&str> = base.iter().chain(extra).copied().collect();
@@ -586,29 +519,6 @@ mod tests {
         ] {
             assert!(with(extra).is_err(), "{extra:?}");
         }
-        let a = with(&[
-            "--chat",
-            "x",
-            "--chat-messages",
-            "7",
-            "--chat-rate",
-            "2.5",
-            "--chat-window",
-            "3",
-            "--message-size",
-            "64",
-        ])
-        .unwrap();
-        let slot = WorkerSlot { index: 0, count: 1 };
-        let argv = a.worker_args(slot);
-        let back = parse(&argv.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
-        assert_eq!(
-            back,
-            LoadArgs {
-                worker: Some(slot),
-                ..a
-            }
-        );
     }
 
     #[test]

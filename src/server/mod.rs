@@ -42,7 +42,7 @@ pub fn serve(config: Config) -> io::Result<()> {
         return workers::supervise(config);
     }
     if config.worker_id.is_some() {
-        workers::follow_supervisor();
+        crate::children::die_with_parent();
     }
     let listener = bind(config.listen, config.worker_id.is_some())?;
     // Only the supervisor says "listening on", once every worker accepts: scripts and
