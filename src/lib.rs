@@ -2,7 +2,9 @@
 //!
 //! `protocol` is the sans-IO core; `server` is the reactor that drives it over sockets;
 //! `load` is the load generator (the same core in the client role); `limits` reports
-//! and raises the limits that bound concurrent connections.
+//! and raises the limits that bound concurrent connections and sizes runs. `children`
+//! (child processes of this binary) and `signals` (the stop flag) serve both `server`
+//! and `load`.
 
 pub mod children;
 #[doc(hidden)]

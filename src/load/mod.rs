@@ -46,6 +46,7 @@ use progress::Progress;
 use report::{ChatInfo, RunInfo, Tally};
 use stats::WorkerMsg;
 
+use crate::limits::{self, sizing};
 use crate::protocol::message::{ReceiverConfig, Role};
 use crate::signals::{self, Again};
 
@@ -229,15 +230,18 @@ pub fn run(args: LoadArgs) -> ExitCode {
 
 fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
     addr::check_target(args.addr)?;
-    let ports = plan::ephemeral_ports().unwrap_or(plan::DEFAULT_EPHEMERAL_PORTS);
+    let ports = limits::port_range()
+        .unwrap_or(limits::PortRange::LINUX_DEFAULT)
+        .count;
     let sources = addr::sources_for(args.addr, args.sources, args.connections, ports)?;
-    let nofile = crate::limits::raise_nofile().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
+    let nofile = limits::raise_nofile().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
     if let Some(slot) = args.worker {
         return Ok(worker::run(driver_config(&args, sources, slot, true)));
     }
-    let procs = plan::process_count(args.procs, args.connections, nofile.hard);
+    // The soft limit, now raised to the hard one: what every process of the run gets.
+    let procs = plan::process_count(args.procs, args.connections, nofile.soft);
     if args.chat.is_some() {
-        check_chat(&args, procs, nofile.hard)?;
+        check_chat(&args, procs, nofile.soft)?;
     }
     preflight(&args, sources, procs, nofile, ports);
 
@@ -314,12 +318,12 @@ fn run_here(
 
 /// Refuses a chat run that cannot work: more than one process (the window needs every
 /// member in one), or messages too short for their header.
-fn check_chat(args: &LoadArgs, procs: u32, nofile_hard: u64) -> Result<(), String> {
+fn check_chat(args: &LoadArgs, procs: u32, nofile: u64) -> Result<(), String> {
     if procs > 1 {
         return Err(format!(
-            "--chat runs in one process: at most {} connections here (RLIMIT_NOFILE hard \
-             limit {nofile_hard}), and --procs 1",
-            nofile_hard.saturating_sub(plan::FD_RESERVE)
+            "--chat runs in one process: at most {} connections here (RLIMIT_NOFILE \
+             {nofile}), and --procs 1",
+            sizing::per_process(nofile)
         ));
     }
     if (args.message_size as usize) < chat::HEADER_LEN {
@@ -336,11 +340,11 @@ fn preflight(
     args: &LoadArgs,
     sources: Option<SourceRange>,
     procs: u32,
-    nofile: crate::limits::NofileLimit,
-    ports: u32,
+    nofile: limits::NofileLimit,
+    ports: u64,
 ) {
     let per_process = u64::from(args.connections).div_ceil(u64::from(procs));
-    if per_process + plan::FD_RESERVE > nofile.soft {
+    if per_process > sizing::per_process(nofile.soft) {
         log::warn!(
             "{per_process} connections per process but RLIMIT_NOFILE is {}: expect \
              fd_limit failures (use --procs auto)",
@@ -351,12 +355,12 @@ fn preflight(
         Some(range) => range.max_per_source(u64::from(args.connections)),
         None => u64::from(args.connections),
     };
-    if per_source > u64::from(ports) {
+    if per_source > ports {
         log::warn!(
             "{per_source} connections per source address but only {ports} ephemeral \
              ports per destination: expect ports_exhausted (widen --sources)"
         );
-    } else if per_source > u64::from(ports / 2) {
+    } else if per_source > sizing::per_source_limit(ports) {
         log::warn!(
             "{per_source} connections per source address fill over half of the {ports} \
              ephemeral ports: connects will cost more kernel CPU (widen --sources)"

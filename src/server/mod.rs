@@ -61,7 +61,7 @@ pub fn serve(config: Config) -> io::Result<()> {
             l.soft,
             l.soft_before,
             l.hard,
-            l.soft.saturating_sub(crate::limits::RESERVED_FDS)
+            l.soft.saturating_sub(crate::limits::sizing::FD_RESERVE)
         ),
         Err(e) => warn!("could not raise RLIMIT_NOFILE: {e}"),
     }
