@@ -256,8 +256,7 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
             error = Some(e);
         }
     } else {
-        let close_timeout = args.close_timeout;
-        error = procs::run(procs, close_timeout, &stop, &mut tally, &mut progress).error;
+        error = procs::run(procs, args.close_timeout, &stop, &mut tally, &mut progress).error;
     }
     progress.finish();
     let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
