@@ -10,8 +10,8 @@
 # (report directory, default scale-results), SERVER_ARGS and LOAD_ARGS (extra options
 # for `serve` and `load`, e.g. longer timeouts for a run that saturates the CPUs).
 #
-# Picks the server's worker count and the client's source addresses from the limits,
-# starts the server, runs `wsreactor load`, samples the evidence while every connection
+# Takes the server's worker count, the client's processes and source addresses from
+# `wsreactor limits --json --connections N`, starts the server, runs `wsreactor load`, samples the evidence while every connection
 # is held, prints a report and writes it as JSON. Every process it starts is stopped on
 # exit, Ctrl-C or failure. Targets 127.0.0.1 only.
 set -euo pipefail
@@ -32,32 +32,32 @@ bin=./target/release/wsreactor
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
-# --- sizing -------------------------------------------------------------------------
-hard=$(ulimit -Hn)
-[ "$hard" = unlimited ] && hard=$(cat /proc/sys/fs/nr_open)
-per_worker=$((hard - 200))
-# SO_REUSEPORT spreads connections by a hash of the 4-tuple, not evenly: leave 15%.
-workers=$(( (N * 115 / 100 + per_worker - 1) / per_worker ))
-[ "$workers" -ge 1 ] || workers=1
-read -r port_lo port_hi < /proc/sys/net/ipv4/ip_local_port_range
-ports=$((port_hi - port_lo + 1))
-# Each source address gets the whole ephemeral range toward 127.0.0.1:PORT. Fill only
-# a quarter of it: the kernel's search for a free port slows as the range fills.
-per_source=$((ports / 4))
-sources=$(( (N + per_source - 1) / per_source ))
-last=$((1 + sources))
-source_range="127.0.0.2-127.0.$((last / 256)).$((last % 256))"
-[ "$last" -lt 256 ] && source_range="127.0.0.2-127.0.0.$last"
-
-need_fds=$((2 * N + 1000))
-file_max=$(cat /proc/sys/fs/file-max)
-if [ "$need_fds" -gt "$file_max" ]; then
-  echo "warning: $N connections need about $need_fds descriptors (server + client), fs.file-max is $file_max" >&2
+# --- sizing ---------------------------------------------------------------------------
+# One source of truth: `wsreactor limits --connections N` sizes the run (server workers
+# and load processes from RLIMIT_NOFILE less a descriptor reserve, source addresses
+# from the ephemeral port range, each at most half full); this script only reads it.
+"$bin" limits --json --connections "$N" >"$work/limits.json"
+sizing=$(python3 - "$work/limits.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s = r["sizing"]
+# -1: fs.file-max unknown (every field must print, or the ones after it would shift).
+free = r["file_max"] - (r["file_nr"] or 0) if r.get("file_max") else -1
+print(s["server_workers"], s["load_procs"], s["sources"], s["source_count"],
+      s["ports_per_source"], s["max_per_source"], s["per_process"], s["fd_reserve"],
+      s["descriptors_needed"], free, r["nofile"]["hard"],
+      r["port_range"]["low"], r["port_range"]["high"])
+PY
+)
+read -r workers procs source_range sources ports per_source per_process reserve \
+  need_fds file_free hard port_lo port_hi <<<"$sizing"
+if [ "$file_free" -ge 0 ] && [ "$need_fds" -gt "$file_free" ]; then
+  echo "warning: $N connections need about $need_fds descriptors (server + client), fs.file-max leaves $file_free" >&2
 fi
 
 echo "== wsreactor scale: $N connections"
-echo "   server: $workers worker processes x ~$per_worker descriptors (RLIMIT_NOFILE hard $hard)"
-echo "   client: source addresses $source_range ($sources x $ports ephemeral ports each)"
+echo "   server: $workers worker processes x ~$per_process connections (RLIMIT_NOFILE hard $hard, $reserve reserved)"
+echo "   client: $procs processes, source addresses $source_range ($sources x $ports ephemeral ports each, at most $per_source used)"
 
 # --- server ---------------------------------------------------------------------------
 start_server --workers "$workers" --idle-timeout 0 --ping-interval 0 "${server_extra[@]}"
@@ -81,7 +81,7 @@ slab_kib() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
 slab_before=$(slab_kib)
 
 # --- load -----------------------------------------------------------------------------
-load_args=(load --addr "$addr" --connections "$N" --sources "$source_range" --procs auto
+load_args=(load --addr "$addr" --connections "$N" --sources "$source_range" --procs "$procs"
   --hold "$HOLD" --echo-every "$ECHO_EVERY" --json)
 [ -n "$RATE" ] && load_args+=(--rate "$RATE")
 load_args+=("${load_extra[@]}")
@@ -152,6 +152,7 @@ def sh(cmd):
     try: return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
     except Exception: return ""
 report = {
+    "sizing": json.load(open("$work/limits.json"))["sizing"],
     "machine": {
         "kernel": platform.release(), "cpus": os.cpu_count(),
         "mem_total_kib": int(open("/proc/meminfo").readline().split()[1]),

@@ -1,16 +1,20 @@
 //! wsreactor: a WebSocket (RFC 6455) server on a hand-written mio reactor.
 //!
 //! Three layers, one direction of dependency: `protocol` is the sans-IO core (codecs,
-//! and the connection state machine in its server role); `server` is the mio shell
-//! that drives it over sockets (with the routes, the relay and the rooms); `load` is
-//! the load generator (the same core in the client role). `stream` is the socket IO
-//! both shells share; `limits` reports and raises the limits that bound concurrent
-//! connections. `testkit` (feature `testkit`, off by default) holds test scaffolding.
+//! and the connection state machine in its server and client roles); `server` is the
+//! mio shell that drives it over sockets (with the routes, the relay and the rooms);
+//! `load` is the load generator (the same core in the client role). `stream` is the
+//! socket IO both shells share; `children` (child processes of this binary) and
+//! `signals` (the stop flag) serve both too. `limits` reports and raises the limits that
+//! bound concurrent connections and sizes runs. `testkit` (feature `testkit`, off by
+//! default) holds test scaffolding.
 
+pub mod children;
 pub mod limits;
 pub mod load;
 pub mod protocol;
 pub mod server;
+pub mod signals;
 pub mod stream;
 #[cfg(feature = "testkit")]
 pub mod testkit;

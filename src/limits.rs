@@ -5,6 +5,11 @@
 //! ports per address pair) — the server's port is never the limit.
 //! Invariants: no limit is ever lowered; every /proc read degrades to `None`, never a
 //! panic; `probe_nofile` closes every descriptor it opened.
+//!
+//! What a run of N connections needs here (processes, source addresses) is
+//! [`sizing`]'s, from the limits read here.
+
+pub mod sizing;
 
 use serde::Serialize;
 use std::fmt;
@@ -12,8 +17,6 @@ use std::fs::{self, File};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-/// Descriptors kept free per process for the listener, the epoll instance, stdio and logs.
-pub const RESERVED_FDS: u64 = 16;
 /// Kernel memory per idle established TCP socket (socket, file, inode, dentry, epoll
 /// item, TCP state): the slab growth per socket that `scripts/scale.sh 1000000` measured
 /// on this kernel (6.18, loopback, both ends counted). Outside our control, but it
@@ -105,12 +108,34 @@ pub fn probe_nofile() -> io::Result<u64> {
 }
 
 /// `net.ipv4.ip_local_port_range`: the ports a client draws from, inclusive.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PortRange {
     pub low: u64,
     pub high: u64,
     /// `high - low + 1`: connections per (source address → server address:port) pair.
     pub count: u64,
+}
+
+impl PortRange {
+    /// Linux's default range, for when /proc cannot be read.
+    pub const LINUX_DEFAULT: PortRange = PortRange {
+        low: 32_768,
+        high: 60_999,
+        count: 28_232,
+    };
+}
+
+/// The ephemeral port range (the one place it is read: `limits`, `load` and, through
+/// `limits --json`, scripts/scale.sh all take it from here).
+pub fn port_range() -> Option<PortRange> {
+    match sysctl("net.ipv4.ip_local_port_range").as_deref() {
+        Some(&[low, high]) if high >= low => Some(PortRange {
+            low,
+            high,
+            count: high - low + 1,
+        }),
+        _ => None,
+    }
 }
 
 /// `net.ipv4.tcp_mem` in pages: below `min` no pressure; above `max` allocations fail.
@@ -150,7 +175,7 @@ impl fmt::Display for Limit {
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Capacity {
     pub workers: u32,
-    /// Soft RLIMIT_NOFILE minus [`RESERVED_FDS`].
+    /// Soft RLIMIT_NOFILE minus [`sizing::FD_RESERVE`].
     pub per_process: Option<u64>,
     /// `fs.file-max` minus the files allocated now.
     pub file_max_free: Option<u64>,
@@ -185,14 +210,19 @@ pub struct Report {
     pub user_bytes_per_connection: u64,
     pub kernel_bytes_per_connection: u64,
     pub capacity: Capacity,
-    /// Client source addresses needed to open `capacity.total` connections to one port.
+    /// Client source addresses needed to open `capacity.total` connections to one port
+    /// with none of them more than half full ([`sizing::per_source_limit`]).
     pub client_sources_needed: Option<u64>,
+    /// What a run of `--connections N` needs here; only when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sizing: Option<sizing::Sizing>,
 }
 
-/// Builds the report for a server of `workers` processes. Raises RLIMIT_NOFILE first, as
-/// `serve` does at start-up, so the figures are what a server process gets; with `probe`,
-/// also measures the descriptor limit with [`probe_nofile`].
-pub fn report(workers: u32, probe: bool) -> Report {
+/// Builds the report for a server of `workers` processes (default: as many as a run of
+/// `connections` needs, else 1), with the sizing of that run if `connections` is given.
+/// Raises RLIMIT_NOFILE first, as `serve` does at start-up, so the figures are what a
+/// server process gets; with `probe`, also measures the limit with [`probe_nofile`].
+pub fn report(workers: Option<u32>, connections: Option<u64>, probe: bool) -> Report {
     let nofile = raise_nofile()
         .or_else(|e| {
             log::warn!("cannot raise RLIMIT_NOFILE: {e}");
@@ -209,14 +239,7 @@ pub fn report(workers: u32, probe: bool) -> Report {
     let nr_open = sysctl_u64("fs.nr_open");
     let file_max = sysctl_u64("fs.file-max");
     let file_nr = sysctl_u64("fs.file-nr");
-    let port_range = match sysctl("net.ipv4.ip_local_port_range").as_deref() {
-        Some(&[low, high]) if high >= low => Some(PortRange {
-            low,
-            high,
-            count: high - low + 1,
-        }),
-        _ => None,
-    };
+    let port_range = port_range();
     let tcp_mem_pages = match sysctl("net.ipv4.tcp_mem").as_deref() {
         Some(&[min, pressure, max]) => Some(TcpMem { min, pressure, max }),
         _ => None,
@@ -226,9 +249,16 @@ pub fn report(workers: u32, probe: bool) -> Report {
     let per_conn = USER_BYTES_PER_CONNECTION + KERNEL_BYTES_PER_SOCKET;
     // An unlimited soft limit still stops at fs.nr_open.
     let soft = nofile.map(|n| n.soft.min(nr_open.unwrap_or(NR_OPEN_DEFAULT)));
+    let ports = port_range.unwrap_or(PortRange::LINUX_DEFAULT).count;
+    let sizing = connections
+        .zip(soft)
+        .map(|(n, soft)| sizing::plan(n, soft, ports));
+    let workers = workers
+        .or(sizing.as_ref().map(|s| s.server_workers))
+        .unwrap_or(1);
     let capacity = capacity(
         workers,
-        soft.map(|s| s.saturating_sub(RESERVED_FDS)),
+        soft.map(|s| s.saturating_sub(sizing::FD_RESERVE)),
         file_max.map(|m| m.saturating_sub(file_nr.unwrap_or(0))),
         mem_available_bytes.map(|m| m / per_conn),
         sysctl_u64("fs.epoll.max_user_watches"),
@@ -254,13 +284,15 @@ pub fn report(workers: u32, probe: bool) -> Report {
             .zip(port_range)
             .and_then(|(t, r)| sources_needed(t, r.count)),
         capacity,
+        sizing,
     }
 }
 
 /// Source addresses a client needs to open `connections` to one server address:port,
-/// given `ports_per_pair` ephemeral ports per address; `None` when there are no ports.
+/// given `ports_per_pair` ephemeral ports per address, filling each to at most half
+/// (as [`sizing`] does); `None` when there are no ports.
 pub fn sources_needed(connections: u64, ports_per_pair: u64) -> Option<u64> {
-    (ports_per_pair > 0).then(|| connections.div_ceil(ports_per_pair))
+    (ports_per_pair > 0).then(|| connections.div_ceil(sizing::per_source_limit(ports_per_pair)))
 }
 
 fn capacity(
@@ -405,12 +437,12 @@ Client side (the load generator), not the server
   address:port, never the server. More source addresses lift it.
 
 Capacity (server side)
-  per process           {per_process:>11}  soft limit minus {RESERVED_FDS} reserved
+  per process           {per_process:>11}  soft limit minus {reserve} reserved
   free open files       {file_free:>11}  fs.file-max minus fs.file-nr
   by memory             {by_memory:>11}  MemAvailable / per connection
   {workers:<22}{total:>11}  least of {n} x per process and the above
   binds first: {binds}
-  client source addresses for {total} connections: {sources}
+  client source addresses for {total} connections: {sources} (half full)
 ",
             soft = count(nofile.map(|n| n.soft)),
             hard = count(nofile.map(|n| n.hard)),
@@ -443,7 +475,12 @@ Capacity (server side)
             n = c.workers,
             binds = c.binds_first.map_or("unknown".into(), |l| l.to_string()),
             sources = count(self.client_sources_needed),
-        )
+            reserve = sizing::FD_RESERVE,
+        )?;
+        match &self.sizing {
+            Some(sizing) => write!(f, "{sizing}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -496,7 +533,7 @@ mod tests {
     #[test]
     fn report_matches_proc() {
         let _guard = lock();
-        let r = report(3, false);
+        let r = report(Some(3), None, false);
         let sys = |name: &str| numbers(&format!("/proc/sys/{name}"), "");
         let n = r.nofile.unwrap();
         let limits = numbers("/proc/self/limits", "Max open files");
@@ -522,7 +559,7 @@ mod tests {
         let mem_total = numbers("/proc/meminfo", "MemTotal:")[0] * 1024;
         assert_eq!(r.mem_total_bytes, Some(mem_total));
         assert!(r.mem_available_bytes.is_some_and(|a| a <= mem_total));
-        let per_process = n.soft - RESERVED_FDS;
+        let per_process = n.soft - sizing::FD_RESERVE;
         assert_eq!(r.capacity.per_process, Some(per_process));
         let total = r.capacity.total.unwrap();
         assert!(total <= 3 * per_process);
@@ -532,7 +569,7 @@ mod tests {
     #[test]
     fn json_has_the_expected_keys() {
         let _guard = lock();
-        let json = serde_json::to_value(report(2, false)).unwrap();
+        let json = serde_json::to_value(report(Some(2), None, false)).unwrap();
         let numbers = "/nofile/soft_before /nofile/soft /nofile/hard /nr_open
             /file_max /file_nr /port_range/low /port_range/high /port_range/count /somaxconn
             /tcp_max_syn_backlog /epoll_max_user_watches /mem_total_bytes /mem_available_bytes /tcp_mem_pages/min
@@ -549,7 +586,7 @@ mod tests {
     #[test]
     fn display_has_every_limit_and_fits_80_columns() {
         let _guard = lock();
-        let text = report(4, false).to_string();
+        let text = report(Some(4), None, false).to_string();
         println!("{text}");
         let needles = "RLIMIT_NOFILE soft|RLIMIT_NOFILE hard|probed (--probe)|fs.nr_open|\
             fs.file-max|fs.file-nr|net.core.somaxconn|MemAvailable|ip_local_port_range|\
@@ -587,8 +624,9 @@ mod tests {
         assert_eq!(meminfo_bytes("MemTotal: lots kB", "MemTotal"), None);
         let meminfo = "MemTotalX: 5 kB\nMemTotal: 2 kB";
         assert_eq!(meminfo_bytes(meminfo, "MemTotal"), Some(2048));
-        assert_eq!(sources_needed(100_000, 28_232), Some(4));
-        assert_eq!(sources_needed(28_232, 28_232), Some(1));
+        assert_eq!(sources_needed(100_000, 28_232), Some(8));
+        assert_eq!(sources_needed(14_116, 28_232), Some(1));
+        assert_eq!(sources_needed(28_232, 28_232), Some(2));
         assert_eq!(sources_needed(1, 0), None);
         assert_eq!(count(Some(1_048_576)), "1,048,576");
         assert_eq!(count(Some(999)), "999");

@@ -36,13 +36,18 @@ struct LimitsArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Reactor processes to compute the capacity for (as `serve --workers N`).
-    #[arg(long, default_value_t = 1)]
-    workers: u32,
+    /// Reactor processes to compute the capacity for (as `serve --workers N`; default:
+    /// what --connections needs, else 1).
+    #[arg(long)]
+    workers: Option<u32>,
+    /// Size a run of N connections here: server workers, load processes, source
+    /// addresses (what scripts/scale.sh reads).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    connections: Option<u64>,
 }
 
 fn limits(args: LimitsArgs) -> std::io::Result<()> {
-    let report = wsreactor::limits::report(args.workers, args.probe);
+    let report = wsreactor::limits::report(args.workers, args.connections, args.probe);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -10,15 +10,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 
-/// The sources used against an IPv4 loopback target unless `--sources` says otherwise
-/// (widened for large runs, see [`default_sources`]).
-pub const DEFAULT_SOURCES: SourceRange = SourceRange {
-    first: Ipv4Addr::new(127, 0, 0, 2),
-    last: Ipv4Addr::new(127, 0, 0, 40),
-};
-
-/// The most source addresses a run may use (a connection stores its source as a `u16`).
-pub const MAX_SOURCES: u32 = 1 << 16;
+use crate::limits::sizing::{self, MAX_SOURCES};
 
 /// Refuses any target outside 127.0.0.0/8 and ::1: load tests on this machine must never
 /// leave it.
@@ -114,21 +106,12 @@ impl fmt::Display for SourceRange {
     }
 }
 
-/// [`DEFAULT_SOURCES`], extended so that no source carries more than half of the
-/// ephemeral range (`ports`). Why half: the kernel finds a free port for a connect by
-/// probing, which is cheap while a source's range is at most about half used and grows
-/// steeply towards full (measured here: 25,600 connections through one source cost 5.5×
-/// the kernel CPU of the same through 39 sources; 14,100 cost no more).
-pub fn default_sources(connections: u32, ports: u32) -> SourceRange {
-    let per_source = u64::from(ports / 2).max(1);
-    let needed = u64::from(connections)
-        .div_ceil(per_source)
-        .clamp(u64::from(DEFAULT_SOURCES.len()), u64::from(MAX_SOURCES));
-    let first = DEFAULT_SOURCES.first;
-    SourceRange {
-        first,
-        last: Ipv4Addr::from(u32::from(first) + needed as u32 - 1),
-    }
+/// The sources used against an IPv4 loopback target unless `--sources` says otherwise:
+/// 127.0.0.2-127.0.0.40, extended so that no source carries more than half of the
+/// ephemeral range (`ports`). The run sizing's ([`sizing::sources`], which says why).
+pub fn default_sources(connections: u32, ports: u64) -> SourceRange {
+    let (first, last) = sizing::sources(connections.into(), ports);
+    SourceRange { first, last }
 }
 
 /// The sources a run of `connections` uses against `target`: the given range, or
@@ -137,7 +120,7 @@ pub fn sources_for(
     target: SocketAddr,
     given: Option<SourceRange>,
     connections: u32,
-    ports: u32,
+    ports: u64,
 ) -> Result<Option<SourceRange>, String> {
     match (target, given) {
         (SocketAddr::V4(_), Some(given)) => Ok(Some(given)),
@@ -153,6 +136,12 @@ pub fn sources_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a run gets unless it is large: 127.0.0.2-127.0.0.40.
+    const DEFAULT_SOURCES: SourceRange = SourceRange {
+        first: Ipv4Addr::new(127, 0, 0, 2),
+        last: Ipv4Addr::new(127, 0, 0, 40),
+    };
 
     #[test]
     fn only_loopback_targets_are_allowed() {
@@ -246,5 +235,16 @@ mod tests {
         let tiny = default_sources(10_000_000, 2);
         assert_eq!(tiny.len(), MAX_SOURCES);
         assert!(tiny.get(tiny.len() - 1).is_loopback());
+    }
+
+    #[test]
+    fn default_sources_are_what_limits_reports() {
+        for connections in [1, 70_000, 100_000, 1_000_000] {
+            let plan = sizing::plan(connections.into(), 20_000, 28_232);
+            let range = default_sources(connections, 28_232);
+            assert_eq!(range.to_string(), plan.sources);
+            assert_eq!(range.len(), plan.source_count);
+            assert_eq!(plan.sources.parse(), Ok(range));
+        }
     }
 }

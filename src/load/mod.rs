@@ -50,8 +50,10 @@ use progress::Progress;
 use report::{ChatInfo, RunInfo, Tally};
 use stats::WorkerMsg;
 
+use crate::limits::{self, sizing};
 use crate::protocol::receiver::{ReceiverConfig, Role};
 use crate::server::routes::{RoomName, CHAT_PATH};
+use crate::signals::{self, Again};
 
 /// The longest time any duration flag may ask for (a day): runs stay bounded.
 const MAX_SECS: f64 = 86_400.0;
@@ -151,69 +153,13 @@ pub struct LoadArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_pending: u32,
 
-    /// Internal: run as worker K of P of a multi-process run.
+    /// Internal: run as worker K of P of a multi-process run (the parent's command line
+    /// with this appended, so every other setting is the parent's).
     #[arg(long, value_name = "K/P", hide = true)]
     pub worker: Option<WorkerSlot>,
 }
 
 impl LoadArgs {
-    /// The arguments (after `load`) that start worker `slot` of this run.
-    pub fn worker_args(&self, slot: WorkerSlot) -> Vec<String> {
-        let secs = |d: Duration| format!("{}.{:03}", d.as_secs(), d.subsec_millis());
-        let mut a = vec![
-            "--addr".to_owned(),
-            self.addr.to_string(),
-            "--connections".to_owned(),
-            self.connections.to_string(),
-            "--procs".to_owned(),
-            self.procs.to_string(),
-            "--message-size".to_owned(),
-            self.message_size.to_string(),
-            "--connect-timeout".to_owned(),
-            secs(self.connect_timeout),
-            "--echo-timeout".to_owned(),
-            secs(self.echo_timeout),
-            "--close-timeout".to_owned(),
-            secs(self.close_timeout),
-            "--max-pending".to_owned(),
-            self.max_pending.to_string(),
-            "--worker".to_owned(),
-            slot.to_string(),
-        ];
-        if let Some(sources) = self.sources {
-            a.extend(["--sources".to_owned(), sources.to_string()]);
-        }
-        if let Some(rate) = self.rate {
-            a.extend(["--rate".to_owned(), rate.to_string()]);
-        }
-        if self.json {
-            a.push("--json".to_owned());
-        }
-        // --path, --hold and --echo-every conflict with --chat.
-        match &self.chat {
-            None => a.extend([
-                "--hold".to_owned(),
-                secs(self.hold),
-                "--echo-every".to_owned(),
-                secs(self.echo_every),
-                "--path".to_owned(),
-                self.path.clone(),
-            ]),
-            Some(room) => a.extend([
-                "--chat".to_owned(),
-                room.clone(),
-                "--chat-messages".to_owned(),
-                self.chat_messages.to_string(),
-                "--chat-window".to_owned(),
-                self.chat_window.to_string(),
-            ]),
-        }
-        if let Some(rate) = self.chat_rate {
-            a.extend(["--chat-rate".to_owned(), rate.to_string()]);
-        }
-        a
-    }
-
     /// The request path of every upgrade: the chat room's, or `--path`.
     pub fn request_path(&self) -> String {
         match &self.chat {
@@ -288,21 +234,23 @@ pub fn run(args: LoadArgs) -> ExitCode {
 
 fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
     addr::check_target(args.addr)?;
-    let ports = plan::ephemeral_ports().unwrap_or(plan::DEFAULT_EPHEMERAL_PORTS);
+    let ports = limits::port_range()
+        .unwrap_or(limits::PortRange::LINUX_DEFAULT)
+        .count;
     let sources = addr::sources_for(args.addr, args.sources, args.connections, ports)?;
-    let nofile = crate::limits::raise_nofile().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
+    let nofile = limits::raise_nofile().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
     if let Some(slot) = args.worker {
         return Ok(worker::run(driver_config(&args, sources, slot, true)));
     }
-    let procs = plan::process_count(args.procs, args.connections, nofile.hard);
+    // The soft limit, now raised to the hard one: what every process of the run gets.
+    let procs = plan::process_count(args.procs, args.connections, nofile.soft);
     if args.chat.is_some() {
-        check_chat(&args, procs, nofile.hard)?;
+        check_chat(&args, procs, nofile.soft)?;
     }
     preflight(&args, sources, procs, nofile, ports);
 
     let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    stop_on_signals(&stop).map_err(|e| format!("signal handlers: {e}"))?;
+    let stop = signals::stop_flag(Again::Exits).map_err(|e| format!("signal handlers: {e}"))?;
     let mut tally = Tally::new(procs as usize, started);
     let mut progress = Progress::new(args.json, u64::from(args.connections));
     let mut error = None;
@@ -312,7 +260,7 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
             error = Some(e);
         }
     } else {
-        error = procs::run(&args, procs, &stop, &mut tally, &mut progress).error;
+        error = procs::run(procs, args.close_timeout, &stop, &mut tally, &mut progress).error;
     }
     progress.finish();
     let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
@@ -373,12 +321,12 @@ fn run_here(
 
 /// Refuses a chat run that cannot work: more than one process (the window needs every
 /// member in one), or messages too short for their header.
-fn check_chat(args: &LoadArgs, procs: u32, nofile_hard: u64) -> Result<(), String> {
+fn check_chat(args: &LoadArgs, procs: u32, nofile: u64) -> Result<(), String> {
     if procs > 1 {
         return Err(format!(
-            "--chat runs in one process: at most {} connections here (RLIMIT_NOFILE hard \
-             limit {nofile_hard}), and --procs 1",
-            nofile_hard.saturating_sub(plan::FD_RESERVE)
+            "--chat runs in one process: at most {} connections here (RLIMIT_NOFILE \
+             {nofile}), and --procs 1",
+            sizing::per_process(nofile)
         ));
     }
     if (args.message_size as usize) < chat::HEADER_LEN {
@@ -395,11 +343,11 @@ fn preflight(
     args: &LoadArgs,
     sources: Option<SourceRange>,
     procs: u32,
-    nofile: crate::limits::NofileLimit,
-    ports: u32,
+    nofile: limits::NofileLimit,
+    ports: u64,
 ) {
     let per_process = u64::from(args.connections).div_ceil(u64::from(procs));
-    if per_process + plan::FD_RESERVE > nofile.soft {
+    if per_process > sizing::per_process(nofile.soft) {
         log::warn!(
             "{per_process} connections per process but RLIMIT_NOFILE is {}: expect \
              fd_limit failures (use --procs auto)",
@@ -410,12 +358,12 @@ fn preflight(
         Some(range) => range.max_per_source(u64::from(args.connections)),
         None => u64::from(args.connections),
     };
-    if per_source > u64::from(ports) {
+    if per_source > ports {
         log::warn!(
             "{per_source} connections per source address but only {ports} ephemeral \
              ports per destination: expect ports_exhausted (widen --sources)"
         );
-    } else if per_source > u64::from(ports / 2) {
+    } else if per_source > sizing::per_source_limit(ports) {
         log::warn!(
             "{per_source} connections per source address fill over half of the {ports} \
              ephemeral ports: connects will cost more kernel CPU (widen --sources)"
@@ -467,18 +415,6 @@ fn driver_config(
     }
 }
 
-/// SIGINT and SIGTERM set `flag` (a graceful stop: close what is open, report); a
-/// second one while the flag is set exits at once with status 130.
-fn stop_on_signals(flag: &Arc<AtomicBool>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    for sig in [SIGINT, SIGTERM] {
-        // Registered first, so the first signal finds the flag unset and only sets it.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(flag))?;
-        signal_hook::flag::register(sig, Arc::clone(flag))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,8 +447,8 @@ mod tests {
     }
 
     #[test]
-    fn worker_args_reproduce_every_setting() {
-        let a = parse(&[
+    fn a_worker_command_line_is_the_parents_with_its_slot_appended() {
+        let parent = [
             "--addr",
             "127.0.0.1:9001",
             "--connections",
@@ -525,26 +461,14 @@ mod tests {
             "1234.5",
             "--hold",
             "2.5",
-            "--echo-every",
-            "0.3",
             "--json",
-            "--path",
-            "/chat?room=x",
             "--message-size",
             "77",
-            "--connect-timeout",
-            "4",
-            "--echo-timeout",
-            "0.25",
-            "--close-timeout",
-            "1",
-            "--max-pending",
-            "55",
-        ])
-        .unwrap();
+        ];
+        let a = parse(&parent).unwrap();
         let slot = WorkerSlot { index: 2, count: 3 };
-        let argv = a.worker_args(slot);
-        let back = parse(&argv.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        let worker: Vec<&str> = parent.iter().copied().chain(["--worker", "2/3"]).collect();
+        let back = parse(&worker).unwrap();
         assert_eq!(
             back,
             LoadArgs {
@@ -576,7 +500,7 @@ mod tests {
     }
 
     #[test]
-    fn chat_options_go_together_and_reach_the_workers() {
+    fn chat_options_go_together() {
         let base = ["--addr", "127.0.0.1:9001", "--connections", "10"];
         let with = |extra: &[&str]| {
             let args: Vec<&str> = base.iter().chain(extra).copied().collect();
@@ -602,29 +526,6 @@ mod tests {
         ] {
             assert!(with(extra).is_err(), "{extra:?}");
         }
-        let a = with(&[
-            "--chat",
-            "x",
-            "--chat-messages",
-            "7",
-            "--chat-rate",
-            "2.5",
-            "--chat-window",
-            "3",
-            "--message-size",
-            "64",
-        ])
-        .unwrap();
-        let slot = WorkerSlot { index: 0, count: 1 };
-        let argv = a.worker_args(slot);
-        let back = parse(&argv.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
-        assert_eq!(
-            back,
-            LoadArgs {
-                worker: Some(slot),
-                ..a
-            }
-        );
     }
 
     #[test]

@@ -7,11 +7,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Descriptors each process keeps back from RLIMIT_NOFILE for itself (stdio, epoll,
-/// pipes, the loader): `--procs auto` gives a process at most `hard - FD_RESERVE`
-/// connections.
-pub const FD_RESERVE: u64 = 100;
-
 /// `--procs`: a count, or `auto` to use as few processes as RLIMIT_NOFILE allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Procs {
@@ -44,17 +39,14 @@ impl fmt::Display for Procs {
     }
 }
 
-/// How many processes run `connections`: `auto` is ceil(N / (hard − reserve)); an
-/// explicit count is kept but never exceeds N (no worker without connections).
-pub fn process_count(procs: Procs, connections: u32, nofile_hard: u64) -> u32 {
-    let n = match procs {
-        Procs::Auto => {
-            let per_process = nofile_hard.saturating_sub(FD_RESERVE).max(1);
-            u64::from(connections).div_ceil(per_process)
-        }
-        Procs::Count(n) => u64::from(n),
-    };
-    n.clamp(1, u64::from(connections.max(1))) as u32
+/// How many processes run `connections` under a descriptor limit of `nofile`: `auto` is
+/// the run sizing's ([`crate::limits::sizing::load_procs`]); an explicit count is kept
+/// but never exceeds N (no worker without connections).
+pub fn process_count(procs: Procs, connections: u32, nofile: u64) -> u32 {
+    match procs {
+        Procs::Auto => crate::limits::sizing::load_procs(connections.into(), nofile),
+        Procs::Count(n) => n.clamp(1, connections.max(1)),
+    }
 }
 
 /// A worker's place among its siblings: `index` of `count`, written `K/P`.
@@ -112,18 +104,6 @@ pub fn share(total: u32, rate: Option<f64>, max_pending: u32, slot: WorkerSlot) 
         rate: rate.map(|r| r / p as f64),
         max_pending: (pending_base + pending_extra).max(1) as u32,
     }
-}
-
-/// The Linux default ephemeral range (32768–60999), used if it cannot be read.
-pub const DEFAULT_EPHEMERAL_PORTS: u32 = 28_232;
-
-/// The size of the kernel's ephemeral port range (`net.ipv4.ip_local_port_range`): how
-/// many connections one source address can open to one destination.
-pub fn ephemeral_ports() -> Option<u32> {
-    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-    let mut it = text.split_whitespace().map(|t| t.parse::<u32>().ok());
-    let (low, high) = (it.next()??, it.next()??);
-    Some(high.checked_sub(low)? + 1)
 }
 
 #[cfg(test)]

@@ -12,14 +12,20 @@ use std::sync::atomic::Ordering;
 
 use super::driver::{Control, Driver, DriverConfig};
 use super::stats::WorkerMsg;
+use crate::signals::{self, Again};
 
 /// Runs one worker to completion.
 pub fn run(cfg: DriverConfig) -> ExitCode {
-    let control = Control::default();
-    if let Err(e) = super::stop_on_signals(&control.stop) {
-        eprintln!("wsreactor load worker: cannot install signal handlers: {e}");
-        return ExitCode::FAILURE;
-    }
+    let control = match signals::stop_flag(Again::Exits) {
+        Ok(stop) => Control {
+            stop,
+            go: Default::default(),
+        },
+        Err(e) => {
+            eprintln!("wsreactor load worker: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let driver = match Driver::new(cfg) {
         Ok(d) => d,
         Err(e) => {

@@ -12,7 +12,9 @@ use crate::protocol::server::ServerConfig;
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address to listen on; port 0 picks an ephemeral port.
-    #[arg(long, default_value = "127.0.0.1:9001")]
+    // The last one given wins: a worker runs its supervisor's command line with the
+    // resolved address appended.
+    #[arg(long, default_value = "127.0.0.1:9001", overrides_with = "listen")]
     pub listen: SocketAddr,
 
     /// Reactor processes sharing the port through SO_REUSEPORT (1 = this process only).
@@ -70,33 +72,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// The command line a worker process is started with: the same options, on the
-    /// port the supervisor resolved.
-    pub fn worker_args(&self, listen: SocketAddr, id: u32) -> Vec<String> {
-        let mut args = vec![
-            "serve".to_owned(),
-            format!("--listen={listen}"),
-            format!("--worker-id={id}"),
-            format!("--max-message-size={}", self.max_message_size),
-            format!("--handshake-timeout={}", self.handshake_timeout),
-            format!("--idle-timeout={}", self.idle_timeout),
-            format!("--ping-interval={}", self.ping_interval),
-            format!("--send-timeout={}", self.send_timeout),
-            format!("--shutdown-timeout={}", self.shutdown_timeout),
-            format!("--stats-interval={}", self.stats_interval),
-        ];
-        if let Some(max) = self.max_connections {
-            args.push(format!("--max-connections={max}"));
-        }
-        for origin in &self.allowed_origins {
-            args.push(format!("--allowed-origin={origin}"));
-        }
-        for protocol in &self.protocols {
-            args.push(format!("--protocol={protocol}"));
-        }
-        args
-    }
-
     /// What `route` needs of the configuration.
     pub fn policy(&self) -> Policy<'_> {
         Policy {
@@ -125,7 +100,7 @@ impl Config {
         }
     }
 
-    /// The configuration `serve` gets from these options (tests and the harness).
+    /// The configuration `serve` gets from these options (tests and the testkit).
     pub fn from_args(args: &[&str]) -> Config {
         use clap::Parser;
         #[derive(Parser)]
@@ -134,5 +109,41 @@ impl Config {
             config: Config,
         }
         Cli::parse_from(std::iter::once("serve").chain(args.iter().copied())).config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_command_line_is_the_supervisors_with_listen_overridden() {
+        let supervisor = [
+            "--listen=127.0.0.1:0",
+            "--workers",
+            "3",
+            "--protocol",
+            "a",
+            "--protocol=b",
+            "--allowed-origin",
+            "http://x",
+            "--idle-timeout",
+            "7",
+        ];
+        let worker: Vec<&str> = supervisor
+            .iter()
+            .copied()
+            .chain(["--listen=127.0.0.1:4567", "--worker-id=2"])
+            .collect();
+        let (s, w) = (Config::from_args(&supervisor), Config::from_args(&worker));
+        assert_eq!(w.listen, "127.0.0.1:4567".parse().unwrap());
+        assert_eq!((s.worker_id, w.worker_id), (None, Some(2)));
+        assert_eq!(
+            w.protocols,
+            ["a", "b"],
+            "repeated options are not overridden"
+        );
+        assert_eq!(w.allowed_origins, ["http://x"]);
+        assert_eq!((w.workers, w.idle_timeout), (3, 7));
     }
 }

@@ -15,8 +15,6 @@ pub mod workers;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use log::{info, warn};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -40,22 +38,13 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListe
     Ok(socket.into())
 }
 
-/// Installs SIGINT/SIGTERM handlers that set the returned flag.
-pub fn shutdown_flag() -> io::Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&flag))?;
-    }
-    Ok(flag)
-}
-
 /// `wsreactor serve`: one reactor in this process, or a supervisor of `--workers N`.
 pub fn serve(config: Config) -> io::Result<()> {
     if config.worker_id.is_none() && config.workers > 1 {
         return workers::supervise(config);
     }
     if config.worker_id.is_some() {
-        workers::follow_supervisor();
+        crate::children::die_with_parent();
     }
     let listener = bind(config.listen, config.worker_id.is_some())?;
     // Only the supervisor says "listening on", once every worker accepts: scripts and
@@ -74,10 +63,11 @@ pub fn serve(config: Config) -> io::Result<()> {
             l.soft,
             l.soft_before,
             l.hard,
-            l.soft.saturating_sub(crate::limits::RESERVED_FDS)
+            l.soft.saturating_sub(crate::limits::sizing::FD_RESERVE)
         ),
         Err(e) => warn!("could not raise RLIMIT_NOFILE: {e}"),
     }
-    let mut reactor = reactor::Reactor::new(config, listener, shutdown_flag()?)?;
+    let shutdown = crate::signals::stop_flag(crate::signals::Again::Ignored)?;
+    let mut reactor = reactor::Reactor::new(config, listener, shutdown)?;
     reactor.run()
 }
