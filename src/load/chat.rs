@@ -17,9 +17,10 @@
 
 use hdrhistogram::Histogram;
 
+use super::failure::Failure;
 use super::pacing::Pacer;
 use super::payload;
-use super::stats::{encode_histogram, new_histogram, ChatFinal, Failure};
+use super::wire::{encode_histogram, new_histogram, ChatFinal};
 
 /// Bytes of a message's header: the sequence number, then the send time, each as 8
 /// lowercase hex digits (ASCII, so a message is valid UTF-8 and may go out as Text).

@@ -25,8 +25,8 @@ use std::io;
 use mio::net::TcpStream;
 
 use super::env::{Env, NEVER};
+use super::failure::Failure;
 use super::socket::{connect_failure, io_failure};
-use super::stats::Failure;
 use crate::protocol::client::{ClientConnection, ClientError, Event};
 use crate::protocol::close::CloseCode;
 use crate::protocol::handshake::{client_key, ResponseError};

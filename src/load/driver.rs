@@ -31,7 +31,7 @@ use super::env::{ConnConfig, Env};
 use super::pacing::Pacer;
 use super::plan::Share;
 use super::socket;
-use super::stats::{encode_histogram, WorkerFinal, WorkerMsg};
+use super::wire::{encode_histogram, WorkerFinal, WorkerMsg};
 
 /// How often deadlines are swept. Coarse on purpose: one pass over the slab per tick
 /// is a few microseconds per thousand connections, far cheaper than a timer each.
@@ -477,8 +477,9 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::failure::Failure;
     use crate::load::plan::{share, WorkerSlot};
-    use crate::load::stats::{decode_histogram, Failure};
+    use crate::load::wire::decode_histogram;
     use crate::protocol::receiver::{ReceiverConfig, Role};
     use std::net::TcpListener;
 

@@ -5,7 +5,7 @@ use hdrhistogram::Histogram;
 
 use super::chat::{ChatConfig, Room};
 use super::rng::Rng;
-use super::stats::{new_histogram, Counters};
+use super::wire::{new_histogram, Counters};
 use crate::protocol::receiver::ReceiverConfig;
 
 /// A deadline that never comes.

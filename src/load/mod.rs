@@ -17,7 +17,8 @@
 //! `conn` (one connection's lifecycle over the shared protocol core and socket IO),
 //! `verify` (what it sends and how it checks what comes back), `env` (what a process's
 //! connections share), `driver` (one process's loop), `worker` / `procs` (child /
-//! parent of a multi-process run), `stats` (what is measured and sent), `report`,
+//! parent of a multi-process run), `failure` (why a connection failed, by name), `wire`
+//! (counters and histograms, the worker-to-parent messages), `report`,
 //! `progress`, `payload`, `rng`, `chat` (chat messages and the room's progress).
 
 mod addr;
@@ -25,6 +26,7 @@ mod chat;
 mod conn;
 mod driver;
 mod env;
+mod failure;
 mod pacing;
 mod payload;
 mod plan;
@@ -33,8 +35,8 @@ mod progress;
 mod report;
 mod rng;
 mod socket;
-mod stats;
 mod verify;
+mod wire;
 mod worker;
 
 use std::net::SocketAddr;
@@ -48,7 +50,7 @@ use driver::{Control, Driver, DriverConfig};
 use plan::{Procs, WorkerSlot};
 use progress::Progress;
 use report::{ChatInfo, RunInfo, Tally};
-use stats::WorkerMsg;
+use wire::WorkerMsg;
 
 use crate::limits::{self, sizing};
 use crate::protocol::receiver::{ReceiverConfig, Role};

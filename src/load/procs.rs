@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::plan::WorkerSlot;
 use super::progress::Progress;
 use super::report::Tally;
-use super::stats::WorkerMsg;
+use super::wire::WorkerMsg;
 use crate::children::{Children, Event, Stdin};
 
 /// Slack after a stop before workers that have not finished are killed: on top of the

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::stats::Counters;
+use super::wire::Counters;
 
 /// How often a plain progress line is printed when stderr is not a terminal.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
@@ -143,7 +143,7 @@ fn summary(c: &Counters, rate: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::stats::Failure;
+    use crate::load::failure::Failure;
 
     #[test]
     fn summary_names_each_failure_reason() {

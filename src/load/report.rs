@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::stats::{decode_histogram, new_histogram, ChatFinal, Counters, WorkerFinal, WorkerMsg};
+use super::wire::{decode_histogram, new_histogram, ChatFinal, Counters, WorkerFinal, WorkerMsg};
 
 /// What each worker has said so far.
 #[derive(Debug)]
@@ -471,7 +471,8 @@ impl ChatReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::stats::{encode_histogram, Failure};
+    use crate::load::failure::Failure;
+    use crate::load::wire::encode_histogram;
 
     fn final_with(counters: Counters, rtts: &[u64], per_source: Vec<u64>) -> WorkerMsg {
         let mut h = new_histogram();

@@ -5,8 +5,8 @@
 use super::chat;
 use super::conn::{Conn, Echo, End, Next, Phase, VERIFIED};
 use super::env::{Env, NEVER};
+use super::failure::Failure;
 use super::payload;
-use super::stats::Failure;
 use crate::protocol::frame::OpCode;
 use crate::protocol::receiver::DataChunk;
 

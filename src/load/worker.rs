@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use super::driver::{Control, Driver, DriverConfig};
-use super::stats::WorkerMsg;
+use super::wire::WorkerMsg;
 use crate::signals::{self, Again};
 
 /// Runs one worker to completion.
