@@ -462,7 +462,7 @@ mod tests {
         let mut out = Vec::new();
         let mut rng = Rng::from_seed(1);
         let mask = Some(rng.next_u32().to_ne_bytes());
-        encode_frame(&mut out, OpCode::Text, mask, 300, |p| {
+        encode_frame(&mut out, true, OpCode::Text, mask, 300, |p| {
             payload::fill(5, 0, 0, p)
         });
         let config = ReceiverConfig {

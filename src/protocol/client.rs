@@ -165,7 +165,7 @@ impl ClientConnection {
     ) {
         if self.is_open() {
             scratch.clear();
-            encode_frame(scratch, opcode, Some(mask), len, fill);
+            encode_frame(scratch, true, opcode, Some(mask), len, fill);
             tx.transmit(scratch, &[]);
         }
     }
@@ -183,7 +183,7 @@ impl ClientConnection {
 /// Sends a control frame (rare: pongs and the one Close).
 fn send(opcode: OpCode, mask: [u8; 4], body: &[u8], tx: &mut impl Transmit) {
     let mut frame = Vec::with_capacity(14 + body.len());
-    encode_frame(&mut frame, opcode, Some(mask), body.len(), |p| {
+    encode_frame(&mut frame, true, opcode, Some(mask), body.len(), |p| {
         p.copy_from_slice(body)
     });
     tx.transmit(&frame, &[]);

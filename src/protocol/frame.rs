@@ -156,18 +156,20 @@ impl FrameHeader {
     }
 }
 
-/// Appends one unfragmented frame to `out` (§5.2): the header, then `len` payload
-/// bytes that `fill` writes, masked with `mask` if given (§5.3: every client frame is
-/// masked, with a fresh key per frame; server frames never are).
+/// Appends one frame to `out` (§5.2): the header, then `len` payload bytes that `fill`
+/// writes, masked with `mask` if given (§5.3: every client frame is masked, with a
+/// fresh key per frame; server frames never are). `fin` is false on every fragment of a
+/// message but its last (§5.4).
 pub fn encode_frame(
     out: &mut Vec<u8>,
+    fin: bool,
     opcode: OpCode,
     mask: Option<[u8; 4]>,
     len: usize,
     fill: impl FnOnce(&mut [u8]),
 ) {
     let header = FrameHeader {
-        fin: true,
+        fin,
         opcode,
         mask,
         payload_len: len as u64,

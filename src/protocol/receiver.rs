@@ -278,7 +278,7 @@ impl Receiver {
 mod tests {
     use super::*;
     use crate::protocol::close::CloseCode;
-    use crate::protocol::frame::FrameHeader;
+    use crate::protocol::frame::encode_frame;
 
     const SERVER: ReceiverConfig = ReceiverConfig {
         role: Role::Server,
@@ -287,18 +287,11 @@ mod tests {
 
     /// A masked client frame, as a client would send it.
     fn client_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-        let key = [0xA5, 0x01, 0x7E, 0x33];
-        let header = FrameHeader {
-            fin,
-            opcode,
-            mask: Some(key),
-            payload_len: payload.len() as u64,
-        };
-        let (h, n) = header.encode();
-        let mut out = h[..n].to_vec();
-        let start = out.len();
-        out.extend_from_slice(payload);
-        apply_mask(&mut out[start..], key, 0);
+        let mut out = Vec::new();
+        let key = Some([0xA5, 0x01, 0x7E, 0x33]);
+        encode_frame(&mut out, fin, opcode, key, payload.len(), |p| {
+            p.copy_from_slice(payload)
+        });
         out
     }
 

@@ -261,7 +261,7 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::frame::{FrameHeader, OpCode};
+    use crate::protocol::frame::{encode_frame, FrameHeader, OpCode};
     use crate::server::config::Config;
     use crate::server::rooms::Rooms;
     use crate::server::stats::Stats;
@@ -318,17 +318,9 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
             (OpCode::Binary, &payload[..]),
             (OpCode::Close, &[0x03, 0xE8][..]),
         ] {
-            let header = FrameHeader {
-                fin: true,
-                opcode,
-                mask: Some(key),
-                payload_len: body.len() as u64,
-            };
-            let (h, n) = header.encode();
-            sent.extend_from_slice(&h[..n]);
-            let start = sent.len();
-            sent.extend_from_slice(body);
-            crate::protocol::frame::apply_mask(&mut sent[start..], key, 0);
+            encode_frame(&mut sent, true, opcode, Some(key), body.len(), |p| {
+                p.copy_from_slice(body)
+            });
         }
         client.write_all(&sent).unwrap();
         client.shutdown(Shutdown::Write).unwrap();

@@ -81,7 +81,7 @@ fn gather(chunk: DataChunk, io: &mut impl Gather) -> Option<Rc<[u8]>> {
 /// One unfragmented, unmasked server frame (§5.2), to be shared by a room's members.
 fn shared_frame(opcode: OpCode, payload: &[u8]) -> Rc<[u8]> {
     let mut frame = Vec::with_capacity(payload.len() + 10);
-    encode_frame(&mut frame, opcode, None, payload.len(), |p| {
+    encode_frame(&mut frame, true, opcode, None, payload.len(), |p| {
         p.copy_from_slice(payload)
     });
     frame.into()

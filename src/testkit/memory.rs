@@ -375,25 +375,22 @@ impl Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::frame::{apply_mask, FrameHeader, OpCode};
+    use crate::protocol::frame::{encode_frame, OpCode};
 
     const REQUEST: &[u8] = b"GET /chat?room=r HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 Sec-WebSocket-Version: 13\r\n\r\n";
 
     fn client_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-        let mask = [9, 8, 7, 6];
-        let header = FrameHeader {
+        let mut frame = Vec::new();
+        encode_frame(
+            &mut frame,
             fin,
             opcode,
-            mask: Some(mask),
-            payload_len: payload.len() as u64,
-        };
-        let (h, n) = header.encode();
-        let mut frame = h[..n].to_vec();
-        let start = frame.len();
-        frame.extend_from_slice(payload);
-        apply_mask(&mut frame[start..], mask, 0);
+            Some([9, 8, 7, 6]),
+            payload.len(),
+            |p| p.copy_from_slice(payload),
+        );
         frame
     }
 
