@@ -4,7 +4,7 @@
 mod common;
 
 use std::borrow::Cow;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::thread;
 use std::time::Duration;
 
@@ -162,8 +162,16 @@ fn large_message_is_echoed_byte_for_byte() {
     // A debug build moving megabytes on a busy machine: give reads more time.
     let mut ws = ws_client_with_timeout(server.addr, Some(config), Duration::from_secs(60));
 
+    // The echo streams back while the message is still arriving, so the client reads
+    // while it writes (as every async client does): a writer thread sends the frame on
+    // a clone of the socket, and tungstenite reads the echo.
+    let send = |ws: &tungstenite::WebSocket<std::net::TcpStream>, opcode, payload: &[u8]| {
+        let mut writer = ws.get_ref().try_clone().unwrap();
+        let frame = common::client_frame(true, opcode, payload);
+        thread::spawn(move || writer.write_all(&frame).expect("send the message"))
+    };
     let binary = pseudo_random_bytes(9 << 20, 42);
-    ws.send(Message::Binary(binary.clone())).unwrap();
+    let sender = send(&ws, OpCode::Binary, &binary);
     match read_data(&mut ws) {
         Message::Binary(got) => {
             assert_eq!(got.len(), binary.len());
@@ -171,15 +179,17 @@ fn large_message_is_echoed_byte_for_byte() {
         }
         other => panic!("expected binary, got {other:?}"),
     }
+    sender.join().unwrap();
 
     // Text: UTF-8 validated across many reads, with code points cut at read boundaries.
     let unit = "κόσμε 𝄞 ✓ ascii ";
     let text = unit.repeat((8 << 20) / unit.len() + 1);
-    ws.send(Message::Text(text.clone())).unwrap();
+    let sender = send(&ws, OpCode::Text, text.as_bytes());
     match read_data(&mut ws) {
         Message::Text(got) => assert!(got == text, "the 8 MiB text echo differs"),
         other => panic!("expected text, got {other:?}"),
     }
+    sender.join().unwrap();
 }
 
 #[test]

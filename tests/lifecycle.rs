@@ -82,7 +82,7 @@ fn a_half_closed_client_still_receives_everything_owed() {
     std::thread::sleep(Duration::from_millis(300));
 
     raw.set_read_timeout(Duration::from_secs(10));
-    let echo = raw.read_frame();
+    let echo = raw.read_message();
     assert_eq!(
         (echo.opcode, echo.payload.len()),
         (op::BINARY, payload.len())

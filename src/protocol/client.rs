@@ -24,7 +24,7 @@ pub enum Event<'a> {
     /// Payload of a data frame, validated so far (UTF-8 for text).
     Data(DataChunk<'a>),
     /// The server closed a connection we held open; our Close reply, echoing its code
-    /// (§5.5.1), is queued.
+    /// and reason (§5.5.1), is queued.
     PeerClosed(Option<CloseCode>),
     /// The server answered the Close we sent: only its EOF is left.
     CloseAnswered,
@@ -141,7 +141,7 @@ impl ClientConnection {
             receiver::Event::Pong(_) => None,
             receiver::Event::Close(body) => {
                 let (reply, len) = match body.code {
-                    Some(code) => encode_close_payload(code, ""),
+                    Some(code) => encode_close_payload(code, body.reason),
                     None => ([0; 125], 0),
                 };
                 send(OpCode::Close, mask, &reply[..len], tx);
@@ -333,6 +333,11 @@ mod tests {
             .unwrap();
         assert_eq!(event, Some(Event::PeerClosed(Some(CloseCode::GOING_AWAY))));
         assert!(client.close_answered(), "only the server's EOF is left");
-        assert_eq!(&to_server[..2], &[0x88, 0x82], "a masked Close, code only");
+        let echoed = 2 + "server shutting down".len() as u8;
+        assert_eq!(
+            &to_server[..2],
+            &[0x88, 0x80 | echoed],
+            "a masked Close echoing the code and the reason"
+        );
     }
 }

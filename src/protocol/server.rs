@@ -264,10 +264,12 @@ impl<A: Copy> ServerConnection<A> {
                 None
             }
             receiver::Event::Pong(_) => None,
-            // §5.5.1: answer with a Close, echoing the status code (none if none).
+            // §5.5.1: answer with a Close, echoing the status code (none if none) and
+            // its reason, as clients expect (Python websockets, Node ws and
+            // tungstenite servers echo both).
             receiver::Event::Close(body) => {
                 match body.code {
-                    Some(code) => self.send_close(code, "", now, tx),
+                    Some(code) => self.send_close(code, body.reason, now, tx),
                     None => {
                         self.set_phase(Phase::Closing, now);
                         self.send_frame(OpCode::Close, true, &[], tx);

@@ -20,7 +20,8 @@ use super::session::{Admit, Env, Session};
 use super::stats::Stats;
 use crate::protocol::deadline::Tick;
 use crate::protocol::server::Flushed;
-use crate::stream::{Link, Received, Spilled};
+use crate::protocol::transmit::Transmit;
+use crate::stream::{Cork, Corked, Received, Spilled};
 
 /// Reads per readiness event before yielding to other connections (fairness); with a
 /// 64 KiB buffer that is 1 MiB per turn.
@@ -30,6 +31,8 @@ const READS_PER_TURN: usize = 16;
 pub struct Shared<'a> {
     pub env: Env<'a>,
     pub registry: &'a Registry,
+    /// The output of the call in progress (the reactor's, empty between calls).
+    pub cork: &'a mut Cork,
 }
 
 /// What the reactor should do with the connection afterwards.
@@ -55,23 +58,23 @@ enum Turn {
     Done,
 }
 
-/// The connection's output for one call into its session.
-type Io<'c> = Link<'c, TcpStream>;
+/// The connection's output for one call into its session: corked, and written once the
+/// call is over ([`Connection::uncork`]).
+struct Io<'c> {
+    out: Corked<'c>,
+    spill: &'c mut Spilled,
+}
 
-impl Gather for Io<'_> {
-    fn gathered(&mut self) -> &mut Vec<u8> {
-        &mut self.spill().gathered
-    }
-
-    fn failed(&self) -> bool {
-        Link::failed(self)
+impl Transmit for Io<'_> {
+    fn transmit(&mut self, head: &[u8], body: &[u8]) {
+        self.out.transmit(head, body);
     }
 }
 
-/// Ends a call into the session: counts what went out and hands over the first error.
-fn finish(io: Io, env: &mut Env) -> io::Result<()> {
-    env.stats.bytes_out_total += io.finish()?;
-    Ok(())
+impl Gather for Io<'_> {
+    fn gathered(&mut self) -> &mut Vec<u8> {
+        &mut self.spill.get().gathered
+    }
 }
 
 /// One client connection over a TCP socket.
@@ -115,18 +118,33 @@ impl Connection {
     /// Asks an open connection to close with 1001 (server shutting down).
     pub fn go_away(&mut self, token: Token, sh: &mut Shared) -> Verdict {
         let was_open = self.session.is_open();
-        let mut io = Io::new(&mut self.socket, &mut self.spill);
+        let mut io = Io {
+            out: sh.cork.open(&[]),
+            spill: &mut self.spill,
+        };
         self.session.go_away(&mut sh.env, &mut io);
-        let result = finish(io, &mut sh.env).map(|()| Turn::Idle);
+        let result = self.uncork(&[], sh).map(|()| Turn::Idle);
         self.finish_turn(token, was_open, result, sh)
     }
 
     /// Handles readiness (or a retry): flush, read and process, flush again. Events are
     /// only hints: every step tries the syscall and accepts `WouldBlock`, so a spurious
     /// or stale event is harmless.
-    pub fn drive(&mut self, token: Token, buf: &mut [u8], sh: &mut Shared) -> Verdict {
+    /// `until_eof` says the peer's FIN may be queued behind the data (the event reported
+    /// the read side closed, or this is a retry): then a short read does not end the
+    /// turn, since no new edge will come for an EOF that arrived before the event.
+    pub fn drive(
+        &mut self,
+        token: Token,
+        buf: &mut [u8],
+        until_eof: bool,
+        sh: &mut Shared,
+    ) -> Verdict {
+        debug_assert!(sh.cork.is_empty());
         let was_open = self.session.is_open();
-        let result = self.flush(sh).and_then(|()| self.read_turn(token, buf, sh));
+        let result = self
+            .flush(sh)
+            .and_then(|()| self.read_turn(token, buf, until_eof, sh));
         self.finish_turn(token, was_open, result, sh)
     }
 
@@ -151,18 +169,30 @@ impl Connection {
     /// Acts on a due deadline, if any.
     pub fn on_tick(&mut self, token: Token, sh: &mut Shared) -> Verdict {
         let was_open = self.session.is_open();
-        let mut io = Io::new(&mut self.socket, &mut self.spill);
+        let mut io = Io {
+            out: sh.cork.open(&[]),
+            spill: &mut self.spill,
+        };
         let Some(timeout) = self.session.on_tick(token, &mut sh.env, &mut io) else {
             return Verdict::Keep;
         };
         let ends = timeout.ends();
-        let result = finish(io, &mut sh.env).map(|()| if ends { Turn::Done } else { Turn::Idle });
+        let result = self
+            .uncork(&[], sh)
+            .map(|()| if ends { Turn::Done } else { Turn::Idle });
         self.finish_turn(token, was_open, result, sh)
     }
 
-    /// Reads until `WouldBlock`, the turn's budget, or backpressure.
-    fn read_turn(&mut self, token: Token, buf: &mut [u8], sh: &mut Shared) -> io::Result<Turn> {
-        let now = sh.env.now;
+    /// Reads until the socket is drained, the turn's budget, or backpressure, and
+    /// answers each read with one write.
+    fn read_turn(
+        &mut self,
+        token: Token,
+        buf: &mut [u8],
+        until_eof: bool,
+        sh: &mut Shared,
+    ) -> io::Result<Turn> {
+        let (now, capacity) = (sh.env.now, buf.len());
         for _ in 0..READS_PER_TURN {
             if self
                 .session
@@ -184,18 +214,35 @@ impl Connection {
                     sh.env.stats.bytes_in_total += fresh as u64;
                     self.session.core().on_input(now);
                     let data = &mut buf[..len];
-                    let mut io = Io::new(&mut self.socket, &mut self.spill);
+                    let mut io = Io {
+                        out: sh.cork.open(data),
+                        spill: &mut self.spill,
+                    };
+                    let kept = len - fresh;
                     let used = self
                         .session
-                        .process(token, data, len - fresh, &mut sh.env, &mut io);
-                    finish(io, &mut sh.env)?;
+                        .process(token, data, kept, &mut sh.env, &mut io);
+                    self.uncork(data, sh)?;
                     // Only what cannot be consumed yet is copied out, and released once
                     // it is: a partial head, frame header or control frame.
                     self.spill.keep(&data[used..]);
+                    // A read that did not fill the buffer drained the socket: under
+                    // edge-triggered epoll, bytes arriving later raise a new edge, so a
+                    // read now would only collect EAGAIN.
+                    if len < capacity && !until_eof {
+                        return Ok(Turn::Idle);
+                    }
                 }
             }
         }
         Ok(Turn::Budget)
+    }
+
+    /// Writes what the last call corked (`input` is the buffer it was opened over).
+    fn uncork(&mut self, input: &[u8], sh: &mut Shared) -> io::Result<()> {
+        let written = sh.cork.flush(input, &mut self.socket, &mut self.spill)?;
+        sh.env.stats.bytes_out_total += written as u64;
+        Ok(())
     }
 
     /// Ends a turn: keep the gauge in step, flush, let the core resume reading or
@@ -261,7 +308,8 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::frame::{encode_frame, FrameHeader, OpCode};
+    use crate::protocol::frame::{encode_frame, OpCode};
+    use crate::protocol::receiver::{Event, Receiver, ReceiverConfig, Role};
     use crate::server::config::Config;
     use crate::server::rooms::Rooms;
     use crate::server::stats::Stats;
@@ -344,6 +392,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         let socket = TcpStream::from_std(accepted);
         let mut conn: Connection = Connection::new(socket, token, poll.registry(), 0).unwrap();
         let mut buf = vec![0u8; 64 * 1024];
+        let mut cork = Cork::default();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let mut sh = Shared {
@@ -356,8 +405,9 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
                     uptime_secs: 0,
                 },
                 registry: poll.registry(),
+                cork: &mut cork,
             };
-            if conn.drive(token, &mut buf, &mut sh) == Verdict::Drop {
+            if conn.drive(token, &mut buf, true, &mut sh) == Verdict::Drop {
                 break;
             }
             assert!(Instant::now() < deadline, "the connection never finished");
@@ -367,28 +417,30 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         let received = reader.join().unwrap();
         let head_end = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         assert!(received.starts_with(b"HTTP/1.1 101 "));
-        let frames = &received[head_end..];
-        let echo = FrameHeader {
-            fin: true,
-            opcode: OpCode::Binary,
-            mask: None,
-            payload_len: payload.len() as u64,
+        let mut frames = received[head_end..].to_vec();
+        // The echo streams back as fragments of one message; decode them as a client.
+        let config = ReceiverConfig {
+            role: Role::Client,
+            max_message_size: u64::MAX,
         };
-        let (h, n) = echo.encode();
-        assert_eq!(
-            frames.len(),
-            n + payload.len() + 4,
-            "the echo and the Close reply, whole"
-        );
-        assert_eq!(&frames[..n], &h[..n], "echo header");
-        assert!(
-            frames[n..n + payload.len()] == payload[..],
-            "echo payload differs"
-        );
-        assert_eq!(
-            &frames[n + payload.len()..],
-            &[0x88, 0x02, 0x03, 0xE8],
-            "Close 1000 reply"
-        );
+        let (mut rx, mut pos, mut echoed, mut close) = (Receiver::default(), 0, Vec::new(), None);
+        while pos < frames.len() {
+            let (n, event) = rx.poll(&config, &mut frames[pos..]).unwrap();
+            assert!(n > 0, "a partial frame at the end");
+            pos += n;
+            match event {
+                Some(Event::Data(chunk)) => {
+                    assert!(close.is_none(), "data after the Close");
+                    assert_eq!(chunk.message, OpCode::Binary);
+                    echoed.extend_from_slice(chunk.payload);
+                }
+                Some(Event::Close(body)) => close = Some(body.code.unwrap().0),
+                None => {}
+                Some(other) => panic!("{other:?}"),
+            }
+        }
+        assert!(echoed == payload, "the echo, whole");
+        assert_eq!(close, Some(1000), "Close 1000 reply");
+        assert_eq!(pos, frames.len(), "nothing after the Close");
     }
 }

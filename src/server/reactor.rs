@@ -24,6 +24,7 @@ use super::rooms::Rooms;
 use super::session::{Broadcast, Env};
 use super::stats::{rss_bytes, Stats};
 use crate::protocol::http::{write_response, Status};
+use crate::stream::Cork;
 
 const LISTENER: Token = Token(usize::MAX);
 
@@ -42,6 +43,7 @@ macro_rules! shared {
                 uptime_secs: $reactor.started.elapsed().as_secs(),
             },
             registry: $reactor.poll.registry(),
+            cork: &mut $reactor.cork,
         }
     };
 }
@@ -63,6 +65,8 @@ pub struct Reactor {
     listener: Option<TcpListener>,
     conns: Slab<Connection>,
     buf: Box<[u8]>,
+    /// The output of the connection being driven, written once per read.
+    cork: Cork,
     config: Config,
     stats: Stats,
     rooms: Rooms,
@@ -98,6 +102,7 @@ impl Reactor {
             listener: Some(listener),
             conns: Slab::new(),
             buf: vec![0; READ_BUFFER_SIZE].into_boxed_slice(),
+            cork: Cork::default(),
             config,
             stats: Stats::default(),
             rooms: Rooms::default(),
@@ -167,11 +172,12 @@ impl Reactor {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => accept = true,
-                    token => self.drive(token),
+                    // A FIN that came before this event raises no later edge.
+                    token => self.drive(token, event.is_read_closed() || event.is_error()),
                 }
             }
             for token in retry {
-                self.drive(token);
+                self.drive(token, true);
             }
             let now = Instant::now();
             if self.accept_paused_until.is_some_and(|until| now >= until) {
@@ -212,12 +218,12 @@ impl Reactor {
         out.flush()
     }
 
-    fn drive(&mut self, token: Token) {
+    fn drive(&mut self, token: Token, until_eof: bool) {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return; // a stale event for a connection already closed
         };
         let mut sh = shared!(self);
-        let verdict = conn.drive(token, &mut self.buf, &mut sh);
+        let verdict = conn.drive(token, &mut self.buf, until_eof, &mut sh);
         // Fan out first: a sender whose last message came with its Close and EOF is
         // dropped by its verdict, and leaves its room with it.
         self.fan_out();

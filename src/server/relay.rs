@@ -10,12 +10,10 @@ use crate::protocol::receiver::DataChunk;
 use crate::protocol::server::ServerConnection;
 use crate::protocol::transmit::Transmit;
 
-/// What the server's side of a connection needs of its IO: the output, a buffer for
-/// payload that cannot be relayed yet, and whether a write failed (then nothing more
-/// is worth doing in this turn).
+/// What the server's side of a connection needs of its IO: the output, and a buffer
+/// for payload that cannot be relayed yet.
 pub trait Gather: Transmit {
     fn gathered(&mut self) -> &mut Vec<u8>;
-    fn failed(&self) -> bool;
 }
 
 /// How an upgraded connection relays.
@@ -45,18 +43,21 @@ impl Relay {
     }
 }
 
-/// Echoes a data frame. A frame whole in the read buffer goes straight back out; one
-/// that arrives in pieces is gathered first, because its echo must not start before
-/// the frame is known to be valid.
+/// Echoes a chunk of a data frame at once, as a frame of its own: payload streams
+/// through, unmasked in place and sent from the read buffer, so an echo holds no
+/// memory however large its message. A frame that arrives in pieces goes back as
+/// fragments of one message (§5.4: the first with the message's opcode, the rest as
+/// continuations, FIN on the chunk that ends the message). Every frame sent is whole,
+/// so a violation found later (invalid UTF-8: 1007) leaves nothing half-sent in front
+/// of the Close.
 fn echo(chunk: DataChunk, conn: &mut ServerConnection<Relay>, io: &mut impl Gather) {
-    if chunk.starts_frame() && chunk.ends_frame() {
-        return conn.send(chunk.opcode, chunk.fin, chunk.payload, io);
-    }
-    io.gathered().extend_from_slice(chunk.payload);
-    if chunk.ends_frame() {
-        let frame = std::mem::take(io.gathered());
-        conn.send(chunk.opcode, chunk.fin, &frame, io);
-    }
+    let starts_message = chunk.opcode != OpCode::Continuation && chunk.starts_frame();
+    let opcode = if starts_message {
+        chunk.opcode
+    } else {
+        OpCode::Continuation
+    };
+    conn.send(opcode, chunk.ends_message(), chunk.payload, io);
 }
 
 /// Gathers a chat message; once whole (and so valid: UTF-8 is checked as it arrives)

@@ -91,8 +91,7 @@ impl Session {
     }
 
     /// Runs the protocol over `data` (of which the first `scanned` bytes were seen by an
-    /// earlier call) and returns how many bytes it consumed. Stops early once `io`
-    /// reports a failed write.
+    /// earlier call) and returns how many bytes it consumed.
     pub fn process(
         &mut self,
         token: Token,
@@ -104,7 +103,7 @@ impl Session {
         let config = env.config.server();
         let core = &mut self.core;
         let mut pos = 0;
-        while !io.failed() {
+        loop {
             let scanned = if pos == 0 { scanned } else { 0 };
             let (n, event) = core.poll(&mut data[pos..], scanned, &config, env.now, io);
             pos += n;

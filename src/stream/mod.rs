@@ -7,11 +7,13 @@
 //! handled now live in a boxed [`Spill`] that exists only while it holds some, and is
 //! released (not just cleared) once drained.
 
+mod cork;
 mod output;
 
 use std::io::{self, IoSlice, Read, Write};
 use std::rc::Rc;
 
+pub use cork::{Cork, Corked};
 pub use output::Output;
 
 use crate::protocol::transmit::Transmit;

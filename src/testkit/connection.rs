@@ -61,7 +61,7 @@ fn expected_status(input: &[u8], config: &Config) -> Option<u16> {
 
 /// What the server must send back for what the client sent (RFC 6455 §5.5, §7):
 /// every message as it came (echo, or a room of one), a Pong for each Ping with its
-/// payload, a Close echoing the client's status code (§5.5.1) or carrying the code of
+/// payload, a Close echoing the client's status code and reason (§5.5.1) or carrying the code of
 /// the first violation (§7.4.1); nothing after that.
 fn expected_replies(client: &[Seen]) -> Vec<Seen> {
     client
@@ -70,8 +70,9 @@ fn expected_replies(client: &[Seen]) -> Vec<Seen> {
             Seen::Message(..) => Some(seen.clone()),
             Seen::Ping(p) => Some(Seen::Pong(p.clone())),
             Seen::Pong(_) => None,
-            Seen::Close(code, _) => Some(Seen::Close(*code, String::new())),
-            // The reason names the violation (`Connection::fail`).
+            // The server echoes the code and its reason (a Close without a code has none).
+            Seen::Close(code, reason) => Some(Seen::Close(*code, reason.clone())),
+            // The reason names the violation (`ServerConnection::poll`).
             Seen::Error(e) => Some(Seen::Close(Some(e.close_code().0), e.to_string())),
         })
         .collect()

@@ -112,10 +112,6 @@ impl Gather for Pipe {
     fn gathered(&mut self) -> &mut Vec<u8> {
         &mut self.gathered
     }
-
-    fn failed(&self) -> bool {
-        false
-    }
 }
 
 /// Why a turn ended.
@@ -306,10 +302,6 @@ impl Transmit for Discard {
 impl Gather for Discard {
     fn gathered(&mut self) -> &mut Vec<u8> {
         unreachable!("an idle session receives nothing")
-    }
-
-    fn failed(&self) -> bool {
-        false
     }
 }
 

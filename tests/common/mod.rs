@@ -581,6 +581,43 @@ impl Raw {
         }
     }
 
+    /// Reads one whole data message, however the server framed it: its first frame, then
+    /// continuations until FIN (§5.4; a large echo streams back as fragments). Returns
+    /// it as one frame with FIN set and the first frame's opcode.
+    pub fn read_message(&mut self) -> Frame {
+        let mut message = self.read_frame();
+        assert!(
+            matches!(message.opcode, op::TEXT | op::BINARY),
+            "expected a data message, got {}",
+            describe(&message)
+        );
+        while !message.fin {
+            let next = self.read_frame();
+            assert_eq!(
+                next.opcode,
+                op::CONTINUATION,
+                "a fragmented message interrupted by {}",
+                describe(&next)
+            );
+            message.fin = next.fin;
+            message.payload.extend_from_slice(&next.payload);
+        }
+        message
+    }
+
+    /// Reads one whole data message and asserts it is exactly this.
+    pub fn expect_message(&mut self, opcode: u8, payload: &[u8]) {
+        let message = self.read_message();
+        let want = Frame {
+            fin: true,
+            opcode,
+            payload: payload.to_vec(),
+        };
+        if message != want {
+            panic!("expected {}, got {}", describe(&want), describe(&message));
+        }
+    }
+
     /// Reads one frame and asserts it is exactly this.
     pub fn expect_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
         let frame = self.read_frame();

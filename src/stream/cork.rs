@@ -1,0 +1,246 @@
+//! Corked output: everything a connection owes after one read leaves in one `writev`
+//! (uWebSockets calls it corking), instead of a write per frame. Pipelined clients send
+//! many messages per read; answering them with one syscall instead of one each is the
+//! difference between the kernel's cost per message and a dozen times it.
+//!
+//! A payload that lies in the read buffer (an echo unmasked in place) is not copied: the
+//! cork records where it lies and hands that slice to `writev`. Headers and anything
+//! else go to a small arena. The cork belongs to the reactor, not to a connection: it
+//! is empty between turns, so idle connections hold nothing for it.
+
+use std::io::{self, IoSlice, Write};
+
+use super::Spilled;
+use crate::protocol::transmit::Transmit;
+
+/// Slices handed to one `writev` at most (Linux's IOV_MAX is 1024; a few dozen already
+/// fill a socket's send buffer).
+const MAX_SLICES: usize = 64;
+
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    /// `arena[start..end]`.
+    Arena(usize, usize),
+    /// `input[start..end]`: bytes of the read buffer the turn was processing.
+    Input(usize, usize),
+}
+
+/// The reactor's output of one turn for one connection, in order.
+#[derive(Debug, Default)]
+pub struct Cork {
+    arena: Vec<u8>,
+    parts: Vec<Part>,
+    len: usize,
+}
+
+/// A cork open over one read buffer: what is transmitted through it is corked.
+pub struct Corked<'c> {
+    cork: &'c mut Cork,
+    /// The read buffer's address range, to tell which bodies lie in it.
+    input: std::ops::Range<usize>,
+}
+
+impl Cork {
+    /// Opens the cork for output whose bodies may lie in `input` (the read buffer that
+    /// [`Cork::flush`] is given again).
+    pub fn open(&mut self, input: &[u8]) -> Corked<'_> {
+        let start = input.as_ptr() as usize;
+        Corked {
+            cork: self,
+            input: start..start + input.len(),
+        }
+    }
+
+    /// Corked bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn push_arena(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let start = self.arena.len();
+        self.arena.extend_from_slice(bytes);
+        let end = self.arena.len();
+        match self.parts.last_mut() {
+            // Adjacent arena bytes make one slice.
+            Some(Part::Arena(_, last_end)) if *last_end == start => *last_end = end,
+            _ => self.parts.push(Part::Arena(start, end)),
+        }
+        self.len += bytes.len();
+    }
+
+    fn bytes<'a>(&'a self, part: Part, input: &'a [u8]) -> &'a [u8] {
+        match part {
+            Part::Arena(start, end) => &self.arena[start..end],
+            Part::Input(start, end) => &input[start..end],
+        }
+    }
+
+    /// Writes the corked output with one `writev` (more only past [`MAX_SLICES`] parts),
+    /// after anything already spilled; what the socket does not take is copied into the
+    /// spill. Empties the cork; returns the bytes written. `input` must be the buffer
+    /// the cork was opened over, unchanged since.
+    pub fn flush(
+        &mut self,
+        input: &[u8],
+        socket: &mut impl Write,
+        spill: &mut Spilled,
+    ) -> io::Result<usize> {
+        let result = self.write(input, socket, spill);
+        self.arena.clear();
+        self.parts.clear();
+        self.len = 0;
+        result
+    }
+
+    fn write(
+        &self,
+        input: &[u8],
+        socket: &mut impl Write,
+        spill: &mut Spilled,
+    ) -> io::Result<usize> {
+        let mut written = 0;
+        let mut next = 0;
+        if spill.unsent() == 0 {
+            while next < self.parts.len() {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let batch = &self.parts[next..self.parts.len().min(next + MAX_SLICES)];
+                for (slice, &part) in slices.iter_mut().zip(batch) {
+                    *slice = IoSlice::new(self.bytes(part, input));
+                }
+                let want: usize = batch.iter().map(|&p| self.bytes(p, input).len()).sum();
+                let n = match socket.write_vectored(&slices[..batch.len()]) {
+                    // A zero-length write on a stream socket: the peer takes nothing more.
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                written += n;
+                if n < want {
+                    // Short write: the socket is full; spill the rest of this batch
+                    // (from the first byte not taken) and everything after it.
+                    let mut skip = n;
+                    for &part in batch {
+                        let bytes = self.bytes(part, input);
+                        let taken = skip.min(bytes.len());
+                        skip -= taken;
+                        spill.get().output.push_copy(&bytes[taken..]);
+                    }
+                    next += batch.len();
+                    break;
+                }
+                next += batch.len();
+            }
+        }
+        for &part in &self.parts[next..] {
+            spill.get().output.push_copy(self.bytes(part, input));
+        }
+        // Output queued behind earlier output goes out now, as far as it can.
+        if spill.unsent() > 0 && written == 0 {
+            written += spill.flush(socket)?;
+        }
+        Ok(written)
+    }
+}
+
+impl Transmit for Corked<'_> {
+    fn transmit(&mut self, head: &[u8], body: &[u8]) {
+        self.cork.push_arena(head);
+        let at = body.as_ptr() as usize;
+        if !body.is_empty() && self.input.contains(&at) && at + body.len() <= self.input.end {
+            let start = at - self.input.start;
+            self.cork.parts.push(Part::Input(start, start + body.len()));
+            self.cork.len += body.len();
+        } else {
+            self.cork.push_arena(body);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `room` bytes, then would block; counts calls.
+    struct Sink {
+        out: Vec<u8>,
+        room: usize,
+        calls: usize,
+    }
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.room - n);
+                self.out.extend_from_slice(&b[..take]);
+                n += take;
+            }
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_turns_output_leaves_in_one_write_in_order() {
+        let input = b"0123456789".to_vec();
+        let mut cork = Cork::default();
+        let mut tx = cork.open(&input);
+        tx.transmit(b"<h1>", &input[2..5]);
+        tx.transmit(b"<h2>", b"own");
+        tx.transmit(b"<h3>", &input[7..9]);
+        assert_eq!(cork.len(), 4 + 3 + 4 + 3 + 4 + 2);
+        let mut sink = Sink {
+            out: Vec::new(),
+            room: usize::MAX,
+            calls: 0,
+        };
+        let mut spill = Spilled::default();
+        let n = cork.flush(&input, &mut sink, &mut spill).unwrap();
+        assert_eq!(sink.out, b"<h1>234<h2>own<h3>78");
+        assert_eq!((n, sink.calls), (sink.out.len(), 1), "one writev");
+        assert!(cork.is_empty() && spill.unsent() == 0);
+    }
+
+    #[test]
+    fn what_the_socket_does_not_take_is_spilled_and_keeps_its_order() {
+        let input = b"abcdefgh".to_vec();
+        let mut cork = Cork::default();
+        let mut tx = cork.open(&input);
+        tx.transmit(b"[", &input[..4]);
+        tx.transmit(b"]", &input[4..]);
+        let mut sink = Sink {
+            out: Vec::new(),
+            room: 3,
+            calls: 0,
+        };
+        let mut spill = Spilled::default();
+        assert_eq!(cork.flush(&input, &mut sink, &mut spill).unwrap(), 3);
+        assert_eq!(spill.unsent(), 10 - 3);
+        // Later output goes behind the spilled bytes, never before them.
+        let mut tx = cork.open(&input);
+        tx.transmit(b"!", &[]);
+        sink.room = usize::MAX;
+        cork.flush(&input, &mut sink, &mut spill).unwrap();
+        assert_eq!(sink.out, b"[abcd]efgh!");
+        assert_eq!(spill.unsent(), 0);
+    }
+}
