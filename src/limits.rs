@@ -346,6 +346,12 @@ fn meminfo_bytes(meminfo: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// The machine's memory (`MemTotal`), in bytes.
+pub fn mem_total_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    meminfo_bytes(&meminfo, "MemTotal")
+}
+
 /// The memory page size in bytes (for /proc figures given in pages).
 pub fn page_size() -> Option<u64> {
     // SAFETY: sysconf only reads a configuration value; it touches no memory of ours.

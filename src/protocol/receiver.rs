@@ -119,6 +119,12 @@ impl Default for Receiver {
 }
 
 impl Receiver {
+    /// Whether a data message is in progress: part of a frame's payload or of a
+    /// fragmented message is still to come.
+    pub fn in_message(&self) -> bool {
+        self.frame != FrameState::Header || self.message != MessageState::Idle
+    }
+
     /// Consumes bytes from the front of `input` (unmasking them in place) and returns
     /// how many, with the event they completed if any. `(0, None)` means more input is
     /// needed and the caller must keep `input` (a partial header or control frame).

@@ -386,12 +386,28 @@ impl<A: Copy> ServerConnection<A> {
         Some(timeout)
     }
 
-    /// Pauses reading from an open connection whose unsent output reached
-    /// [`HIGH_WATER`]; returns whether reading is paused.
-    pub fn pause_if_backed_up(&mut self, unsent: usize, now: Tick) -> bool {
+    /// Pauses reading from an open connection whose unsent output reached its mark;
+    /// returns whether reading is paused. The mark is [`HIGH_WATER`], except in the
+    /// middle of a message while the server has memory to spare (`relaxed`): then it is
+    /// the message size limit, since a client may write a whole message before it reads
+    /// the echo (Autobahn's client does), and pausing it then would deadlock both ends.
+    /// Under memory pressure every connection pauses at [`HIGH_WATER`].
+    pub fn pause_if_backed_up(
+        &mut self,
+        unsent: usize,
+        relaxed: bool,
+        config: &ServerConfig,
+        now: Tick,
+    ) -> bool {
+        let mark = if relaxed && self.receiver.in_message() {
+            let limit = usize::try_from(config.max_message_size).unwrap_or(usize::MAX);
+            limit.saturating_add(HIGH_WATER)
+        } else {
+            HIGH_WATER
+        };
         match self.phase {
             Phase::Open(Liveness::Paused) => true,
-            Phase::Open(_) if unsent >= HIGH_WATER => {
+            Phase::Open(_) if unsent >= mark => {
                 self.phase = Phase::Open(Liveness::Paused);
                 self.since = now;
                 true
@@ -454,5 +470,222 @@ impl<A: Copy> ServerConnection<A> {
             self.since = now;
         }
         self.phase = phase;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::frame::encode_frame;
+
+    const REQUEST: &[u8] = b"GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\n\r\n";
+
+    fn config() -> ServerConfig<'static> {
+        ServerConfig {
+            policy: Policy::default(),
+            max_message_size: 1 << 20,
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    fn client_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(
+            &mut out,
+            fin,
+            opcode,
+            Some([1, 2, 3, 4]),
+            payload.len(),
+            |p| p.copy_from_slice(payload),
+        );
+        out
+    }
+
+    /// An open connection, and the 101 it sent.
+    fn open() -> (ServerConnection, Vec<u8>) {
+        let mut conn = ServerConnection::new(0, ());
+        let mut out = Vec::new();
+        let mut request = REQUEST.to_vec();
+        let (n, event) = conn.poll(&mut request, 0, &config(), 0, &mut out);
+        assert_eq!(n, REQUEST.len());
+        let Some(Event::Request { target, upgrade }) = event else {
+            panic!("{event:?}");
+        };
+        assert_eq!(target, "/echo");
+        conn.accept(&upgrade.unwrap(), 0, &mut out);
+        assert!(conn.is_open());
+        (conn, out)
+    }
+
+    /// Polls `data` to the end; returns the events, as text, and the output.
+    fn feed(conn: &mut ServerConnection, mut data: Vec<u8>, now: Tick) -> (Vec<String>, Vec<u8>) {
+        let (mut events, mut out, mut pos) = (Vec::new(), Vec::new(), 0);
+        loop {
+            let (n, event) = conn.poll(&mut data[pos..], 0, &config(), now, &mut out);
+            pos += n;
+            match event {
+                Some(event) => events.push(format!("{event:?}")),
+                None if n == 0 => return (events, out),
+                None => {}
+            }
+        }
+    }
+
+    #[test]
+    fn the_handshake_is_answered_with_the_rfc_accept_key() {
+        let (_, out) = open();
+        let head = String::from_utf8(out).unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    }
+
+    #[test]
+    fn a_bad_head_is_refused_and_nothing_after_it_is_read() {
+        let mut conn = ServerConnection::new(0, ());
+        let mut out = Vec::new();
+        let mut data = b"GET / HTTP/2.0\r\n\r\nmore".to_vec();
+        let len = data.len();
+        let (n, event) = conn.poll(&mut data, 0, &config(), 0, &mut out);
+        assert_eq!(n, len);
+        assert!(matches!(event, Some(Event::Refused(r)) if r.status.0 == 505));
+        assert!(out.starts_with(b"HTTP/1.1 505 "));
+        assert!(
+            !conn.wants_read()
+                || conn
+                    .poll(&mut [1][..], 0, &config(), 0, &mut out)
+                    .1
+                    .is_none()
+        );
+        assert_eq!(conn.on_flushed(0, 0), Flushed::ShutdownWrite);
+    }
+
+    #[test]
+    fn pings_are_answered_and_a_close_is_echoed_with_its_reason() {
+        let (mut conn, _) = open();
+        let mut data = client_frame(true, OpCode::Ping, b"hi");
+        data.extend(client_frame(true, OpCode::Close, b"\x03\xe8bye"));
+        data.extend(client_frame(true, OpCode::Text, b"after close"));
+        let (events, out) = feed(&mut conn, data, 1);
+        assert_eq!(events, ["PeerClosed(Some(CloseCode(1000)))"]);
+        assert_eq!(
+            out, b"\x8a\x02hi\x88\x05\x03\xe8bye",
+            "Pong, then Close echoing all"
+        );
+        assert!(!conn.is_open());
+    }
+
+    #[test]
+    fn a_violation_closes_with_its_code_and_nothing_more_is_sent() {
+        let (mut conn, _) = open();
+        let mut data = client_frame(true, OpCode::Text, b"\xff");
+        data.extend(client_frame(true, OpCode::Ping, b"late"));
+        let (events, out) = feed(&mut conn, data, 1);
+        // §8.1: fail fast, at the first invalid byte, before any of it is delivered.
+        assert_eq!(events, ["Failed(InvalidUtf8)"]);
+        let reason = usize::from(out[1]) - 2;
+        assert_eq!((out[0], &out[2..4]), (0x88, &b"\x03\xef"[..]), "Close 1007");
+        assert_eq!(out.len(), 4 + reason, "no Pong after the Close");
+        let mut late = Vec::new();
+        conn.send(OpCode::Binary, true, b"x", &mut late);
+        assert!(late.is_empty(), "never send after Close (§5.5.1)");
+    }
+
+    #[test]
+    fn deadlines_follow_the_time_passed_in() {
+        let mut conn = ServerConnection::new(0, ());
+        let t = Timeouts::default();
+        let mut out = Vec::new();
+        assert_eq!(conn.on_tick(t.handshake - 1, &t, &mut out), None);
+        assert_eq!(
+            conn.on_tick(t.handshake, &t, &mut out),
+            Some(Timeout::Handshake)
+        );
+        assert!(out.starts_with(b"HTTP/1.1 408 "));
+
+        let (mut conn, _) = open();
+        let mut out = Vec::new();
+        assert_eq!(conn.on_tick(t.ping, &t, &mut out), Some(Timeout::Ping));
+        assert_eq!(out, b"\x89\x00");
+        conn.on_input(t.ping + 1);
+        assert_eq!(
+            conn.on_tick(t.idle, &t, &mut out),
+            None,
+            "input restarts the silence"
+        );
+        assert_eq!(
+            conn.on_tick(t.ping + 1 + t.idle, &t, &mut out),
+            Some(Timeout::Idle)
+        );
+        assert_eq!(
+            conn.on_tick(t.ping + 1 + t.idle + t.close, &t, &mut out),
+            Some(Timeout::Close)
+        );
+    }
+
+    #[test]
+    fn reading_pauses_at_high_water_and_resumes_below_low_water() {
+        let (mut conn, _) = open();
+        assert!(!conn.pause_if_backed_up(HIGH_WATER - 1, false, &config(), 1));
+        assert!(conn.pause_if_backed_up(HIGH_WATER, false, &config(), 1));
+        assert!(!conn.wants_read());
+        assert_eq!(conn.on_flushed(LOW_WATER, 2), Flushed::Keep);
+        assert_eq!(conn.on_flushed(LOW_WATER - 1, 2), Flushed::Resumed);
+        assert!(conn.wants_read());
+        // Paused longer than the send timeout without draining: dropped.
+        let t = Timeouts::default();
+        assert!(conn.pause_if_backed_up(HIGH_WATER, false, &config(), 3));
+        assert_eq!(
+            conn.on_tick(3 + t.send, &t, &mut Vec::new()),
+            Some(Timeout::Send)
+        );
+    }
+
+    #[test]
+    fn in_the_middle_of_a_message_reading_goes_on_while_memory_is_plentiful() {
+        let (mut conn, _) = open();
+        // Half a frame: the message is in progress.
+        let frame = client_frame(true, OpCode::Binary, &[7; 1000]);
+        let (events, _) = feed(&mut conn, frame[..500].to_vec(), 1);
+        assert_eq!(events.len(), 1);
+        assert!(
+            !conn.pause_if_backed_up(HIGH_WATER, true, &config(), 1),
+            "relaxed"
+        );
+        assert!(
+            conn.pause_if_backed_up(HIGH_WATER, false, &config(), 1),
+            "under pressure"
+        );
+        let limit = config().max_message_size as usize + HIGH_WATER;
+        let (mut conn, _) = open();
+        feed(&mut conn, frame[..500].to_vec(), 1);
+        assert!(
+            conn.pause_if_backed_up(limit, true, &config(), 1),
+            "bounded by the limit"
+        );
+    }
+
+    #[test]
+    fn an_eof_with_output_owed_flushes_it_first() {
+        let (mut conn, _) = open();
+        assert!(!conn.on_eof(10, 1));
+        assert!(!conn.wants_read());
+        assert_eq!(conn.on_flushed(5, 1), Flushed::Keep);
+        assert_eq!(conn.on_flushed(0, 1), Flushed::Done);
+        let (mut conn, _) = open();
+        assert!(conn.on_eof(0, 1), "nothing owed: done at once");
+    }
+
+    #[test]
+    fn shutting_down_sends_1001_once() {
+        let (mut conn, _) = open();
+        let mut out = Vec::new();
+        assert_eq!(conn.go_away(1, &mut out), Some(CloseCode::GOING_AWAY));
+        assert!(out.starts_with(b"\x88\x16\x03\xe9server shutting down"));
+        assert_eq!(conn.go_away(1, &mut out), None);
     }
 }

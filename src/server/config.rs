@@ -30,6 +30,18 @@ pub struct Config {
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_message_size: u64,
 
+    /// Largest chat message: a room's messages are gathered whole before they are
+    /// relayed, so they get a limit of their own (at most --max-message-size).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub chat_max_message_size: u64,
+
+    /// Bytes every connection of a process may hold together (kept input, gathered
+    /// chat messages, unsent output). Past half of it, every connection pauses reading
+    /// at 256 KiB unsent; past all of it, the connections holding the most are
+    /// dropped. Default: a quarter of the machine's memory, shared by the workers.
+    #[arg(long, value_name = "BYTES")]
+    pub memory_budget: Option<u64>,
+
     /// Seconds a client has to complete its request head (slowloris guard); 408 after.
     #[arg(long, default_value_t = 10)]
     pub handshake_timeout: u32,
@@ -78,6 +90,15 @@ impl Config {
             allowed_origins: &self.allowed_origins,
             protocols: &self.protocols,
         }
+    }
+
+    /// The memory budget of one process: `--memory-budget`, or a quarter of the
+    /// machine's memory shared by `--workers` processes.
+    pub fn memory_budget(&self) -> u64 {
+        self.memory_budget.unwrap_or_else(|| {
+            let total = crate::limits::mem_total_bytes().unwrap_or(4 << 30);
+            total / 4 / u64::from(self.workers.max(1))
+        })
     }
 
     /// The waits these options allow.

@@ -33,6 +33,11 @@ pub struct Shared<'a> {
     pub registry: &'a Registry,
     /// The output of the call in progress (the reactor's, empty between calls).
     pub cork: &'a mut Cork,
+    /// Bytes every connection holds, which the memory budget bounds.
+    pub held: &'a mut usize,
+    /// Whether memory is plentiful (under half the budget): see
+    /// `ServerConnection::pause_if_backed_up`.
+    pub relaxed: bool,
 }
 
 /// What the reactor should do with the connection afterwards.
@@ -109,10 +114,16 @@ impl Connection {
     }
 
     /// Deregisters the socket before it is dropped (and closed), and counts the drop.
-    pub fn close(mut self, registry: &Registry, stats: &mut Stats) {
+    pub fn close(mut self, registry: &Registry, stats: &mut Stats, held: &mut usize) {
         // A failure here means the descriptor is already gone from the epoll set.
         let _ = registry.deregister(&mut self.socket);
         self.session.dropped(stats);
+        self.spill.release(held);
+    }
+
+    /// Bytes this connection holds (see [`Spilled::held`]).
+    pub fn held(&self) -> usize {
+        self.spill.held()
     }
 
     /// Asks an open connection to close with 1001 (server shutting down).
@@ -194,11 +205,8 @@ impl Connection {
     ) -> io::Result<Turn> {
         let (now, capacity) = (sh.env.now, buf.len());
         for _ in 0..READS_PER_TURN {
-            if self
-                .session
-                .core()
-                .pause_if_backed_up(self.spill.unsent(), now)
-            {
+            let unsent = self.spill.unsent();
+            if self.session.pause_if_backed_up(unsent, sh.relaxed, &sh.env) {
                 return Ok(Turn::Paused);
             }
             if !self.session.core().wants_read() {
@@ -271,7 +279,7 @@ impl Connection {
                 Flushed::ShutdownWrite => self.socket.shutdown(Shutdown::Write)?,
                 Flushed::Keep | Flushed::Resumed => {}
             }
-            self.spill.tidy();
+            self.spill.settle(sh.held);
             let want = if self.spill.unsent() == 0 {
                 Interest::READABLE
             } else {
@@ -393,6 +401,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         let mut conn: Connection = Connection::new(socket, token, poll.registry(), 0).unwrap();
         let mut buf = vec![0u8; 64 * 1024];
         let mut cork = Cork::default();
+        let mut held = 0;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let mut sh = Shared {
@@ -406,6 +415,8 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
                 },
                 registry: poll.registry(),
                 cork: &mut cork,
+                held: &mut held,
+                relaxed: true,
             };
             if conn.drive(token, &mut buf, true, &mut sh) == Verdict::Drop {
                 break;

@@ -44,6 +44,8 @@ macro_rules! shared {
             },
             registry: $reactor.poll.registry(),
             cork: &mut $reactor.cork,
+            relaxed: $reactor.held < $reactor.budget / 2,
+            held: &mut $reactor.held,
         }
     };
 }
@@ -67,6 +69,10 @@ pub struct Reactor {
     buf: Box<[u8]>,
     /// The output of the connection being driven, written once per read.
     cork: Cork,
+    /// Bytes all connections hold (kept input, gathered messages, unsent output) and
+    /// what they may hold together (`--memory-budget`).
+    held: usize,
+    budget: usize,
     config: Config,
     stats: Stats,
     rooms: Rooms,
@@ -103,6 +109,8 @@ impl Reactor {
             conns: Slab::new(),
             buf: vec![0; READ_BUFFER_SIZE].into_boxed_slice(),
             cork: Cork::default(),
+            held: 0,
+            budget: usize::try_from(config.memory_budget()).unwrap_or(usize::MAX),
             config,
             stats: Stats::default(),
             rooms: Rooms::default(),
@@ -178,6 +186,9 @@ impl Reactor {
             }
             for token in retry {
                 self.drive(token, true);
+            }
+            if self.held > self.budget {
+                self.shed_memory();
             }
             let now = Instant::now();
             if self.accept_paused_until.is_some_and(|until| now >= until) {
@@ -267,7 +278,7 @@ impl Reactor {
         let Some(conn) = self.conns.try_remove(token.0) else {
             return;
         };
-        conn.close(self.poll.registry(), &mut self.stats);
+        conn.close(self.poll.registry(), &mut self.stats, &mut self.held);
         self.rooms.leave(token);
         // A descriptor is free again: if accepting was paused for lack of them, resume.
         if self.accept_paused_until.is_some() {
@@ -372,6 +383,38 @@ impl Reactor {
             warn!("{}", message());
             self.last_warning = Some(now);
         }
+    }
+
+    /// Over the memory budget: drops the connections holding the most until nine tenths
+    /// of it is left. Their bytes are what is over budget, so they cannot be told with a
+    /// Close frame queued behind them; they are dropped, and counted. Reading already
+    /// paused everywhere at half the budget, so only connections that grew before that
+    /// (a message in progress to a client that does not read) can get here.
+    fn shed_memory(&mut self) {
+        let mut holders: Vec<(usize, Token)> = self
+            .conns
+            .iter()
+            .map(|(i, conn)| (conn.held(), Token(i)))
+            .filter(|&(held, _)| held > 0)
+            .collect();
+        holders.sort_unstable_by_key(|&(held, _)| std::cmp::Reverse(held));
+        let (before, target) = (self.held, self.budget / 10 * 9);
+        let mut dropped = 0;
+        for (_, token) in holders {
+            if self.held <= target {
+                break;
+            }
+            self.close(token);
+            self.stats.memory_shed_total += 1;
+            dropped += 1;
+        }
+        let (budget, after) = (self.budget, self.held);
+        self.warn(|| {
+            format!(
+                "over the memory budget ({before} of {budget} bytes held): dropped the \
+                 {dropped} connections holding the most; {after} bytes held now"
+            )
+        });
     }
 
     /// Visits every connection and acts on due deadlines.

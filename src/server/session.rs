@@ -18,7 +18,7 @@ use crate::protocol::close::CloseCode;
 use crate::protocol::deadline::Tick;
 use crate::protocol::handshake::Upgrade;
 use crate::protocol::http::Status;
-use crate::protocol::server::{Event, ServerConnection, Timeout, HIGH_WATER};
+use crate::protocol::server::{Event, ServerConfig, ServerConnection, Timeout, HIGH_WATER};
 
 /// A chat member this far behind when the next message for it arrives is dropped: it
 /// cannot slow the room (its backlog is its own) and cannot grow our memory either.
@@ -100,7 +100,7 @@ impl Session {
         env: &mut Env,
         io: &mut impl Gather,
     ) -> usize {
-        let config = env.config.server();
+        let config = self.config(env);
         let core = &mut self.core;
         let mut pos = 0;
         loop {
@@ -145,6 +145,26 @@ impl Session {
             }
         }
         pos
+    }
+
+    /// What the core follows for this connection: the server's options, with the chat
+    /// message limit for a chat member (chat gathers whole messages, echo streams).
+    fn config<'c>(&self, env: &Env<'c>) -> ServerConfig<'c> {
+        let mut config = env.config.server();
+        if self.core.app() == Relay::Chat {
+            config.max_message_size = config
+                .max_message_size
+                .min(env.config.chat_max_message_size);
+        }
+        config
+    }
+
+    /// Pauses reading while unsent output is too far behind (see
+    /// `ServerConnection::pause_if_backed_up`); returns whether reading is paused.
+    pub fn pause_if_backed_up(&mut self, unsent: usize, relaxed: bool, env: &Env) -> bool {
+        let config = self.config(env);
+        self.core
+            .pause_if_backed_up(unsent, relaxed, &config, env.now)
     }
 
     /// Acts on a deadline due now, if any; counts it.

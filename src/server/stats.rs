@@ -42,6 +42,8 @@ pub struct Stats {
     pub timeouts_total: u64,
     /// Chat members dropped because their unsent output passed the slow-member limit.
     pub slow_members_dropped_total: u64,
+    /// Connections dropped because the process was over its memory budget.
+    pub memory_shed_total: u64,
     /// accept() failures for lack of descriptors (EMFILE/ENFILE).
     pub accept_emfile_total: u64,
     /// Connections shed without service: over --max-connections or out of descriptors.
@@ -95,6 +97,7 @@ impl Stats {
             protocol_errors_total,
             timeouts_total,
             slow_members_dropped_total,
+            memory_shed_total,
             accept_emfile_total,
             shed_total,
             rss_bytes,
@@ -118,6 +121,7 @@ impl Stats {
         self.protocol_errors_total += protocol_errors_total;
         self.timeouts_total += timeouts_total;
         self.slow_members_dropped_total += slow_members_dropped_total;
+        self.memory_shed_total += memory_shed_total;
         self.accept_emfile_total += accept_emfile_total;
         self.shed_total += shed_total;
         self.rss_bytes += rss_bytes;

@@ -28,11 +28,17 @@ pub struct Spill {
     pub gathered: Vec<u8>,
     /// Output the socket would not take yet.
     pub output: Output,
+    /// What [`Spilled::settle`] last added to the caller's total of bytes held.
+    counted: usize,
 }
 
 impl Spill {
     fn is_empty(&self) -> bool {
         self.input.is_empty() && self.gathered.is_empty() && self.output.is_empty()
+    }
+
+    fn held(&self) -> usize {
+        self.input.len() + self.gathered.len() + self.output.len()
     }
 }
 
@@ -155,6 +161,29 @@ impl Spilled {
     pub fn tidy(&mut self) {
         if self.0.as_ref().is_some_and(|s| s.is_empty()) {
             self.0 = None;
+        }
+    }
+
+    /// Bytes held: kept input, gathered payload and unsent output.
+    pub fn held(&self) -> usize {
+        self.0.as_ref().map_or(0, |s| s.held())
+    }
+
+    /// Brings `total` (the bytes all connections hold, which a memory budget bounds)
+    /// up to date with this spill's change since the last call, then [`Spilled::tidy`].
+    pub fn settle(&mut self, total: &mut usize) {
+        if let Some(s) = self.0.as_mut() {
+            let held = s.held();
+            *total = *total + held - s.counted;
+            s.counted = held;
+        }
+        self.tidy();
+    }
+
+    /// Takes this spill's bytes out of `total` for good (the connection is going).
+    pub fn release(&mut self, total: &mut usize) {
+        if let Some(s) = self.0.take() {
+            *total -= s.counted;
         }
     }
 }

@@ -6,6 +6,11 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
 
+/// An owned segment grows to this size at most before a new one starts: a large
+/// backlog is many modest buffers, never one that doubles and moves (and holds up to
+/// twice what it needs) as it grows.
+const SEGMENT_SIZE: usize = 64 * 1024;
+
 /// Most segments handed to one `writev` (Linux's IOV_MAX is 1024; a few dozen already
 /// fill a socket's send buffer).
 const MAX_SLICES: usize = 32;
@@ -52,10 +57,16 @@ impl Output {
             return;
         }
         self.len += bytes.len();
+        let mut rest = bytes;
         if let Some(Segment::Owned(last)) = self.segments.back_mut() {
-            last.extend_from_slice(bytes);
-        } else {
-            self.segments.push_back(Segment::Owned(bytes.to_vec()));
+            let room = SEGMENT_SIZE.saturating_sub(last.len()).min(rest.len());
+            last.extend_from_slice(&rest[..room]);
+            rest = &rest[room..];
+        }
+        for piece in rest.chunks(SEGMENT_SIZE) {
+            let mut segment = Vec::with_capacity(SEGMENT_SIZE.min(piece.len().max(256)));
+            segment.extend_from_slice(piece);
+            self.segments.push_back(Segment::Owned(segment));
         }
     }
 

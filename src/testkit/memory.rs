@@ -186,13 +186,16 @@ impl Harness {
         let now = self.world.now;
         let mut turn = Turn::Again;
         for _ in 0..READS_PER_TURN {
-            let core = session.core();
-            if core.pause_if_backed_up(self.pipe.unsent.len(), now) || !core.wants_read() {
+            let unsent = self.pipe.unsent.len();
+            if session.pause_if_backed_up(unsent, true, &self.world.env())
+                || !session.core().wants_read()
+            {
                 turn = Turn::Idle;
                 break;
             }
+            let core = session.core();
             let Some(mut chunk) = self.pipe.input.pop_front() else {
-                let eof = self.pipe.eof && core.on_eof(self.pipe.unsent.len(), now);
+                let eof = self.pipe.eof && core.on_eof(unsent, now);
                 turn = if eof { Turn::Done } else { Turn::Idle };
                 break;
             };
