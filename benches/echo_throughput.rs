@@ -221,7 +221,17 @@ impl Server {
         let server = Server { child, pid, log };
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(a) => a,
-            Err(_) => return Err(server.failure("no \"listening on\" line within 30 s")),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(server.failure("no \"listening on\" line within 30 s"))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let mut server = server;
+                thread::sleep(Duration::from_millis(100));
+                let status = server.child.try_wait().ok().flatten();
+                let what =
+                    status.map_or("closed its stderr".to_string(), |s| format!("exited ({s})"));
+                return Err(server.failure(&format!("the server {what} before \"listening on\"")));
+            }
         };
         let addr: SocketAddr = match addr.parse() {
             Ok(a) => a,

@@ -88,6 +88,8 @@ pub struct Connection {
     socket: TcpStream,
     /// The interest currently registered, so reregistration happens only on change.
     registered: Interest,
+    /// Chat frames are queued for it and it waits for its write (see `FanOut`).
+    queued: bool,
     spill: Spilled,
     session: Session,
 }
@@ -104,6 +106,7 @@ impl Connection {
         Ok(Connection {
             socket,
             registered: Interest::READABLE,
+            queued: false,
             spill: Spilled::default(),
             session: Session::new(now),
         })
@@ -111,6 +114,11 @@ impl Connection {
 
     pub fn is_websocket(&self) -> bool {
         self.session.is_open()
+    }
+
+    /// Whether this is a chat member (its messages go to a room).
+    pub fn is_chat(&self) -> bool {
+        self.session.is_chat()
     }
 
     /// Deregisters the socket before it is dropped (and closed), and counts the drop.
@@ -159,22 +167,33 @@ impl Connection {
         self.finish_turn(token, was_open, result, sh)
     }
 
-    /// Queues a chat message for this member (the reactor's fan-out).
-    pub fn deliver(&mut self, token: Token, frame: &Rc<[u8]>, sh: &mut Shared) -> Verdict {
+    /// Queues a chat message for this member, to go out with everything else queued
+    /// for it in one write ([`Connection::write_queued`]). Returns `None` when it is the
+    /// first frame queued since that write, which the caller must then schedule; else
+    /// what to do with the member.
+    pub fn deliver(&mut self, token: Token, frame: &Rc<[u8]>, sh: &mut Shared) -> Option<Verdict> {
         match self
             .session
             .admits(token, self.spill.unsent(), sh.env.stats)
         {
-            Admit::Skip => Verdict::Keep,
-            Admit::Drop => Verdict::Drop,
+            Admit::Skip => Some(Verdict::Keep),
+            Admit::Drop => Some(Verdict::Drop),
             Admit::Queue => {
-                let result = self.spill.write_shared(&mut self.socket, frame).map(|n| {
-                    sh.env.stats.bytes_out_total += n as u64;
-                    Turn::Idle
-                });
-                self.finish_turn(token, true, result, sh)
+                self.spill.get().output.push_shared(Rc::clone(frame), 0);
+                if self.queued {
+                    return Some(Verdict::Keep);
+                }
+                self.queued = true;
+                None
             }
         }
+    }
+
+    /// Writes the chat frames queued for this member, with one `writev`.
+    pub fn write_queued(&mut self, token: Token, sh: &mut Shared) -> Verdict {
+        self.queued = false;
+        let was_open = self.session.is_open();
+        self.finish_turn(token, was_open, Ok(Turn::Idle), sh)
     }
 
     /// Acts on a due deadline, if any.

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod fan_out;
 pub mod reactor;
 pub mod relay;
 pub mod rooms;

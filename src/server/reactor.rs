@@ -7,7 +7,6 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +19,7 @@ use slab::Slab;
 use super::clock::{Clock, SWEEP_INTERVAL};
 use super::config::Config;
 use super::connection::{Connection, Shared, Verdict};
+use super::fan_out::{FanOut, FAN_OUT_WORK, FAN_OUT_WRITES};
 use super::rooms::Rooms;
 use super::session::{Broadcast, Env};
 use super::stats::{rss_bytes, Stats};
@@ -76,10 +76,10 @@ pub struct Reactor {
     config: Config,
     stats: Stats,
     rooms: Rooms,
-    /// Chat messages waiting to be fanned out (see `fan_out`).
+    /// Chat messages completed by the connection being driven.
     outbox: Vec<Broadcast>,
-    /// The members a message goes to, copied out of `rooms` while it is delivered.
-    recipients: Vec<Token>,
+    /// Chat messages still to fan out, and members still to write to.
+    fan_out: FanOut,
     clock: Clock,
     started: Instant,
     /// Connections whose read budget ran out: driven again next turn.
@@ -115,7 +115,7 @@ impl Reactor {
             stats: Stats::default(),
             rooms: Rooms::default(),
             outbox: Vec::new(),
-            recipients: Vec::new(),
+            fan_out: FanOut::default(),
             clock: Clock::new(),
             started: Instant::now(),
             again: Vec::new(),
@@ -164,7 +164,7 @@ impl Reactor {
             {
                 wake = wake.min(until);
             }
-            let timeout = if self.again.is_empty() {
+            let timeout = if self.again.is_empty() && self.fan_out.is_idle() {
                 wake.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
@@ -187,6 +187,7 @@ impl Reactor {
             for token in retry {
                 self.drive(token, true);
             }
+            self.fan_out_some();
             if self.held > self.budget {
                 self.shed_memory();
             }
@@ -233,11 +234,17 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(token.0) else {
             return; // a stale event for a connection already closed
         };
+        if conn.is_chat() && self.fan_out.has_pending() {
+            // Backpressure on chat senders: no new messages while earlier ones are
+            // still to fan out, so the queue and the work it stands for stay bounded.
+            self.again.push(token);
+            return;
+        }
         let mut sh = shared!(self);
         let verdict = conn.drive(token, &mut self.buf, until_eof, &mut sh);
-        // Fan out first: a sender whose last message came with its Close and EOF is
-        // dropped by its verdict, and leaves its room with it.
-        self.fan_out();
+        // Queue the messages before following the verdict: a sender whose last message
+        // came with its Close and EOF is dropped now, and leaves its room with it.
+        self.fan_out.collect(&mut self.outbox, &self.rooms);
         self.follow(token, verdict);
     }
 
@@ -250,27 +257,42 @@ impl Reactor {
         }
     }
 
-    /// Delivers the chat messages in the outbox to every member of the sender's room,
-    /// the sender included. Each message was encoded once; members share its bytes.
-    fn fan_out(&mut self) {
-        for (sender, frame) in std::mem::take(&mut self.outbox) {
-            let mut recipients = std::mem::take(&mut self.recipients);
-            recipients.clear();
-            recipients.extend_from_slice(self.rooms.room_of(sender));
+    /// A turn's share of chat fan-out: queue pending messages for every member of their
+    /// room (each message encoded once, its bytes shared), up to a bound on the work,
+    /// then give a bounded number of members one write each, carrying every frame
+    /// queued for them. What is left waits for the next turn (polled without sleeping),
+    /// so one busy room never stalls the other connections.
+    fn fan_out_some(&mut self) {
+        let mut work = 0;
+        while work < FAN_OUT_WORK {
+            let Some((frame, recipients)) = self.fan_out.next_message(&self.rooms) else {
+                break;
+            };
+            work += recipients.len();
             for &token in &recipients {
-                self.deliver(token, &frame);
+                let Some(conn) = self.conns.get_mut(token.0) else {
+                    continue; // dropped earlier in this fan-out
+                };
+                let mut sh = shared!(self);
+                match conn.deliver(token, &frame, &mut sh) {
+                    Some(Verdict::Drop) => self.close(token),
+                    Some(_) => {}
+                    None => self.fan_out.queued(token),
+                }
             }
-            self.recipients = recipients;
+            self.fan_out.done_with(recipients);
         }
-    }
-
-    fn deliver(&mut self, token: Token, frame: &Rc<[u8]>) {
-        let Some(conn) = self.conns.get_mut(token.0) else {
-            return; // dropped earlier in this fan-out
-        };
-        let mut sh = shared!(self);
-        let verdict = conn.deliver(token, frame, &mut sh);
-        self.follow(token, verdict);
+        for _ in 0..FAN_OUT_WRITES {
+            let Some(token) = self.fan_out.next_write() else {
+                break;
+            };
+            let Some(conn) = self.conns.get_mut(token.0) else {
+                continue;
+            };
+            let mut sh = shared!(self);
+            let verdict = conn.write_queued(token, &mut sh);
+            self.follow(token, verdict);
+        }
     }
 
     /// The one way a connection leaves: deregister, remove from the slab, drop (close).

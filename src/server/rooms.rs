@@ -10,6 +10,8 @@ use slab::Slab;
 #[derive(Debug)]
 struct Room {
     name: Box<str>,
+    /// Distinguishes this room from a later one in the same slot (see [`RoomKey`]).
+    serial: u64,
     members: Vec<Token>,
 }
 
@@ -19,11 +21,21 @@ struct Seat {
     index: usize,
 }
 
+/// Names a room for as long as it exists: a message waiting to be fanned out keeps it,
+/// and finds no room (rather than a newer one in the same slot) once it is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomKey {
+    index: usize,
+    serial: u64,
+}
+
 /// Every room of one reactor process (rooms are not shared between `--workers`).
 #[derive(Debug, Default)]
 pub struct Rooms {
     by_name: HashMap<Box<str>, usize>,
     rooms: Slab<Room>,
+    /// The serial the next new room gets.
+    next_serial: u64,
     seats: HashMap<Token, Seat>,
 }
 
@@ -35,8 +47,10 @@ impl Rooms {
         let room = match self.by_name.get(name) {
             Some(&room) => room,
             None => {
+                self.next_serial += 1;
                 let room = self.rooms.insert(Room {
                     name: name.into(),
+                    serial: self.next_serial,
                     members: Vec::new(),
                 });
                 self.by_name.insert(name.into(), room);
@@ -78,6 +92,23 @@ impl Rooms {
         self.seats
             .get(&token)
             .map_or(&[], |seat| &self.rooms[seat.room].members)
+    }
+
+    /// The key of the room `token` is in, if any.
+    pub fn key_of(&self, token: Token) -> Option<RoomKey> {
+        let seat = self.seats.get(&token)?;
+        Some(RoomKey {
+            index: seat.room,
+            serial: self.rooms[seat.room].serial,
+        })
+    }
+
+    /// The members of the room `key` names; empty once that room is gone.
+    pub fn members(&self, key: RoomKey) -> &[Token] {
+        self.rooms
+            .get(key.index)
+            .filter(|room| room.serial == key.serial)
+            .map_or(&[], |room| &room.members)
     }
 
     /// How many rooms have members.
@@ -124,6 +155,21 @@ mod tests {
         rooms.leave(Token(1));
         rooms.leave(Token(3));
         assert!(rooms.is_empty() && rooms.by_name.is_empty() && rooms.seats.is_empty());
+    }
+
+    #[test]
+    fn a_room_key_outlives_no_room() {
+        let mut rooms = Rooms::default();
+        rooms.join(Token(1), "a");
+        let key = rooms.key_of(Token(1)).unwrap();
+        assert_eq!(rooms.members(key), [Token(1)]);
+        rooms.leave(Token(1));
+        rooms.join(Token(2), "b");
+        assert!(
+            rooms.members(key).is_empty(),
+            "not the new room in the old slot"
+        );
+        assert_eq!(rooms.key_of(Token(1)), None);
     }
 
     #[test]

@@ -63,6 +63,11 @@ impl Session {
         &mut self.core
     }
 
+    /// Whether the route made this a chat member.
+    pub fn is_chat(&self) -> bool {
+        self.core.app() == Relay::Chat
+    }
+
     /// Whether this is an open WebSocket (past the handshake, not closing).
     pub fn is_open(&self) -> bool {
         self.core.is_open()

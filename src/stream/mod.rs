@@ -11,7 +11,6 @@ mod cork;
 mod output;
 
 use std::io::{self, IoSlice, Read, Write};
-use std::rc::Rc;
 
 pub use cork::{Cork, Corked};
 pub use output::Output;
@@ -112,16 +111,6 @@ impl Spilled {
             } else {
                 output.push_copy(&b[done - a.len()..]);
             }
-        }
-        Ok(done)
-    }
-
-    /// Writes shared bytes now if nothing is queued before them, and queues the rest
-    /// by reference (a chat room's members share one copy). Returns the bytes written.
-    pub fn write_shared(&mut self, socket: &mut impl Write, bytes: &Rc<[u8]>) -> io::Result<usize> {
-        let done = self.write_now(socket, bytes, &[])?;
-        if done < bytes.len() {
-            self.get().output.push_shared(Rc::clone(bytes), done);
         }
         Ok(done)
     }
