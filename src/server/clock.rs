@@ -28,7 +28,12 @@ impl Clock {
     }
 
     pub fn now(&self) -> Tick {
-        self.start.elapsed().as_secs() as Tick
+        self.at(Instant::now())
+    }
+
+    /// The tick of an instant already read (the reactor reads the clock once a turn).
+    pub fn at(&self, instant: Instant) -> Tick {
+        instant.saturating_duration_since(self.start).as_secs() as Tick
     }
 }
 

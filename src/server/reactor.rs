@@ -23,6 +23,7 @@ use super::fan_out::{FanOut, FAN_OUT_WORK, FAN_OUT_WRITES};
 use super::rooms::Rooms;
 use super::session::{Broadcast, Env};
 use super::stats::{rss_bytes, Stats};
+use crate::protocol::deadline::Tick;
 use crate::protocol::http::{write_response, Status};
 use crate::stream::Cork;
 
@@ -39,8 +40,8 @@ macro_rules! shared {
                 stats: &mut $reactor.stats,
                 rooms: &mut $reactor.rooms,
                 outbox: &mut $reactor.outbox,
-                now: $reactor.clock.now(),
-                uptime_secs: $reactor.started.elapsed().as_secs(),
+                now: $reactor.tick,
+                uptime_secs: u64::from($reactor.tick),
             },
             registry: $reactor.poll.registry(),
             cork: &mut $reactor.cork,
@@ -81,7 +82,9 @@ pub struct Reactor {
     /// Chat messages still to fan out, and members still to write to.
     fan_out: FanOut,
     clock: Clock,
-    started: Instant,
+    /// The clock read once per turn, right after the poll: every connection driven in
+    /// the turn sees this time, and no event costs a clock read.
+    tick: Tick,
     /// Connections whose read budget ran out: driven again next turn.
     again: Vec<Token>,
     /// A descriptor held in reserve: freed to accept-and-close when out of descriptors,
@@ -117,7 +120,7 @@ impl Reactor {
             outbox: Vec::new(),
             fan_out: FanOut::default(),
             clock: Clock::new(),
-            started: Instant::now(),
+            tick: 0,
             again: Vec::new(),
             spare: File::open("/dev/null").ok(),
             accept_paused_until: None,
@@ -175,6 +178,8 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
+            let now = Instant::now();
+            self.tick = self.clock.at(now);
             let mut accept = false;
             let retry = std::mem::take(&mut self.again);
             for event in events.iter() {
@@ -191,7 +196,6 @@ impl Reactor {
             if self.held > self.budget {
                 self.shed_memory();
             }
-            let now = Instant::now();
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
                 accept = true;
@@ -316,11 +320,9 @@ impl Reactor {
             };
             match listener.accept() {
                 Ok((socket, _)) => {
-                    // Echo replies are small and latency-bound: do not let Nagle hold them.
-                    let _ = socket.set_nodelay(true);
                     let entry = self.conns.vacant_entry();
                     let token = Token(entry.key());
-                    match Connection::new(socket, token, self.poll.registry(), self.clock.now()) {
+                    match Connection::new(socket, token, self.poll.registry(), self.tick) {
                         Ok(conn) => {
                             entry.insert(conn);
                             self.stats.accepted_total += 1;
