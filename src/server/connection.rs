@@ -121,10 +121,11 @@ impl Connection {
         self.session.is_chat()
     }
 
-    /// Deregisters the socket before it is dropped (and closed), and counts the drop.
-    pub fn close(mut self, registry: &Registry, stats: &mut Stats, held: &mut usize) {
-        // A failure here means the descriptor is already gone from the epoll set.
-        let _ = registry.deregister(&mut self.socket);
+    /// Counts the drop and closes the socket. No `epoll_ctl(DEL)` first: closing the
+    /// descriptor (never duplicated here) takes it out of the epoll set, and that saves
+    /// a syscall per connection; a stale event for its token finds the slot empty or
+    /// reused, which the reactor tolerates.
+    pub fn close(mut self, stats: &mut Stats, held: &mut usize) {
         self.session.dropped(stats);
         self.spill.release(held);
     }

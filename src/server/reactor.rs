@@ -299,12 +299,12 @@ impl Reactor {
         }
     }
 
-    /// The one way a connection leaves: deregister, remove from the slab, drop (close).
+    /// The one way a connection leaves: remove from the slab, count, drop (close).
     fn close(&mut self, token: Token) {
         let Some(conn) = self.conns.try_remove(token.0) else {
             return;
         };
-        conn.close(self.poll.registry(), &mut self.stats, &mut self.held);
+        conn.close(&mut self.stats, &mut self.held);
         self.rooms.leave(token);
         // A descriptor is free again: if accepting was paused for lack of them, resume.
         if self.accept_paused_until.is_some() {
