@@ -92,6 +92,9 @@ impl Cork {
         socket: &mut impl Write,
         spill: &mut Spilled,
     ) -> io::Result<usize> {
+        if self.parts.is_empty() {
+            return Ok(0);
+        }
         let result = self.write(input, socket, spill);
         self.arena.clear();
         self.parts.clear();
