@@ -353,7 +353,8 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
                     rooms: &mut rooms,
                     outbox: &mut outbox,
                     now: 0,
-                    uptime_secs: 0,
+                    uptime_ms: 0,
+                    view: None,
                 },
                 registry: poll.registry(),
             };

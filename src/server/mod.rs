@@ -2,12 +2,13 @@
 //! loop, accept, the slab), `connection` (one socket's IO), `routes` (where a request
 //! leads), `relay` (echo and chat), `rooms`, `stats`, `clock`, `config`, `workers`;
 //! `view` (the whole server's counters), `feed` (their way from the supervisor to the
-//! workers).
+//! workers), `observe` (/stats).
 
 pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod feed;
+pub mod observe;
 pub mod reactor;
 pub mod relay;
 pub mod rooms;

@@ -20,12 +20,16 @@ use slab::Slab;
 use super::clock::{Clock, SWEEP_INTERVAL};
 use super::config::Config;
 use super::connection::{Connection, Shared, Verdict};
+use super::feed::{self, FIRST_VIEW_WAIT};
 use super::rooms::Rooms;
 use super::session::{Broadcast, Env};
 use super::stats::{rss_bytes, Stats};
+use super::view::View;
 use crate::protocol::http::{write_response, Status};
 
 const LISTENER: Token = Token(usize::MAX);
+/// A worker's stdin: the whole server's counters from its supervisor (`feed.rs`).
+const FEED: Token = Token(usize::MAX - 1);
 
 /// What a connection borrows from the reactor while it runs. A macro rather than a
 /// method, so that the borrow is split field by field and the slab stays free for the
@@ -39,7 +43,8 @@ macro_rules! shared {
                 rooms: &mut $reactor.rooms,
                 outbox: &mut $reactor.outbox,
                 now: $reactor.clock.now(),
-                uptime_secs: $reactor.started.elapsed().as_secs(),
+                uptime_ms: $reactor.started.elapsed().as_millis() as u64,
+                view: $reactor.view.as_ref(),
             },
             registry: $reactor.poll.registry(),
         }
@@ -80,6 +85,9 @@ pub struct Reactor {
     accept_paused_until: Option<Instant>,
     last_warning: Option<Instant>,
     shutdown: Arc<AtomicBool>,
+    /// A worker's feed of the whole server's counters, and the newest it brought.
+    feed: Option<feed::Receiver>,
+    view: Option<View>,
 }
 
 impl Reactor {
@@ -93,6 +101,14 @@ impl Reactor {
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let feed = config.worker_id.and_then(|_| {
+            feed::Receiver::from_stdin(poll.registry(), FEED)
+                .map_err(|e| warn!("no view of the whole server from the supervisor: {e}"))
+                .ok()
+        });
+        // A worker accepts once it has the supervisor's view, so it never has to answer
+        // /stats without one; the clients meanwhile wait in the backlog, briefly.
+        let accept_paused_until = feed.as_ref().map(|_| Instant::now() + FIRST_VIEW_WAIT);
         Ok(Reactor {
             poll,
             listener: Some(listener),
@@ -107,9 +123,11 @@ impl Reactor {
             started: Instant::now(),
             again: Vec::new(),
             spare: File::open("/dev/null").ok(),
-            accept_paused_until: None,
+            accept_paused_until,
             last_warning: None,
             shutdown,
+            feed,
+            view: None,
         })
     }
 
@@ -167,6 +185,7 @@ impl Reactor {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => accept = true,
+                    FEED => self.read_feed(),
                     token => self.drive(token),
                 }
             }
@@ -210,6 +229,21 @@ impl Reactor {
         serde_json::to_writer(&mut out, &self.stats)?;
         out.write_all(b"\n")?;
         out.flush()
+    }
+
+    /// Takes in the newest view the supervisor sent; the first one starts accepting.
+    fn read_feed(&mut self) {
+        let Some(view) = self
+            .feed
+            .as_mut()
+            .and_then(|f| f.read(self.poll.registry()))
+        else {
+            return;
+        };
+        if self.view.is_none() && self.accept_paused_until.is_some() {
+            self.accept_paused_until = Some(Instant::now());
+        }
+        self.view = Some(view);
     }
 
     fn drive(&mut self, token: Token) {

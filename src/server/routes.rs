@@ -56,7 +56,7 @@ pub enum Route<'a> {
 }
 
 /// 404: a plain GET for a page that does not exist.
-const NOT_FOUND: Refusal = Refusal {
+pub const NOT_FOUND: Refusal = Refusal {
     status: Status::NOT_FOUND,
     headers: &[],
     name: "not_found",

@@ -207,15 +207,6 @@ pub fn rss_bytes() -> Option<u64> {
     Some(pages * crate::limits::page_size()?)
 }
 
-/// The `/stats` body: the counters plus uptime and process identity.
-#[derive(Serialize)]
-pub struct StatsReport<'a> {
-    #[serde(flatten)]
-    pub stats: &'a Stats,
-    pub uptime_secs: u64,
-    pub pid: u32,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
