@@ -1,6 +1,7 @@
-//! `/stats` describes the whole server whichever worker answers: with `--workers N`
-//! every answer is the supervisor's merged view, whose per-worker breakdown (plus what
-//! exited workers left) adds up to its totals; a lone process answers in the same shape.
+//! `/stats` and `/metrics` describe the whole server whichever worker answers: with
+//! `--workers N` every answer is the supervisor's merged view, whose per-worker
+//! breakdown (plus what exited workers left) adds up to its totals; a lone process
+//! answers in the same shape.
 
 mod common;
 
@@ -200,4 +201,42 @@ fn a_lone_process_answers_in_the_same_shape() {
     assert_eq!(n(&workers[0]["websockets"]), 3);
     assert_adds_up(&stats);
     assert!(n(&stats["uptime_ms"]) >= n(&stats["uptime_secs"]) * 1000);
+}
+
+#[test]
+fn metrics_are_prometheus_text_that_adds_up() {
+    let server = Server::with_args(&["--workers", "2"]);
+    let _held = hold(&server, 10);
+    settle(&server, 10, 10);
+    let resp = server.get("/metrics");
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        resp.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = String::from_utf8(resp.body).unwrap();
+    let value = |name: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no sample {name}:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value("wsreactor_websockets"), 10);
+    assert_eq!(value("wsreactor_messages_in_total"), 10);
+    assert_eq!(value("wsreactor_handshakes_total{result=\"ok\"}"), 10);
+    assert_eq!(value("wsreactor_workers"), 2);
+    let per_worker: u64 = (0..2)
+        .map(|w| value(&format!("wsreactor_worker_websockets{{worker=\"{w}\"}}")))
+        .sum();
+    assert_eq!(per_worker, 10);
+    let messages: u64 = ["0", "1", "retired"]
+        .iter()
+        .map(|w| {
+            value(&format!(
+                "wsreactor_worker_messages_in_total{{worker=\"{w}\"}}"
+            ))
+        })
+        .sum();
+    assert_eq!(messages, 10);
 }

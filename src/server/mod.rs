@@ -2,13 +2,14 @@
 //! loop, accept, the slab), `connection` (one socket's IO), `routes` (where a request
 //! leads), `relay` (echo and chat), `rooms`, `stats`, `clock`, `config`, `workers`;
 //! `view` (the whole server's counters), `feed` (their way from the supervisor to the
-//! workers), `observe` (/stats).
+//! workers), `observe` (/stats, /metrics), `prometheus` (the text format).
 
 pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod feed;
 pub mod observe;
+pub mod prometheus;
 pub mod reactor;
 pub mod relay;
 pub mod rooms;

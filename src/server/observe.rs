@@ -1,6 +1,6 @@
-//! The routes that show the server: `/stats` (JSON).
+//! The routes that show the server: `/stats` (JSON) and `/metrics` (Prometheus text).
 //!
-//! `/stats` describes the whole server, from a [`View`]: with
+//! `/stats` and `/metrics` describe the whole server, from a [`View`]: with
 //! `--workers N` the one the supervisor sent last (see `feed.rs`), the same whichever
 //! worker answers; in a lone process its own counters, live, in the same shape. A
 //! worker that has no view yet says so with a 503 rather than pass off its own counters
@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use super::prometheus;
 use super::routes::{Route, NOT_FOUND};
 use super::session::Env;
 use super::stats::rss_bytes;
@@ -44,6 +45,7 @@ impl Page {
 pub fn answer(route: Route, env: &mut Env) -> Result<Page, Refusal> {
     let render: fn(&View, u32) -> Page = match route {
         Route::Stats => stats_json,
+        Route::Metrics => metrics_text,
         // Not routes of this file.
         Route::Page | Route::Echo | Route::Chat(_) => return Err(NOT_FOUND),
     };
@@ -65,6 +67,14 @@ fn stats_json(view: &View, worker: u32) -> Page {
     Page {
         content_type: "application/json",
         body: Cow::Owned(serde_json::to_vec_pretty(&report).expect("counters serialize")),
+    }
+}
+
+/// The `/metrics` body (the same whichever worker answers).
+fn metrics_text(view: &View, _worker: u32) -> Page {
+    Page {
+        content_type: prometheus::CONTENT_TYPE,
+        body: Cow::Owned(prometheus::render(view).into_bytes()),
     }
 }
 
@@ -100,6 +110,12 @@ mod tests {
         assert_eq!(body["workers"][0]["websockets"], 4);
         assert_eq!(body["uptime_ms"], 2_500);
         assert!(body["rss_bytes"].as_u64() > Some(0), "{body}");
+        let metrics = ask(Route::Metrics, &config, None).unwrap();
+        assert!(metrics
+            .content_type
+            .starts_with("text/plain; version=0.0.4"));
+        let text = String::from_utf8(metrics.body.into_owned()).unwrap();
+        assert!(text.contains("\nwsreactor_websockets 4\n"), "{text}");
     }
 
     #[test]
@@ -107,6 +123,10 @@ mod tests {
         let config = Config::from_args(&["--worker-id", "1"]);
         let refusal = ask(Route::Stats, &config, None).unwrap_err();
         assert_eq!(refusal.status.0, 503);
+        assert_eq!(
+            ask(Route::Metrics, &config, None).unwrap_err().status.0,
+            503
+        );
         let view = View {
             uptime_ms: 9_000,
             ..View::alone(

@@ -2,8 +2,8 @@
 //! route chose, and what each event means for the server (routes, rooms, counters).
 //! The reactor's `Connection` runs it over a socket; tests and fuzz targets run the very
 //! same session over memory. It never touches a socket or a clock: bytes, the time and
-//! the IO sink come in as arguments (only a `/stats` request of a lone process reads
-//! its RSS).
+//! the IO sink come in as arguments (only a `/stats` or `/metrics` request of a lone
+//! process reads its RSS).
 
 use std::rc::Rc;
 
@@ -232,7 +232,7 @@ fn answer(
             }
             return;
         }
-        (Ok(route @ Route::Stats), None) => match observe::answer(route, env) {
+        (Ok(route @ (Route::Stats | Route::Metrics)), None) => match observe::answer(route, env) {
             Ok(page) => {
                 core.respond(Status::OK, &page.headers(), &page.body, env.now, io);
                 env.stats.http_responses_total += 1;
