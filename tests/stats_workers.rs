@@ -1,7 +1,7 @@
 //! `/stats` and `/metrics` describe the whole server whichever worker answers: with
 //! `--workers N` every answer is the supervisor's merged view, whose per-worker
 //! breakdown (plus what exited workers left) adds up to its totals; a lone process
-//! answers in the same shape.
+//! answers in the same shape. Also what the new routes answer to bad requests.
 
 mod common;
 
@@ -239,4 +239,34 @@ fn metrics_are_prometheus_text_that_adds_up() {
         })
         .sum();
     assert_eq!(messages, 10);
+}
+
+#[test]
+fn the_new_routes_answer_bad_requests_clearly() {
+    let server = Server::start();
+    for path in ["/metrics", "/stats", "/dashboard"] {
+        let post = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(server.request(post.as_bytes()).status, 405, "POST {path}");
+        assert_eq!(server.get(&format!("{path}/x")).status, 404, "{path}/x");
+    }
+    // A query is ignored (browsers and scrapers add their own).
+    assert_eq!(server.get("/metrics?x=1").status, 200);
+    let page = server.get("/dashboard");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let html = String::from_utf8(page.body).unwrap();
+    assert!(
+        html.contains("fetch(\"/stats\""),
+        "the dashboard polls /stats"
+    );
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing from elsewhere"
+    );
+    // The demo page links to it.
+    let demo = String::from_utf8(server.get("/").body).unwrap();
+    assert!(demo.contains("href=\"/dashboard\""));
 }

@@ -2,7 +2,7 @@
 //! loop, accept, the slab), `connection` (one socket's IO), `routes` (where a request
 //! leads), `relay` (echo and chat), `rooms`, `stats`, `clock`, `config`, `workers`;
 //! `view` (the whole server's counters), `feed` (their way from the supervisor to the
-//! workers), `observe` (/stats, /metrics), `prometheus` (the text format).
+//! workers), `observe` (/stats, /metrics, /dashboard), `prometheus` (the text format).
 
 pub mod clock;
 pub mod config;

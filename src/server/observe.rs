@@ -1,4 +1,5 @@
-//! The routes that show the server: `/stats` (JSON) and `/metrics` (Prometheus text).
+//! The routes that show the server: `/stats` (JSON), `/metrics` (Prometheus text) and
+//! `/dashboard` (a page that polls `/stats` once a second).
 //!
 //! `/stats` and `/metrics` describe the whole server, from a [`View`]: with
 //! `--workers N` the one the supervisor sent last (see `feed.rs`), the same whichever
@@ -15,6 +16,9 @@ use super::stats::rss_bytes;
 use super::view::View;
 use crate::protocol::handshake::Refusal;
 use crate::protocol::http::Status;
+
+/// The live view served at `GET /dashboard`.
+const DASHBOARD: &str = include_str!("../../static/dashboard.html");
 
 /// 503: a worker asked for the server's counters before its supervisor sent any.
 const NO_VIEW_YET: Refusal = Refusal {
@@ -44,6 +48,12 @@ impl Page {
 /// Answers `route` (one of this file's), or says why not.
 pub fn answer(route: Route, env: &mut Env) -> Result<Page, Refusal> {
     let render: fn(&View, u32) -> Page = match route {
+        Route::Dashboard => {
+            return Ok(Page {
+                content_type: "text/html; charset=utf-8",
+                body: Cow::Borrowed(DASHBOARD.as_bytes()),
+            })
+        }
         Route::Stats => stats_json,
         Route::Metrics => metrics_text,
         // Not routes of this file.
@@ -146,5 +156,14 @@ mod tests {
         );
         assert_eq!(body["worker"], 1);
         assert_eq!(body["uptime_secs"], 9);
+    }
+
+    #[test]
+    fn the_dashboard_needs_no_view() {
+        let config = Config::from_args(&["--worker-id", "0"]);
+        let page = ask(Route::Dashboard, &config, None).unwrap();
+        assert!(page.content_type.starts_with("text/html"));
+        assert!(String::from_utf8_lossy(&page.body).contains("/stats"));
+        assert_eq!(ask(Route::Page, &config, None).unwrap_err().status.0, 404);
     }
 }

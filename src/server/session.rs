@@ -232,14 +232,16 @@ fn answer(
             }
             return;
         }
-        (Ok(route @ (Route::Stats | Route::Metrics)), None) => match observe::answer(route, env) {
-            Ok(page) => {
-                core.respond(Status::OK, &page.headers(), &page.body, env.now, io);
-                env.stats.http_responses_total += 1;
-                return;
+        (Ok(route @ (Route::Stats | Route::Metrics | Route::Dashboard)), None) => {
+            match observe::answer(route, env) {
+                Ok(page) => {
+                    core.respond(Status::OK, &page.headers(), &page.body, env.now, io);
+                    env.stats.http_responses_total += 1;
+                    return;
+                }
+                Err(refusal) => refusal,
             }
-            Err(refusal) => refusal,
-        },
+        }
         (Ok(_), None) => {
             let headers = [("Content-Type", "text/html; charset=utf-8")];
             core.respond(Status::OK, &headers, PAGE.as_bytes(), env.now, io);
