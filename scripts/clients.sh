@@ -4,7 +4,9 @@
 #   node     Node `ws`               (tests/clients/ws_interop.test.mjs, node --test)
 #   browser  headless Chromium + the demo page (tests/clients/browser.test.mjs, playwright-core)
 #   nginx    nginx as a reverse proxy (tests/clients/test_nginx_proxy.py, pytest)
-# Usage: scripts/clients.sh [python|node|browser|nginx]...   (default: all four)
+#   metrics  /metrics through Prometheus' own Python text parser, with --workers 2
+#            (tests/clients/test_metrics.py, pytest, prometheus_client)
+# Usage: scripts/clients.sh [python|node|browser|nginx|metrics]...   (default: all five)
 # Installs its own Python venv (tests/clients/.venv) and npm packages (npm ci), pinned.
 # Needs Python 3, Node 20+, and for the browser and nginx suites Debian's `chromium` and
 # `nginx` packages (.ci/run installs them). Exits non-zero if any suite fails.
@@ -13,9 +15,9 @@ cd "$(dirname "$0")/.."
 
 dir=tests/clients
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(python node browser nginx)
+[ ${#suites[@]} -gt 0 ] || suites=(python node browser nginx metrics)
 for s in "${suites[@]}"; do
-  case "$s" in python | node | browser | nginx) ;; *) echo "unknown suite: $s" >&2; exit 2 ;; esac
+  case "$s" in python | node | browser | nginx | metrics) ;; *) echo "unknown suite: $s" >&2; exit 2 ;; esac
 done
 wants() { [[ " ${suites[*]} " == *" $1 "* ]]; }
 
@@ -27,7 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 1
 fi
 
-if wants python || wants nginx; then
+if wants python || wants nginx || wants metrics; then
   venv=$dir/.venv
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   # Already-satisfied pins install nothing and need no network.
@@ -57,6 +59,7 @@ wants python && run_suite "python-websockets" "${pytest[@]}" "$dir/test_websocke
 wants node && run_suite "node-ws" "${node_test[@]}" "$dir/ws_interop.test.mjs"
 wants browser && run_suite "browser-chromium" "${node_test[@]}" "$dir/browser.test.mjs"
 wants nginx && run_suite "nginx-proxy" "${pytest[@]}" "$dir/test_nginx_proxy.py"
+wants metrics && run_suite "metrics-prometheus" "${pytest[@]}" "$dir/test_metrics.py"
 
 echo "== clients: suites passed: ${passed[*]:-none}"
 if [ ${#failed[@]} -gt 0 ]; then

@@ -181,6 +181,13 @@ impl<M: DeserializeOwned + Send + 'static> Children<M> {
         running.child.wait()
     }
 
+    /// Takes slot `index`'s control pipe for the caller to write to as it likes (the
+    /// server's supervisor feeds its workers through it without blocking); [`Self::tell`]
+    /// skips that child from then on.
+    pub fn take_stdin(&mut self, index: usize) -> Option<ChildStdin> {
+        self.slots[index].as_mut()?.stdin.take()
+    }
+
     /// Sends `line` on every control pipe still open (a child that is gone cannot care;
     /// its pipe is closed and left so).
     pub fn tell(&mut self, line: &str) {

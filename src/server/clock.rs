@@ -35,6 +35,11 @@ impl Clock {
     pub fn at(&self, instant: Instant) -> Tick {
         instant.saturating_duration_since(self.start).as_secs() as Tick
     }
+
+    /// Milliseconds since the start at an instant already read.
+    pub fn millis_at(&self, instant: Instant) -> u64 {
+        instant.saturating_duration_since(self.start).as_millis() as u64
+    }
 }
 
 impl Default for Clock {

@@ -1,17 +1,23 @@
 //! The server: a thin IO shell over the sans-IO protocol core. `reactor` (the event
 //! loop, accept, the slab), `connection` (one socket's IO), `routes` (where a request
-//! leads), `relay` (echo and chat), `rooms`, `stats`, `clock`, `config`, `workers`.
+//! leads), `relay` (echo and chat), `rooms`, `stats`, `clock`, `config`, `workers`;
+//! `view` (the whole server's counters), `feed` (their way from the supervisor to the
+//! workers), `observe` (/stats, /metrics, /dashboard), `prometheus` (the text format).
 
 pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod fan_out;
+pub mod feed;
+pub mod observe;
+pub mod prometheus;
 pub mod reactor;
 pub mod relay;
 pub mod rooms;
 pub mod routes;
 pub mod session;
 pub mod stats;
+pub mod view;
 pub mod workers;
 
 use std::io;

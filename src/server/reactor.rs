@@ -20,14 +20,18 @@ use super::clock::{Clock, SWEEP_INTERVAL};
 use super::config::Config;
 use super::connection::{Connection, Shared, Verdict};
 use super::fan_out::{FanOut, FAN_OUT_WORK, FAN_OUT_WRITES};
+use super::feed::{self, FIRST_VIEW_WAIT};
 use super::rooms::Rooms;
 use super::session::{Broadcast, Env};
 use super::stats::{rss_bytes, Stats};
+use super::view::View;
 use crate::protocol::deadline::Tick;
 use crate::protocol::http::{write_response, Status};
 use crate::stream::Cork;
 
 const LISTENER: Token = Token(usize::MAX);
+/// A worker's stdin: the whole server's counters from its supervisor (`feed.rs`).
+const FEED: Token = Token(usize::MAX - 1);
 
 /// What a connection borrows from the reactor while it runs. A macro rather than a
 /// method, so that the borrow is split field by field and the slab stays free for the
@@ -41,7 +45,8 @@ macro_rules! shared {
                 rooms: &mut $reactor.rooms,
                 outbox: &mut $reactor.outbox,
                 now: $reactor.tick,
-                uptime_secs: u64::from($reactor.tick),
+                uptime_ms: $reactor.uptime_ms,
+                view: $reactor.view.as_ref(),
             },
             registry: $reactor.poll.registry(),
             cork: &mut $reactor.cork,
@@ -83,8 +88,10 @@ pub struct Reactor {
     fan_out: FanOut,
     clock: Clock,
     /// The clock read once per turn, right after the poll: every connection driven in
-    /// the turn sees this time, and no event costs a clock read.
+    /// the turn sees this time (in seconds, and in milliseconds of uptime for the
+    /// counters), and no event costs a clock read.
     tick: Tick,
+    uptime_ms: u64,
     /// Connections whose read budget ran out: driven again next turn.
     again: Vec<Token>,
     /// A descriptor held in reserve: freed to accept-and-close when out of descriptors,
@@ -93,6 +100,9 @@ pub struct Reactor {
     accept_paused_until: Option<Instant>,
     last_warning: Option<Instant>,
     shutdown: Arc<AtomicBool>,
+    /// A worker's feed of the whole server's counters, and the newest it brought.
+    feed: Option<feed::Receiver>,
+    view: Option<View>,
 }
 
 impl Reactor {
@@ -106,6 +116,14 @@ impl Reactor {
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let feed = config.worker_id.and_then(|_| {
+            feed::Receiver::from_stdin(poll.registry(), FEED)
+                .map_err(|e| warn!("no view of the whole server from the supervisor: {e}"))
+                .ok()
+        });
+        // A worker accepts once it has the supervisor's view, so it never has to answer
+        // /stats without one; the clients meanwhile wait in the backlog, briefly.
+        let accept_paused_until = feed.as_ref().map(|_| Instant::now() + FIRST_VIEW_WAIT);
         Ok(Reactor {
             poll,
             listener: Some(listener),
@@ -121,11 +139,14 @@ impl Reactor {
             fan_out: FanOut::default(),
             clock: Clock::new(),
             tick: 0,
+            uptime_ms: 0,
             again: Vec::new(),
             spare: File::open("/dev/null").ok(),
-            accept_paused_until: None,
+            accept_paused_until,
             last_warning: None,
             shutdown,
+            feed,
+            view: None,
         })
     }
 
@@ -179,12 +200,14 @@ impl Reactor {
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
-            self.tick = self.clock.at(now);
+            self.uptime_ms = self.clock.millis_at(now);
+            self.tick = (self.uptime_ms / 1000) as Tick;
             let mut accept = false;
             let retry = std::mem::take(&mut self.again);
             for event in events.iter() {
                 match event.token() {
                     LISTENER => accept = true,
+                    FEED => self.read_feed(),
                     // A FIN that came before this event raises no later edge.
                     token => self.drive(token, event.is_read_closed() || event.is_error()),
                 }
@@ -232,6 +255,21 @@ impl Reactor {
         serde_json::to_writer(&mut out, &self.stats)?;
         out.write_all(b"\n")?;
         out.flush()
+    }
+
+    /// Takes in the newest view the supervisor sent; the first one starts accepting.
+    fn read_feed(&mut self) {
+        let Some(view) = self
+            .feed
+            .as_mut()
+            .and_then(|f| f.read(self.poll.registry()))
+        else {
+            return;
+        };
+        if self.view.is_none() && self.accept_paused_until.is_some() {
+            self.accept_paused_until = Some(Instant::now());
+        }
+        self.view = Some(view);
     }
 
     fn drive(&mut self, token: Token, until_eof: bool) {

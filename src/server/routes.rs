@@ -1,7 +1,8 @@
 //! The server's routes: where a request the protocol accepted leads. Any path with a
 //! valid upgrade opens a WebSocket (`/chat`, with an optional `?room=NAME`, joins a
 //! room; every other path echoes); without one, `/` is the demo page, `/stats` the
-//! counters, and anything else 404. The protocol core knows none of this.
+//! counters as JSON, `/metrics` the same for Prometheus, `/dashboard` a live view of
+//! them, and anything else 404. The protocol core knows none of this.
 
 use std::fmt;
 
@@ -53,10 +54,14 @@ pub enum Route<'a> {
     Page,
     /// `GET /stats`: the counters as JSON.
     Stats,
+    /// `GET /metrics`: the counters in the Prometheus text format.
+    Metrics,
+    /// `GET /dashboard`: a page that shows the counters live.
+    Dashboard,
 }
 
 /// 404: a plain GET for a page that does not exist.
-const NOT_FOUND: Refusal = Refusal {
+pub const NOT_FOUND: Refusal = Refusal {
     status: Status::NOT_FOUND,
     headers: &[],
     name: "not_found",
@@ -93,6 +98,8 @@ pub fn route(target: &str, upgrade: bool) -> Result<Route<'_>, Refusal> {
         (true, _) => Ok(Route::Echo),
         (false, "/") => Ok(Route::Page),
         (false, "/stats") => Ok(Route::Stats),
+        (false, "/metrics") => Ok(Route::Metrics),
+        (false, "/dashboard") => Ok(Route::Dashboard),
         (false, _) => Err(NOT_FOUND),
     }
 }
@@ -132,6 +139,9 @@ mod tests {
     fn plain_requests_route_to_pages_or_404() {
         assert_eq!(route("/", false), Ok(Route::Page));
         assert_eq!(route("/stats", false), Ok(Route::Stats));
+        assert_eq!(route("/metrics", false), Ok(Route::Metrics));
+        assert_eq!(route("/dashboard?x=1", false), Ok(Route::Dashboard));
+        assert_eq!(route("/metrics/", false).unwrap_err().status.0, 404);
         assert_eq!(route("/nope", false).unwrap_err().status.0, 404);
         assert_eq!(route("/nope", false).unwrap_err().name, "not_found");
     }

@@ -2,7 +2,8 @@
 //! route chose, and what each event means for the server (routes, rooms, counters).
 //! The reactor's `Connection` runs it over a socket; tests and fuzz targets run the very
 //! same session over memory. It never touches a socket or a clock: bytes, the time and
-//! the IO sink come in as arguments (only a `/stats` request reads the process's RSS).
+//! the IO sink come in as arguments (only a `/stats` or `/metrics` request of a lone
+//! process reads its RSS).
 
 use std::rc::Rc;
 
@@ -10,10 +11,12 @@ use log::debug;
 use mio::Token;
 
 use super::config::Config;
+use super::observe;
 use super::relay::{Gather, Relay};
 use super::rooms::Rooms;
 use super::routes::{route, Route, OVER_CAPACITY};
-use super::stats::{rss_bytes, Stats, StatsReport};
+use super::stats::Stats;
+use super::view::View;
 use crate::protocol::close::CloseCode;
 use crate::protocol::deadline::Tick;
 use crate::protocol::handshake::Upgrade;
@@ -40,7 +43,11 @@ pub struct Env<'a> {
     /// the reactor fans them out once the sender is done.
     pub outbox: &'a mut Vec<Broadcast>,
     pub now: Tick,
-    pub uptime_secs: u64,
+    /// Milliseconds since this process started.
+    pub uptime_ms: u64,
+    /// The whole server's counters, as a worker's supervisor sent them last (`None` in
+    /// a lone process, or before the first one came).
+    pub view: Option<&'a View>,
 }
 
 /// The server's side of one connection: the protocol core, carrying the relay that
@@ -249,22 +256,15 @@ fn answer(
             }
             return;
         }
-        (Ok(Route::Stats), None) => {
-            env.stats.rss_bytes = rss_bytes().unwrap_or(0);
-            env.stats.rooms = env.rooms.len() as u64;
-            let report = StatsReport {
-                stats: env.stats,
-                uptime_secs: env.uptime_secs,
-                pid: std::process::id(),
-            };
-            let body = serde_json::to_vec_pretty(&report).expect("counters serialize");
-            let headers = [
-                ("Content-Type", "application/json"),
-                ("Cache-Control", "no-store"),
-            ];
-            core.respond(Status::OK, &headers, &body, env.now, io);
-            env.stats.http_responses_total += 1;
-            return;
+        (Ok(route @ (Route::Stats | Route::Metrics | Route::Dashboard)), None) => {
+            match observe::answer(route, env) {
+                Ok(page) => {
+                    core.respond(Status::OK, &page.headers(), &page.body, env.now, io);
+                    env.stats.http_responses_total += 1;
+                    return;
+                }
+                Err(refusal) => refusal,
+            }
         }
         (Ok(_), None) => {
             let headers = [("Content-Type", "text/html; charset=utf-8")];

@@ -127,6 +127,54 @@ impl Stats {
         self.rss_bytes += rss_bytes;
     }
 
+    /// These counters without the gauges: what a worker that has exited leaves to the
+    /// server's totals (its connections, rooms and memory went with it).
+    pub fn totals_only(&self) -> Stats {
+        // Every field named, so that a new one is sorted into gauge or total here.
+        let Stats {
+            connections: _,
+            websockets: _,
+            rooms: _,
+            accepted_total,
+            handshakes_total,
+            handshake_failures,
+            http_responses_total,
+            messages_in_total,
+            messages_out_total,
+            bytes_in_total,
+            bytes_out_total,
+            closes_by_code,
+            protocol_errors_total,
+            timeouts_total,
+            slow_members_dropped_total,
+            memory_shed_total,
+            accept_emfile_total,
+            shed_total,
+            rss_bytes: _,
+        } = self;
+        Stats {
+            connections: 0,
+            websockets: 0,
+            rooms: 0,
+            accepted_total: *accepted_total,
+            handshakes_total: *handshakes_total,
+            handshake_failures: handshake_failures.clone(),
+            http_responses_total: *http_responses_total,
+            messages_in_total: *messages_in_total,
+            messages_out_total: *messages_out_total,
+            bytes_in_total: *bytes_in_total,
+            bytes_out_total: *bytes_out_total,
+            closes_by_code: closes_by_code.clone(),
+            protocol_errors_total: *protocol_errors_total,
+            timeouts_total: *timeouts_total,
+            slow_members_dropped_total: *slow_members_dropped_total,
+            memory_shed_total: *memory_shed_total,
+            accept_emfile_total: *accept_emfile_total,
+            shed_total: *shed_total,
+            rss_bytes: 0,
+        }
+    }
+
     /// The one-line summary logged every `--stats-interval` seconds.
     pub fn status_line(&self) -> String {
         let failed: u64 = self.handshake_failures.values().sum();
@@ -165,15 +213,6 @@ pub fn rss_bytes() -> Option<u64> {
     Some(pages * crate::limits::page_size()?)
 }
 
-/// The `/stats` body: the counters plus uptime and process identity.
-#[derive(Serialize)]
-pub struct StatsReport<'a> {
-    #[serde(flatten)]
-    pub stats: &'a Stats,
-    pub uptime_secs: u64,
-    pub pid: u32,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +238,39 @@ mod tests {
         assert_eq!(a.handshake_failures["not_found"], 1);
         assert_eq!(a.closes_by_code[&1000], 2);
         assert_eq!(a.closes_by_code[&1001], 1);
+    }
+
+    #[test]
+    fn totals_only_drops_the_gauges_and_keeps_the_rest() {
+        let mut a = Stats {
+            connections: 3,
+            websockets: 2,
+            rooms: 1,
+            rss_bytes: 4096,
+            accepted_total: 9,
+            bytes_out_total: 77,
+            ..Stats::default()
+        };
+        a.closed_with(1000);
+        a.handshake_failed("timeout");
+        let kept = a.totals_only();
+        assert_eq!(
+            (
+                kept.connections,
+                kept.websockets,
+                kept.rooms,
+                kept.rss_bytes
+            ),
+            (0, 0, 0, 0)
+        );
+        let gauges = Stats {
+            connections: 3,
+            websockets: 2,
+            rooms: 1,
+            rss_bytes: 4096,
+            ..kept
+        };
+        assert_eq!(gauges, a);
     }
 
     #[test]

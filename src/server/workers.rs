@@ -4,9 +4,12 @@
 //! bound but not listening, which reserves the port; each worker binds it again with
 //! SO_REUSEPORT and listens, and the kernel spreads new connections over the workers.
 //! Each worker raises its own RLIMIT_NOFILE, so capacity grows with N. Workers write
-//! their counters to the supervisor as one JSON line a second on stdout; the supervisor
-//! restarts a worker that dies, forwards SIGINT/SIGTERM (each worker then closes its
-//! connections with 1001), and logs one aggregate status line every `--stats-interval`.
+//! their counters to the supervisor as one JSON line a second on stdout; once a second
+//! the supervisor sends the whole server's counters (a [`View`]: every worker's latest
+//! report, and what exited workers left) back down every worker's stdin, so that any
+//! worker answers `/stats` and `/metrics` for the whole server (`feed.rs`). It restarts
+//! a worker that dies, forwards SIGINT/SIGTERM (each worker then closes its connections
+//! with 1001), and logs one aggregate status line every `--stats-interval`.
 //! Starting, reading and reaping the processes is [`crate::children`]'s job; this file
 //! decides when (restarts, their backoff, the stop and its grace).
 
@@ -19,7 +22,9 @@ use log::{error, info, warn};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::config::Config;
+use super::feed;
 use super::stats::Stats;
+use super::view::{View, WorkerEntry};
 use crate::children::{Children, Event, Stdin};
 use crate::signals::{self, Again};
 
@@ -31,6 +36,10 @@ const STOP_MARGIN: Duration = Duration::from_secs(2);
 const RESTART_BACKOFF: Duration = Duration::from_secs(1);
 /// How often the supervisor looks after its workers when none reports.
 const TICK: Duration = Duration::from_millis(100);
+/// The supervisor sends its workers the whole server's counters as soon as every worker
+/// has reported since the last view (so each entry is at most a report period old), and
+/// at least this often, even when one does not report (a long fan-out, a restart).
+const VIEW_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A worker slot's state beyond its process (which [`Children`] holds, in slot `id`).
 struct Worker {
@@ -41,6 +50,44 @@ struct Worker {
     latest: Stats,
     /// Whether this worker has ever reported, which it first does once listening.
     ready: bool,
+    /// Whether the process in the slot now has reported since it started.
+    reporting: bool,
+    /// Whether it has reported since the last view was sent.
+    fresh: bool,
+    /// Processes in this slot that have exited.
+    restarts_total: u64,
+}
+
+/// What the supervisor keeps of its workers beyond their slots: the feed of views down
+/// their stdin, and the totals that workers which exited left behind.
+struct Supervision {
+    children: Children<Stats>,
+    feed: feed::Sender,
+    retired: Stats,
+    started: Instant,
+}
+
+impl Supervision {
+    /// The whole server's counters now.
+    fn view(&self, workers: &[Worker]) -> View {
+        View {
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            workers: workers
+                .iter()
+                .map(|w| {
+                    let pid = self.children.pid(w.id as usize);
+                    WorkerEntry {
+                        worker: w.id,
+                        pid,
+                        up: pid.is_some() && w.reporting,
+                        restarts_total: w.restarts_total,
+                        stats: w.latest.clone(),
+                    }
+                })
+                .collect(),
+            retired: self.retired.clone(),
+        }
+    }
 }
 
 /// Runs the supervisor until SIGINT/SIGTERM. Workers re-run this process's command
@@ -66,9 +113,18 @@ pub fn supervise(config: Config) -> io::Result<()> {
             restart_at: Some(Instant::now()),
             latest: Stats::default(),
             ready: false,
+            reporting: false,
+            fresh: false,
+            restarts_total: 0,
         })
         .collect();
-    let mut children = Children::<Stats>::new("server worker", workers.len());
+    let mut sup = Supervision {
+        children: Children::<Stats>::new("server worker", workers.len()),
+        feed: feed::Sender::new(workers.len()),
+        retired: Stats::default(),
+        started: Instant::now(),
+    };
+    let mut next_view = Instant::now();
     let status_every = Duration::from_secs(config.stats_interval.into());
     let mut last_status = Instant::now();
     let mut last_totals = (0u64, 0u64);
@@ -77,7 +133,19 @@ pub fn supervise(config: Config) -> io::Result<()> {
     let mut announce = true;
     while !shutdown.load(Ordering::Relaxed) {
         for w in &mut workers {
-            keep_alive(w, &mut children, listen);
+            keep_alive(w, &mut sup, listen);
+        }
+        // Sent before "listening on" is said, so every worker can answer for the whole
+        // server by the time a client that read that line asks.
+        if Instant::now() >= next_view || all_fresh(&workers) {
+            let view = sup.view(&workers);
+            sup.feed.send(&view);
+            next_view = Instant::now() + VIEW_INTERVAL;
+            for w in &mut workers {
+                w.fresh = false;
+            }
+        } else {
+            sup.feed.flush();
         }
         if announce && workers.iter().all(|w| w.ready) {
             info!(
@@ -90,29 +158,48 @@ pub fn supervise(config: Config) -> io::Result<()> {
         if !status_every.is_zero() && last_status.elapsed() >= status_every {
             let elapsed = last_status.elapsed().as_secs_f64();
             last_status = Instant::now();
-            let up = children.running();
-            last_totals = print_status(&workers, up, last_totals, elapsed);
+            let up = sup.children.running();
+            last_totals = print_status(&sup.view(&workers), up, last_totals, elapsed);
         }
         let tick = Instant::now() + TICK;
-        while let Some((id, event)) = children.next(tick.saturating_duration_since(Instant::now()))
+        while let Some((id, event)) = sup
+            .children
+            .next(tick.saturating_duration_since(Instant::now()))
         {
             // A closed stdout needs nothing here: keep_alive notices the exit.
             if let Event::Line(report) = event {
-                workers[id].latest = report;
-                workers[id].ready = true;
+                let w = &mut workers[id];
+                w.latest = report;
+                w.ready = true;
+                w.fresh = true;
+                // A new worker waits for its first view to accept: send one now.
+                if !w.reporting {
+                    w.reporting = true;
+                    next_view = Instant::now();
+                }
+                if Instant::now() >= next_view || all_fresh(&workers) {
+                    break;
+                }
             }
         }
     }
     info!("stopping {} workers", workers.len());
     // SIGTERM to every worker, a grace period for their closing handshakes, then SIGKILL.
     let grace = Duration::from_secs(config.shutdown_timeout.into()) + STOP_MARGIN;
-    children.signal(libc::SIGTERM);
-    children.stop(Instant::now() + grace);
+    sup.children.signal(libc::SIGTERM);
+    sup.children.stop(Instant::now() + grace);
     Ok(())
 }
 
-/// Starts the worker if due, and notices (and schedules the restart of) a dead one.
-fn keep_alive(w: &mut Worker, children: &mut Children<Stats>, listen: SocketAddr) {
+/// Whether every worker that reports has done so since the last view.
+fn all_fresh(workers: &[Worker]) -> bool {
+    workers.iter().any(|w| w.fresh) && workers.iter().all(|w| w.fresh || !w.reporting)
+}
+
+/// Starts the worker if due, and notices (and schedules the restart of) a dead one,
+/// whose totals it moves to the retired ones.
+fn keep_alive(w: &mut Worker, sup: &mut Supervision, listen: SocketAddr) {
+    let children = &mut sup.children;
     let slot = w.id as usize;
     if let Some(pid) = children.pid(slot) {
         match children.try_wait(slot) {
@@ -120,7 +207,11 @@ fn keep_alive(w: &mut Worker, children: &mut Children<Stats>, listen: SocketAddr
             Ok(Some(status)) => {
                 let quick = w.started.elapsed() < RESTART_BACKOFF;
                 warn!("worker {} (pid {pid}) exited: {status}; restarting", w.id);
+                sup.retired.merge(&w.latest.totals_only());
+                sup.feed.detach(slot);
                 w.latest = Stats::default();
+                w.reporting = false;
+                w.restarts_total += 1;
                 w.restart_at = Some(
                     Instant::now()
                         + if quick {
@@ -143,10 +234,13 @@ fn keep_alive(w: &mut Worker, children: &mut Children<Stats>, listen: SocketAddr
             format!("--listen={listen}"),
             format!("--worker-id={}", w.id),
         ];
-        match children.spawn(slot, &extra, Stdin::Null) {
+        match children.spawn(slot, &extra, Stdin::Control) {
             Ok(_) => {
                 w.started = Instant::now();
                 w.restart_at = None;
+                if let Some(stdin) = children.take_stdin(slot) {
+                    sup.feed.attach(slot, stdin);
+                }
             }
             Err(e) => {
                 error!("cannot start worker {}: {e}", w.id);
@@ -158,19 +252,16 @@ fn keep_alive(w: &mut Worker, children: &mut Children<Stats>, listen: SocketAddr
 
 /// Prints the aggregate line; returns the totals the next line's rates start from.
 fn print_status(
-    workers: &[Worker],
+    view: &View,
     up: usize,
     (handshakes_before, messages_before): (u64, u64),
     secs: f64,
 ) -> (u64, u64) {
-    let mut sum = Stats::default();
-    for w in workers {
-        sum.merge(&w.latest);
-    }
+    let sum = view.total();
     let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / secs;
     info!(
         "workers {up}/{} | {:.0} handshakes/s, {:.0} messages/s | {}",
-        workers.len(),
+        view.workers.len(),
         rate(sum.handshakes_total, handshakes_before),
         rate(sum.messages_in_total, messages_before),
         sum.status_line()

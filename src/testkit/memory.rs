@@ -67,7 +67,8 @@ impl World {
             rooms: &mut self.rooms,
             outbox: &mut self.outbox,
             now: self.now,
-            uptime_secs: u64::from(self.now),
+            uptime_ms: u64::from(self.now) * 1000,
+            view: None,
         }
     }
 }

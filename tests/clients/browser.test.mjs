@@ -1,7 +1,9 @@
 // The demo page in a real browser: headless Debian Chromium driven by playwright-core
 // (no downloaded browser). It loads `/`, echoes a message and shows its round trip, and
-// two tabs in one chat room both show a message one of them sent. The page must load
-// nothing from anywhere but the server. Run: node --test tests/clients/browser.test.mjs
+// two tabs in one chat room both show a message one of them sent; `/dashboard` of a
+// server with two workers shows the numbers of live traffic as they change. The pages
+// must load nothing from anywhere but the server.
+// Run: node --test tests/clients/browser.test.mjs
 
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -9,9 +11,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { once } from "node:events";
 import { chromium } from "playwright-core";
+import WebSocket from "ws";
 
-import { startServer } from "./server.mjs";
+import { startServer, within } from "./server.mjs";
 
 const UI_MS = 10_000;
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -33,6 +37,8 @@ let context;
 let profile;
 const foreignRequests = [];
 const pageErrors = [];
+// The http:// and ws:// origins of the servers the tests started: the pages' own.
+const ownOrigins = new Set();
 
 before(async () => {
   server = await startServer();
@@ -50,9 +56,8 @@ before(async () => {
     throw e;
   }
   context.setDefaultTimeout(UI_MS);
-  const origin = server.httpUrl("").replace(/\/$/, "");
-  const wsOrigin = origin.replace(/^http/, "ws");
-  const own = (url) => url.startsWith(origin + "/") || url.startsWith(wsOrigin + "/") || url.startsWith("data:");
+  allowOrigins(server);
+  const own = (url) => url.startsWith("data:") || [...ownOrigins].some((o) => url.startsWith(o + "/"));
   // Anything else the page asks for is recorded and aborted before it leaves the
   // browser, so even a broken page never sends traffic off this machine.
   await context.route(
@@ -75,6 +80,13 @@ after(async () => {
 });
 
 const unique = (prefix) => `${prefix}-${randomUUID().slice(0, 12)}`;
+
+/** Lets pages talk to `srv` (and nothing else that is not already allowed). */
+function allowOrigins(srv) {
+  const origin = srv.httpUrl("").replace(/\/$/, "");
+  ownOrigins.add(origin);
+  ownOrigins.add(origin.replace(/^http/, "ws"));
+}
 
 /** Everything the page's log shows, for failure messages. */
 const logText = (page) => page.locator("#log").innerText();
@@ -185,4 +197,84 @@ test("a room name the server would refuse is caught on the page", async () => {
     await page.close();
   }
   assert.deepEqual(pageErrors, [], "script errors on the page");
+});
+
+/** A number as the dashboard shows it ("1,234", "12.5"). */
+const shown = (page, id) => page.locator(`#${id}`).innerText().then((t) => Number(t.replace(/,/g, "")));
+
+/** Waits until the dashboard's number `id` passes `check`, naming `what` if it never does. */
+async function expectShown(page, id, check, what) {
+  const deadline = Date.now() + 20_000;
+  let last;
+  while (Date.now() < deadline) {
+    last = await shown(page, id);
+    if (check(last)) return last;
+    await page.waitForTimeout(200);
+  }
+  throw new Error(`the dashboard's #${id} never showed ${what}; last ${last}`);
+}
+
+test("the dashboard of a two-worker server shows live traffic as it changes", async () => {
+  const workers = await startServer(["--workers", "2"]);
+  allowOrigins(workers);
+  const clients = [];
+  let sending;
+  const page = await context.newPage();
+  try {
+    const response = await page.goto(workers.httpUrl("/dashboard"));
+    assert.equal(response.status(), 200);
+    assert.match(await page.title(), /wsreactor/);
+    await page.locator("#state[data-state=live]").waitFor();
+    await page.locator("#workers tbody tr").nth(1).waitFor();
+    assert.equal(await page.locator("#workers tbody tr").count(), 2, "one row per worker");
+    assert.equal(await shown(page, "connections"), 0);
+
+    // Eight echo clients, each sending a message every 50 ms while the page watches.
+    for (let i = 0; i < 8; i++) {
+      const ws = new WebSocket(workers.wsUrl("/echo"));
+      clients.push(ws);
+      await within(10_000, "a client's opening handshake", once(ws, "open"));
+    }
+    sending = setInterval(() => {
+      for (const ws of clients) if (ws.readyState === WebSocket.OPEN) ws.send("tick");
+    }, 50);
+    await expectShown(page, "connections", (n) => n === 8, "8 connections");
+    await expectShown(page, "messages-rate", (n) => n > 20, "messages flowing (8 × 20/s)");
+    await expectShown(page, "handshakes-rate", (n) => n >= 0, "a handshake rate");
+    assert.match(await page.locator("#rss").innerText(), /^\d[\d,]*\.\d MiB$/);
+    // It keeps updating, once a second.
+    const before = await shown(page, "updates");
+    await expectShown(page, "updates", (n) => n >= before + 2, "two more updates");
+    const sparkline = await page.locator("#t-messages polyline").getAttribute("points");
+    assert.ok(sparkline.split(" ").length >= 2, `a messages/s line: ${sparkline}`);
+
+    // The clients leave: the page follows.
+    clearInterval(sending);
+    for (const ws of clients) ws.close(1000);
+    await expectShown(page, "connections", (n) => n === 0, "the clients gone");
+    await expectShown(page, "messages-rate", (n) => n === 0, "the messages stopped");
+    workers.assertRunning();
+  } finally {
+    clearInterval(sending);
+    for (const ws of clients) ws.terminate();
+    await page.close();
+    await workers.stop();
+  }
+  assert.deepEqual(pageErrors, [], "script errors on the page");
+  assert.deepEqual(foreignRequests, [], "the page loaded something from elsewhere");
+});
+
+test("the demo page links to the dashboard", async () => {
+  const page = await context.newPage();
+  try {
+    await page.goto(server.httpUrl("/"));
+    await page.locator("#dashboard-link").click();
+    await page.waitForURL(server.httpUrl("/dashboard"));
+    await page.locator("#state[data-state=live]").waitFor();
+    assert.equal(await page.locator("#workers tbody tr").count(), 1, "a lone process is one worker");
+  } finally {
+    await page.close();
+  }
+  assert.deepEqual(pageErrors, [], "script errors on the page");
+  assert.deepEqual(foreignRequests, [], "the page loaded something from elsewhere");
 });
