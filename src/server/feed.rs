@@ -1,5 +1,6 @@
-//! The merged view's way from the supervisor to its workers: one JSON line (a
-//! [`View`]) a second down each worker's stdin, a pipe whose other end only the
+//! The pipes between a worker and its supervisor: up, the worker's counters as one
+//! JSON line a second on its stdout ([`report`]); down, the merged view: one JSON line
+//! (a [`View`]) a second down each worker's stdin, a pipe whose other end only the
 //! supervisor holds.
 //!
 //! Why a pipe per worker and whole views: workers already report up their stdout once a
@@ -23,7 +24,16 @@ use log::{info, warn};
 use mio::unix::pipe;
 use mio::{Interest, Registry, Token};
 
+use super::stats::Stats;
 use super::view::View;
+
+/// A worker's counters as one JSON line on stdout, which the supervisor reads.
+pub fn report(stats: &Stats) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer(&mut out, stats)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
 
 /// How long a new worker waits for its first view before it accepts connections anyway
 /// (it would answer `/stats` with 503 until one comes). Normally the view arrives

@@ -4,6 +4,7 @@
 //! `view` (the whole server's counters), `feed` (their way from the supervisor to the
 //! workers), `observe` (/stats, /metrics, /dashboard), `prometheus` (the text format).
 
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod connection;

@@ -16,6 +16,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use super::budget::Budget;
 use super::clock::{Clock, SWEEP_INTERVAL};
 use super::config::Config;
 use super::connection::{Connection, Shared, Verdict};
@@ -50,8 +51,8 @@ macro_rules! shared {
             },
             registry: $reactor.poll.registry(),
             cork: &mut $reactor.cork,
-            relaxed: $reactor.held < $reactor.budget / 2,
-            held: &mut $reactor.held,
+            relaxed: $reactor.budget.relaxed(),
+            held: &mut $reactor.budget.held,
         }
     };
 }
@@ -75,10 +76,8 @@ pub struct Reactor {
     buf: Box<[u8]>,
     /// The output of the connection being driven, written once per read.
     cork: Cork,
-    /// Bytes all connections hold (kept input, gathered messages, unsent output) and
-    /// what they may hold together (`--memory-budget`).
-    held: usize,
-    budget: usize,
+    /// What all connections hold, and may hold (`--memory-budget`).
+    budget: Budget,
     config: Config,
     stats: Stats,
     rooms: Rooms,
@@ -130,8 +129,7 @@ impl Reactor {
             conns: Slab::new(),
             buf: vec![0; READ_BUFFER_SIZE].into_boxed_slice(),
             cork: Cork::default(),
-            held: 0,
-            budget: usize::try_from(config.memory_budget()).unwrap_or(usize::MAX),
+            budget: Budget::new(config.memory_budget()),
             config,
             stats: Stats::default(),
             rooms: Rooms::default(),
@@ -216,7 +214,7 @@ impl Reactor {
                 self.drive(token, true);
             }
             self.fan_out_some();
-            if self.held > self.budget {
+            if self.budget.is_over() {
                 self.shed_memory();
             }
             if self.accept_paused_until.is_some_and(|until| now >= until) {
@@ -235,7 +233,7 @@ impl Reactor {
                     self.stats.rss_bytes = rss_bytes().unwrap_or(0);
                     self.stats.rooms = self.rooms.len() as u64;
                     if self.config.worker_id.is_some() {
-                        self.report_to_supervisor()?;
+                        feed::report(&self.stats)?;
                     } else {
                         let line = self.stats.status_line();
                         if line != last_status {
@@ -247,14 +245,6 @@ impl Reactor {
                 }
             }
         }
-    }
-
-    /// All the counters as one JSON line on stdout, which the supervisor reads.
-    fn report_to_supervisor(&self) -> io::Result<()> {
-        let mut out = io::stdout().lock();
-        serde_json::to_writer(&mut out, &self.stats)?;
-        out.write_all(b"\n")?;
-        out.flush()
     }
 
     /// Takes in the newest view the supervisor sent; the first one starts accepting.
@@ -342,7 +332,7 @@ impl Reactor {
         let Some(conn) = self.conns.try_remove(token.0) else {
             return;
         };
-        conn.close(&mut self.stats, &mut self.held);
+        conn.close(&mut self.stats, &mut self.budget.held);
         self.rooms.leave(token);
         // A descriptor is free again: if accepting was paused for lack of them, resume.
         if self.accept_paused_until.is_some() {
@@ -447,33 +437,19 @@ impl Reactor {
         }
     }
 
-    /// Over the memory budget: drops the connections holding the most until nine tenths
-    /// of it is left. Their bytes are what is over budget, so they cannot be told with a
-    /// Close frame queued behind them; they are dropped, and counted. Reading already
-    /// paused everywhere at half the budget, so only connections that grew before that
-    /// (a message in progress to a client that does not read) can get here.
+    /// Over the memory budget: drops the connections holding the most (see `Budget`).
     fn shed_memory(&mut self) {
-        let mut holders: Vec<(usize, Token)> = self
-            .conns
-            .iter()
-            .map(|(i, conn)| (conn.held(), Token(i)))
-            .filter(|&(held, _)| held > 0)
-            .collect();
-        holders.sort_unstable_by_key(|&(held, _)| std::cmp::Reverse(held));
-        let (before, target) = (self.held, self.budget / 10 * 9);
-        let mut dropped = 0;
-        for (_, token) in holders {
-            if self.held <= target {
-                break;
-            }
+        let before = self.budget.held;
+        let holders = self.budget.largest_holders(&self.conns);
+        let dropped = holders.len();
+        for token in holders {
             self.close(token);
             self.stats.memory_shed_total += 1;
-            dropped += 1;
         }
-        let (budget, after) = (self.budget, self.held);
+        let (limit, after) = (self.budget.limit(), self.budget.held);
         self.warn(|| {
             format!(
-                "over the memory budget ({before} of {budget} bytes held): dropped the \
+                "over the memory budget ({before} of {limit} bytes held): dropped the \
                  {dropped} connections holding the most; {after} bytes held now"
             )
         });
