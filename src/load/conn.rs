@@ -65,6 +65,9 @@ pub(super) enum Echo {
     /// A chat member: messages `0 .. next` arrived whole, and `matched` bytes of message
     /// `next` so far (its stamp is gathered in `since_us`).
     Chat { next: u32, matched: u32 },
+    /// Echo workload (`window.rs`): echoes `next .. sent` are in flight, and `matched`
+    /// bytes of echo `next` have come back intact.
+    Window { next: u32, sent: u32, matched: u32 },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -155,7 +158,7 @@ impl Conn {
             _ if self.flags & CLOSING != 0 => Err(End::CloseTimeout),
             _ if self.flags & ESTABLISHED == 0 => Err(Failure::HandshakeTimeout.into()),
             Phase::Running {
-                echo: Echo::Waiting { .. },
+                echo: Echo::Waiting { .. } | Echo::Window { .. },
                 ..
             } => Err(Failure::EchoTimeout.into()),
             Phase::Running {
@@ -185,14 +188,19 @@ impl Conn {
         if !self.can_close() {
             return Next::Keep;
         }
+        let r = self.close_now(env);
+        self.settle(env, r.map_err(End::from))
+    }
+
+    /// Sends Close 1000 and waits for the server's Close, then its EOF.
+    pub(super) fn close_now(&mut self, env: &mut Env) -> Result<(), Failure> {
         self.flags |= CLOSING;
         self.deadline_ms = env.after_ms(env.cfg.close_timeout_ms);
         env.stats.counters.closing += 1;
         let mask = env.rng.next_u32().to_ne_bytes();
-        let r = self.with_core(env, |core, _, link| {
+        self.with_core(env, |core, _, link| {
             core.close(CloseCode::NORMAL, mask, link)
-        });
-        self.settle(env, r.map_err(End::from))
+        })
     }
 
     /// Drops an unfinished connection because the run is stopping.
@@ -296,16 +304,24 @@ impl Conn {
     }
 
     /// Reads until `WouldBlock` (edge-triggered), into the shared buffer behind any kept
-    /// input. No fairness bound is needed: a server only sends what we asked for (echoes,
-    /// the Close) plus pings, and anything else fails the connection at once.
+    /// input. A server only sends what we asked for (echoes, the Close) plus pings, and
+    /// anything else fails the connection at once; the one loop that could go on is an
+    /// echo window refilled as fast as the server echoes, so a read whose echoes sent
+    /// new messages ends the turn: their echoes raise a new edge, and whatever else the
+    /// socket holds is read then.
     fn on_readable(&mut self, env: &mut Env, buf: &mut [u8]) -> Result<(), End> {
         loop {
             match self.spill.read(&mut self.stream, buf) {
                 Ok(Received::Data { len, fresh }) => {
                     let data = &mut buf[..len];
-                    let used = self.on_bytes(env, data, len - fresh)?;
+                    let used = self.on_bytes(env, data, len - fresh);
+                    let sent = self.flush_cork(env, used.is_ok())?;
+                    let used = used?;
                     self.spill.keep(&data[used..]);
                     self.spill.tidy();
+                    if sent {
+                        return Ok(());
+                    }
                 }
                 Ok(Received::Eof) => return Err(self.eof()),
                 Ok(Received::WouldBlock) => return Ok(()),
@@ -383,6 +399,9 @@ impl Conn {
         }
         let latency = env.now_us32().wrapping_sub(self.since_us);
         env.stats.handshake_us.saturating_record(u64::from(latency));
+        if let Some(w) = &mut env.workload {
+            w.on_handshake(latency);
+        }
         self.flags |= ESTABLISHED;
         let Phase::Running { echo, .. } = &mut self.phase else {
             unreachable!("opened by its core");

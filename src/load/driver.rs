@@ -33,6 +33,8 @@ use super::plan::Share;
 use super::socket;
 use super::wire::{encode_histogram, WorkerFinal, WorkerMsg};
 
+mod workload;
+
 /// How often deadlines are swept. Coarse on purpose: one pass over the slab per tick
 /// is a few microseconds per thousand connections, far cheaper than a timer each.
 const TICK: Duration = Duration::from_millis(100);
@@ -166,8 +168,9 @@ impl Driver {
                 }
                 Stage::AwaitingGo if control.go.load(Ordering::Relaxed) => self.start_hold(),
                 Stage::Holding { until } if self.elapsed() >= until => self.start_drain(),
+                Stage::Holding { until } => self.workload_turn(until),
                 Stage::Chatting { sender } => self.chat_turn(sender),
-                Stage::Draining | Stage::AwaitingGo | Stage::Holding { .. } => {}
+                Stage::Draining | Stage::AwaitingGo => {}
             }
             // Checked after the transitions above, so a run whose ramp ended with nothing
             // open finishes now rather than after another poll.
@@ -373,7 +376,7 @@ impl Driver {
         self.open_at_hold_start = self.env.stats.counters.open;
         if self.env.chat.is_some() {
             self.start_chat();
-        } else if self.open_at_hold_start == 0 || self.cfg.hold.is_zero() {
+        } else if (self.open_at_hold_start == 0 && !self.churns()) || self.cfg.hold.is_zero() {
             self.start_drain();
         } else {
             self.stage = Stage::Holding {
@@ -435,6 +438,7 @@ impl Driver {
     /// Begins closing every open connection (see [`Driver::close_some`]). When
     /// stopping, attempts not yet verified are dropped first.
     fn start_drain(&mut self) {
+        self.workload_end();
         self.stage = Stage::Draining;
         self.drain_cursor = 0;
         if self.stopping {
@@ -465,11 +469,13 @@ impl Driver {
         WorkerFinal {
             counters: stats.counters,
             open_at_hold_start: self.open_at_hold_start,
-            not_attempted: u64::from(self.cfg.share.connections - self.started),
+            // Churn starts more attempts than slots.
+            not_attempted: u64::from(self.cfg.share.connections.saturating_sub(self.started)),
             per_source: stats.per_source,
             handshake_us: encode_histogram(&stats.handshake_us),
             echo_rtt_us: encode_histogram(&stats.echo_rtt_us),
             chat: self.env.chat.map(|room| room.into_final()),
+            workload: self.env.workload.map(|w| w.into_final()),
         }
     }
 }
@@ -527,6 +533,7 @@ mod tests {
                 },
                 max_spill: 64 * 1024,
                 chat: None,
+                workload: None,
             },
             wait_for_go: false,
             progress_every: Duration::from_millis(50),

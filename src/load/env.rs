@@ -6,6 +6,7 @@ use hdrhistogram::Histogram;
 use super::chat::{ChatConfig, Room};
 use super::rng::Rng;
 use super::wire::{new_histogram, Counters};
+use super::workload::{Workload, WorkloadConfig};
 use crate::protocol::receiver::ReceiverConfig;
 
 /// A deadline that never comes.
@@ -22,6 +23,8 @@ pub struct Env {
     pub stats: Stats,
     /// Chat mode: the room every connection joins.
     pub chat: Option<Room>,
+    /// Echo window or churn: the workload and its measured window.
+    pub workload: Option<Workload>,
 }
 
 impl Env {
@@ -30,6 +33,7 @@ impl Env {
         Env {
             out: Vec::with_capacity(cfg.message_size as usize + 14),
             chat: cfg.chat.clone().map(|c| Room::new(c, rng.next_u32())),
+            workload: cfg.workload.clone().map(Workload::new),
             cfg,
             now_us: 0,
             rng,
@@ -79,6 +83,8 @@ pub struct ConnConfig {
     pub max_spill: usize,
     /// Chat mode instead of echoes.
     pub chat: Option<ChatConfig>,
+    /// A workload (echo window or churn) instead of holding.
+    pub workload: Option<WorkloadConfig>,
 }
 
 /// What a process measures; sent to the parent at the end.

@@ -13,6 +13,12 @@
 //! deliveries expected and received, deliveries per second and delivery latency. It
 //! runs in one process (see `chat.rs` for why).
 //!
+//! Workloads (`--echo-window W` closed-loop echo, `--churn` connect-echo-close cycles)
+//! measure what servers are compared by: after `--warmup`, for `--duration`, operations
+//! per second, their latencies, and with `--server-pid` the server's CPU time per
+//! operation (`workload.rs`; the connection's part in `window.rs`, CPU time from
+//! `/proc` in `cpu.rs`). They run in one process.
+//!
 //! Files: `addr` (loopback rule, sources), `plan` (process split), `pacing`, `socket`,
 //! `conn` (one connection's lifecycle over the shared protocol core and socket IO),
 //! `verify` (what it sends and how it checks what comes back), `env` (what a process's
@@ -24,6 +30,7 @@
 mod addr;
 mod chat;
 mod conn;
+mod cpu;
 mod driver;
 mod env;
 mod failure;
@@ -36,8 +43,10 @@ mod report;
 mod rng;
 mod socket;
 mod verify;
+mod window;
 mod wire;
 mod worker;
+mod workload;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -155,6 +164,35 @@ pub struct LoadArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_pending: u32,
 
+    /// Closed-loop echo: every connection keeps W messages of --message-size in flight
+    /// and sends a new one as each echo returns (each checked byte for byte), for
+    /// --warmup and then --duration; reports echoes/s, MB/s and round trips over the
+    /// measured --duration (no --hold). Runs in one process.
+    #[arg(long, value_name = "W", group = "workload",
+          value_parser = clap::value_parser!(u32).range(1..=4096),
+          conflicts_with_all = ["chat", "hold", "echo_every"])]
+    pub echo_window: Option<u32>,
+
+    /// Churn: every one of --connections slots loops connect, handshake, one echo, clean
+    /// close, for --warmup and then --duration; reports cycles (handshakes) per second
+    /// and handshake latency over the measured --duration. Runs in one process.
+    #[arg(long, group = "workload", conflicts_with_all = ["chat", "hold", "echo_every"])]
+    pub churn: bool,
+
+    /// Workload: seconds measured, after the warm-up [default: 5].
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout, requires = "workload")]
+    pub duration: Option<Duration>,
+
+    /// Workload: seconds of load before the measured window (connections are open
+    /// and the load runs; nothing counts yet) [default: 1].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, requires = "workload")]
+    pub warmup: Option<Duration>,
+
+    /// Workload: also report this server process's CPU time (utime + stime, with its
+    /// descendants') over the measured window, per operation.
+    #[arg(long, value_name = "PID", requires = "workload")]
+    pub server_pid: Option<u32>,
+
     /// Internal: run as worker K of P of a multi-process run (the parent's command line
     /// with this appended, so every other setting is the parent's).
     #[arg(long, value_name = "K/P", hide = true)]
@@ -248,6 +286,9 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
     let procs = plan::process_count(args.procs, args.connections, nofile.soft);
     if args.chat.is_some() {
         check_chat(&args, procs, nofile.soft)?;
+    }
+    if let Some(w) = workload::config(&args) {
+        workload::check(&w, procs, nofile.soft)?;
     }
     preflight(&args, sources, procs, nofile, ports);
 
@@ -387,14 +428,20 @@ fn driver_config(
         window: args.chat_window,
     });
     // The sender may have a whole window of messages unsent when the server is slow to
-    // read; a member only ever sends pongs and the Close.
+    // read; a member only ever sends pongs and the Close. So may an echo window.
     let frame = args.message_size as usize + 14;
-    let unsent = frame * chat.as_ref().map_or(1, |c| c.window as usize);
+    let window = chat
+        .as_ref()
+        .map_or(args.echo_window.unwrap_or(1), |c| c.window);
+    let unsent = frame * window as usize;
+    let workload = workload::config(args);
     DriverConfig {
         target: args.addr,
         sources,
         share: plan::share(args.connections, args.rate, args.max_pending, slot),
-        hold: args.hold,
+        hold: workload
+            .as_ref()
+            .map_or(args.hold, |w| w.warmup + w.duration),
         conn: env::ConnConfig {
             host: args.addr.to_string(),
             path: args.request_path(),
@@ -411,6 +458,7 @@ fn driver_config(
             },
             max_spill: unsent + 64 * 1024,
             chat,
+            workload,
         },
         wait_for_go,
         progress_every: Duration::from_millis(if wait_for_go { 500 } else { 250 }),

@@ -15,6 +15,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::wire::{decode_histogram, new_histogram, ChatFinal, Counters, WorkerFinal, WorkerMsg};
+use super::workload::WorkloadReport;
 
 /// What each worker has said so far.
 #[derive(Debug)]
@@ -143,9 +144,13 @@ impl Tally {
         let chat_ok = chat.as_ref().is_none_or(|c| {
             c.members == run.requested && c.messages_requested > 0 && c.deliveries_missing == 0
         });
+        let workload = WorkloadReport::of(&self.finals);
+        let verified_all =
+            WorkloadReport::all_verified(workload.as_ref(), &counters, run.requested);
         let ok = !run.interrupted
             && lost == 0
-            && counters.verified == run.requested
+            && verified_all
+            && workload.as_ref().is_none_or(WorkloadReport::ok)
             && failed == 0
             && !echo_failed
             && chat_ok;
@@ -183,6 +188,7 @@ impl Tally {
             handshake_us: Percentiles::of(&handshake),
             echo_rtt_us: Percentiles::of(&echo),
             chat,
+            workload,
             workers_lost: lost,
             interrupted: run.interrupted,
             ok,
@@ -344,6 +350,8 @@ pub struct Report {
     pub echo_rtt_us: Percentiles,
     /// Chat mode's result.
     pub chat: Option<ChatReport>,
+    /// Echo window or churn: the measured window.
+    pub workload: Option<WorkloadReport>,
     /// Workers that ended without a final result.
     pub workers_lost: u32,
     pub interrupted: bool,
@@ -413,6 +421,9 @@ impl Report {
                 "  {name:<20}p50 {} µs  p99 {} µs  p99.9 {} µs  max {} µs  (n={})",
                 p.p50, p.p99, p.p999, p.max, p.count
             );
+        }
+        if let Some(workload) = &self.workload {
+            workload.write_text(w);
         }
         if self.workers_lost > 0 {
             let _ = writeln!(
@@ -487,6 +498,7 @@ mod tests {
             handshake_us: encode_histogram(&h),
             echo_rtt_us: encode_histogram(&h),
             chat: None,
+            workload: None,
         }))
     }
 
@@ -593,6 +605,7 @@ mod tests {
                     secs: 2.0,
                     delivery_us: encode_histogram(&h),
                 }),
+                workload: None,
             })),
         );
         let mut info = run_info(members);

@@ -21,6 +21,9 @@ impl Conn {
         let Phase::Running { echo, .. } = &mut self.phase else {
             return Ok(());
         };
+        if let Echo::Window { .. } = echo {
+            return self.on_window_chunk(env, chunk);
+        }
         let Echo::Waiting { seq, matched } = *echo else {
             return Err(Failure::UnexpectedMessage.into());
         };
@@ -46,7 +49,7 @@ impl Conn {
             seq: seq.wrapping_add(1),
         };
         self.on_echo_done(env);
-        Ok(())
+        self.on_verified_workload(env)
     }
 
     /// Checks a piece of a chat message: the next in sequence, byte for byte, with the

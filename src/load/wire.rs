@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::failure::Failure;
+use super::workload::WorkloadFinal;
 
 /// The largest latency a histogram holds (one hour, in microseconds); larger values are
 /// recorded as this (timeouts are far shorter, so nothing real is clipped).
@@ -122,6 +123,9 @@ pub struct WorkerFinal {
     pub echo_rtt_us: String,
     /// Chat mode: the room's result.
     pub chat: Option<ChatFinal>,
+    /// Echo window or churn: the measured window.
+    #[serde(default)]
+    pub workload: Option<WorkloadFinal>,
 }
 
 /// What a chat run measured (the message counts are in [`Counters`]).
@@ -223,6 +227,7 @@ mod tests {
             handshake_us: encode_histogram(&new_histogram()),
             echo_rtt_us: encode_histogram(&new_histogram()),
             chat: None,
+            workload: None,
         }));
         let line = serde_json::to_string(&fin).unwrap();
         let WorkerMsg::Final(f) = serde_json::from_str(&line).unwrap() else {
