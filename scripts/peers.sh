@@ -45,13 +45,18 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 [[ "$ROUNDS" =~ ^[0-9]+$ ]] && [ "$ROUNDS" -gt 0 ] || { echo "usage: $0 [ROUNDS]" >&2; exit 2; }
 [[ "$IDLE" =~ ^[0-9]+$ ]] || { echo "IDLE must be a number" >&2; exit 2; }
+read -r -a peer_list <<<"$PEERS"
+read -r -a workload_list <<<"$WORKLOADS"
+for w in "${workload_list[@]}"; do
+  case "$w" in small | pipelined | 64k | churn) ;; *) echo "unknown workload $w" >&2; exit 2 ;; esac
+done
 
 # --- build --------------------------------------------------------------------------
 echo "== building wsreactor and the peers (release)" >&2
 cargo build --release --quiet
 bin=./target/release/wsreactor
 peer_bin() { echo "target/peers/release/peer-$1"; }
-for peer in $PEERS; do
+for peer in "${peer_list[@]}"; do
   [ "$peer" = wsreactor ] && continue
   [ -f "benches/peers/$peer/Cargo.toml" ] || { echo "no peer named $peer in benches/peers/" >&2; exit 2; }
   cargo build --release --quiet --locked --manifest-path "benches/peers/$peer/Cargo.toml" \
@@ -113,8 +118,6 @@ rss_bytes() { echo $(( $(awk '/^VmRSS:/ {print $2}' "/proc/$1/status") * 1024 ))
 established() { ss -Htn state established "( sport = :${addr##*:} )" | wc -l; }
 
 # --- the rounds -----------------------------------------------------------------------
-peer_list=($PEERS)
-workload_list=($WORKLOADS)
 runs=$((ROUNDS * ${#workload_list[@]} * ${#peer_list[@]}))
 echo "== $ROUNDS rounds x ${#workload_list[@]} workloads x ${#peer_list[@]} servers = $runs runs of ${WARMUP}+${DURATION} s (server on core $SERVER_CPU, load on core $LOAD_CPU)" >&2
 n=0
