@@ -382,7 +382,7 @@ impl Conn {
             *n += 1;
         }
         let latency = env.now_us32().wrapping_sub(self.since_us);
-        env.stats.handshake_us.saturating_record(u64::from(latency));
+        env.stats.record_handshake(u64::from(latency));
         self.flags |= ESTABLISHED;
         let Phase::Running { echo, .. } = &mut self.phase else {
             unreachable!("opened by its core");

@@ -18,7 +18,8 @@
 //! `verify` (what it sends and how it checks what comes back), `env` (what a process's
 //! connections share), `driver` (one process's loop), `worker` / `procs` (child /
 //! parent of a multi-process run), `failure` (why a connection failed, by name), `wire`
-//! (counters and histograms, the worker-to-parent messages), `report`,
+//! (counters and histograms, the worker-to-parent messages), `report`, `timeline`
+//! (`--timeline`: each second of the run, merged over processes),
 //! `progress`, `payload`, `rng`, `chat` (chat messages and the room's progress).
 
 mod addr;
@@ -35,11 +36,13 @@ mod progress;
 mod report;
 mod rng;
 mod socket;
+mod timeline;
 mod verify;
 mod wire;
 mod worker;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -155,6 +158,11 @@ pub struct LoadArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_pending: u32,
 
+    /// Write what happened in each second (connections, handshakes, echoes, latency
+    /// p50/p99, failures, load CPU), merged over every process, to FILE as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub timeline: Option<PathBuf>,
+
     /// Internal: run as worker K of P of a multi-process run (the parent's command line
     /// with this appended, so every other setting is the parent's).
     #[arg(long, value_name = "K/P", hide = true)]
@@ -254,6 +262,11 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
     let started = Instant::now();
     let stop = signals::stop_flag(Again::Exits).map_err(|e| format!("signal handlers: {e}"))?;
     let mut tally = Tally::new(procs as usize, started);
+    if let Some(path) = &args.timeline {
+        let timeline = timeline::Timeline::create(path, procs as usize, timeline::unix_ms())
+            .map_err(|e| format!("--timeline {}: {e}", path.display()))?;
+        tally.set_timeline(timeline);
+    }
     let mut progress = Progress::new(args.json, u64::from(args.connections));
     let mut error = None;
     if procs == 1 {
@@ -265,6 +278,7 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
         error = procs::run(procs, args.close_timeout, &stop, &mut tally, &mut progress).error;
     }
     progress.finish();
+    tally.finish_timeline();
     let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
     let report = tally.report(RunInfo {
         target: args.addr.to_string(),
@@ -414,6 +428,7 @@ fn driver_config(
         },
         wait_for_go,
         progress_every: Duration::from_millis(if wait_for_go { 500 } else { 250 }),
+        timeline: args.timeline.is_some(),
     }
 }
 

@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::failure::Failure;
+use super::timeline::Second;
 
 /// The largest latency a histogram holds (one hour, in microseconds); larger values are
 /// recorded as this (timeouts are far shorter, so nothing real is clipped).
@@ -150,6 +151,8 @@ pub enum WorkerMsg {
     Ramped { counters: Counters },
     /// The worker's last line.
     Final(Box<WorkerFinal>),
+    /// With `--timeline`: one second of this worker (every second, in order).
+    Second(Box<Second>),
 }
 
 #[cfg(test)]
