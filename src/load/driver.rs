@@ -379,6 +379,10 @@ impl Driver {
 
     fn start_hold(&mut self) {
         self.open_at_hold_start = self.env.stats.counters.open;
+        self.tick_clock();
+        for (_, conn) in self.conns.iter_mut() {
+            conn.start_echoing(&mut self.env);
+        }
         if self.env.chat.is_some() {
             self.start_chat();
         } else if self.open_at_hold_start == 0 || self.cfg.hold.is_zero() {

@@ -81,7 +81,8 @@ pub struct LoadArgs {
 
     /// Source addresses to spread connections over, round-robin (inclusive IPv4 range
     /// in 127.0.0.0/8). Default for an IPv4 target: 127.0.0.2-127.0.0.40, extended when
-    /// needed so that no source uses more than half of the ephemeral port range.
+    /// needed so that no source uses more than a quarter of the ephemeral port range
+    /// (half of the even ports, which `connect()` takes first).
     #[arg(long, value_name = "A-B")]
     pub sources: Option<SourceRange>,
 
@@ -98,8 +99,9 @@ pub struct LoadArgs {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub hold: Duration,
 
-    /// Echo on every verified connection this often until it closes, spread over the
-    /// interval (0 = only the verification echo).
+    /// Echo on every connection this often from the start of the hold (every connection
+    /// verified and open) until it closes, spread over the interval (0 = only the
+    /// verification echo).
     #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_secs)]
     pub echo_every: Duration,
 
@@ -381,7 +383,7 @@ fn preflight(
         );
     } else if per_source > sizing::per_source_limit(ports) {
         log::warn!(
-            "{per_source} connections per source address fill over half of the {ports} \
+            "{per_source} connections per source address fill over a quarter of the {ports} \
              ephemeral ports: connects will cost more kernel CPU (widen --sources)"
         );
     }
