@@ -9,7 +9,8 @@ server_rss_bytes (VmRSS of the supervisor and every worker, at the second's end)
 server_cpu and load_cpu (cores the server's / the load generator's processes used
 within the second: utime + stime deltas from /proc/PID/stat), host_cpu (cores busy
 on the whole host, /proc/stat: softirq work, and other programs, that the two do not
-account for), tcp_mem_bytes
+account for), other_cpu and other_top (cores every other process used, and the three
+busiest by command name), tcp_mem_bytes
 (/proc/net/sockstat TCP `mem`, socket buffer pages), tcp_inuse (TCP sockets, both
 ends), slab_bytes (/proc/meminfo Slab: socket structures live there).
 
@@ -88,6 +89,42 @@ def slab_bytes():
     return 0
 
 
+def all_ticks():
+    """{pid: (command name, utime + stime)} of every process on the host."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                head, tail = f.read().rsplit(")", 1)
+            fields = tail.split()
+            out[int(name)] = (head.split("(", 1)[1], int(fields[11]) + int(fields[12]))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+class Others:
+    """CPU of every process that is not the run's, by command name: what else this
+    host was doing (other programs, kernel threads doing deferred network work)."""
+
+    def __init__(self):
+        self.seen = all_ticks()
+
+    def delta(self, ours):
+        now = all_ticks()
+        by_name = {}
+        for pid, (name, ticks) in now.items():
+            if pid in ours:
+                continue
+            d = ticks - self.seen.get(pid, (name, ticks))[1]
+            if d > 0:
+                by_name[name] = by_name.get(name, 0) + d
+        self.seen = now
+        return by_name
+
+
 class Cpu:
     """CPU used by a process tree between two calls, in ticks. A process's ticks
     count from its first sighting (those before are the previous second's, unseen)."""
@@ -115,6 +152,7 @@ def main():
     load_cpu.delta()
     last = time.monotonic()
     host = host_ticks()
+    others = Others()
     with open(path, "a") as out:
         while os.path.exists(f"/proc/{server}"):
             # Wake just after the second turns: what was measured belongs to the one
@@ -138,6 +176,12 @@ def main():
                 "tcp_inuse": tcp.get("inuse", 0),
                 "slab_bytes": slab_bytes(),
             }
+            ours = set(family(server)) | set(family(load)) | {os.getpid()}
+            other = others.delta(ours)
+            row["other_cpu"] = round(sum(other.values()) / TICKS / secs, 3)
+            # The three busiest other commands: who else wanted the CPUs.
+            row["other_top"] = {k: round(v / TICKS / secs, 3)
+                                for k, v in sorted(other.items(), key=lambda kv: -kv[1])[:3]}
             out.write(json.dumps(row) + "\n")
             out.flush()
 
