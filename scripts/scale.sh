@@ -12,8 +12,11 @@
 #
 # Takes the server's worker count, the client's processes and source addresses from
 # `wsreactor limits --json --connections N`, starts the server, runs `wsreactor load`, samples the evidence while every connection
-# is held, prints a report and writes it as JSON. Every process it starts is stopped on
-# exit, Ctrl-C or failure. Targets 127.0.0.1 only.
+# is held, prints a report and writes it as JSON and as one self-contained HTML page
+# with per-second charts (the load generator's --timeline, and server RSS, server CPU
+# and kernel socket memory sampled once a second by scripts/scale_sample.py; rendered
+# by scripts/scale_report.py). Every process it starts is stopped on exit, Ctrl-C or
+# failure. Targets 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,35 +79,39 @@ sockstat_tcp() { awk -v f="$1" '$1 == "TCP:" { for (i = 2; i < NF; i += 2) if ($
 page_size=$(getconf PAGESIZE)
 rss_before=$(rss_total)
 tcp_mem_before=$(sockstat_tcp mem)
-tcp_inuse_before=$(sockstat_tcp inuse)
 slab_kib() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
 slab_before=$(slab_kib)
 
 # --- load -----------------------------------------------------------------------------
 load_args=(load --addr "$addr" --connections "$N" --sources "$source_range" --procs "$procs"
-  --hold "$HOLD" --echo-every "$ECHO_EVERY" --json)
+  --hold "$HOLD" --echo-every "$ECHO_EVERY" --timeline "$work/timeline.jsonl" --json)
 [ -n "$RATE" ] && load_args+=(--rate "$RATE")
 load_args+=("${load_extra[@]}")
 echo "   running: $bin ${load_args[*]}"
 started=$(date +%s.%N)
 "$bin" "${load_args[@]}" >"$work/load.json" 2>"$work/load.log" &
 load_pid=$!
+python3 scripts/scale_sample.py "$server_pid" "$load_pid" "$work/samples.jsonl" &
+sampler_pid=$!
 
-# Both ends of every connection are TCP sockets on this host: all N are up when
-# sockstat's TCP "inuse" has grown by 2N. If some fail, sample once the count has
-# stopped growing for a while (the load generator is then holding what it has).
+# The load generator's timeline says, each second, how many connections it holds: all
+# N are up when it says so (the OS count is taken next, with ss). If some fail, sample
+# once the count has stopped growing for a while (the load generator is then holding
+# what it has). Not sockstat's TCP count: other programs' sockets come and go in it.
+timeline_field() { tail -n1 "$work/timeline.jsonl" 2>/dev/null | grep -o "\"$1\":[0-9]*" | cut -d: -f2 || true; }
 established_at=
 best=0 still=0
 while kill -0 "$load_pid" 2>/dev/null; do
-  grown=$(( $(sockstat_tcp inuse) - tcp_inuse_before ))
-  if [ "$grown" -ge $((2 * N)) ]; then
+  held=$(timeline_field established)
+  held=${held:-0}
+  if [ "$held" -ge "$N" ]; then
     established_at=$(date +%s.%N)
     break
   fi
-  if [ "$grown" -gt "$best" ]; then
-    best=$grown still=0
+  if [ "$held" -gt "$best" ]; then
+    best=$held still=0
   elif [ "$best" -gt 0 ] && [ $((still += 1)) -ge 20 ]; then
-    echo "   connections stopped growing at about $((best / 2)); sampling what is held" >&2
+    echo "   connections stopped growing at $best; sampling what is held" >&2
     break
   fi
   sleep 0.5
@@ -121,6 +128,7 @@ if kill -0 "$load_pid" 2>/dev/null; then
   sed 's/:[0-9]*$//' "$work/peers" | sort | uniq -c | sort -rn >"$work/per_source"
   source_count=$(wc -l <"$work/per_source")
   max_per_source=$(awk 'NR == 1 {print $1}' "$work/per_source")
+  max_per_source=${max_per_source:-0}
   rss_during=$(rss_total)
   tcp_mem_during=$(sockstat_tcp mem)
   slab_during=$(slab_kib)
@@ -131,6 +139,9 @@ load_status=0
 wait "$load_pid" || load_status=$?
 load_pid=
 finished=$(date +%s.%N)
+kill -TERM "$sampler_pid" 2>/dev/null || true
+wait "$sampler_pid" 2>/dev/null || true
+sampler_pid=
 if ! [ -s "$work/load.json" ]; then
   echo "the load generator wrote no report (exit $load_status):" >&2
   tail -20 "$work/load.log" >&2
@@ -140,9 +151,37 @@ fi
 # --- report ---------------------------------------------------------------------------
 mkdir -p "$OUT"
 report="$OUT/scale-$N-$(date -u +%Y%m%dT%H%M%SZ).json"
-python3 - "$work/load.json" "$report" <<PY
-import json, os, platform, subprocess, sys
+ok=false
+[ "$load_status" -eq 0 ] && [ "$ss_established" -ge "$N" ] && ok=true
+command="scripts/scale.sh $N"
+for v in HOLD ECHO_EVERY RATE SERVER_ARGS LOAD_ARGS; do
+  [ -n "${!v:-}" ] && command="$v=\"${!v}\" $command"
+done
+SCALE_COMMAND=$command python3 - "$work/load.json" "$report" "$work/timeline.jsonl" "$work/samples.jsonl" <<PY
+import json, math, os, platform, subprocess, sys, time
 load = json.load(open(sys.argv[1]))
+def lines(path):
+    try:
+        return [json.loads(l) for l in open(path) if l.strip()]
+    except OSError:
+        return []
+# One row per second: the load generator's timeline and the samples, by Unix second.
+start = math.floor($started)
+rows = {}
+for r in lines(sys.argv[3]):
+    row = rows.setdefault(r["t"], {"t": r["t"]})
+    for k in ("established", "pending", "handshakes", "verified", "echoes", "failed", "closed"):
+        row[k] = r[k]
+    for name, key in (("handshake", "handshake_us"), ("echo", "echo_rtt_us")):
+        for q in ("p50", "p99"):
+            row[f"{name}_{q}_us"] = r[key][q]
+for r in lines(sys.argv[4]):
+    rows.setdefault(r["t"], {"t": r["t"]}).update(r)
+timeline = [dict(rows[t], elapsed=t - start) for t in sorted(rows) if t >= start]
+hold_start = $started - start + load["ramp_secs"]
+hold_end = hold_start + $HOLD
+in_hold = [r.get("echo_p99_us") for r in timeline
+           if r["elapsed"] >= hold_start and r["elapsed"] + 1 <= hold_end]
 n = $N
 established = $ss_established
 rss_delta = $rss_during - $rss_before
@@ -152,6 +191,9 @@ def sh(cmd):
     try: return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
     except Exception: return ""
 report = {
+    "command": os.environ["SCALE_COMMAND"],
+    "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime($started)),
+    "ok": "$ok" == "true",
     "sizing": json.load(open("$work/limits.json"))["sizing"],
     "machine": {
         "kernel": platform.release(), "cpus": os.cpu_count(),
@@ -172,6 +214,13 @@ report = {
     "time_to_establish_secs": round($established_at - $started, 2) if "$established_at" else None,
     "total_secs": round($finished - $started, 2),
     "load": load,
+    "hold": {"secs": $HOLD, "echo_every": $ECHO_EVERY,
+             "start_elapsed": round(hold_start, 2), "end_elapsed": round(hold_end, 2),
+             # Every second's p99 bounds the p99 of the seconds together.
+             "echo_p99_worst_second_us": max((v for v in in_hold if v is not None), default=None)},
+    "baseline": {"rss_bytes": $rss_before, "slab_bytes": $slab_before * 1024,
+                 "tcp_mem_bytes": $tcp_mem_before * $page_size},
+    "timeline": timeline,
 }
 json.dump(report, open(sys.argv[2], "w"), indent=2)
 
@@ -198,8 +247,12 @@ print(f"  load: failed                        {L['failed']:,} {L['failures'] or 
 for name in ("handshake_us", "echo_rtt_us"):
     h = L[name]
     print(f"  {name:<35} p50 {pct(h,'p50')}  p99 {pct(h,'p99')}  p999 {pct(h,'p999')}  max {pct(h,'max')}")
+hp = report["hold"]["echo_p99_worst_second_us"]
+print(f"  echo RTT p99, worst second of hold  {pct({'v': hp}, 'v')}")
 print(f"\n  report: {sys.argv[2]}")
 PY
+python3 scripts/scale_report.py "$report" "${report%.json}.html"
+echo "  charts: ${report%.json}.html"
 
 if [ "$load_status" -ne 0 ] || [ "$ss_established" -lt "$N" ]; then
   echo "FAILED: load exit $load_status, $ss_established of $N established on the port" >&2

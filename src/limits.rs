@@ -211,7 +211,7 @@ pub struct Report {
     pub kernel_bytes_per_connection: u64,
     pub capacity: Capacity,
     /// Client source addresses needed to open `capacity.total` connections to one port
-    /// with none of them more than half full ([`sizing::per_source_limit`]).
+    /// with none of them more than a quarter full ([`sizing::per_source_limit`]).
     pub client_sources_needed: Option<u64>,
     /// What a run of `--connections N` needs here; only when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -289,7 +289,7 @@ pub fn report(workers: Option<u32>, connections: Option<u64>, probe: bool) -> Re
 }
 
 /// Source addresses a client needs to open `connections` to one server address:port,
-/// given `ports_per_pair` ephemeral ports per address, filling each to at most half
+/// given `ports_per_pair` ephemeral ports per address, filling each to at most a quarter
 /// (as [`sizing`] does); `None` when there are no ports.
 pub fn sources_needed(connections: u64, ports_per_pair: u64) -> Option<u64> {
     (ports_per_pair > 0).then(|| connections.div_ceil(sizing::per_source_limit(ports_per_pair)))
@@ -448,7 +448,7 @@ Capacity (server side)
   by memory             {by_memory:>11}  MemAvailable / per connection
   {workers:<22}{total:>11}  least of {n} x per process and the above
   binds first: {binds}
-  client source addresses for {total} connections: {sources} (half full)
+  client source addresses for {total} connections: {sources} (1/4 full)
 ",
             soft = count(nofile.map(|n| n.soft)),
             hard = count(nofile.map(|n| n.hard)),
@@ -630,9 +630,9 @@ mod tests {
         assert_eq!(meminfo_bytes("MemTotal: lots kB", "MemTotal"), None);
         let meminfo = "MemTotalX: 5 kB\nMemTotal: 2 kB";
         assert_eq!(meminfo_bytes(meminfo, "MemTotal"), Some(2048));
-        assert_eq!(sources_needed(100_000, 28_232), Some(8));
-        assert_eq!(sources_needed(14_116, 28_232), Some(1));
-        assert_eq!(sources_needed(28_232, 28_232), Some(2));
+        assert_eq!(sources_needed(100_000, 28_232), Some(15));
+        assert_eq!(sources_needed(7_058, 28_232), Some(1));
+        assert_eq!(sources_needed(28_232, 28_232), Some(4));
         assert_eq!(sources_needed(1, 0), None);
         assert_eq!(count(Some(1_048_576)), "1,048,576");
         assert_eq!(count(Some(999)), "999");

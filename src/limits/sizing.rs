@@ -21,13 +21,18 @@ use super::count;
 /// limit; the 16 used before counted only today's descriptors, and 200 was a guess.
 pub const FD_RESERVE: u64 = 100;
 
-/// The share of a source address's ephemeral port range a run may fill: half. The
-/// kernel finds a free port for a connect by probing from a random offset, which is
-/// cheap while the range is at most about half used and grows steeply towards full
-/// (measured here: 25,600 connections through one source cost 5.5× the kernel CPU of
-/// the same through 39 sources; 14,100, half the range, cost no more). Filling a
-/// quarter, as scripts/scale.sh did, bought nothing measurable and doubled the sources.
-pub const PORT_FILL_DIVISOR: u64 = 2;
+/// The share of a source address's ephemeral port range a run may fill: a quarter,
+/// which is half of its even ports. Linux gives `connect()` even ports first (odd ones
+/// are left to `bind()`), probing them two by two from a randomised offset, and scans
+/// every even port before it tries an odd one. So a connect stays cheap while the even
+/// ports are far from full, and costs 30 times more once they are (measured here, one
+/// source toward one port: 25 µs of CPU per connect up to 14,100, 750-800 µs past
+/// 14,116; with the even ports nearly all taken the free ones are scattered, and the
+/// probes grow long before that). Half the range, as before, is all of the even ports:
+/// a million connections then spent the last tenth of their ramp probing for the last
+/// free ones (the handshake rate fell from 20,000/s to 2,000/s). A quarter leaves half
+/// of them free: a probe or two per connect.
+pub const PORT_FILL_DIVISOR: u64 = 4;
 
 /// Spare capacity asked of the server's workers, in percent: SO_REUSEPORT spreads
 /// connections by a hash of the 4-tuple, so some workers get more than their share.
@@ -101,7 +106,7 @@ pub struct Sizing {
     pub source_count: u32,
     /// Ephemeral ports each source has toward the one server address:port.
     pub ports_per_source: u64,
-    /// The share of them a run may fill (a half).
+    /// The share of them a run may fill (a quarter: half of the even ports).
     pub port_fill: f64,
     /// Connections the busiest source carries (round-robin: the ceiling).
     pub max_per_source: u64,
@@ -177,7 +182,7 @@ impl fmt::Display for Sizing {
             (
                 "per source",
                 n(self.max_per_source),
-                format!("of {} ports; at most half", n(self.ports_per_source)),
+                format!("of {} ports; at most 1/4", n(self.ports_per_source)),
             ),
             (
                 "descriptors needed",
@@ -218,9 +223,9 @@ mod tests {
         assert_eq!((s.server_workers, s.load_procs), (58, 51));
         assert_eq!(
             (s.sources.as_str(), s.source_count),
-            ("127.0.0.2-127.0.0.72", 71)
+            ("127.0.0.2-127.0.0.143", 142)
         );
-        assert!(s.max_per_source <= PORTS / 2, "{}", s.max_per_source);
+        assert!(s.max_per_source <= PORTS / 4, "{}", s.max_per_source);
     }
 
     #[test]
@@ -239,7 +244,7 @@ mod tests {
             );
             let sources = u64::from(s.source_count);
             assert!(s.max_per_source * sources >= connections);
-            assert!(s.max_per_source <= PORTS / 2 || sources == u64::from(MAX_SOURCES));
+            assert!(s.max_per_source <= PORTS / 4 || sources == u64::from(MAX_SOURCES));
         }
     }
 
@@ -260,11 +265,11 @@ mod tests {
     }
 
     #[test]
-    fn sources_widen_past_half_a_range_and_stay_in_loopback() {
+    fn sources_widen_past_a_quarter_of_a_range_and_stay_in_loopback() {
         let last = |n, ports| sources(n, ports).1;
         assert_eq!(last(5_000, PORTS), Ipv4Addr::new(127, 0, 0, 40));
-        assert_eq!(last(39 * 14_116, PORTS), Ipv4Addr::new(127, 0, 0, 40));
-        assert_eq!(last(39 * 14_116 + 1, PORTS), Ipv4Addr::new(127, 0, 0, 41));
+        assert_eq!(last(39 * 7_058, PORTS), Ipv4Addr::new(127, 0, 0, 40));
+        assert_eq!(last(39 * 7_058 + 1, PORTS), Ipv4Addr::new(127, 0, 0, 41));
         let (first, last) = sources(10_000_000, 2);
         assert_eq!(u32::from(last) - u32::from(first) + 1, MAX_SOURCES);
         assert!(last.is_loopback());
@@ -273,7 +278,7 @@ mod tests {
     #[test]
     fn the_text_fits_80_columns() {
         let text = plan(1_000_000, NOFILE, PORTS).to_string();
-        assert!(text.contains("127.0.0.2-127.0.0.72"), "{text}");
+        assert!(text.contains("127.0.0.2-127.0.0.143"), "{text}");
         for line in text.lines() {
             assert!(line.chars().count() <= 80, "too wide: {line:?}");
         }

@@ -107,7 +107,7 @@ impl fmt::Display for SourceRange {
 }
 
 /// The sources used against an IPv4 loopback target unless `--sources` says otherwise:
-/// 127.0.0.2-127.0.0.40, extended so that no source carries more than half of the
+/// 127.0.0.2-127.0.0.40, extended so that no source carries more than a quarter of the
 /// ephemeral range (`ports`). The run sizing's ([`sizing::sources`], which says why).
 pub fn default_sources(connections: u32, ports: u64) -> SourceRange {
     let (first, last) = sizing::sources(connections.into(), ports);
@@ -225,12 +225,12 @@ mod tests {
     }
 
     #[test]
-    fn default_sources_widen_to_keep_each_at_most_half_full() {
+    fn default_sources_widen_to_keep_each_at_most_a_quarter_full() {
         assert_eq!(default_sources(5_000, 28_232), DEFAULT_SOURCES);
-        assert_eq!(default_sources(39 * 14_116, 28_232), DEFAULT_SOURCES);
+        assert_eq!(default_sources(39 * 7_058, 28_232), DEFAULT_SOURCES);
         let million = default_sources(1_000_000, 28_232);
-        assert_eq!(million.to_string(), "127.0.0.2-127.0.0.72");
-        assert!(million.max_per_source(1_000_000) <= 14_116);
+        assert_eq!(million.to_string(), "127.0.0.2-127.0.0.143");
+        assert!(million.max_per_source(1_000_000) <= 7_058);
         // Tiny port ranges still give a valid range within 127.0.0.0/8.
         let tiny = default_sources(10_000_000, 2);
         assert_eq!(tiny.len(), MAX_SOURCES);

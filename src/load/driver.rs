@@ -31,6 +31,7 @@ use super::env::{ConnConfig, Env};
 use super::pacing::Pacer;
 use super::plan::Share;
 use super::socket;
+use super::timeline;
 use super::wire::{encode_histogram, WorkerFinal, WorkerMsg};
 
 mod workload;
@@ -60,6 +61,8 @@ pub struct DriverConfig {
     pub wait_for_go: bool,
     /// How often a [`WorkerMsg::Progress`] is emitted.
     pub progress_every: Duration,
+    /// Report every second ([`WorkerMsg::Second`], `--timeline`).
+    pub timeline: bool,
 }
 
 /// Requests from outside the loop, set by signal handlers or the parent's stdin reader.
@@ -145,6 +148,9 @@ impl Driver {
         emit: &mut dyn FnMut(WorkerMsg) -> bool,
     ) -> io::Result<WorkerFinal> {
         self.epoch = Instant::now();
+        if self.cfg.timeline {
+            timeline::start(&mut self.env.stats);
+        }
         let mut next_tick = TICK;
         let mut next_progress = self.cfg.progress_every;
         loop {
@@ -200,7 +206,9 @@ impl Driver {
                 }
                 next_progress = now + self.cfg.progress_every;
             }
+            timeline::report(&mut self.env.stats, false, emit);
         }
+        timeline::report(&mut self.env.stats, true, emit);
         Ok(self.into_final())
     }
 
@@ -374,6 +382,10 @@ impl Driver {
 
     fn start_hold(&mut self) {
         self.open_at_hold_start = self.env.stats.counters.open;
+        self.tick_clock();
+        for (_, conn) in self.conns.iter_mut() {
+            conn.start_echoing(&mut self.env);
+        }
         if self.env.chat.is_some() {
             self.start_chat();
         } else if (self.open_at_hold_start == 0 && !self.churns()) || self.cfg.hold.is_zero() {
@@ -537,6 +549,7 @@ mod tests {
             },
             wait_for_go: false,
             progress_every: Duration::from_millis(50),
+            timeline: false,
         }
     }
 
@@ -544,7 +557,9 @@ mod tests {
     fn connections_are_verified_held_with_echoes_and_closed_cleanly() {
         let target = tungstenite_echo_server();
         let mut msgs = Vec::new();
-        let fin = Driver::new(config(target, 40))
+        let mut cfg = config(target, 40);
+        cfg.timeline = true;
+        let fin = Driver::new(cfg)
             .unwrap()
             .run(&Control::default(), &mut |m| {
                 msgs.push(m);
@@ -567,6 +582,20 @@ mod tests {
         assert_eq!(rtt.len(), c.echoes);
         assert_eq!(decode_histogram(&fin.handshake_us).unwrap().len(), 40);
         assert!(msgs.iter().any(|m| matches!(m, WorkerMsg::Ramped { .. })));
+        // Every second, in order, adding up to the run's counts.
+        let seconds: Vec<_> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                WorkerMsg::Second(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert!(seconds.windows(2).all(|w| w[1].t == w[0].t + 1));
+        let sum = |f: fn(&crate::load::timeline::Second) -> u64| {
+            seconds.iter().map(|s| f(s)).sum::<u64>()
+        };
+        assert_eq!((sum(|s| s.handshakes), sum(|s| s.echoes)), (40, c.echoes));
+        assert_eq!(seconds.last().map(|s| s.open), Some(0));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use hdrhistogram::Histogram;
 
 use super::chat::{ChatConfig, Room};
 use super::rng::Rng;
+use super::timeline::Recorder;
 use super::wire::{new_histogram, Counters};
 use super::workload::{Workload, WorkloadConfig};
 use crate::protocol::receiver::ReceiverConfig;
@@ -42,6 +43,7 @@ impl Env {
                 handshake_us: new_histogram(),
                 echo_rtt_us: new_histogram(),
                 per_source: vec![0; sources],
+                timeline: None,
             },
         }
     }
@@ -94,4 +96,24 @@ pub struct Stats {
     pub echo_rtt_us: Histogram<u64>,
     /// Established connections per source index.
     pub per_source: Vec<u64>,
+    /// With `--timeline`: the second under way.
+    pub timeline: Option<Box<Recorder>>,
+}
+
+impl Stats {
+    /// A handshake's latency (connect start → 101 verified), for the run and its second.
+    pub fn record_handshake(&mut self, us: u64) {
+        self.handshake_us.saturating_record(us);
+        if let Some(t) = &mut self.timeline {
+            t.handshake_us.saturating_record(us);
+        }
+    }
+
+    /// An echo's round trip, for the run and its second.
+    pub fn record_echo(&mut self, us: u64) {
+        self.echo_rtt_us.saturating_record(us);
+        if let Some(t) = &mut self.timeline {
+            t.echo_rtt_us.saturating_record(us);
+        }
+    }
 }

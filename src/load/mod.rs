@@ -24,11 +24,13 @@
 //! `verify` (what it sends and how it checks what comes back), `env` (what a process's
 //! connections share), `driver` (one process's loop), `worker` / `procs` (child /
 //! parent of a multi-process run), `failure` (why a connection failed, by name), `wire`
-//! (counters and histograms, the worker-to-parent messages), `report`,
+//! (counters and histograms, the worker-to-parent messages), `report`, `timeline`
+//! (`--timeline`: each second of the run, merged over processes),
 //! `progress`, `payload`, `rng`, `chat` (chat messages and the room's progress).
 
 mod addr;
 mod chat;
+mod chat_report;
 mod conn;
 mod cpu;
 mod driver;
@@ -42,6 +44,7 @@ mod progress;
 mod report;
 mod rng;
 mod socket;
+mod timeline;
 mod verify;
 mod window;
 mod wire;
@@ -49,6 +52,7 @@ mod worker;
 mod workload;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -58,7 +62,8 @@ use addr::SourceRange;
 use driver::{Control, Driver, DriverConfig};
 use plan::{Procs, WorkerSlot};
 use progress::Progress;
-use report::{ChatInfo, RunInfo, Tally};
+use chat_report::ChatInfo;
+use report::{RunInfo, Tally};
 use wire::WorkerMsg;
 
 use crate::limits::{self, sizing};
@@ -87,7 +92,8 @@ pub struct LoadArgs {
 
     /// Source addresses to spread connections over, round-robin (inclusive IPv4 range
     /// in 127.0.0.0/8). Default for an IPv4 target: 127.0.0.2-127.0.0.40, extended when
-    /// needed so that no source uses more than half of the ephemeral port range.
+    /// needed so that no source uses more than a quarter of the ephemeral port range
+    /// (half of the even ports, which `connect()` takes first).
     #[arg(long, value_name = "A-B")]
     pub sources: Option<SourceRange>,
 
@@ -104,8 +110,9 @@ pub struct LoadArgs {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub hold: Duration,
 
-    /// Echo on every verified connection this often until it closes, spread over the
-    /// interval (0 = only the verification echo).
+    /// Echo on every connection this often from the start of the hold (every connection
+    /// verified and open) until it closes, spread over the interval (0 = only the
+    /// verification echo).
     #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_secs)]
     pub echo_every: Duration,
 
@@ -192,6 +199,11 @@ pub struct LoadArgs {
     /// descendants') over the measured window, per operation.
     #[arg(long, value_name = "PID", requires = "workload")]
     pub server_pid: Option<u32>,
+
+    /// Write what happened in each second (connections, handshakes, echoes, latency
+    /// p50/p99, failures, load CPU), merged over every process, to FILE as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub timeline: Option<PathBuf>,
 
     /// Internal: run as worker K of P of a multi-process run (the parent's command line
     /// with this appended, so every other setting is the parent's).
@@ -295,6 +307,11 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
     let started = Instant::now();
     let stop = signals::stop_flag(Again::Exits).map_err(|e| format!("signal handlers: {e}"))?;
     let mut tally = Tally::new(procs as usize, started);
+    if let Some(path) = &args.timeline {
+        let timeline = timeline::Timeline::create(path, procs as usize, timeline::unix_ms())
+            .map_err(|e| format!("--timeline {}: {e}", path.display()))?;
+        tally.set_timeline(timeline);
+    }
     let mut progress = Progress::new(args.json, u64::from(args.connections));
     let mut error = None;
     if procs == 1 {
@@ -306,6 +323,7 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
         error = procs::run(procs, args.close_timeout, &stop, &mut tally, &mut progress).error;
     }
     progress.finish();
+    tally.finish_timeline();
     let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
     let report = tally.report(RunInfo {
         target: args.addr.to_string(),
@@ -408,7 +426,7 @@ fn preflight(
         );
     } else if per_source > sizing::per_source_limit(ports) {
         log::warn!(
-            "{per_source} connections per source address fill over half of the {ports} \
+            "{per_source} connections per source address fill over a quarter of the {ports} \
              ephemeral ports: connects will cost more kernel CPU (widen --sources)"
         );
     }
@@ -462,6 +480,7 @@ fn driver_config(
         },
         wait_for_go,
         progress_every: Duration::from_millis(if wait_for_go { 500 } else { 250 }),
+        timeline: args.timeline.is_some(),
     }
 }
 

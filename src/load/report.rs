@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::chat_report::ChatInfo;
+use super::chat_report::ChatReport;
+use super::timeline::{Second, Timeline};
 use super::wire::{decode_histogram, new_histogram, ChatFinal, Counters, WorkerFinal, WorkerMsg};
 use super::workload::WorkloadReport;
 
@@ -26,6 +29,8 @@ pub struct Tally {
     finals: Vec<Option<WorkerFinal>>,
     /// When the last worker finished its ramp (or ended).
     ramp_time: Option<Duration>,
+    /// With `--timeline`: the seconds being merged and written.
+    timeline: Option<Timeline>,
 }
 
 impl Tally {
@@ -36,6 +41,30 @@ impl Tally {
             ramped: vec![false; workers],
             finals: vec![None; workers],
             ramp_time: None,
+            timeline: None,
+        }
+    }
+
+    /// Merges the workers' seconds into `timeline` from now on.
+    pub fn set_timeline(&mut self, timeline: Timeline) {
+        self.timeline = Some(timeline);
+    }
+
+    /// Writes the seconds still held; the run is over.
+    pub fn finish_timeline(&mut self) {
+        if let Some(mut t) = self.timeline.take() {
+            if let Err(e) = t.finish() {
+                log::warn!("timeline: {e}");
+            }
+        }
+    }
+
+    fn on_timeline(&mut self, f: impl FnOnce(&mut Timeline) -> std::io::Result<()>) {
+        if let Some(t) = &mut self.timeline {
+            if let Err(e) = f(t) {
+                log::warn!("timeline: {e}; no more seconds are written");
+                self.timeline = None;
+            }
         }
     }
 
@@ -51,12 +80,17 @@ impl Tally {
                 self.finals[worker] = Some(*fin);
                 self.mark_ramped(worker);
             }
+            WorkerMsg::Second(second) => {
+                let second: Second = *second;
+                self.on_timeline(|t| t.add(worker, second));
+            }
         }
     }
 
     /// The worker ended (its output closed), with or without a final.
     pub fn on_gone(&mut self, worker: usize) {
         self.mark_ramped(worker);
+        self.on_timeline(|t| t.ended(worker));
     }
 
     fn mark_ramped(&mut self, worker: usize) {
@@ -216,71 +250,6 @@ pub struct RunInfo {
     pub interrupted: bool,
     /// Chat mode's settings.
     pub chat: Option<ChatInfo>,
-}
-
-/// The settings of a chat run, for the report.
-#[derive(Debug, Clone)]
-pub struct ChatInfo {
-    pub room: String,
-    pub window: u32,
-    pub rate: Option<f64>,
-}
-
-/// A chat run's result.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChatReport {
-    pub room: String,
-    /// Members when the sender began (every connection open then).
-    pub members: u64,
-    /// Members that received every message.
-    pub members_complete: u64,
-    pub window: u32,
-    /// The asked pace (messages per second); `None`: as fast as the window allows.
-    pub rate: Option<f64>,
-    pub messages_requested: u64,
-    pub messages_sent: u64,
-    /// Members × messages requested: every member must receive every message.
-    pub deliveries_expected: u64,
-    /// Messages members received whole, in order and intact.
-    pub deliveries_received: u64,
-    pub deliveries_missing: u64,
-    /// First message sent → last delivery.
-    pub secs: f64,
-    /// Messages sent per second over `secs`.
-    pub messages_per_sec: f64,
-    /// Deliveries per second over `secs`: the fan-out rate.
-    pub deliveries_per_sec: f64,
-    /// Send → whole message received, per delivery.
-    pub delivery_us: Percentiles,
-}
-
-impl ChatReport {
-    fn new(info: &ChatInfo, room: &ChatFinal, c: &Counters, delivery: Percentiles) -> ChatReport {
-        let expected = room.members * room.messages;
-        let per_sec = |n: u64| {
-            if room.secs > 0.0 {
-                n as f64 / room.secs
-            } else {
-                0.0
-            }
-        };
-        ChatReport {
-            room: info.room.clone(),
-            members: room.members,
-            members_complete: room.members_complete,
-            window: info.window,
-            rate: info.rate,
-            messages_requested: room.messages,
-            messages_sent: c.chat_sent,
-            deliveries_expected: expected,
-            deliveries_received: c.deliveries,
-            deliveries_missing: expected.saturating_sub(c.deliveries),
-            secs: room.secs,
-            messages_per_sec: per_sec(c.chat_sent),
-            deliveries_per_sec: per_sec(c.deliveries),
-            delivery_us: delivery,
-        }
-    }
 }
 
 /// A latency distribution's summary, in microseconds.
@@ -443,39 +412,6 @@ impl Report {
         };
         let _ = writeln!(w, "  result              {verdict}");
         s
-    }
-}
-
-impl ChatReport {
-    fn write_text(&self, w: &mut String) {
-        let pace = match self.rate {
-            Some(r) => format!("paced at {r} messages/s"),
-            None => "unpaced".to_owned(),
-        };
-        let _ = writeln!(
-            w,
-            "  chat room           {}: {} members, 1 sender, window {}, {pace}",
-            self.room, self.members, self.window
-        );
-        let _ = writeln!(
-            w,
-            "  messages sent       {} of {}   ({:.0} messages/s)",
-            self.messages_sent, self.messages_requested, self.messages_per_sec
-        );
-        let _ = writeln!(
-            w,
-            "  deliveries          {} of {} expected, {} missing   ({} members complete)",
-            self.deliveries_received,
-            self.deliveries_expected,
-            self.deliveries_missing,
-            self.members_complete
-        );
-        let _ = writeln!(
-            w,
-            "  delivery rate       {:.0} deliveries/s   (over {:.2} s, first send to last \
-             delivery)",
-            self.deliveries_per_sec, self.secs
-        );
     }
 }
 

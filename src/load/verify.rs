@@ -129,7 +129,7 @@ impl Conn {
 
     pub(super) fn on_echo_done(&mut self, env: &mut Env) {
         let rtt = env.now_us32().wrapping_sub(self.since_us);
-        env.stats.echo_rtt_us.saturating_record(u64::from(rtt));
+        env.stats.record_echo(u64::from(rtt));
         env.stats.counters.echoes += 1;
         let first = self.flags & VERIFIED == 0;
         if first {
@@ -139,15 +139,25 @@ impl Conn {
         }
         let every = env.cfg.echo_every_ms;
         self.deadline_ms = match every {
+            // Periodic echoes wait for the hold (`start_echoing`): the ramp carries only
+            // the verification echoes, so it does not pay for echoes on connections that
+            // are verified already (at a million, a third of the CPU of the ramp's end).
             0 => NEVER,
-            // The first periodic echo at a random point of the interval, so a process's
-            // echoes spread evenly over it instead of all firing together.
-            _ if first => {
-                let offset = env.rng.below(u64::from(every)) as u32;
-                env.after_ms(offset)
-            }
+            _ if first => NEVER,
             _ => env.after_ms(every),
         };
+    }
+
+    /// Starts the periodic echoes of a verified, idle connection (the hold has begun):
+    /// the first at a random point of the interval, so a process's echoes spread evenly
+    /// over it instead of all firing together.
+    pub fn start_echoing(&mut self, env: &mut Env) {
+        let every = env.cfg.echo_every_ms;
+        if every == 0 || self.flags & VERIFIED == 0 || !self.can_close() {
+            return;
+        }
+        let offset = env.rng.below(u64::from(every)) as u32;
+        self.deadline_ms = env.after_ms(offset);
     }
 
     /// Sends the next echo: a masked Text/Binary frame whose payload follows from

@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::failure::Failure;
+use super::timeline::Second;
 use super::workload::WorkloadFinal;
 
 /// The largest latency a histogram holds (one hour, in microseconds); larger values are
@@ -154,6 +155,8 @@ pub enum WorkerMsg {
     Ramped { counters: Counters },
     /// The worker's last line.
     Final(Box<WorkerFinal>),
+    /// With `--timeline`: one second of this worker (every second, in order).
+    Second(Box<Second>),
 }
 
 #[cfg(test)]

@@ -1,0 +1,491 @@
+//! The per-second timeline of a load run (`--timeline FILE`): what happened in each
+//! wall-clock second over every load process, one JSON line per second.
+//!
+//! Each process buckets its run by wall-clock second ([`Recorder`]): counter deltas,
+//! the gauges at the second's end, its CPU time, and that second's latency histograms.
+//! It reports every second it lived through, quiet ones too ([`Second`], a worker
+//! message), so the parent can tell a quiet second from a late one. The parent
+//! ([`Timeline`]) merges one second from every process (counts and gauges add,
+//! histograms merge) and writes it once every process still running has reported a
+//! later one; the rest when the run ends.
+//!
+//! Why wall-clock seconds rather than each process's own start: they line up across
+//! processes without a handshake, and with the server samples scripts/scale.sh takes
+//! (also stamped with the Unix second).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::env::Stats;
+use super::wire::{decode_histogram, encode_histogram, new_histogram, Counters, WorkerMsg};
+
+/// The time now in milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// This process's CPU time (user + system) so far, µs.
+fn cpu_us() -> u64 {
+    // SAFETY: getrusage writes one `rusage` into the zeroed struct we own and pass by
+    // pointer; RUSAGE_SELF needs nothing else.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return 0;
+        }
+        usage
+    };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(usage.ru_utime) + us(usage.ru_stime)
+}
+
+/// Starts recording seconds in this process (the driver, as its run starts).
+pub fn start(stats: &mut Stats) {
+    stats.timeline = Some(Box::new(Recorder::new(unix_ms(), &stats.counters)));
+}
+
+/// Sends the parent the seconds that have ended (with `last`, the one under way too:
+/// the run is over). Nothing without [`start`].
+pub fn report(stats: &mut Stats, last: bool, emit: &mut dyn FnMut(WorkerMsg) -> bool) {
+    let Some(rec) = &mut stats.timeline else {
+        return;
+    };
+    let mut send = |s: Second| emit(WorkerMsg::Second(Box::new(s)));
+    rec.roll(unix_ms(), &stats.counters, &mut send);
+    if last {
+        send(rec.finish(&stats.counters));
+    }
+}
+
+/// One second of one process, as sent to the parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Second {
+    /// The Unix second this covers.
+    pub t: u64,
+    /// Gauges at its end: connections established and not ended, attempts not yet
+    /// verified.
+    pub open: u64,
+    pub pending: u64,
+    /// Counts within it.
+    pub handshakes: u64,
+    pub verified: u64,
+    pub echoes: u64,
+    pub failed: u64,
+    /// Closes that ended (cleanly or not).
+    pub closed: u64,
+    /// CPU time the process used within it, µs.
+    pub cpu_us: u64,
+    /// That second's latencies (`encode_histogram`; empty when none).
+    pub handshake_us: String,
+    pub echo_rtt_us: String,
+}
+
+/// The counts a second is the difference of.
+#[derive(Debug, Clone, Copy, Default)]
+struct Snapshot {
+    established: u64,
+    verified: u64,
+    echoes: u64,
+    failed: u64,
+    closed: u64,
+    cpu_us: u64,
+}
+
+impl Snapshot {
+    fn of(c: &Counters) -> Snapshot {
+        Snapshot {
+            established: c.established,
+            verified: c.verified,
+            echoes: c.echoes,
+            failed: c.failed(),
+            closed: c.closed_clean + c.close_timeout + c.close_unclean,
+            cpu_us: cpu_us(),
+        }
+    }
+}
+
+/// One process's current second: what it started from and the latencies within it.
+#[derive(Debug)]
+pub struct Recorder {
+    second: u64,
+    start: Snapshot,
+    pub handshake_us: Histogram<u64>,
+    pub echo_rtt_us: Histogram<u64>,
+}
+
+impl Recorder {
+    pub fn new(now_unix_ms: u64, counters: &Counters) -> Recorder {
+        Recorder {
+            second: now_unix_ms / 1000,
+            start: Snapshot::of(counters),
+            handshake_us: new_histogram(),
+            echo_rtt_us: new_histogram(),
+        }
+    }
+
+    /// Closes the seconds that ended before `now_unix_ms`, oldest first: the current
+    /// one with what it saw, any the loop slept through as quiet seconds with the same
+    /// gauges. Stops early when `emit` returns `false` (nobody listens).
+    pub fn roll(
+        &mut self,
+        now_unix_ms: u64,
+        counters: &Counters,
+        emit: &mut dyn FnMut(Second) -> bool,
+    ) {
+        let now = now_unix_ms / 1000;
+        while self.second < now {
+            let second = self.close_second(counters);
+            self.second += 1;
+            if !emit(second) {
+                self.second = now;
+            }
+        }
+    }
+
+    /// The second under way, closed early: the run has ended.
+    pub fn finish(&mut self, counters: &Counters) -> Second {
+        let second = self.close_second(counters);
+        self.second += 1;
+        second
+    }
+
+    fn close_second(&mut self, c: &Counters) -> Second {
+        let (was, now) = (self.start, Snapshot::of(c));
+        self.start = now;
+        let take = |h: &mut Histogram<u64>| {
+            if h.is_empty() {
+                return String::new();
+            }
+            let s = encode_histogram(h);
+            h.reset();
+            s
+        };
+        Second {
+            t: self.second,
+            open: c.open,
+            pending: c.pending,
+            handshakes: now.established - was.established,
+            verified: now.verified - was.verified,
+            echoes: now.echoes - was.echoes,
+            failed: now.failed - was.failed,
+            closed: now.closed - was.closed,
+            cpu_us: now.cpu_us.saturating_sub(was.cpu_us),
+            handshake_us: take(&mut self.handshake_us),
+            echo_rtt_us: take(&mut self.echo_rtt_us),
+        }
+    }
+}
+
+/// A second's latency summary in the file, µs (`null` when nothing was measured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Latency {
+    pub n: u64,
+    pub p50: Option<u64>,
+    pub p99: Option<u64>,
+    pub max: Option<u64>,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Latency {
+        let at = |q| (!h.is_empty()).then(|| h.value_at_quantile(q));
+        Latency {
+            n: h.len(),
+            p50: at(0.5),
+            p99: at(0.99),
+            max: (!h.is_empty()).then(|| h.max()),
+        }
+    }
+}
+
+/// One line of the timeline file: a second of the whole run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Line {
+    /// The Unix second.
+    pub t: u64,
+    /// Seconds since the run started (the start's own second is 0).
+    pub elapsed: u64,
+    /// Connections established and open at the second's end.
+    pub established: u64,
+    /// Attempts under way (not yet verified) at the second's end.
+    pub pending: u64,
+    /// Handshakes completed within the second (101 with the right accept value).
+    pub handshakes: u64,
+    /// Connections whose first echo came back within the second.
+    pub verified: u64,
+    /// Echoes that came back intact within the second.
+    pub echoes: u64,
+    pub failed: u64,
+    pub closed: u64,
+    /// CPU the load processes used, in cores (1.0 = one core busy all second).
+    pub load_cpu: f64,
+    pub handshake_us: Latency,
+    pub echo_rtt_us: Latency,
+}
+
+/// One second being merged.
+#[derive(Debug)]
+struct Merged {
+    sum: Second,
+    handshake_us: Histogram<u64>,
+    echo_rtt_us: Histogram<u64>,
+}
+
+/// The parent's side: merges every process's seconds and writes the file.
+#[derive(Debug)]
+pub struct Timeline {
+    out: BufWriter<File>,
+    start_second: u64,
+    /// Per process: the latest second it reported, and whether it has ended.
+    latest: Vec<Option<u64>>,
+    ended: Vec<bool>,
+    open: BTreeMap<u64, Merged>,
+}
+
+impl Timeline {
+    /// Creates (truncates) `path` for a run of `processes` that started at
+    /// `start_unix_ms`.
+    pub fn create(path: &Path, processes: usize, start_unix_ms: u64) -> io::Result<Timeline> {
+        Ok(Timeline {
+            out: BufWriter::new(File::create(path)?),
+            start_second: start_unix_ms / 1000,
+            latest: vec![None; processes],
+            ended: vec![false; processes],
+            open: BTreeMap::new(),
+        })
+    }
+
+    /// Adds one second of process `worker`.
+    pub fn add(&mut self, worker: usize, s: Second) -> io::Result<()> {
+        if let Some(latest) = self.latest.get_mut(worker) {
+            *latest = Some(latest.map_or(s.t, |t| t.max(s.t)));
+        }
+        let m = self.open.entry(s.t).or_insert_with(|| Merged {
+            sum: Second {
+                t: s.t,
+                open: 0,
+                pending: 0,
+                handshakes: 0,
+                verified: 0,
+                echoes: 0,
+                failed: 0,
+                closed: 0,
+                cpu_us: 0,
+                handshake_us: String::new(),
+                echo_rtt_us: String::new(),
+            },
+            handshake_us: new_histogram(),
+            echo_rtt_us: new_histogram(),
+        });
+        let sum = &mut m.sum;
+        sum.open += s.open;
+        sum.pending += s.pending;
+        sum.handshakes += s.handshakes;
+        sum.verified += s.verified;
+        sum.echoes += s.echoes;
+        sum.failed += s.failed;
+        sum.closed += s.closed;
+        sum.cpu_us += s.cpu_us;
+        merge(&mut m.handshake_us, &s.handshake_us);
+        merge(&mut m.echo_rtt_us, &s.echo_rtt_us);
+        self.write_complete()
+    }
+
+    /// Process `worker` has ended: it holds no second back any more.
+    pub fn ended(&mut self, worker: usize) -> io::Result<()> {
+        if let Some(e) = self.ended.get_mut(worker) {
+            *e = true;
+        }
+        self.write_complete()
+    }
+
+    /// Writes every second still held (the run is over) and flushes.
+    pub fn finish(&mut self) -> io::Result<()> {
+        while let Some((_, m)) = self.open.pop_first() {
+            self.write(&m)?;
+        }
+        self.out.flush()
+    }
+
+    /// Writes the seconds every running process has reported a later second than.
+    fn write_complete(&mut self) -> io::Result<()> {
+        let mut horizon = u64::MAX;
+        for (latest, ended) in self.latest.iter().zip(&self.ended) {
+            match (latest, ended) {
+                (_, true) => {}
+                (None, false) => return Ok(()),
+                (Some(t), false) => horizon = horizon.min(*t),
+            }
+        }
+        while let Some(entry) = self.open.first_entry() {
+            // A process reports each second once, in order: having reported `horizon`,
+            // it has nothing more for any second up to it.
+            if *entry.key() > horizon {
+                break;
+            }
+            let m = entry.remove();
+            self.write(&m)?;
+        }
+        self.out.flush()
+    }
+
+    fn write(&mut self, m: &Merged) -> io::Result<()> {
+        let s = &m.sum;
+        let line = Line {
+            t: s.t,
+            elapsed: s.t.saturating_sub(self.start_second),
+            established: s.open,
+            pending: s.pending,
+            handshakes: s.handshakes,
+            verified: s.verified,
+            echoes: s.echoes,
+            failed: s.failed,
+            closed: s.closed,
+            load_cpu: (s.cpu_us as f64 / 1e6 * 1000.0).round() / 1000.0,
+            handshake_us: Latency::of(&m.handshake_us),
+            echo_rtt_us: Latency::of(&m.echo_rtt_us),
+        };
+        serde_json::to_writer(&mut self.out, &line)?;
+        self.out.write_all(b"\n")
+    }
+}
+
+fn merge(into: &mut Histogram<u64>, encoded: &str) {
+    if encoded.is_empty() {
+        return;
+    }
+    match decode_histogram(encoded).map(|h| into.add(&h).map_err(|e| format!("{e:?}"))) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) | Err(e) => log::warn!("timeline: dropping a worker's histogram: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::failure::Failure;
+
+    fn counters(established: u64, open: u64, echoes: u64) -> Counters {
+        Counters {
+            attempted: established,
+            established,
+            verified: established,
+            open,
+            echoes,
+            ..Counters::default()
+        }
+    }
+
+    #[test]
+    fn a_recorder_reports_each_second_once_quiet_ones_too() {
+        let mut c = counters(0, 0, 0);
+        let mut rec = Recorder::new(10_500, &c);
+        let mut seconds = Vec::new();
+        rec.roll(10_900, &c, &mut |s| {
+            seconds.push(s);
+            true
+        });
+        assert!(seconds.is_empty(), "second 10 is still under way");
+        c = counters(5, 5, 7);
+        c.fail(Failure::ConnectRefused);
+        rec.handshake_us.record(1_000).unwrap();
+        rec.echo_rtt_us.record(2_000).unwrap();
+        // The loop slept through seconds 11 and 12.
+        rec.roll(13_100, &c, &mut |s| {
+            seconds.push(s);
+            true
+        });
+        let ts: Vec<u64> = seconds.iter().map(|s| s.t).collect();
+        assert_eq!(ts, [10, 11, 12]);
+        let s = &seconds[0];
+        assert_eq!(
+            (s.open, s.handshakes, s.verified, s.echoes, s.failed),
+            (5, 5, 5, 7, 1)
+        );
+        assert_eq!(decode_histogram(&s.handshake_us).unwrap().len(), 1);
+        for quiet in &seconds[1..] {
+            assert_eq!((quiet.open, quiet.handshakes, quiet.echoes), (5, 0, 0));
+            assert!(quiet.handshake_us.is_empty() && quiet.echo_rtt_us.is_empty());
+        }
+        c.open = 0;
+        c.closed_clean = 5;
+        let last = rec.finish(&c);
+        assert_eq!((last.t, last.open, last.closed), (13, 0, 5));
+    }
+
+    fn second(t: u64, open: u64, handshakes: u64, latencies: &[u64]) -> Second {
+        let mut h = new_histogram();
+        for &v in latencies {
+            h.record(v).unwrap();
+        }
+        Second {
+            t,
+            open,
+            pending: 1,
+            handshakes,
+            verified: handshakes,
+            echoes: 0,
+            failed: 0,
+            closed: 0,
+            cpu_us: 250_000,
+            handshake_us: encode_histogram(&h),
+            echo_rtt_us: String::new(),
+        }
+    }
+
+    fn lines(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_parent_writes_a_second_once_every_running_process_has_passed_it() {
+        let dir = std::env::temp_dir().join(format!("wsreactor-timeline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.jsonl");
+        let mut t = Timeline::create(&path, 3, 99_700).unwrap();
+        t.add(0, second(100, 10, 10, &[1_000; 10])).unwrap();
+        t.add(1, second(100, 20, 20, &[3_000; 20])).unwrap();
+        t.add(0, second(101, 10, 0, &[])).unwrap();
+        assert!(lines(&path).is_empty(), "process 2 has said nothing yet");
+        t.add(2, second(100, 30, 30, &[2_000; 30])).unwrap();
+        let written = lines(&path);
+        assert_eq!(written.len(), 1, "101 waits for processes 1 and 2");
+        let l = &written[0];
+        assert_eq!(
+            (l["t"].as_u64(), l["elapsed"].as_u64()),
+            (Some(100), Some(1))
+        );
+        assert_eq!(l["established"], 60);
+        assert_eq!(
+            (l["handshakes"].as_u64(), l["pending"].as_u64()),
+            (Some(60), Some(3))
+        );
+        assert_eq!(l["load_cpu"], 0.75);
+        assert_eq!(l["handshake_us"]["n"], 60);
+        let p50 = l["handshake_us"]["p50"].as_u64().unwrap();
+        assert!((1_999..=2_001).contains(&p50), "{p50}");
+        assert!(l["echo_rtt_us"]["p50"].is_null());
+        // Process 2 ends; 1 reports 101; then 0 has 102 under way at the end.
+        t.ended(2).unwrap();
+        t.add(1, second(101, 20, 0, &[])).unwrap();
+        assert_eq!(lines(&path).len(), 2);
+        t.add(0, second(102, 0, 0, &[])).unwrap();
+        t.finish().unwrap();
+        let written = lines(&path);
+        let ts: Vec<u64> = written.iter().map(|l| l["t"].as_u64().unwrap()).collect();
+        assert_eq!(ts, [100, 101, 102]);
+        assert_eq!(written[1]["established"], 30);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
