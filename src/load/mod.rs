@@ -59,10 +59,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use addr::SourceRange;
+use chat_report::ChatInfo;
 use driver::{Control, Driver, DriverConfig};
 use plan::{Procs, WorkerSlot};
 use progress::Progress;
-use chat_report::ChatInfo;
 use report::{RunInfo, Tally};
 use wire::WorkerMsg;
 
