@@ -312,19 +312,21 @@ impl Conn {
     /// input. A server only sends what we asked for (echoes, the Close) plus pings, and
     /// anything else fails the connection at once; the one loop that could go on is an
     /// echo window refilled as fast as the server echoes, so a read whose echoes sent
-    /// new messages ends the turn: their echoes raise a new edge, and whatever else the
-    /// socket holds is read then.
+    /// new messages ends the turn if it drained the socket (a short read: their echoes
+    /// raise a new edge). After a full read it reads on: bytes left unread could fill
+    /// our receive buffer, and then the server could send nothing that raises an edge.
     fn on_readable(&mut self, env: &mut Env, buf: &mut [u8]) -> Result<(), End> {
         loop {
             match self.spill.read(&mut self.stream, buf) {
                 Ok(Received::Data { len, fresh }) => {
+                    let drained = len < buf.len();
                     let data = &mut buf[..len];
                     let used = self.on_bytes(env, data, len - fresh);
                     let sent = self.flush_cork(env, used.is_ok())?;
                     let used = used?;
                     self.spill.keep(&data[used..]);
                     self.spill.tidy();
-                    if sent {
+                    if sent && drained {
                         return Ok(());
                     }
                 }

@@ -23,9 +23,15 @@ use crate::protocol::server::Flushed;
 use crate::protocol::transmit::Transmit;
 use crate::stream::{Cork, Corked, Received, Spilled};
 
-/// Reads per readiness event before yielding to other connections (fairness); with a
-/// 64 KiB buffer that is 1 MiB per turn.
-const READS_PER_TURN: usize = 16;
+/// The reactor-wide read buffer every connection reads into in turn. Large enough that
+/// a 64 KiB message and its header arrive in one read (the minimal echo that
+/// `scripts/peers.sh` compares with uses the same size); it is one per process, so its
+/// size costs connections nothing.
+pub const READ_BUFFER_SIZE: usize = 256 * 1024;
+
+/// Reads per readiness event before yielding to other connections (fairness): 1 MiB
+/// per turn.
+pub const READS_PER_TURN: usize = 4;
 
 /// What the reactor lends a connection while it runs.
 pub struct Shared<'a> {

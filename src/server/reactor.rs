@@ -19,7 +19,7 @@ use slab::Slab;
 use super::budget::Budget;
 use super::clock::{Clock, SWEEP_INTERVAL};
 use super::config::Config;
-use super::connection::{Connection, Shared, Verdict};
+use super::connection::{Connection, Shared, Verdict, READ_BUFFER_SIZE};
 use super::fan_out::{FanOut, FAN_OUT_WORK, FAN_OUT_WRITES};
 use super::feed::{self, FIRST_VIEW_WAIT};
 use super::rooms::Rooms;
@@ -56,9 +56,6 @@ macro_rules! shared {
         }
     };
 }
-
-/// The reactor-wide read buffer: every connection reads into it in turn.
-const READ_BUFFER_SIZE: usize = 64 * 1024;
 
 /// How long to stop accepting when out of descriptors and no spare is left to shed with.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);

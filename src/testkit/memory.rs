@@ -11,17 +11,12 @@ use slab::Slab;
 use crate::protocol::deadline::Tick;
 use crate::protocol::server::Flushed;
 use crate::protocol::transmit::Transmit;
+use crate::server::connection::{READS_PER_TURN, READ_BUFFER_SIZE};
 use crate::server::relay::Gather;
 use crate::server::rooms::Rooms;
 use crate::server::session::{Admit, Broadcast, Env, Session};
 use crate::server::stats::Stats;
 use crate::server::Config;
-
-/// The reactor's read buffer size: a read takes at most this much, kept input included.
-const READ_BUFFER_SIZE: usize = 64 * 1024;
-
-/// The reactor's reads per turn before it yields to other connections.
-const READS_PER_TURN: usize = 16;
 
 /// Turns per step at most: a session asks to be driven again only while it has input
 /// left, and the harness's input is finite, so this is never reached.
