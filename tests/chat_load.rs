@@ -5,68 +5,33 @@
 
 mod common;
 
-use std::io::Read;
 use std::net::TcpStream;
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
+use std::time::Duration;
 
 use common::{upgrade_request, Raw, Server};
 
 /// A load run that has not finished by then is hung: it is killed and the test fails.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// What a finished `wsreactor load` run printed.
+/// A finished `wsreactor load --json` run and its report.
 struct LoadRun {
     status: ExitStatus,
     report: serde_json::Value,
     stderr: String,
 }
 
-/// Runs `wsreactor load --addr SERVER --json ARGS…` to completion (or kills it at
-/// [`LOAD_TIMEOUT`]).
+/// Runs `wsreactor load --addr SERVER --json ARGS…` to completion.
 fn load(server: &Server, args: &[&str]) -> LoadRun {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
-        .args(["load", "--addr", &server.addr.to_string(), "--json"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wsreactor load");
-    // Drained on their own threads so that a full pipe never blocks the child.
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + LOAD_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "wsreactor load did not finish within {LOAD_TIMEOUT:?}:\n{}",
-                stderr.join().unwrap()
-            );
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = stdout.join().unwrap();
-    let stderr = stderr.join().unwrap();
-    let report = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("the report is not JSON ({e}):\n{stdout}\n{stderr}"));
+    let addr = server.addr.to_string();
+    let args: Vec<&str> = std::iter::once("--json")
+        .chain(args.iter().copied())
+        .collect();
+    let run = common::run_load(&addr, &args, LOAD_TIMEOUT);
     LoadRun {
-        status,
-        report,
-        stderr,
+        status: run.status,
+        report: run.report(),
+        stderr: run.stderr,
     }
 }
 

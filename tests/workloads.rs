@@ -5,70 +5,16 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Server;
+use common::{LoadRun, Server};
 
 /// A load run that has not finished by then is hung: it is killed and the test fails.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
-struct LoadRun {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl LoadRun {
-    fn report(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "the report is not JSON ({e}):\n{}\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-}
-
-/// Runs `wsreactor load --addr ADDR ARGS…` to completion (or kills it at
-/// [`LOAD_TIMEOUT`]).
+/// Runs `wsreactor load --addr ADDR ARGS…` to completion.
 fn load(addr: &str, args: &[&str]) -> LoadRun {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
-        .args(["load", "--addr", addr])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wsreactor load");
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + LOAD_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("wsreactor load did not finish within {LOAD_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    LoadRun {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
+    common::run_load(addr, args, LOAD_TIMEOUT)
 }
 
 fn server_pid(server: &Server) -> String {
