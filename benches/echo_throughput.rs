@@ -348,6 +348,10 @@ struct Conn {
     mask: [u8; 4],
     sent: u64,
     received: u64,
+    /// Bytes of the current echo seen so far, if it came fragmented and is not complete.
+    got: Option<usize>,
+    /// Frames received (more than echoes when the server fragments its echoes).
+    frames: u64,
     /// Index of the server this connection talks to.
     server: usize,
 }
@@ -407,6 +411,9 @@ impl Conn {
     }
 
     /// Checks the complete echoes at the start of `buf`; returns (echoes, bytes used).
+    /// An echo may come back as one binary frame or fragmented (a binary frame without FIN,
+    /// then continuation frames, the last one with FIN), as a streaming server sends it:
+    /// every fragment's bytes are checked at their offset in the message.
     fn take_echoes(&mut self, buf: &[u8], size: usize) -> Result<(u64, usize)> {
         let mut at = 0;
         let mut echoes = 0;
@@ -429,15 +436,24 @@ impl Conn {
                     )
                 }
             };
-            if b[0] != 0x82 {
+            let fin = b[0] & 0x80 != 0;
+            let opcode = b[0] & 0x0F;
+            if b[0] & 0x70 != 0
+                || (self.got.is_none() && opcode != 2)
+                || (self.got.is_some() && opcode != 0)
+            {
                 return Err(format!(
-                    "expected a whole binary frame, got first byte {:#04x}",
-                    b[0]
+                    "unexpected frame {:#04x} (in a message: {})",
+                    b[0],
+                    self.got.is_some()
                 )
                 .into());
             }
-            if len != size {
-                return Err(format!("echo of {len} bytes, sent {size}").into());
+            let off = self.got.unwrap_or(0);
+            if off + len > size {
+                return Err(
+                    format!("echo of more than {size} bytes ({} so far)", off + len).into(),
+                );
             }
             if b.len() < head + len {
                 break;
@@ -446,12 +462,21 @@ impl Conn {
             if !b[head..head + len]
                 .iter()
                 .enumerate()
-                .all(|(i, &x)| x == payload_byte(seq, i))
+                .all(|(i, &x)| x == payload_byte(seq, off + i))
             {
                 return Err(format!("echo {seq} differs from what was sent").into());
             }
-            self.received += 1;
-            echoes += 1;
+            self.frames += 1;
+            if fin {
+                if off + len != size {
+                    return Err(format!("echo of {} bytes, sent {size}", off + len).into());
+                }
+                self.got = None;
+                self.received += 1;
+                echoes += 1;
+            } else {
+                self.got = Some(off + len);
+            }
             at += head + len;
         }
         Ok((echoes, at))
@@ -508,6 +533,8 @@ fn open(addr: SocketAddr, index: usize, server: usize) -> Result<Conn> {
         mask: m.to_le_bytes(),
         sent: 0,
         received: 0,
+        got: None,
+        frames: 0,
         server,
     })
 }
@@ -568,6 +595,25 @@ fn drive(p: &Params, servers: &mut [Server], addrs: &[SocketAddr]) -> Result<()>
         }
     }
 
+    // Gate mode (ECHO_GATE=DIR, for counting syscalls with strace/perf attached to the
+    // server): with every connection open and idle, write the servers' PIDs to DIR/pids
+    // and wait for DIR/go to exist before sending anything.
+    let gate = env::var("ECHO_GATE")
+        .ok()
+        .filter(|g| !g.trim().is_empty())
+        .map(PathBuf::from);
+    if let Some(g) = &gate {
+        let pids: Vec<String> = servers.iter().map(|s| s.pid.to_string()).collect();
+        fs::write(g.join("pids"), pids.join("\n") + "\n")?;
+        eprintln!(
+            "echo_throughput: gate: {} connections open, waiting for {}",
+            conns.len(),
+            g.join("go").display()
+        );
+        while !g.join("go").exists() {
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
     // The schedule: with two servers, slices of `slice` seconds from the start, server 0
     // loaded in the even ones; the window is a whole, even number of slices.
     let started = Instant::now();
@@ -686,6 +732,58 @@ fn drive(p: &Params, servers: &mut [Server], addrs: &[SocketAddr]) -> Result<()>
             }
         }
     };
+    if let Some(g) = &gate {
+        // Stop sending, take every echo still in flight, then report exact totals: every
+        // message sent since DIR/go has come back.
+        let deadline = Instant::now() + STALL;
+        while conns.iter().any(|c| c.received < c.sent) {
+            if Instant::now() > deadline {
+                return Err("gate: echoes in flight did not come back within 10 s".into());
+            }
+            poll.poll(&mut events, Some(Duration::from_millis(100)))?;
+            for ev in events.iter() {
+                let c = &mut conns[ev.token().0];
+                loop {
+                    let got = match c.stream.read(&mut buf) {
+                        Ok(0) => return Err("the server closed a connection".into()),
+                        Ok(n) => n,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(format!("read: {e}").into()),
+                    };
+                    c.partial.extend_from_slice(&buf[..got]);
+                    let mut partial = std::mem::take(&mut c.partial);
+                    let (_, used) = c.take_echoes(&partial, p.size)?;
+                    partial.drain(..used);
+                    c.partial = partial;
+                }
+                if !c.out.is_empty() {
+                    c.flush()?;
+                }
+            }
+        }
+        for k in 0..n {
+            let sel = conns.iter().filter(|c| c.server == k);
+            let (e, f) = sel.fold((0, 0), |(e, f), c| (e + c.received, f + c.frames));
+            println!("GATED server={k} echoes={e} frames={f}");
+        }
+        fs::write(g.join("done"), "")?;
+        eprintln!(
+            "echo_throughput: gate: done, waiting for {}",
+            g.join("stop").display()
+        );
+        while !g.join("stop").exists() {
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    for k in 0..n {
+        let sel = conns.iter().filter(|c| c.server == k);
+        let (e, f) = sel.fold((0, 0), |(e, f), c| (e + c.received, f + c.frames));
+        println!(
+            "TOTALS server={k} echoes={e} frames={f} frames_per_echo={:.3}",
+            f as f64 / e.max(1) as f64
+        );
+    }
     // Close our side first, so the servers have no connections to wind down.
     drop(conns);
     report(p, &first.expect("sampled before the end"), &last, &loaded);
