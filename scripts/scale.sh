@@ -120,19 +120,16 @@ done
 # --- evidence, sampled while every connection is held ----------------------------------
 ss_established=0 distinct_pairs=0 source_count=0 max_per_source=0 rss_during=0
 tcp_mem_during=$tcp_mem_before sockets_used=0 slab_during=$slab_before
+: >"$work/peers"
 if kill -0 "$load_pid" 2>/dev/null; then
   sleep 2  # let the verification echoes settle
-  ss -Htn state established "( sport = :$port )" | awk '{print $4}' >"$work/peers"
-  ss_established=$(wc -l <"$work/peers")
-  distinct_pairs=$(sort -u "$work/peers" | wc -l)
-  sed 's/:[0-9]*$//' "$work/peers" | sort | uniq -c | sort -rn >"$work/per_source"
-  source_count=$(wc -l <"$work/per_source")
-  max_per_source=$(awk 'NR == 1 {print $1}' "$work/per_source")
-  max_per_source=${max_per_source:-0}
   rss_during=$(rss_total)
   tcp_mem_during=$(sockstat_tcp mem)
   slab_during=$(slab_kib)
   sockets_used=$(awk '$1 == "sockets:" {print $3}' /proc/net/sockstat)
+  # At a million, ss walks two million sockets for seconds: at the lowest priority, so
+  # that the echoes of the hold it runs in go first. The counting waits for the end.
+  nice -n 19 ss -Htn state established "( sport = :$port )" >"$work/peers"
 fi
 
 load_status=0
@@ -142,6 +139,13 @@ finished=$(date +%s.%N)
 kill -TERM "$sampler_pid" 2>/dev/null || true
 wait "$sampler_pid" 2>/dev/null || true
 sampler_pid=
+awk '{print $4}' "$work/peers" >"$work/peer_addrs"
+ss_established=$(wc -l <"$work/peer_addrs")
+distinct_pairs=$(sort -u "$work/peer_addrs" | wc -l)
+sed 's/:[0-9]*$//' "$work/peer_addrs" | sort | uniq -c | sort -rn >"$work/per_source"
+source_count=$(wc -l <"$work/per_source")
+max_per_source=$(awk 'NR == 1 {print $1}' "$work/per_source")
+max_per_source=${max_per_source:-0}
 if ! [ -s "$work/load.json" ]; then
   echo "the load generator wrote no report (exit $load_status):" >&2
   tail -20 "$work/load.log" >&2

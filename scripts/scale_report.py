@@ -32,7 +32,8 @@ CHARTS = [
      [("echo_p50_ms", "p50"), ("echo_p99_ms", "p99")]),
     ("server-rss", "Server RSS, all workers", "MiB", [("server_rss_mib", "RSS")]),
     ("cpu", "CPU (cores)", "",
-     [("server_cpu", "server"), ("load_cpu", "load generator"), ("host_cpu", "whole host")]),
+     [("server_cpu", "server"), ("load_cpu", "load generator"),
+      ("other_cpu", "other programs"), ("host_cpu", "whole host")]),
     ("kernel-memory", "Kernel socket memory", "MiB",
      [("slab_mib", "slab, growth since start"), ("tcp_mem_mib", "TCP buffers (sockstat mem)")]),
 ]
