@@ -388,6 +388,7 @@ impl Conn {
         }
         let latency = env.now_us32().wrapping_sub(self.since_us);
         env.stats.record_handshake(u64::from(latency));
+        env.ramp.observe(u64::from(latency));
         self.flags |= ESTABLISHED;
         let Phase::Running { echo, .. } = &mut self.phase else {
             unreachable!("opened by its core");

@@ -5,7 +5,7 @@
 //! Stages: `Ramping` (attempts start, paced and capped) → `AwaitingGo` (all attempts
 //! settled; in a multi-process run the parent releases every worker at once, so the
 //! hold really has all connections open together) → `Holding` → `Draining` (every
-//! open connection closes, at most `max_pending` closes in flight, so a million
+//! open connection closes, at most `max_closing` closes in flight, so a million
 //! simultaneous closes do not swamp the server into close timeouts) → done when the slab
 //! is empty. A stop (signal, parent gone) jumps to `Draining`, aborting attempts still
 //! pending and closing the rest at once. In chat mode `Chatting` takes the place of
@@ -28,7 +28,7 @@ use slab::Slab;
 use super::addr::SourceRange;
 use super::conn::{Conn, Next};
 use super::env::{ConnConfig, Env};
-use super::pacing::Pacer;
+use super::pacing::{Pacer, Window};
 use super::plan::Share;
 use super::socket;
 use super::timeline;
@@ -61,6 +61,8 @@ pub struct DriverConfig {
     pub progress_every: Duration,
     /// Report every second ([`WorkerMsg::Second`], `--timeline`).
     pub timeline: bool,
+    /// The handshake latency the in-flight window steers under (`--ramp-target`).
+    pub ramp_target: Duration,
 }
 
 /// Requests from outside the loop, set by signal handlers or the parent's stdin reader.
@@ -113,11 +115,13 @@ impl Driver {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let sources = cfg.sources.map_or(0, |s| s.len() as usize);
+        let mut env = Env::new(cfg.conn.clone(), sources);
+        env.ramp = Window::new(cfg.share.max_pending, cfg.ramp_target);
         Ok(Driver {
             poll,
             events: Events::with_capacity(1024),
             conns: Slab::with_capacity(cfg.share.connections as usize),
-            env: Env::new(cfg.conn.clone(), sources),
+            env,
             buf: vec![0u8; READ_BUF].into_boxed_slice(),
             pacer: Pacer::new(cfg.share.rate),
             cfg,
@@ -190,6 +194,7 @@ impl Driver {
             self.dispatch();
             let now = self.elapsed();
             if now >= next_tick {
+                self.env.ramp.adjust();
                 self.sweep();
                 next_tick = now + TICK;
             }
@@ -230,7 +235,7 @@ impl Driver {
             .min(u64::from(share.connections));
         let due = allowed.saturating_sub(u64::from(self.started));
         let pending = self.env.stats.counters.pending;
-        let room = u64::from(share.max_pending).saturating_sub(pending);
+        let room = self.env.ramp.limit().saturating_sub(pending);
         let n = due.min(room).min(u64::from(MAX_STARTS_PER_TURN));
         for _ in 0..n {
             self.start_one();
@@ -280,7 +285,7 @@ impl Driver {
         let now = self.elapsed();
         let mut timeout = next_tick.saturating_sub(now);
         let share = &self.cfg.share;
-        let room = self.env.stats.counters.pending < u64::from(share.max_pending);
+        let room = self.env.stats.counters.pending < self.env.ramp.limit();
         if self.stage == Stage::Ramping && self.started < share.connections && room {
             let next = self.pacer.due(u64::from(self.started));
             timeout = timeout.min(next.saturating_sub(now));
@@ -356,7 +361,7 @@ impl Driver {
         let cap = if self.stopping {
             u64::MAX
         } else {
-            u64::from(self.cfg.share.max_pending)
+            u64::from(self.cfg.share.max_closing)
         };
         self.tick_clock();
         let Driver {
@@ -523,7 +528,7 @@ mod tests {
         DriverConfig {
             target,
             sources: Some("127.0.0.2-127.0.0.4".parse().unwrap()),
-            share: share(connections, None, 16, WorkerSlot { index: 0, count: 1 }),
+            share: share(connections, None, 16, WorkerSlot { index: 0, count: 1 }, 0),
             hold: Duration::from_millis(300),
             conn: ConnConfig {
                 host: target.to_string(),
@@ -543,6 +548,7 @@ mod tests {
             wait_for_go: false,
             progress_every: Duration::from_millis(50),
             timeline: false,
+            ramp_target: Duration::ZERO,
         }
     }
 
@@ -562,7 +568,7 @@ mod tests {
         let c = &fin.counters;
         assert!(c.failures.is_empty(), "{:?}", c.failures);
         assert_eq!((c.attempted, c.established, c.verified), (40, 40, 40));
-        // Closes were paced at 16 in flight (the share's max_pending).
+        // Closes were paced at 16 in flight (the share's max_closing).
         assert_eq!(
             (c.closed_clean, c.open, c.pending, c.closing),
             (40, 0, 0, 0)

@@ -4,6 +4,7 @@
 use hdrhistogram::Histogram;
 
 use super::chat::{ChatConfig, Room};
+use super::pacing::Window;
 use super::rng::Rng;
 use super::timeline::Recorder;
 use super::wire::{new_histogram, Counters};
@@ -23,6 +24,8 @@ pub struct Env {
     pub stats: Stats,
     /// Chat mode: the room every connection joins.
     pub chat: Option<Room>,
+    /// How many attempts may be in flight; handshake latencies steer it.
+    pub ramp: Window,
 }
 
 impl Env {
@@ -31,6 +34,7 @@ impl Env {
         Env {
             out: Vec::with_capacity(cfg.message_size as usize + 14),
             chat: cfg.chat.clone().map(|c| Room::new(c, rng.next_u32())),
+            ramp: Window::new(u32::MAX, std::time::Duration::ZERO),
             cfg,
             now_us: 0,
             rng,

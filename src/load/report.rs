@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::timeline::{Second, Timeline};
+use super::timeline::Timeline;
 use super::wire::{decode_histogram, new_histogram, ChatFinal, Counters, WorkerFinal, WorkerMsg};
 
 /// What each worker has said so far.
@@ -27,7 +27,7 @@ pub struct Tally {
     /// When the last worker finished its ramp (or ended).
     ramp_time: Option<Duration>,
     /// With `--timeline`: the seconds being merged and written.
-    timeline: Option<Timeline>,
+    pub timeline: Option<Timeline>,
 }
 
 impl Tally {
@@ -39,29 +39,6 @@ impl Tally {
             finals: vec![None; workers],
             ramp_time: None,
             timeline: None,
-        }
-    }
-
-    /// Merges the workers' seconds into `timeline` from now on.
-    pub fn set_timeline(&mut self, timeline: Timeline) {
-        self.timeline = Some(timeline);
-    }
-
-    /// Writes the seconds still held; the run is over.
-    pub fn finish_timeline(&mut self) {
-        if let Some(mut t) = self.timeline.take() {
-            if let Err(e) = t.finish() {
-                log::warn!("timeline: {e}");
-            }
-        }
-    }
-
-    fn on_timeline(&mut self, f: impl FnOnce(&mut Timeline) -> std::io::Result<()>) {
-        if let Some(t) = &mut self.timeline {
-            if let Err(e) = f(t) {
-                log::warn!("timeline: {e}; no more seconds are written");
-                self.timeline = None;
-            }
         }
     }
 
@@ -78,8 +55,9 @@ impl Tally {
                 self.mark_ramped(worker);
             }
             WorkerMsg::Second(second) => {
-                let second: Second = *second;
-                self.on_timeline(|t| t.add(worker, second));
+                if let Some(t) = &mut self.timeline {
+                    t.add(worker, *second);
+                }
             }
         }
     }
@@ -87,7 +65,9 @@ impl Tally {
     /// The worker ended (its output closed), with or without a final.
     pub fn on_gone(&mut self, worker: usize) {
         self.mark_ramped(worker);
-        self.on_timeline(|t| t.ended(worker));
+        if let Some(t) = &mut self.timeline {
+            t.ended(worker);
+        }
     }
 
     fn mark_ramped(&mut self, worker: usize) {
