@@ -1,5 +1,5 @@
 //! `wsreactor load --timeline FILE` against the real server, over several load
-//! processes that ramp one after another: one JSON line per second, no second missing
+//! processes: one JSON line per second, no second missing
 //! or repeated, and the seconds add up to what the run's report says.
 
 mod common;
@@ -20,9 +20,7 @@ fn every_second_of_a_multi_process_run_is_one_line_that_adds_up() {
     let file = dir.join("timeline.jsonl");
     let mut child = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
         .args(["load", "--addr", &server.addr.to_string(), "--json"])
-        // One process ramps at a time: the second starts once the first has ramped.
-        .args(["--connections", "300", "--procs", "3", "--ramp-procs", "1"])
-        .args(["--rate", "200"])
+        .args(["--connections", "300", "--procs", "3", "--rate", "200"])
         .args(["--hold", "2", "--echo-every", "0.5"])
         .arg("--timeline")
         .arg(&file)

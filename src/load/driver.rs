@@ -5,7 +5,7 @@
 //! Stages: `Ramping` (attempts start, paced and capped) → `AwaitingGo` (all attempts
 //! settled; in a multi-process run the parent releases every worker at once, so the
 //! hold really has all connections open together) → `Holding` → `Draining` (every
-//! open connection closes, at most `max_closing` closes in flight, so a million
+//! open connection closes, at most `max_pending` closes in flight, so a million
 //! simultaneous closes do not swamp the server into close timeouts) → done when the slab
 //! is empty. A stop (signal, parent gone) jumps to `Draining`, aborting attempts still
 //! pending and closing the rest at once. In chat mode `Chatting` takes the place of
@@ -361,7 +361,7 @@ impl Driver {
         let cap = if self.stopping {
             u64::MAX
         } else {
-            u64::from(self.cfg.share.max_closing)
+            u64::from(self.cfg.share.max_pending)
         };
         self.tick_clock();
         let Driver {
@@ -528,7 +528,7 @@ mod tests {
         DriverConfig {
             target,
             sources: Some("127.0.0.2-127.0.0.4".parse().unwrap()),
-            share: share(connections, None, 16, WorkerSlot { index: 0, count: 1 }, 0),
+            share: share(connections, None, 16, WorkerSlot { index: 0, count: 1 }),
             hold: Duration::from_millis(300),
             conn: ConnConfig {
                 host: target.to_string(),
@@ -568,7 +568,7 @@ mod tests {
         let c = &fin.counters;
         assert!(c.failures.is_empty(), "{:?}", c.failures);
         assert_eq!((c.attempted, c.established, c.verified), (40, 40, 40));
-        // Closes were paced at 16 in flight (the share's max_closing).
+        // Closes were paced at 16 in flight (the share's max_pending).
         assert_eq!(
             (c.closed_clean, c.open, c.pending, c.closing),
             (40, 0, 0, 0)

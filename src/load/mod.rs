@@ -160,13 +160,6 @@ pub struct LoadArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_pending: u32,
 
-    /// Load processes that ramp at once; the others start as these finish their ramp
-    /// (0 = all at once). Fewer busy processes on few cores: larger batches per wake-up
-    /// and shorter run queues, so a faster ramp and shorter handshakes. --rate and
-    /// --max-pending are shared among those ramping together.
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    pub ramp_procs: u32,
-
     /// The handshake latency the ramp steers under: each process lets fewer attempts be
     /// in flight (down to an eighth of its share of --max-pending) while more than one
     /// handshake in ten takes longer, and more again while none does. 0 = a fixed
@@ -294,16 +287,7 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
             error = Some(e);
         }
     } else {
-        let at_once = args.ramp_procs;
-        let ending = procs::run(
-            procs,
-            at_once,
-            args.close_timeout,
-            &stop,
-            &mut tally,
-            &mut progress,
-        );
-        error = ending.error;
+        error = procs::run(procs, args.close_timeout, &stop, &mut tally, &mut progress).error;
     }
     progress.finish();
     if let Some(t) = &mut tally.timeline {
@@ -437,13 +421,7 @@ fn driver_config(
     DriverConfig {
         target: args.addr,
         sources,
-        share: plan::share(
-            args.connections,
-            args.rate,
-            args.max_pending,
-            slot,
-            args.ramp_procs,
-        ),
+        share: plan::share(args.connections, args.rate, args.max_pending, slot),
         hold: args.hold,
         conn: env::ConnConfig {
             host: args.addr.to_string(),

@@ -1,10 +1,5 @@
 //! How a run is divided among processes: how many (`--procs N|auto`), and each worker's
-//! share of the connections, of the connect rate and of the in-flight caps.
-//!
-//! Workers ramp a few at a time (`--ramp-procs`, started by the parent as earlier ones
-//! finish their ramp), so the rate and the attempts in flight are split among those
-//! ramping together, not among all; the closes at the end run in every worker at once
-//! and split the in-flight cap among all.
+//! share of the connections, of the connect rate and of the in-flight cap.
 //!
 //! Pure arithmetic, so the parent and every worker derive the same shares from the same
 //! arguments and a worker needs only its slot `K/P` to know its part.
@@ -92,39 +87,22 @@ pub struct Share {
     pub rate: Option<f64>,
     /// The most attempts this process keeps between connect start and verification.
     pub max_pending: u32,
-    /// The most closes this process keeps waiting on at the end.
-    pub max_closing: u32,
 }
 
-/// Splits `total` connections evenly (the first `total % P` workers take one more), and
-/// `rate` and `max_pending` among the `at_once` workers that ramp together (all of
-/// them: `at_once` = 0 or ≥ P); the closes' cap among all. Every worker may keep at
-/// least one attempt and one close in flight.
-pub fn share(
-    total: u32,
-    rate: Option<f64>,
-    max_pending: u32,
-    slot: WorkerSlot,
-    at_once: u32,
-) -> Share {
+/// Splits `total` connections, `rate` and `max_pending` evenly; the first `total % P`
+/// workers take one connection more. Every worker may keep at least one attempt pending.
+pub fn share(total: u32, rate: Option<f64>, max_pending: u32, slot: WorkerSlot) -> Share {
     let (k, p) = (u64::from(slot.index), u64::from(slot.count));
-    let ramping = match u64::from(at_once) {
-        0 => p,
-        n => n.min(p),
-    };
     let (base, extra) = (u64::from(total) / p, u64::from(total) % p);
     let connections = base + u64::from(k < extra);
     let first = k * base + k.min(extra);
-    let split = |cap: u32, among: u64| {
-        let (base, extra) = (u64::from(cap) / among, u64::from(cap) % among);
-        (base + u64::from(k % among < extra)).max(1) as u32
-    };
+    let pending_base = u64::from(max_pending) / p;
+    let pending_extra = u64::from(k < u64::from(max_pending) % p);
     Share {
         first,
         connections: connections as u32,
-        rate: rate.map(|r| r / ramping as f64),
-        max_pending: split(max_pending, ramping),
-        max_closing: split(max_pending, p),
+        rate: rate.map(|r| r / p as f64),
+        max_pending: (pending_base + pending_extra).max(1) as u32,
     }
 }
 
@@ -151,45 +129,21 @@ mod tests {
     fn shares_cover_every_connection_exactly_once() {
         for (total, p) in [(5_000u32, 2u32), (7, 3), (1, 1), (1_000_000, 51), (10, 10)] {
             let mut next = 0u64;
-            let (mut rate_sum, mut closing_sum) = (0.0, 0);
+            let mut rate_sum = 0.0;
             for index in 0..p {
-                let s = share(total, Some(1000.0), 1000, WorkerSlot { index, count: p }, 0);
+                let s = share(total, Some(1000.0), 1000, WorkerSlot { index, count: p });
                 assert_eq!(s.first, next, "{total}/{p} worker {index}");
                 next += u64::from(s.connections);
                 rate_sum += s.rate.unwrap();
-                closing_sum += s.max_closing;
                 assert!(s.max_pending >= 1);
-                assert_eq!(s.max_pending, s.max_closing, "all ramp at once");
             }
             assert_eq!(next, u64::from(total));
             assert!((rate_sum - 1000.0).abs() < 1e-6);
-            assert_eq!(closing_sum, 1000);
         }
-        let s = share(7, None, 2, WorkerSlot { index: 2, count: 3 }, 0);
+        let s = share(7, None, 2, WorkerSlot { index: 2, count: 3 });
         assert_eq!(
-            (s.first, s.connections, s.rate, s.max_pending, s.max_closing),
-            (5, 2, None, 1, 1)
-        );
-    }
-
-    #[test]
-    fn workers_that_ramp_together_split_the_rate_and_the_attempts_in_flight() {
-        // A million over 51 processes, 4 ramping at once: each of the 4 gets a quarter of
-        // the rate and of the 1,000 attempts; the closes are split among all 51.
-        let slot = |index| WorkerSlot { index, count: 51 };
-        let s = share(1_000_000, Some(20_000.0), 1000, slot(7), 4);
-        assert_eq!(
-            (s.rate, s.max_pending, s.max_closing),
-            (Some(5_000.0), 250, 20)
-        );
-        let pending: u32 = (0..4)
-            .map(|k| share(10, None, 1001, slot(k), 4).max_pending)
-            .sum();
-        assert_eq!(pending, 1001, "any 4 consecutive workers together");
-        // More ramping at once than there are workers: all of them.
-        assert_eq!(
-            share(10, None, 100, WorkerSlot { index: 0, count: 2 }, 9).max_pending,
-            50
+            (s.first, s.connections, s.rate, s.max_pending),
+            (5, 2, None, 1)
         );
     }
 
