@@ -396,6 +396,7 @@ impl Driver {
             self.stage = Stage::Holding {
                 until: self.elapsed() + self.cfg.hold,
             };
+            self.env.stats.holding = true;
         }
     }
 
@@ -453,6 +454,7 @@ impl Driver {
     /// stopping, attempts not yet verified are dropped first.
     fn start_drain(&mut self) {
         self.stage = Stage::Draining;
+        self.env.stats.holding = false;
         self.drain_cursor = 0;
         if self.stopping {
             let Driver {
@@ -486,6 +488,7 @@ impl Driver {
             per_source: stats.per_source,
             handshake_us: encode_histogram(&stats.handshake_us),
             echo_rtt_us: encode_histogram(&stats.echo_rtt_us),
+            hold_echo_rtt_us: encode_histogram(&stats.hold_echo_rtt_us),
             chat: self.env.chat.map(|room| room.into_final()),
         }
     }
@@ -579,6 +582,13 @@ mod tests {
         assert_eq!(fin.per_source, vec![14, 13, 13]);
         let rtt = decode_histogram(&fin.echo_rtt_us).unwrap();
         assert_eq!(rtt.len(), c.echoes);
+        // The hold's echoes are the periodic ones: not the 40 verifications.
+        let hold = decode_histogram(&fin.hold_echo_rtt_us).unwrap();
+        assert!(
+            hold.len() > 0 && hold.len() <= c.echoes - 40,
+            "{}",
+            hold.len()
+        );
         assert_eq!(decode_histogram(&fin.handshake_us).unwrap().len(), 40);
         assert!(msgs.iter().any(|m| matches!(m, WorkerMsg::Ramped { .. })));
         // Every second, in order, adding up to the run's counts.

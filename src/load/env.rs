@@ -42,6 +42,8 @@ impl Env {
                 counters: Counters::default(),
                 handshake_us: new_histogram(),
                 echo_rtt_us: new_histogram(),
+                holding: false,
+                hold_echo_rtt_us: new_histogram(),
                 per_source: vec![0; sources],
                 timeline: None,
             },
@@ -92,6 +94,10 @@ pub struct Stats {
     pub counters: Counters,
     pub handshake_us: Histogram<u64>,
     pub echo_rtt_us: Histogram<u64>,
+    /// Whether the hold is under way (every connection open), and the echoes then: the
+    /// steady state, apart from the ramp's verification echoes and the closes' queue.
+    pub holding: bool,
+    pub hold_echo_rtt_us: Histogram<u64>,
     /// Established connections per source index.
     pub per_source: Vec<u64>,
     /// With `--timeline`: the second under way.
@@ -110,6 +116,9 @@ impl Stats {
     /// An echo's round trip, for the run and its second.
     pub fn record_echo(&mut self, us: u64) {
         self.echo_rtt_us.saturating_record(us);
+        if self.holding {
+            self.hold_echo_rtt_us.saturating_record(us);
+        }
         if let Some(t) = &mut self.timeline {
             t.echo_rtt_us.saturating_record(us);
         }

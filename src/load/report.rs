@@ -100,6 +100,7 @@ impl Tally {
         let counters = self.totals();
         let mut handshake = new_histogram();
         let mut echo = new_histogram();
+        let mut hold_echo = new_histogram();
         let mut chat: Option<ChatFinal> = None;
         let mut delivery = new_histogram();
         let mut per_source: Vec<u64> = Vec::new();
@@ -113,6 +114,7 @@ impl Tally {
             not_attempted += fin.not_attempted;
             merge_histogram(&mut handshake, &fin.handshake_us);
             merge_histogram(&mut echo, &fin.echo_rtt_us);
+            merge_histogram(&mut hold_echo, &fin.hold_echo_rtt_us);
             if let Some(room) = &fin.chat {
                 merge_histogram(&mut delivery, &room.delivery_us);
                 let sum = chat.get_or_insert(ChatFinal {
@@ -194,6 +196,7 @@ impl Tally {
             total_secs: run.elapsed.as_secs_f64(),
             handshake_us: Percentiles::of(&handshake),
             echo_rtt_us: Percentiles::of(&echo),
+            hold_echo_rtt_us: Percentiles::of(&hold_echo),
             chat,
             workers_lost: lost,
             interrupted: run.interrupted,
@@ -354,6 +357,8 @@ pub struct Report {
     /// Connect start → 101 verified.
     pub handshake_us: Percentiles,
     pub echo_rtt_us: Percentiles,
+    /// The echoes of the hold alone (all connections open, none ramping or closing).
+    pub hold_echo_rtt_us: Percentiles,
     /// Chat mode's result.
     pub chat: Option<ChatReport>,
     /// Workers that ended without a final result.
@@ -413,7 +418,10 @@ impl Report {
         let _ = writeln!(w, "  total elapsed       {:.2} s", self.total_secs);
         let mut latencies = vec![("handshake latency", &self.handshake_us)];
         match &self.chat {
-            None => latencies.push(("echo round trip", &self.echo_rtt_us)),
+            None => {
+                latencies.push(("echo round trip", &self.echo_rtt_us));
+                latencies.push(("  of them, the hold", &self.hold_echo_rtt_us));
+            }
             Some(chat) => {
                 chat.write_text(w);
                 latencies.push(("delivery latency", &chat.delivery_us));
@@ -498,6 +506,7 @@ mod tests {
             per_source,
             handshake_us: encode_histogram(&h),
             echo_rtt_us: encode_histogram(&h),
+            hold_echo_rtt_us: encode_histogram(&h),
             chat: None,
         }))
     }
@@ -542,7 +551,7 @@ mod tests {
         assert_eq!((r.established, r.verified, r.failed), (5, 5, 0));
         assert_eq!(r.max_per_source, 2);
         assert_eq!(r.open_at_hold_start, 5);
-        assert_eq!(r.echo_rtt_us.count, 5);
+        assert_eq!((r.echo_rtt_us.count, r.hold_echo_rtt_us.count), (5, 5));
         assert_eq!(r.echo_rtt_us.p50, 300);
         assert!((1999..=2001).contains(&r.echo_rtt_us.max));
         let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
@@ -598,6 +607,7 @@ mod tests {
                 per_source: vec![members],
                 handshake_us: encode_histogram(&h),
                 echo_rtt_us: encode_histogram(&new_histogram()),
+                hold_echo_rtt_us: encode_histogram(&new_histogram()),
                 chat: Some(ChatFinal {
                     members,
                     members_complete: complete,

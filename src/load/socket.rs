@@ -38,7 +38,9 @@ pub fn start_connect(source: Option<Ipv4Addr>, target: SocketAddr) -> Result<Tcp
     // three-way handshake rides on the request, and the ACK of the 101 on the first
     // echo, instead of going out alone. Two segments fewer per connection through the
     // loopback, each a transmit and a receive of kernel work on both sides.
-    socket.set_quickack(false).map_err(|e| connect_failure(&e))?;
+    socket
+        .set_quickack(false)
+        .map_err(|e| connect_failure(&e))?;
     match socket.connect(&SockAddr::from(target)) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}

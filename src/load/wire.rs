@@ -121,6 +121,8 @@ pub struct WorkerFinal {
     pub handshake_us: String,
     /// Echo round trips, µs ([`encode_histogram`]).
     pub echo_rtt_us: String,
+    /// The echo round trips of the hold only.
+    pub hold_echo_rtt_us: String,
     /// Chat mode: the room's result.
     pub chat: Option<ChatFinal>,
 }
@@ -225,6 +227,7 @@ mod tests {
             per_source: vec![1, 2],
             handshake_us: encode_histogram(&new_histogram()),
             echo_rtt_us: encode_histogram(&new_histogram()),
+            hold_echo_rtt_us: encode_histogram(&new_histogram()),
             chat: None,
         }));
         let line = serde_json::to_string(&fin).unwrap();
