@@ -27,6 +27,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${1:-100000}
+# The command as typed, for the report's stamp: the settings given in the environment
+# (read before the defaults below fill them in).
+command="scripts/scale.sh $N"
+for v in HOLD ECHO_EVERY RATE SERVER_ARGS LOAD_ARGS; do
+  [ -n "${!v:-}" ] && command="$v=\"${!v}\" $command"
+done
 HOLD=${HOLD:-60}
 ECHO_EVERY=${ECHO_EVERY:-60}
 RATE=${RATE:-}
@@ -163,10 +169,6 @@ mkdir -p "$OUT"
 report="$OUT/scale-$N-$(date -u +%Y%m%dT%H%M%SZ).json"
 ok=false
 [ "$load_status" -eq 0 ] && [ "$ss_established" -ge "$N" ] && ok=true
-command="scripts/scale.sh $N"
-for v in HOLD ECHO_EVERY RATE SERVER_ARGS LOAD_ARGS; do
-  [ -n "${!v:-}" ] && command="$v=\"${!v}\" $command"
-done
 SCALE_COMMAND=$command python3 - "$work/load.json" "$report" "$work/timeline.jsonl" "$work/samples.jsonl" <<PY
 import json, math, os, platform, subprocess, sys, time
 load = json.load(open(sys.argv[1]))
