@@ -585,7 +585,7 @@ mod tests {
         // The hold's echoes are the periodic ones: not the 40 verifications.
         let hold = decode_histogram(&fin.hold_echo_rtt_us).unwrap();
         assert!(
-            hold.len() > 0 && hold.len() <= c.echoes - 40,
+            !hold.is_empty() && hold.len() <= c.echoes - 40,
             "{}",
             hold.len()
         );
