@@ -6,7 +6,9 @@
 #   nginx    nginx as a reverse proxy (tests/clients/test_nginx_proxy.py, pytest)
 #   metrics  /metrics through Prometheus' own Python text parser, with --workers 2
 #            (tests/clients/test_metrics.py, pytest, prometheus_client)
-# Usage: scripts/clients.sh [python|node|browser|nginx|metrics]...   (default: all five)
+#   report   headless Chromium renders the scale report's HTML page
+#            (tests/clients/scale_report.test.mjs, playwright-core)
+# Usage: scripts/clients.sh [python|node|browser|nginx|metrics|report]...   (default: all six)
 # Installs its own Python venv (tests/clients/.venv) and npm packages (npm ci), pinned.
 # Needs Python 3, Node 20+, and for the browser and nginx suites Debian's `chromium` and
 # `nginx` packages (.ci/run installs them). Exits non-zero if any suite fails.
@@ -15,14 +17,14 @@ cd "$(dirname "$0")/.."
 
 dir=tests/clients
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(python node browser nginx metrics)
+[ ${#suites[@]} -gt 0 ] || suites=(python node browser nginx metrics report)
 for s in "${suites[@]}"; do
-  case "$s" in python | node | browser | nginx | metrics) ;; *) echo "unknown suite: $s" >&2; exit 2 ;; esac
+  case "$s" in python | node | browser | nginx | metrics | report) ;; *) echo "unknown suite: $s" >&2; exit 2 ;; esac
 done
 wants() { [[ " ${suites[*]} " == *" $1 "* ]]; }
 
 missing=()
-wants browser && ! command -v "${CHROMIUM:-chromium}" >/dev/null && missing+=(chromium)
+{ wants browser || wants report; } && ! command -v "${CHROMIUM:-chromium}" >/dev/null && missing+=(chromium)
 wants nginx && ! command -v "${NGINX:-nginx}" >/dev/null && [ ! -x /usr/sbin/nginx ] && missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "missing: ${missing[*]} (Debian: apt-get install ${missing[*]})" >&2
@@ -35,7 +37,7 @@ if wants python || wants nginx || wants metrics; then
   # Already-satisfied pins install nothing and need no network.
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$dir/requirements.txt"
 fi
-if wants node || wants browser; then
+if wants node || wants browser || wants report; then
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
@@ -60,6 +62,7 @@ wants node && run_suite "node-ws" "${node_test[@]}" "$dir/ws_interop.test.mjs"
 wants browser && run_suite "browser-chromium" "${node_test[@]}" "$dir/browser.test.mjs"
 wants nginx && run_suite "nginx-proxy" "${pytest[@]}" "$dir/test_nginx_proxy.py"
 wants metrics && run_suite "metrics-prometheus" "${pytest[@]}" "$dir/test_metrics.py"
+wants report && run_suite "scale-report-chromium" "${node_test[@]}" "$dir/scale_report.test.mjs"
 
 echo "== clients: suites passed: ${passed[*]:-none}"
 if [ ${#failed[@]} -gt 0 ]; then

@@ -409,6 +409,7 @@ impl Conn {
         if let Some(w) = &mut env.workload {
             w.on_handshake(latency);
         }
+        env.ramp.observe(u64::from(latency));
         self.flags |= ESTABLISHED;
         let Phase::Running { echo, .. } = &mut self.phase else {
             unreachable!("opened by its core");

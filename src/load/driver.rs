@@ -2,19 +2,16 @@
 //! [`Conn`]s keyed by `Token`. It paces connection attempts over the source addresses,
 //! dispatches readiness, sweeps deadlines, runs the hold and the close, and reports.
 //!
-//! Stages: `Ramping` (attempts start, paced and capped) → `AwaitingGo` (all attempts
-//! settled; in a multi-process run the parent releases every worker at once, so the
-//! hold really has all connections open together) → `Holding` → `Draining` (every
-//! open connection closes, at most `max_pending` closes in flight, so a million
-//! simultaneous closes do not swamp the server into close timeouts) → done when the slab
-//! is empty. A stop (signal, parent gone) jumps to `Draining`, aborting attempts still
+//! Stages: `Ramping` (attempts start, paced and capped) → `AwaitingGo` (all settled; the
+//! parent releases every worker at once, so the hold has all connections open together)
+//! → `Holding` → `Draining` (at most `max_pending` closes in flight, so a million closes
+//! do not swamp the server into close timeouts) → done when the slab is empty. A stop (signal, parent gone) jumps to `Draining`, aborting attempts still
 //! pending and closing the rest at once. In chat mode `Chatting` takes the place of
 //! `Holding`: one member sends the room's messages as the window and pace allow
 //! (`chat.rs`), until every member has every message or the oldest one is overdue.
 //!
-//! Token safety: connections are only inserted between poll batches, never while one is
-//! dispatched, so an event for a connection that ended earlier in the same batch finds
-//! a vacant slot and is skipped; it can never reach a newcomer in that slot.
+//! Token safety: connections are inserted only between poll batches, so an event for a
+//! connection that ended earlier in its batch finds a vacant slot, never a newcomer.
 
 use std::io;
 use std::net::SocketAddr;
@@ -28,7 +25,7 @@ use slab::Slab;
 use super::addr::SourceRange;
 use super::conn::{Conn, Next};
 use super::env::{ConnConfig, Env};
-use super::pacing::Pacer;
+use super::pacing::{Pacer, Window};
 use super::plan::Share;
 use super::socket;
 use super::timeline;
@@ -63,6 +60,8 @@ pub struct DriverConfig {
     pub progress_every: Duration,
     /// Report every second ([`WorkerMsg::Second`], `--timeline`).
     pub timeline: bool,
+    /// The handshake latency the in-flight window steers under (`--ramp-target`).
+    pub ramp_target: Duration,
 }
 
 /// Requests from outside the loop, set by signal handlers or the parent's stdin reader.
@@ -115,11 +114,13 @@ impl Driver {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let sources = cfg.sources.map_or(0, |s| s.len() as usize);
+        let mut env = Env::new(cfg.conn.clone(), sources);
+        env.ramp = Window::new(cfg.share.max_pending, cfg.ramp_target);
         Ok(Driver {
             poll,
             events: Events::with_capacity(1024),
             conns: Slab::with_capacity(cfg.share.connections as usize),
-            env: Env::new(cfg.conn.clone(), sources),
+            env,
             buf: vec![0u8; READ_BUF].into_boxed_slice(),
             pacer: Pacer::new(cfg.share.rate),
             cfg,
@@ -193,6 +194,7 @@ impl Driver {
             self.dispatch();
             let now = self.elapsed();
             if now >= next_tick {
+                self.env.ramp.adjust();
                 self.sweep();
                 next_tick = now + TICK;
             }
@@ -233,7 +235,7 @@ impl Driver {
             .min(u64::from(share.connections));
         let due = allowed.saturating_sub(u64::from(self.started));
         let pending = self.env.stats.counters.pending;
-        let room = u64::from(share.max_pending).saturating_sub(pending);
+        let room = self.env.ramp.limit().saturating_sub(pending);
         let n = due.min(room).min(u64::from(MAX_STARTS_PER_TURN));
         for _ in 0..n {
             self.start_one();
@@ -283,7 +285,7 @@ impl Driver {
         let now = self.elapsed();
         let mut timeout = next_tick.saturating_sub(now);
         let share = &self.cfg.share;
-        let room = self.env.stats.counters.pending < u64::from(share.max_pending);
+        let room = self.env.stats.counters.pending < self.env.ramp.limit();
         if self.stage == Stage::Ramping && self.started < share.connections && room {
             let next = self.pacer.due(u64::from(self.started));
             timeout = timeout.min(next.saturating_sub(now));
@@ -394,6 +396,7 @@ impl Driver {
             self.stage = Stage::Holding {
                 until: self.elapsed() + self.cfg.hold,
             };
+            self.env.stats.holding = true;
         }
     }
 
@@ -452,6 +455,7 @@ impl Driver {
     fn start_drain(&mut self) {
         self.workload_end();
         self.stage = Stage::Draining;
+        self.env.stats.holding = false;
         self.drain_cursor = 0;
         if self.stopping {
             let Driver {
@@ -486,6 +490,7 @@ impl Driver {
             per_source: stats.per_source,
             handshake_us: encode_histogram(&stats.handshake_us),
             echo_rtt_us: encode_histogram(&stats.echo_rtt_us),
+            hold_echo_rtt_us: encode_histogram(&stats.hold_echo_rtt_us),
             chat: self.env.chat.map(|room| room.into_final()),
             workload: self.env.workload.map(|w| w.into_final()),
         }
@@ -550,6 +555,7 @@ mod tests {
             wait_for_go: false,
             progress_every: Duration::from_millis(50),
             timeline: false,
+            ramp_target: Duration::ZERO,
         }
     }
 
@@ -580,6 +586,13 @@ mod tests {
         assert_eq!(fin.per_source, vec![14, 13, 13]);
         let rtt = decode_histogram(&fin.echo_rtt_us).unwrap();
         assert_eq!(rtt.len(), c.echoes);
+        // The hold's echoes are the periodic ones: not the 40 verifications.
+        let hold = decode_histogram(&fin.hold_echo_rtt_us).unwrap();
+        assert!(
+            !hold.is_empty() && hold.len() <= c.echoes - 40,
+            "{}",
+            hold.len()
+        );
         assert_eq!(decode_histogram(&fin.handshake_us).unwrap().len(), 40);
         assert!(msgs.iter().any(|m| matches!(m, WorkerMsg::Ramped { .. })));
         // Every second, in order, adding up to the run's counts.

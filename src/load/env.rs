@@ -4,6 +4,7 @@
 use hdrhistogram::Histogram;
 
 use super::chat::{ChatConfig, Room};
+use super::pacing::Window;
 use super::rng::Rng;
 use super::timeline::Recorder;
 use super::wire::{new_histogram, Counters};
@@ -26,6 +27,8 @@ pub struct Env {
     pub chat: Option<Room>,
     /// Echo window or churn: the workload and its measured window.
     pub workload: Option<Workload>,
+    /// How many attempts may be in flight; handshake latencies steer it.
+    pub ramp: Window,
 }
 
 impl Env {
@@ -35,6 +38,7 @@ impl Env {
             out: Vec::with_capacity(cfg.message_size as usize + 14),
             chat: cfg.chat.clone().map(|c| Room::new(c, rng.next_u32())),
             workload: cfg.workload.clone().map(Workload::new),
+            ramp: Window::new(u32::MAX, std::time::Duration::ZERO),
             cfg,
             now_us: 0,
             rng,
@@ -42,6 +46,8 @@ impl Env {
                 counters: Counters::default(),
                 handshake_us: new_histogram(),
                 echo_rtt_us: new_histogram(),
+                holding: false,
+                hold_echo_rtt_us: new_histogram(),
                 per_source: vec![0; sources],
                 timeline: None,
             },
@@ -94,6 +100,10 @@ pub struct Stats {
     pub counters: Counters,
     pub handshake_us: Histogram<u64>,
     pub echo_rtt_us: Histogram<u64>,
+    /// Whether the hold is under way (every connection open), and the echoes then: the
+    /// steady state, apart from the ramp's verification echoes and the closes' queue.
+    pub holding: bool,
+    pub hold_echo_rtt_us: Histogram<u64>,
     /// Established connections per source index.
     pub per_source: Vec<u64>,
     /// With `--timeline`: the second under way.
@@ -112,6 +122,9 @@ impl Stats {
     /// An echo's round trip, for the run and its second.
     pub fn record_echo(&mut self, us: u64) {
         self.echo_rtt_us.saturating_record(us);
+        if self.holding {
+            self.hold_echo_rtt_us.saturating_record(us);
+        }
         if let Some(t) = &mut self.timeline {
             t.echo_rtt_us.saturating_record(us);
         }

@@ -200,6 +200,13 @@ pub struct LoadArgs {
     #[arg(long, value_name = "PID", requires = "workload")]
     pub server_pid: Option<u32>,
 
+    /// The handshake latency the ramp steers under: each process lets fewer attempts be
+    /// in flight (down to an eighth of its share of --max-pending) while more than one
+    /// handshake in ten takes longer, and more again while none does. 0 = a fixed
+    /// --max-pending.
+    #[arg(long, value_name = "SECS", default_value = "0.05", value_parser = parse_secs)]
+    pub ramp_target: Duration,
+
     /// Write what happened in each second (connections, handshakes, echoes, latency
     /// p50/p99, failures, load CPU), merged over every process, to FILE as JSON lines.
     #[arg(long, value_name = "FILE")]
@@ -310,11 +317,14 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
     if let Some(path) = &args.timeline {
         let timeline = timeline::Timeline::create(path, procs as usize, timeline::unix_ms())
             .map_err(|e| format!("--timeline {}: {e}", path.display()))?;
-        tally.set_timeline(timeline);
+        tally.timeline = Some(timeline);
     }
     let mut progress = Progress::new(args.json, u64::from(args.connections));
     let mut error = None;
     if procs == 1 {
+        if let Some(t) = &mut tally.timeline {
+            t.started(0, timeline::unix_ms());
+        }
         let cfg = driver_config(&args, sources, WorkerSlot { index: 0, count: 1 }, false);
         if let Err(e) = run_here(cfg, &stop, &mut tally, &mut progress) {
             error = Some(e);
@@ -323,7 +333,9 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
         error = procs::run(procs, args.close_timeout, &stop, &mut tally, &mut progress).error;
     }
     progress.finish();
-    tally.finish_timeline();
+    if let Some(t) = &mut tally.timeline {
+        t.finish();
+    }
     let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
     let report = tally.report(RunInfo {
         target: args.addr.to_string(),
@@ -481,6 +493,7 @@ fn driver_config(
         wait_for_go,
         progress_every: Duration::from_millis(if wait_for_go { 500 } else { 250 }),
         timeline: args.timeline.is_some(),
+        ramp_target: args.ramp_target,
     }
 }
 

@@ -1,6 +1,15 @@
 //! Connect pacing: how many attempts `--rate` allows by a given time, and when the next
-//! one is due. A schedule (attempt n at n / rate), not a token bucket: a process that
+//! one is due ([`Pacer`]); and how many may be in flight at once ([`Window`]).
+//!
+//! The rate is a schedule (attempt n at n / rate), not a token bucket: a process that
 //! fell behind (a slow poll turn) catches up, so the achieved rate matches the asked one.
+//!
+//! The window is steered by handshake latency, the way TCP steers its congestion window
+//! by loss (additive increase, multiplicative decrease): with both CPUs saturated, more
+//! attempts in flight only queue longer, so when handshakes get slow a process lets
+//! fewer start, and when they are fast again it lets more. A saturated ramp then runs
+//! at the rate the host sustains with handshakes well inside their timeout, instead of
+//! queueing into it.
 
 use std::time::Duration;
 
@@ -37,9 +46,118 @@ impl Pacer {
     }
 }
 
+/// A control interval is steered down when more than one handshake in this many took
+/// longer than the target: about the 90th percentile kept under it, which leaves the
+/// 99th within about twice the target.
+const SLOW_ONE_IN: u32 = 10;
+/// The cut when handshakes are slow: a quarter of the window.
+const DECREASE: f64 = 0.75;
+/// The window never goes below this share of its ceiling: a host busy with other work
+/// makes handshakes slow however few are in flight, and the ramp must still move.
+const FLOOR_DIVISOR: f64 = 8.0;
+
+/// Attempts one process may keep in flight (connect start to verification): between an
+/// eighth of its ceiling (its share of `--max-pending`) and the ceiling, steered by how
+/// long its handshakes take against a target (`--ramp-target`; zero: fixed at the
+/// ceiling).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    cap: f64,
+    floor: f64,
+    ceiling: f64,
+    target_us: u64,
+    /// Handshakes in the current control interval, and how many were over the target.
+    seen: u32,
+    slow: u32,
+}
+
+impl Window {
+    pub fn new(ceiling: u32, target: Duration) -> Window {
+        let ceiling = f64::from(ceiling.max(1));
+        Window {
+            cap: ceiling,
+            floor: (ceiling / FLOOR_DIVISOR).ceil(),
+            ceiling,
+            target_us: target.as_micros() as u64,
+            seen: 0,
+            slow: 0,
+        }
+    }
+
+    /// Attempts that may be in flight now.
+    pub fn limit(&self) -> u64 {
+        self.cap as u64
+    }
+
+    /// A handshake completed after `latency_us`.
+    pub fn observe(&mut self, latency_us: u64) {
+        self.seen += 1;
+        if latency_us > self.target_us {
+            self.slow += 1;
+        }
+    }
+
+    /// Ends a control interval: cuts the window if handshakes were slow, grows it by
+    /// one if none was. An interval without handshakes changes nothing.
+    pub fn adjust(&mut self) {
+        if self.target_us == 0 || self.seen == 0 {
+            return;
+        }
+        if self.slow * SLOW_ONE_IN > self.seen {
+            self.cap = (self.cap * DECREASE).max(self.floor);
+        } else if self.slow == 0 {
+            self.cap = (self.cap + 1.0).min(self.ceiling);
+        }
+        self.seen = 0;
+        self.slow = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_backs_off_when_handshakes_are_slow_and_recovers() {
+        let mut w = Window::new(40, Duration::from_millis(50));
+        assert_eq!(w.limit(), 40);
+        // One slow in ten is tolerated, two are not.
+        for latency in [10_000; 9].into_iter().chain([90_000]) {
+            w.observe(latency);
+        }
+        w.adjust();
+        assert_eq!(w.limit(), 40);
+        for latency in [10_000; 8].into_iter().chain([90_000, 90_000]) {
+            w.observe(latency);
+        }
+        w.adjust();
+        assert_eq!(w.limit(), 30);
+        // Never below an eighth of the ceiling, however slow.
+        for _ in 0..20 {
+            w.observe(1_000_000);
+            w.adjust();
+        }
+        assert_eq!(w.limit(), 5);
+        // Fast again: one more per interval, up to the ceiling; quiet intervals wait.
+        w.adjust();
+        assert_eq!(w.limit(), 5);
+        for _ in 0..100 {
+            w.observe(1_000);
+            w.adjust();
+        }
+        assert_eq!(w.limit(), 40);
+    }
+
+    #[test]
+    fn a_zero_target_keeps_the_window_fixed() {
+        let mut w = Window::new(7, Duration::ZERO);
+        for _ in 0..10 {
+            w.observe(5_000_000);
+            w.adjust();
+        }
+        assert_eq!(w.limit(), 7);
+        assert_eq!(Window::new(0, Duration::from_millis(1)).limit(), 1);
+    }
 
     #[test]
     fn unpaced_allows_everything_now() {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::plan::WorkerSlot;
 use super::progress::Progress;
 use super::report::Tally;
+use super::timeline::unix_ms;
 use super::wire::WorkerMsg;
 use crate::children::{Children, Event, Stdin};
 
@@ -50,6 +51,9 @@ pub fn run(
             count: procs,
         };
         let extra = ["--worker".to_owned(), slot.to_string()];
+        if let Some(t) = &mut tally.timeline {
+            t.started(index as usize, unix_ms());
+        }
         if let Err(e) = workers.spawn(index as usize, &extra, Stdin::Control) {
             // `workers` is dropped on return: the ones already started are killed.
             ending.error = Some(format!("cannot start worker {slot}: {e}"));

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::chat_report::ChatInfo;
 use super::chat_report::ChatReport;
-use super::timeline::{Second, Timeline};
+use super::timeline::Timeline;
 use super::wire::{decode_histogram, new_histogram, ChatFinal, Counters, WorkerFinal, WorkerMsg};
 use super::workload::WorkloadReport;
 
@@ -30,7 +30,7 @@ pub struct Tally {
     /// When the last worker finished its ramp (or ended).
     ramp_time: Option<Duration>,
     /// With `--timeline`: the seconds being merged and written.
-    timeline: Option<Timeline>,
+    pub timeline: Option<Timeline>,
 }
 
 impl Tally {
@@ -42,29 +42,6 @@ impl Tally {
             finals: vec![None; workers],
             ramp_time: None,
             timeline: None,
-        }
-    }
-
-    /// Merges the workers' seconds into `timeline` from now on.
-    pub fn set_timeline(&mut self, timeline: Timeline) {
-        self.timeline = Some(timeline);
-    }
-
-    /// Writes the seconds still held; the run is over.
-    pub fn finish_timeline(&mut self) {
-        if let Some(mut t) = self.timeline.take() {
-            if let Err(e) = t.finish() {
-                log::warn!("timeline: {e}");
-            }
-        }
-    }
-
-    fn on_timeline(&mut self, f: impl FnOnce(&mut Timeline) -> std::io::Result<()>) {
-        if let Some(t) = &mut self.timeline {
-            if let Err(e) = f(t) {
-                log::warn!("timeline: {e}; no more seconds are written");
-                self.timeline = None;
-            }
         }
     }
 
@@ -81,8 +58,9 @@ impl Tally {
                 self.mark_ramped(worker);
             }
             WorkerMsg::Second(second) => {
-                let second: Second = *second;
-                self.on_timeline(|t| t.add(worker, second));
+                if let Some(t) = &mut self.timeline {
+                    t.add(worker, *second);
+                }
             }
         }
     }
@@ -90,7 +68,9 @@ impl Tally {
     /// The worker ended (its output closed), with or without a final.
     pub fn on_gone(&mut self, worker: usize) {
         self.mark_ramped(worker);
-        self.on_timeline(|t| t.ended(worker));
+        if let Some(t) = &mut self.timeline {
+            t.ended(worker);
+        }
     }
 
     fn mark_ramped(&mut self, worker: usize) {
@@ -123,6 +103,7 @@ impl Tally {
         let counters = self.totals();
         let mut handshake = new_histogram();
         let mut echo = new_histogram();
+        let mut hold_echo = new_histogram();
         let mut chat: Option<ChatFinal> = None;
         let mut delivery = new_histogram();
         let mut per_source: Vec<u64> = Vec::new();
@@ -136,6 +117,7 @@ impl Tally {
             not_attempted += fin.not_attempted;
             merge_histogram(&mut handshake, &fin.handshake_us);
             merge_histogram(&mut echo, &fin.echo_rtt_us);
+            merge_histogram(&mut hold_echo, &fin.hold_echo_rtt_us);
             if let Some(room) = &fin.chat {
                 merge_histogram(&mut delivery, &room.delivery_us);
                 let sum = chat.get_or_insert(ChatFinal {
@@ -221,6 +203,7 @@ impl Tally {
             total_secs: run.elapsed.as_secs_f64(),
             handshake_us: Percentiles::of(&handshake),
             echo_rtt_us: Percentiles::of(&echo),
+            hold_echo_rtt_us: Percentiles::of(&hold_echo),
             chat,
             workload,
             workers_lost: lost,
@@ -317,6 +300,8 @@ pub struct Report {
     /// Connect start → 101 verified.
     pub handshake_us: Percentiles,
     pub echo_rtt_us: Percentiles,
+    /// The echoes of the hold alone (all connections open, none ramping or closing).
+    pub hold_echo_rtt_us: Percentiles,
     /// Chat mode's result.
     pub chat: Option<ChatReport>,
     /// Echo window or churn: the measured window.
@@ -378,7 +363,10 @@ impl Report {
         let _ = writeln!(w, "  total elapsed       {:.2} s", self.total_secs);
         let mut latencies = vec![("handshake latency", &self.handshake_us)];
         match &self.chat {
-            None => latencies.push(("echo round trip", &self.echo_rtt_us)),
+            None => {
+                latencies.push(("echo round trip", &self.echo_rtt_us));
+                latencies.push(("  of them, the hold", &self.hold_echo_rtt_us));
+            }
             Some(chat) => {
                 chat.write_text(w);
                 latencies.push(("delivery latency", &chat.delivery_us));
@@ -433,6 +421,7 @@ mod tests {
             per_source,
             handshake_us: encode_histogram(&h),
             echo_rtt_us: encode_histogram(&h),
+            hold_echo_rtt_us: encode_histogram(&h),
             chat: None,
             workload: None,
         }))
@@ -478,7 +467,7 @@ mod tests {
         assert_eq!((r.established, r.verified, r.failed), (5, 5, 0));
         assert_eq!(r.max_per_source, 2);
         assert_eq!(r.open_at_hold_start, 5);
-        assert_eq!(r.echo_rtt_us.count, 5);
+        assert_eq!((r.echo_rtt_us.count, r.hold_echo_rtt_us.count), (5, 5));
         assert_eq!(r.echo_rtt_us.p50, 300);
         assert!((1999..=2001).contains(&r.echo_rtt_us.max));
         let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
@@ -534,6 +523,7 @@ mod tests {
                 per_source: vec![members],
                 handshake_us: encode_histogram(&h),
                 echo_rtt_us: encode_histogram(&new_histogram()),
+                hold_echo_rtt_us: encode_histogram(&new_histogram()),
                 chat: Some(ChatFinal {
                     members,
                     members_complete: complete,

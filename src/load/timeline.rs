@@ -7,7 +7,8 @@
 //! message), so the parent can tell a quiet second from a late one. The parent
 //! ([`Timeline`]) merges one second from every process (counts and gauges add,
 //! histograms merge) and writes it once every process still running has reported a
-//! later one; the rest when the run ends.
+//! later one; the rest when the run ends. A file that cannot be written is a warning,
+//! not a failed run: the timeline stops, the run goes on.
 //!
 //! Why wall-clock seconds rather than each process's own start: they line up across
 //! processes without a handshake, and with the server samples scripts/scale.sh takes
@@ -241,9 +242,11 @@ struct Merged {
 /// The parent's side: merges every process's seconds and writes the file.
 #[derive(Debug)]
 pub struct Timeline {
-    out: BufWriter<File>,
+    /// `None` once a write failed.
+    out: Option<BufWriter<File>>,
     start_second: u64,
-    /// Per process: the latest second it reported, and whether it has ended.
+    /// Per process: the latest second it reported (`None`: not started yet, so it holds
+    /// back no second), and whether it has ended.
     latest: Vec<Option<u64>>,
     ended: Vec<bool>,
     open: BTreeMap<u64, Merged>,
@@ -254,7 +257,7 @@ impl Timeline {
     /// `start_unix_ms`.
     pub fn create(path: &Path, processes: usize, start_unix_ms: u64) -> io::Result<Timeline> {
         Ok(Timeline {
-            out: BufWriter::new(File::create(path)?),
+            out: Some(BufWriter::new(File::create(path)?)),
             start_second: start_unix_ms / 1000,
             latest: vec![None; processes],
             ended: vec![false; processes],
@@ -262,8 +265,15 @@ impl Timeline {
         })
     }
 
+    /// Process `worker` starts now: the seconds from this one on wait for its reports.
+    pub fn started(&mut self, worker: usize, now_unix_ms: u64) {
+        if let Some(latest) = self.latest.get_mut(worker) {
+            *latest = Some((now_unix_ms / 1000).saturating_sub(1));
+        }
+    }
+
     /// Adds one second of process `worker`.
-    pub fn add(&mut self, worker: usize, s: Second) -> io::Result<()> {
+    pub fn add(&mut self, worker: usize, s: Second) {
         if let Some(latest) = self.latest.get_mut(worker) {
             *latest = Some(latest.map_or(s.t, |t| t.max(s.t)));
         }
@@ -295,35 +305,38 @@ impl Timeline {
         sum.cpu_us += s.cpu_us;
         merge(&mut m.handshake_us, &s.handshake_us);
         merge(&mut m.echo_rtt_us, &s.echo_rtt_us);
-        self.write_complete()
+        self.write_complete();
     }
 
     /// Process `worker` has ended: it holds no second back any more.
-    pub fn ended(&mut self, worker: usize) -> io::Result<()> {
+    pub fn ended(&mut self, worker: usize) {
         if let Some(e) = self.ended.get_mut(worker) {
             *e = true;
         }
-        self.write_complete()
+        self.write_complete();
     }
 
-    /// Writes every second still held (the run is over) and flushes.
-    pub fn finish(&mut self) -> io::Result<()> {
-        while let Some((_, m)) = self.open.pop_first() {
-            self.write(&m)?;
-        }
-        self.out.flush()
+    /// Writes every second still held (the run is over).
+    pub fn finish(&mut self) {
+        self.write_through(u64::MAX);
     }
 
-    /// Writes the seconds every running process has reported a later second than.
-    fn write_complete(&mut self) -> io::Result<()> {
+    /// Writes the seconds every running process has reported (a process reports its
+    /// seconds in order, each once).
+    fn write_complete(&mut self) {
         let mut horizon = u64::MAX;
         for (latest, ended) in self.latest.iter().zip(&self.ended) {
             match (latest, ended) {
                 (_, true) => {}
-                (None, false) => return Ok(()),
+                (None, false) => {}
                 (Some(t), false) => horizon = horizon.min(*t),
             }
         }
+        self.write_through(horizon);
+    }
+
+    /// Writes and flushes the seconds up to `horizon`.
+    fn write_through(&mut self, horizon: u64) {
         while let Some(entry) = self.open.first_entry() {
             // A process reports each second once, in order: having reported `horizon`,
             // it has nothing more for any second up to it.
@@ -331,14 +344,27 @@ impl Timeline {
                 break;
             }
             let m = entry.remove();
-            self.write(&m)?;
+            let line = self.line(&m);
+            let Some(out) = &mut self.out else {
+                continue;
+            };
+            let written = serde_json::to_writer(&mut *out, &line)
+                .map_err(io::Error::from)
+                .and_then(|()| out.write_all(b"\n"));
+            if let Err(e) = written {
+                log::warn!("timeline: {e}; no more seconds are written");
+                self.out = None;
+            }
         }
-        self.out.flush()
+        if let Some(Err(e)) = self.out.as_mut().map(|o| o.flush()) {
+            log::warn!("timeline: {e}; no more seconds are written");
+            self.out = None;
+        }
     }
 
-    fn write(&mut self, m: &Merged) -> io::Result<()> {
+    fn line(&self, m: &Merged) -> Line {
         let s = &m.sum;
-        let line = Line {
+        Line {
             t: s.t,
             elapsed: s.t.saturating_sub(self.start_second),
             established: s.open,
@@ -351,9 +377,7 @@ impl Timeline {
             load_cpu: (s.cpu_us as f64 / 1e6 * 1000.0).round() / 1000.0,
             handshake_us: Latency::of(&m.handshake_us),
             echo_rtt_us: Latency::of(&m.echo_rtt_us),
-        };
-        serde_json::to_writer(&mut self.out, &line)?;
-        self.out.write_all(b"\n")
+        }
     }
 }
 
@@ -453,12 +477,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wsreactor-timeline-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.jsonl");
-        let mut t = Timeline::create(&path, 3, 99_700).unwrap();
-        t.add(0, second(100, 10, 10, &[1_000; 10])).unwrap();
-        t.add(1, second(100, 20, 20, &[3_000; 20])).unwrap();
-        t.add(0, second(101, 10, 0, &[])).unwrap();
+        let mut t = Timeline::create(&path, 4, 99_700).unwrap();
+        for worker in 0..3 {
+            t.started(worker, 100_020);
+        }
+        t.add(0, second(100, 10, 10, &[1_000; 10]));
+        t.add(1, second(100, 20, 20, &[3_000; 20]));
+        t.add(0, second(101, 10, 0, &[]));
         assert!(lines(&path).is_empty(), "process 2 has said nothing yet");
-        t.add(2, second(100, 30, 30, &[2_000; 30])).unwrap();
+        t.add(2, second(100, 30, 30, &[2_000; 30]));
         let written = lines(&path);
         assert_eq!(written.len(), 1, "101 waits for processes 1 and 2");
         let l = &written[0];
@@ -477,15 +504,40 @@ mod tests {
         assert!((1_999..=2_001).contains(&p50), "{p50}");
         assert!(l["echo_rtt_us"]["p50"].is_null());
         // Process 2 ends; 1 reports 101; then 0 has 102 under way at the end.
-        t.ended(2).unwrap();
-        t.add(1, second(101, 20, 0, &[])).unwrap();
+        t.ended(2);
+        t.add(1, second(101, 20, 0, &[]));
         assert_eq!(lines(&path).len(), 2);
-        t.add(0, second(102, 0, 0, &[])).unwrap();
-        t.finish().unwrap();
+        t.add(0, second(102, 0, 0, &[]));
+        t.finish();
         let written = lines(&path);
         let ts: Vec<u64> = written.iter().map(|l| l["t"].as_u64().unwrap()).collect();
         assert_eq!(ts, [100, 101, 102]);
         assert_eq!(written[1]["established"], 30);
+        // Process 3 never started (a later ramp's): it held nothing back.
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_process_started_later_holds_back_only_the_seconds_from_its_start() {
+        let dir = std::env::temp_dir().join(format!("wsreactor-timeline2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.jsonl");
+        let mut t = Timeline::create(&path, 2, 10_000).unwrap();
+        t.started(0, 10_000);
+        t.add(0, second(10, 5, 5, &[]));
+        t.add(0, second(11, 9, 4, &[]));
+        assert_eq!(lines(&path).len(), 2, "process 1 has not started");
+        t.started(1, 12_400);
+        t.add(0, second(12, 9, 0, &[]));
+        assert_eq!(
+            lines(&path).len(),
+            2,
+            "12 waits for process 1, started in it"
+        );
+        t.add(1, second(12, 3, 3, &[]));
+        let written = lines(&path);
+        assert_eq!(written.len(), 3);
+        assert_eq!(written[2]["established"], 12);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

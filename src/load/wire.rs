@@ -122,6 +122,8 @@ pub struct WorkerFinal {
     pub handshake_us: String,
     /// Echo round trips, µs ([`encode_histogram`]).
     pub echo_rtt_us: String,
+    /// The echo round trips of the hold only.
+    pub hold_echo_rtt_us: String,
     /// Chat mode: the room's result.
     pub chat: Option<ChatFinal>,
     /// Echo window or churn: the measured window.
@@ -229,6 +231,7 @@ mod tests {
             per_source: vec![1, 2],
             handshake_us: encode_histogram(&new_histogram()),
             echo_rtt_us: encode_histogram(&new_histogram()),
+            hold_echo_rtt_us: encode_histogram(&new_histogram()),
             chat: None,
             workload: None,
         }));
