@@ -258,6 +258,9 @@ print(f"  load: closed cleanly                {L['closed_clean']:,}")
 print(f"  load: failed                        {L['failed']:,} {L['failures'] or ''}")
 for name in ("handshake_us", "echo_rtt_us", "hold_echo_rtt_us"):
     h = L[name]
+    if not h.get("count"):
+        print(f"  {name:<35} n/a (none measured)")
+        continue
     print(f"  {name:<35} p50 {pct(h,'p50')}  p99 {pct(h,'p99')}  p999 {pct(h,'p999')}  max {pct(h,'max')}")
 hp = report["hold"]["echo_p99_worst_second_us"]
 print(f"  hold: the worst second's echo p99   {pct({'v': hp}, 'v')}")

@@ -32,6 +32,15 @@ use crate::protocol::close::CloseCode;
 use crate::protocol::handshake::{client_key, ResponseError};
 use crate::stream::{Link, Received, Spilled};
 
+/// What the poll reported for one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Readiness {
+    pub readable: bool,
+    pub writable: bool,
+    /// The peer's FIN (or an error) was seen: read on to the EOF.
+    pub read_closed: bool,
+}
+
 /// What the driver does with a connection after a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -140,14 +149,8 @@ impl Conn {
     }
 
     /// Handles readiness reported by the poll.
-    pub fn on_ready(
-        &mut self,
-        env: &mut Env,
-        buf: &mut [u8],
-        readable: bool,
-        writable: bool,
-    ) -> Next {
-        let r = self.ready(env, buf, readable, writable);
+    pub fn on_ready(&mut self, env: &mut Env, buf: &mut [u8], ready: Readiness) -> Next {
+        let r = self.ready(env, buf, ready);
         self.settle(env, r)
     }
 
@@ -260,13 +263,12 @@ impl Conn {
         }
     }
 
-    fn ready(
-        &mut self,
-        env: &mut Env,
-        buf: &mut [u8],
-        readable: bool,
-        writable: bool,
-    ) -> Result<(), End> {
+    fn ready(&mut self, env: &mut Env, buf: &mut [u8], ready: Readiness) -> Result<(), End> {
+        let Readiness {
+            readable,
+            writable,
+            read_closed,
+        } = ready;
         if let Phase::Connecting = self.phase {
             // Writable alone is the connect completing: a failed connect also reports an
             // error and a hang-up, which the driver passes on as readable. Only then, or
@@ -289,7 +291,7 @@ impl Conn {
             self.flush()?;
         }
         if readable {
-            self.on_readable(env, buf)?;
+            self.on_readable(env, buf, read_closed)?;
         }
         Ok(())
     }
@@ -308,25 +310,26 @@ impl Conn {
         }
     }
 
-    /// Reads until `WouldBlock` (edge-triggered), into the shared buffer behind any kept
-    /// input. A server only sends what we asked for (echoes, the Close) plus pings, and
-    /// anything else fails the connection at once; the one loop that could go on is an
-    /// echo window refilled as fast as the server echoes, so a read whose echoes sent
-    /// new messages ends the turn if it drained the socket (a short read: their echoes
-    /// raise a new edge). After a full read it reads on: bytes left unread could fill
-    /// our receive buffer, and then the server could send nothing that raises an edge.
-    fn on_readable(&mut self, env: &mut Env, buf: &mut [u8]) -> Result<(), End> {
+    /// Reads into the shared buffer behind any kept input until the socket is drained.
+    /// A read that does not fill the buffer has drained it: under edge-triggered epoll,
+    /// bytes arriving later raise a new edge, so reading on would only collect EAGAIN
+    /// (one wasted syscall per echo; the server's rule too). The exception is an event
+    /// that reported the peer's FIN (`read_closed`): an EOF that arrived before the read
+    /// raises no later edge, so then it reads on to the EOF. After a full read it reads
+    /// on: bytes left unread could fill our receive buffer, and then the server could
+    /// send nothing that raises an edge.
+    fn on_readable(&mut self, env: &mut Env, buf: &mut [u8], read_closed: bool) -> Result<(), End> {
         loop {
             match self.spill.read(&mut self.stream, buf) {
                 Ok(Received::Data { len, fresh }) => {
                     let drained = len < buf.len();
                     let data = &mut buf[..len];
                     let used = self.on_bytes(env, data, len - fresh);
-                    let sent = self.flush_cork(env, used.is_ok())?;
+                    self.flush_cork(env, used.is_ok())?;
                     let used = used?;
                     self.spill.keep(&data[used..]);
                     self.spill.tidy();
-                    if sent && drained {
+                    if drained && !read_closed {
                         return Ok(());
                     }
                 }

@@ -23,7 +23,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::addr::SourceRange;
-use super::conn::{Conn, Next};
+use super::conn::{Conn, Next, Readiness};
 use super::env::{ConnConfig, Env};
 use super::pacing::{Pacer, Window};
 use super::plan::Share;
@@ -320,9 +320,12 @@ impl Driver {
             };
             // Fresh per event: echo round trips are timed against it.
             env.now_us = epoch.elapsed().as_micros() as u64;
-            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-            let writable = event.is_writable() || event.is_write_closed() || event.is_error();
-            if conn.on_ready(env, buf, readable, writable) == Next::Remove {
+            let ready = Readiness {
+                readable: event.is_readable() || event.is_read_closed() || event.is_error(),
+                writable: event.is_writable() || event.is_write_closed() || event.is_error(),
+                read_closed: event.is_read_closed() || event.is_error(),
+            };
+            if conn.on_ready(env, buf, ready) == Next::Remove {
                 conns.remove(event.token().0);
             }
         }

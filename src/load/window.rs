@@ -143,22 +143,21 @@ impl Conn {
 
     /// Writes what the last read's echoes corked (one write), or drops it when that
     /// read ended the connection (`ok` false): nothing may follow a Close, and the cork
-    /// must be empty for the next connection. Returns whether anything was sent.
-    pub(super) fn flush_cork(&mut self, env: &mut Env, ok: bool) -> Result<bool, Failure> {
+    /// must be empty for the next connection.
+    pub(super) fn flush_cork(&mut self, env: &mut Env, ok: bool) -> Result<(), Failure> {
         match &env.workload {
             Some(w) if !w.cork.is_empty() => {}
-            _ => return Ok(false),
+            _ => return Ok(()),
         }
         if !ok {
             workload(env).cork.clear();
-            return Ok(false);
+            return Ok(());
         }
         self.with_core(env, |_, env, link| {
             let cork = &mut workload(env).cork;
             link.transmit(cork, &[]);
             cork.clear();
-        })?;
-        Ok(true)
+        })
     }
 }
 
