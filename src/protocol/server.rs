@@ -172,6 +172,13 @@ impl<A: Copy> ServerConnection<A> {
         matches!(self.phase, Phase::Open(_))
     }
 
+    /// Whether writing ends once the output owed is flushed: our Close is queued
+    /// (§5.5.1: nothing follows it), and [`ServerConnection::on_flushed`] will answer
+    /// [`Flushed::ShutdownWrite`].
+    pub fn shuts_down_when_flushed(&self) -> bool {
+        self.phase == Phase::Closing
+    }
+
     /// Whether input should be read now: not while paused for backpressure, and not
     /// once the client has ended its side.
     pub fn wants_read(&self) -> bool {
@@ -562,6 +569,7 @@ Sec-WebSocket-Version: 13\r\n\r\n";
     #[test]
     fn pings_are_answered_and_a_close_is_echoed_with_its_reason() {
         let (mut conn, _) = open();
+        assert!(!conn.shuts_down_when_flushed());
         let mut data = client_frame(true, OpCode::Ping, b"hi");
         data.extend(client_frame(true, OpCode::Close, b"\x03\xe8bye"));
         data.extend(client_frame(true, OpCode::Text, b"after close"));
@@ -572,6 +580,9 @@ Sec-WebSocket-Version: 13\r\n\r\n";
             "Pong, then Close echoing all"
         );
         assert!(!conn.is_open());
+        // The shell may hold the Close for the FIN that follows it.
+        assert!(conn.shuts_down_when_flushed());
+        assert_eq!(conn.on_flushed(0, 1), Flushed::ShutdownWrite);
     }
 
     #[test]

@@ -274,7 +274,10 @@ impl Connection {
 
     /// Writes what the last call corked (`input` is the buffer it was opened over).
     fn uncork(&mut self, input: &[u8], sh: &mut Shared) -> io::Result<()> {
-        let written = sh.cork.flush(input, &mut self.socket, &mut self.spill)?;
+        let fin_follows = self.session.core().shuts_down_when_flushed();
+        let written = sh
+            .cork
+            .flush(input, &mut self.socket, &mut self.spill, fin_follows)?;
         sh.env.stats.bytes_out_total += written as u64;
         Ok(())
     }
