@@ -41,6 +41,19 @@ pub struct Readiness {
     pub read_closed: bool,
 }
 
+impl Readiness {
+    /// A hang-up or an error is reported as readable and writable, so that the read or
+    /// write that meets it ends the connection.
+    pub fn of(event: &mio::event::Event) -> Readiness {
+        let closed = event.is_read_closed() || event.is_error();
+        Readiness {
+            readable: event.is_readable() || closed,
+            writable: event.is_writable() || event.is_write_closed() || event.is_error(),
+            read_closed: closed,
+        }
+    }
+}
+
 /// What the driver does with a connection after a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -232,7 +245,12 @@ impl Conn {
                 log::debug!("unclean close: {why}");
                 c.close_unclean += 1;
             }
-            End::Fail(why) => c.fail(why),
+            End::Fail(why) => {
+                c.fail(why);
+                if self.flags & ESTABLISHED == 0 {
+                    env.ramp.observe_failure();
+                }
+            }
         }
         self.release(env);
         Next::Remove

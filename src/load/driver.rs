@@ -5,10 +5,10 @@
 //! Stages: `Ramping` (attempts start, paced and capped) → `AwaitingGo` (all settled; the
 //! parent releases every worker at once, so the hold has all connections open together)
 //! → `Holding` → `Draining` (at most `max_pending` closes in flight, so a million closes
-//! do not swamp the server into close timeouts) → done when the slab is empty. A stop (signal, parent gone) jumps to `Draining`, aborting attempts still
-//! pending and closing the rest at once. In chat mode `Chatting` takes the place of
-//! `Holding`: one member sends the room's messages as the window and pace allow
-//! (`chat.rs`), until every member has every message or the oldest one is overdue.
+//! do not swamp the server into close timeouts) → done when the slab is empty. A stop
+//! (signal, parent gone) jumps to `Draining`, aborting pending attempts and closing the
+//! rest at once. In chat mode `Chatting` replaces `Holding`: one member sends the room's
+//! messages as the window and pace allow (`chat.rs`) until all have arrived or one is late.
 //!
 //! Token safety: connections are inserted only between poll batches, so an event for a
 //! connection that ended earlier in its batch finds a vacant slot, never a newcomer.
@@ -320,12 +320,7 @@ impl Driver {
             };
             // Fresh per event: echo round trips are timed against it.
             env.now_us = epoch.elapsed().as_micros() as u64;
-            let ready = Readiness {
-                readable: event.is_readable() || event.is_read_closed() || event.is_error(),
-                writable: event.is_writable() || event.is_write_closed() || event.is_error(),
-                read_closed: event.is_read_closed() || event.is_error(),
-            };
-            if conn.on_ready(env, buf, ready) == Next::Remove {
+            if conn.on_ready(env, buf, Readiness::of(event)) == Next::Remove {
                 conns.remove(event.token().0);
             }
         }

@@ -50,8 +50,15 @@ impl Pacer {
 /// longer than the target: about the 90th percentile kept under it, which leaves the
 /// 99th within about twice the target.
 const SLOW_ONE_IN: u32 = 10;
+/// An interval grows the window while at most one handshake in this many was slow
+/// (none, at a few dozen a tick): one slow outlier must not freeze it at a cut value.
+const GROW_ONE_IN: u32 = 100;
 /// The cut when handshakes are slow: a quarter of the window.
 const DECREASE: f64 = 0.75;
+/// The growth per calm interval, as a share of the ceiling (at least one): from the
+/// floor back to the ceiling in about 28 intervals (2.8 s at the driver's 100 ms tick),
+/// whatever the ceiling, where one at a time took a single process 87 s.
+const INCREASE_DIVISOR: f64 = 32.0;
 /// The window never goes below this share of its ceiling: a host busy with other work
 /// makes handshakes slow however few are in flight, and the ramp must still move.
 const FLOOR_DIVISOR: f64 = 8.0;
@@ -91,22 +98,33 @@ impl Window {
 
     /// A handshake completed after `latency_us`.
     pub fn observe(&mut self, latency_us: u64) {
+        if self.target_us == 0 {
+            return;
+        }
         self.seen += 1;
         if latency_us > self.target_us {
             self.slow += 1;
         }
     }
 
-    /// Ends a control interval: cuts the window if handshakes were slow, grows it by
-    /// one if none was. An interval without handshakes changes nothing.
+    /// An attempt failed before its handshake completed (refused, reset, timed out):
+    /// the slowest kind of handshake, the one the window exists to prevent.
+    pub fn observe_failure(&mut self) {
+        self.observe(u64::MAX);
+    }
+
+    /// Ends a control interval: cuts the window if more than one handshake in ten was
+    /// slow, grows it if at most one in a hundred was. An interval without handshakes
+    /// changes nothing.
     pub fn adjust(&mut self) {
         if self.target_us == 0 || self.seen == 0 {
             return;
         }
         if self.slow * SLOW_ONE_IN > self.seen {
             self.cap = (self.cap * DECREASE).max(self.floor);
-        } else if self.slow == 0 {
-            self.cap = (self.cap + 1.0).min(self.ceiling);
+        } else if self.slow * GROW_ONE_IN <= self.seen {
+            let step = (self.ceiling / INCREASE_DIVISOR).ceil();
+            self.cap = (self.cap + step).min(self.ceiling);
         }
         self.seen = 0;
         self.slow = 0;
@@ -138,14 +156,41 @@ mod tests {
             w.adjust();
         }
         assert_eq!(w.limit(), 5);
-        // Fast again: one more per interval, up to the ceiling; quiet intervals wait.
+        // Fast again: a thirty-second of the ceiling more per interval (here 2), up to
+        // the ceiling; quiet intervals wait.
         w.adjust();
         assert_eq!(w.limit(), 5);
-        for _ in 0..100 {
+        w.observe(1_000);
+        w.adjust();
+        assert_eq!(w.limit(), 7);
+        for _ in 0..20 {
             w.observe(1_000);
             w.adjust();
         }
         assert_eq!(w.limit(), 40);
+    }
+
+    #[test]
+    fn one_slow_outlier_in_a_hundred_still_lets_the_window_grow() {
+        let mut w = Window::new(1000, Duration::from_millis(50));
+        for _ in 0..20 {
+            w.observe_failure();
+            w.adjust();
+        }
+        assert_eq!(w.limit(), 125, "failures cut it to the floor");
+        for _ in 0..28 {
+            for latency in [1_000; 99].into_iter().chain([90_000]) {
+                w.observe(latency);
+            }
+            w.adjust();
+        }
+        assert_eq!(w.limit(), 1000, "back at the ceiling in 28 intervals");
+        // Between one in a hundred and one in ten, it holds.
+        for latency in [1_000; 95].into_iter().chain([90_000; 5]) {
+            w.observe(latency);
+        }
+        w.adjust();
+        assert_eq!(w.limit(), 1000);
     }
 
     #[test]
