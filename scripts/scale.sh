@@ -18,10 +18,9 @@
 # Takes the server's worker count, the client's processes and source addresses from
 # `wsreactor limits --json --connections N`, starts the server, runs `wsreactor load`,
 # samples the evidence while every connection is held, prints a report and writes it as
-# JSON and as one self-contained HTML page
-# with per-second charts (the load generator's --timeline, and server RSS, server CPU
-# and kernel socket memory sampled once a second by scripts/scale_sample.py; rendered
-# by scripts/scale_report.py). Every process it starts is stopped on exit, Ctrl-C or
+# JSON and as one self-contained HTML page with per-second charts (the load generator's
+# --timeline, and server RSS, server CPU and kernel socket memory sampled once a second
+# by scripts/scale_sample.py; rendered by scripts/scale_report.py). Every process it starts is stopped on exit, Ctrl-C or
 # failure. Targets 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +49,7 @@ source scripts/lib.sh
 # --- sizing ---------------------------------------------------------------------------
 # One source of truth: `wsreactor limits --connections N` sizes the run (server workers
 # and load processes from RLIMIT_NOFILE less a descriptor reserve, source addresses
-# from the ephemeral port range, each at most half full); this script only reads it.
+# from the ephemeral port range, each at most a quarter full); this script only reads it.
 "$bin" limits --json --connections "$N" >"$work/limits.json"
 sizing=$(python3 - "$work/limits.json" <<'PY'
 import json, sys
@@ -210,7 +209,7 @@ report = {
     "machine": {
         "kernel": platform.release(), "cpus": os.cpu_count(),
         "mem_total_kib": int(open("/proc/meminfo").readline().split()[1]),
-        "rustc": sh("rustc --version"), "wsreactor": sh("git rev-parse --short HEAD"),
+        "rustc": sh("rustc --version"), "wsreactor": sh("git describe --always --dirty"),
         "nofile_hard": $hard, "ip_local_port_range": [$port_lo, $port_hi],
     },
     "requested": n,

@@ -162,9 +162,13 @@ def headline(report):
         ("ramp", f"{load['ramp_secs']:.1f} s", f"{number(load['connect_rate'])} connections/s"),
         ("handshake p99", f"{number(ms(load['handshake_us']['p99']), 1)} ms",
          f"p50 {number(ms(load['handshake_us']['p50']), 1)} ms"),
-        ("echo RTT p99, hold", f"{number(ms(held.get('p99')), 1)} ms",
-         f"p50 {number(ms(held.get('p50')), 1)} ms; whole run {number(ms(load['echo_rtt_us']['p99']), 1)} ms"
-         " (the ramp's verifications and the closes too)"),
+        ("echo RTT p99, hold",
+         f"{number(ms(held.get('p99')), 1)} ms" if held.get("count") else "n/a",
+         (f"p50 {number(ms(held.get('p50')), 1)} ms; worst second "
+          f"{number(ms(hold.get('echo_p99_worst_second_us')), 1)} ms; " if held.get("count")
+          else "no echoes while held; ")
+         + f"whole run {number(ms(load['echo_rtt_us']['p99']), 1)} ms"
+         " (with the ramp's verifications and the echoes while closing)"),
         ("echoes verified", number(load["echoes"]),
          f"one per connection every {hold.get('echo_every', '?')} s while held"),
         ("server RSS per connection", f"{number(server['rss_bytes_per_connection'], 1)} B",

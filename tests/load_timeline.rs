@@ -1,6 +1,6 @@
 //! `wsreactor load --timeline FILE` against the real server, over several load
-//! processes: one JSON line per second, no second missing
-//! or repeated, and the seconds add up to what the run's report says.
+//! processes: one JSON line per second, no second missing or repeated, and the seconds
+//! add up to what the run's report says.
 
 mod common;
 

@@ -337,7 +337,7 @@ impl Report {
         let _ = writeln!(w, "  verified            {}", self.verified);
         let _ = writeln!(w, "  failed              {}", self.failed);
         for (why, n) in &self.failures {
-            let _ = writeln!(w, "    {why:<22}{n}");
+            let _ = writeln!(w, "    {why:<23} {n}");
         }
         if self.not_attempted > 0 || self.aborted > 0 {
             let _ = writeln!(

@@ -513,7 +513,7 @@ mod tests {
         let ts: Vec<u64> = written.iter().map(|l| l["t"].as_u64().unwrap()).collect();
         assert_eq!(ts, [100, 101, 102]);
         assert_eq!(written[1]["established"], 30);
-        // Process 3 never started (a later ramp's): it held nothing back.
+        // Process 3 never started: it held nothing back.
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
