@@ -394,7 +394,7 @@ impl Driver {
             self.stage = Stage::Holding {
                 until: self.elapsed() + self.cfg.hold,
             };
-            self.env.stats.holding = true;
+            self.env.stats.hold_us = Some((self.epoch.elapsed().as_micros() as u64, u64::MAX));
         }
     }
 
@@ -453,7 +453,9 @@ impl Driver {
     fn start_drain(&mut self) {
         self.workload_end();
         self.stage = Stage::Draining;
-        self.env.stats.holding = false;
+        if let Some((_, end)) = &mut self.env.stats.hold_us {
+            *end = (*end).min(self.epoch.elapsed().as_micros() as u64);
+        }
         self.drain_cursor = 0;
         if self.stopping {
             let Driver {

@@ -46,7 +46,7 @@ impl Env {
                 counters: Counters::default(),
                 handshake_us: new_histogram(),
                 echo_rtt_us: new_histogram(),
-                holding: false,
+                hold_us: None,
                 hold_echo_rtt_us: new_histogram(),
                 per_source: vec![0; sources],
                 timeline: None,
@@ -100,9 +100,11 @@ pub struct Stats {
     pub counters: Counters,
     pub handshake_us: Histogram<u64>,
     pub echo_rtt_us: Histogram<u64>,
-    /// Whether the hold is under way (every connection open), and the echoes then: the
-    /// steady state, apart from the ramp's verification echoes and the closes' queue.
-    pub holding: bool,
+    /// The hold (every connection open), as microseconds since the driver started: from
+    /// its start to the drain (`u64::MAX` until then). Echoes *sent* in it are the
+    /// steady state, apart from the ramp's verification echoes and the closes' queue;
+    /// by send time, so a slow echo answered after the hold still counts.
+    pub hold_us: Option<(u64, u64)>,
     pub hold_echo_rtt_us: Histogram<u64>,
     /// Established connections per source index.
     pub per_source: Vec<u64>,
@@ -119,10 +121,11 @@ impl Stats {
         }
     }
 
-    /// An echo's round trip, for the run and its second.
-    pub fn record_echo(&mut self, us: u64) {
+    /// An echo's round trip, returned at `now_us`, for the run and its second.
+    pub fn record_echo(&mut self, us: u64, now_us: u64) {
         self.echo_rtt_us.saturating_record(us);
-        if self.holding {
+        let sent = now_us.saturating_sub(us);
+        if matches!(self.hold_us, Some((start, end)) if (start..end).contains(&sent)) {
             self.hold_echo_rtt_us.saturating_record(us);
         }
         if let Some(t) = &mut self.timeline {

@@ -129,7 +129,7 @@ impl Conn {
 
     pub(super) fn on_echo_done(&mut self, env: &mut Env) {
         let rtt = env.now_us32().wrapping_sub(self.since_us);
-        env.stats.record_echo(u64::from(rtt));
+        env.stats.record_echo(u64::from(rtt), env.now_us);
         env.stats.counters.echoes += 1;
         let first = self.flags & VERIFIED == 0;
         if first {
