@@ -178,6 +178,10 @@ def main():
             }
             ours = set(family(server)) | set(family(load)) | {os.getpid()}
             other = others.delta(ours)
+            if secs < 0.5:
+                # The first, partial second: CPU is counted in 10 ms ticks, and a few
+                # ticks over a few hundredths of a second read as several cores.
+                continue
             row["other_cpu"] = round(sum(other.values()) / TICKS / secs, 3)
             # The three busiest other commands: who else wanted the CPUs.
             row["other_top"] = {k: round(v / TICKS / secs, 3)
