@@ -114,8 +114,8 @@ impl Driver {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let sources = cfg.sources.map_or(0, |s| s.len() as usize);
-        let mut env = Env::new(cfg.conn.clone(), sources);
-        env.ramp = Window::new(cfg.share.max_pending, cfg.ramp_target);
+        let ramp = Window::new(cfg.share.max_pending, cfg.ramp_target);
+        let env = Env::new(cfg.conn.clone(), sources, ramp);
         Ok(Driver {
             poll,
             events: Events::with_capacity(1024),

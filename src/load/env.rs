@@ -32,13 +32,13 @@ pub struct Env {
 }
 
 impl Env {
-    pub fn new(cfg: ConnConfig, sources: usize) -> Env {
+    pub fn new(cfg: ConnConfig, sources: usize, ramp: Window) -> Env {
         let mut rng = Rng::from_os();
         Env {
             out: Vec::with_capacity(cfg.message_size as usize + 14),
             chat: cfg.chat.clone().map(|c| Room::new(c, rng.next_u32())),
             workload: cfg.workload.clone().map(Workload::new),
-            ramp: Window::new(u32::MAX, std::time::Duration::ZERO),
+            ramp,
             cfg,
             now_us: 0,
             rng,
