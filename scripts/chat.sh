@@ -73,8 +73,8 @@ done
 
 mkdir -p "$OUT"
 report="$OUT/chat-$MEMBERS-$(date -u +%Y%m%dT%H%M%SZ).json"
-python3 - "$work" "$RUNS" "$report" "$(getconf CLK_TCK)" <<'PY'
-import json, os, statistics, subprocess, sys
+WSREACTOR_VERSION=$(version_stamp) python3 - "$work" "$RUNS" "$report" "$(getconf CLK_TCK)" <<'PY'
+import json, os, statistics, sys
 work, runs, out, hz = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 rows, problems = [], []
 for r in range(1, runs + 1):
@@ -153,9 +153,8 @@ if rows:
           f"RSS {mib(medians['rss_before'])} MiB before, {mib(medians['rss_peak'])} peak, "
           f"{mib(medians['rss_after'])} after, server CPU "
           f"{medians['server_cpu_us_per_delivery']:.2f} us per delivery")
-sh = lambda c: subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
 json.dump({"machine": {"kernel": os.uname().release, "cpus": os.cpu_count(),
-                       "wsreactor": sh("git rev-parse --short HEAD")},
+                       "wsreactor": os.environ["WSREACTOR_VERSION"]},
            "runs": rows, "medians": medians, "problems": problems},
           open(out, "w"), indent=2)
 print(f"\n  report: {out}")

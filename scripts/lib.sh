@@ -1,4 +1,4 @@
-# Sourced by scripts/scale.sh and scripts/chat.sh: a work directory, the cleanup of the
+# Sourced by scripts/scale.sh, chat.sh, dashboard.sh and peers.sh: a work directory, the cleanup of the
 # processes a run starts (on exit, Ctrl-C, failure), and starting the server.
 # Expects $bin (the wsreactor binary). Sets $work, and $server_pid and $addr through
 # start_server; a script that runs the load generator in the background sets $load_pid,
@@ -27,17 +27,30 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# start_server ARGS...: `serve --listen 127.0.0.1:0 ARGS...`, logging to $work/server.log;
-# returns once it says "listening on" (with --workers: once every worker accepts).
-start_server() {
-  "$bin" serve --listen 127.0.0.1:0 "$@" 2>"$work/server.log" &
-  server_pid=$!
+# wait_listening LOG NAME: waits until the server started as $server_pid writes
+# "listening on ADDR" to LOG (with --workers: once every worker accepts) and sets $addr;
+# exits with LOG shown if it dies first or takes over 60 s. Only loopback is accepted.
+wait_listening() {
+  local log=$1 name=$2
   addr=
   for _ in $(seq 600); do
-    addr=$(grep -o 'listening on [0-9.:]*' "$work/server.log" | head -n1 | cut -d' ' -f3) || true
+    addr=$(grep -aso 'listening on [0-9.:]*' "$log" | head -n1 | cut -d' ' -f3) || true
     [ -n "$addr" ] && break
     kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.1
   done
-  [ -n "$addr" ] || { echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+  [ -n "$addr" ] || { echo "$name did not start:" >&2; cat "$log" >&2; exit 1; }
+  case "$addr" in 127.0.0.1:*) ;; *) echo "$name listens on $addr, not 127.0.0.1" >&2; exit 1 ;; esac
 }
+
+# start_server ARGS...: `serve --listen 127.0.0.1:0 ARGS...`, logging to $work/server.log;
+# returns once it is listening.
+start_server() {
+  "$bin" serve --listen 127.0.0.1:0 "$@" 2>"$work/server.log" &
+  server_pid=$!
+  wait_listening "$work/server.log" "the server"
+}
+
+# version_stamp: the build a report describes (a commit, "-dirty" when the tree has
+# uncommitted changes).
+version_stamp() { git describe --always --dirty 2>/dev/null || echo unknown; }

@@ -84,15 +84,7 @@ start_peer() {
     "${pin_server[@]}" "$(peer_bin "$name")" --listen 127.0.0.1:0 2>"$log" &
   fi
   server_pid=$!
-  addr=
-  for _ in $(seq 300); do
-    addr=$(grep -so 'listening on [0-9.:]*' "$log" | head -n1 | cut -d' ' -f3) || true
-    [ -n "$addr" ] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  [ -n "$addr" ] || { echo "$name did not start:" >&2; cat "$log" >&2; exit 1; }
-  case "$addr" in 127.0.0.1:*) ;; *) echo "$name listens on $addr, not 127.0.0.1" >&2; exit 1 ;; esac
+  wait_listening "$log" "$name"
 }
 
 stop_peer() {
@@ -202,7 +194,7 @@ PY
   echo "cores=$(nproc)"
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "rustc=$(rustc -V)"
-  echo "wsreactor=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)"
+  echo "wsreactor=$(version_stamp)"
   for peer in "${peer_list[@]}"; do
     [ "$peer" = wsreactor ] && continue
     echo "peer.$peer=$(versions "benches/peers/$peer/Cargo.lock")"

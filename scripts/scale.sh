@@ -209,7 +209,7 @@ report = {
     "machine": {
         "kernel": platform.release(), "cpus": os.cpu_count(),
         "mem_total_kib": int(open("/proc/meminfo").readline().split()[1]),
-        "rustc": sh("rustc --version"), "wsreactor": sh("git describe --always --dirty"),
+        "rustc": sh("rustc --version"), "wsreactor": "$(version_stamp)",
         "nofile_hard": $hard, "ip_local_port_range": [$port_lo, $port_hi],
     },
     "requested": n,
