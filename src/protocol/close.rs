@@ -1,30 +1,9 @@
-//! Close frame bodies and status codes (RFC 6455 §5.5.1, §7.4).
+//! Close frame bodies (RFC 6455 §5.5.1): parsing the peer's, encoding ours. The status
+//! codes they carry are [`CloseCode`]s (`close_code.rs`, re-exported here), which the
+//! protocol's errors map to as well.
 
+pub use super::close_code::CloseCode;
 use super::error::ProtocolError;
-
-/// A close status code (RFC 6455 §7.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CloseCode(pub u16);
-
-impl CloseCode {
-    pub const NORMAL: CloseCode = CloseCode(1000);
-    pub const GOING_AWAY: CloseCode = CloseCode(1001);
-    pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
-    pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
-    pub const POLICY: CloseCode = CloseCode(1008);
-    pub const MESSAGE_TOO_BIG: CloseCode = CloseCode(1009);
-    /// Never on the wire (§7.4.1): stands for a Close frame without a status code.
-    pub const NO_STATUS: CloseCode = CloseCode(1005);
-    /// Never on the wire (§7.4.1): stands for a connection that ended without a Close.
-    pub const ABNORMAL: CloseCode = CloseCode(1006);
-
-    /// Whether a peer may put this code on the wire (§7.4.1, §7.4.2, IANA registry):
-    /// 1004–1006 and 1015 are reserved for local use, 1016–2999 are unassigned, 0–999
-    /// and 5000+ are not used; 3000–4999 belong to libraries and applications.
-    pub fn is_sendable(self) -> bool {
-        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
-    }
-}
 
 /// A parsed Close frame body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,20 +52,6 @@ pub fn encode_close_payload(code: CloseCode, reason: &str) -> ([u8; 125], usize)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sendable_codes_follow_rfc_and_iana() {
-        for ok in [
-            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
-        ] {
-            assert!(CloseCode(ok).is_sendable(), "{ok}");
-        }
-        for bad in [
-            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
-        ] {
-            assert!(!CloseCode(bad).is_sendable(), "{bad}");
-        }
-    }
 
     #[test]
     fn close_bodies_parse_and_fail_with_the_right_error() {

@@ -4,12 +4,14 @@
 //!
 //! Codecs: `http` (request and response heads), `handshake` (§4 rules, the accept
 //! key), `frame` (headers, masking, encoding), `receiver` (the receiving state machine),
-//! `utf8`, `close`, `error`. Connections: `server` (the server role), `client` (the
-//! client role), with `deadline` (their timeouts as functions of a time passed in) and
-//! `transmit` (where their output goes).
+//! `utf8`, `close` (Close bodies), `close_code` (their status codes), `error`.
+//! Connections: `server` (the server role), `client` (the client role), with `deadline`
+//! (their timeouts as functions of a time passed in) and `transmit` (where their output
+//! goes).
 
 pub mod client;
 pub mod close;
+pub mod close_code;
 pub mod deadline;
 pub mod error;
 pub mod frame;
