@@ -213,16 +213,21 @@ mod tests {
         let mut out = Vec::new();
         let mut pos = 0;
         loop {
-            let (n, event) = server.poll(&mut data[pos..], 0, &config, now, &mut out);
+            let (n, event) = server
+                .handle_read(&mut data[pos..], 0, &config, now, &mut out)
+                .unwrap();
             pos += n;
             match event {
                 Some(server::Event::Request { upgrade, .. }) => {
-                    server.accept(&upgrade.expect("a valid upgrade"), now, &mut out)
+                    let answer = server::Answer::Accept(upgrade.expect("a valid upgrade"));
+                    server.handle_answer(answer, now, &mut out).unwrap()
                 }
                 Some(server::Event::Data(chunk)) => {
                     assert!(chunk.starts_frame() && chunk.ends_frame());
                     let payload = chunk.payload.to_vec();
-                    server.send(chunk.opcode, chunk.fin, &payload, &mut out);
+                    server
+                        .send(chunk.opcode, chunk.fin, &payload, &mut out)
+                        .unwrap();
                 }
                 Some(_) => {}
                 None if n == 0 => break,
@@ -275,8 +280,8 @@ mod tests {
         // A heartbeat Ping from the server is answered with a masked Pong.
         let mut ping = Vec::new();
         assert_eq!(
-            server.on_tick(31, &Timeouts::default(), &mut ping),
-            Some(server::Timeout::Ping)
+            server.handle_timeout(31, &Timeouts::default(), &mut ping),
+            Ok(Some(server::Timeout::Ping))
         );
         let (_, event) = client
             .poll(&mut ping, 0, &CLIENT, [2; 4], &mut to_server)
@@ -327,7 +332,10 @@ mod tests {
             .poll(&mut to_client, 0, &CLIENT, [1; 4], &mut to_server)
             .unwrap();
         let mut close = Vec::new();
-        assert_eq!(server.go_away(0, &mut close), Some(CloseCode::GOING_AWAY));
+        assert_eq!(
+            server.go_away(0, &mut close),
+            Ok(Some(CloseCode::GOING_AWAY))
+        );
         let (_, event) = client
             .poll(&mut close, 0, &CLIENT, [1; 4], &mut to_server)
             .unwrap();

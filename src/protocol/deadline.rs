@@ -83,9 +83,68 @@ pub fn due(wait: Wait, age: Tick, t: &Timeouts) -> Option<Due> {
     }
 }
 
+/// The age at which a connection in `wait` is first due for something (what [`due`]
+/// answers `Some` for from then on), or `None` if no deadline applies to it: for a
+/// caller that keeps a timer per connection rather than sweeping them all.
+pub fn due_at_age(wait: Wait, t: &Timeouts) -> Option<Tick> {
+    let on = |secs: u32| (secs > 0).then_some(secs);
+    match wait {
+        Wait::Handshake => Some(t.handshake),
+        Wait::Idle { pinged: false } => match (on(t.idle), on(t.ping)) {
+            (Some(idle), Some(ping)) => Some(idle.min(ping)),
+            (idle, ping) => idle.or(ping),
+        },
+        Wait::Idle { pinged: true } => on(t.idle),
+        Wait::Paused => on(t.send),
+        Wait::Close => Some(t.close),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_due_age_is_where_due_starts_answering() {
+        let waits = [
+            Wait::Handshake,
+            Wait::Idle { pinged: false },
+            Wait::Idle { pinged: true },
+            Wait::Paused,
+            Wait::Close,
+        ];
+        for t in [
+            Timeouts::default(),
+            Timeouts {
+                handshake: 3,
+                ping: 9,
+                idle: 5,
+                send: 0,
+                close: 0,
+            },
+            Timeouts {
+                ping: 0,
+                idle: 0,
+                ..Timeouts::default()
+            },
+            Timeouts {
+                idle: 0,
+                ..Timeouts::default()
+            },
+        ] {
+            for wait in waits {
+                let first = due_at_age(wait, &t);
+                for age in 0..100 {
+                    let expected = first.is_some_and(|first| age >= first);
+                    assert_eq!(
+                        due(wait, age, &t).is_some(),
+                        expected,
+                        "{wait:?} {t:?} {age}"
+                    );
+                }
+            }
+        }
+    }
     #[test]
     fn deadlines_follow_the_configuration() {
         let c = Timeouts {

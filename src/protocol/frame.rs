@@ -3,6 +3,8 @@
 //! Pure functions over byte slices. Decoding consumes nothing until a whole header is
 //! present (`Ok(None)`), so a caller can keep the unconsumed bytes and retry later.
 
+use std::rc::Rc;
+
 use super::error::ProtocolError;
 
 /// The longest possible frame header: 2 + 8 (64-bit length) + 4 (mask key).
@@ -181,6 +183,36 @@ pub fn encode_frame(
     fill(&mut out[start..]);
     if let Some(key) = mask {
         apply_mask(&mut out[start..], key, 0);
+    }
+}
+
+/// One whole, unmasked server frame (§5.2) with FIN set, encoded once to be sent as the
+/// same bytes on many connections (a chat message to every member of its room). Only
+/// [`SharedFrame::new`] makes one, so a connection handed a `SharedFrame` is always handed
+/// a whole frame, never bytes that would cut into its own framing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedFrame(Rc<[u8]>);
+
+impl SharedFrame {
+    /// Encodes `payload` as one unfragmented server frame of `opcode`.
+    pub fn new(opcode: OpCode, payload: &[u8]) -> SharedFrame {
+        // A server frame's header is 10 bytes at most: no masking key (§5.1).
+        let mut frame = Vec::with_capacity(payload.len() + 10);
+        encode_frame(&mut frame, true, opcode, None, payload.len(), |p| {
+            p.copy_from_slice(payload)
+        });
+        SharedFrame(frame.into())
+    }
+
+    /// Whether this is a Close frame, which only a connection's own core may send: after
+    /// it nothing else may go out (§5.5.1), and only the core knows when that is.
+    pub fn is_close(&self) -> bool {
+        self.0.first().map(|b| b & 0x0F) == Some(OpCode::Close.as_u8())
+    }
+
+    /// The encoded frame, header and payload.
+    pub fn bytes(&self) -> &Rc<[u8]> {
+        &self.0
     }
 }
 

@@ -7,9 +7,9 @@
 //! Reading pauses while unsent output is above the protocol's high-water mark, so a
 //! client that does not read cannot grow our memory.
 
+use std::fmt;
 use std::io;
 use std::net::Shutdown;
-use std::rc::Rc;
 
 use log::debug;
 use mio::net::TcpStream;
@@ -19,7 +19,8 @@ use super::relay::Gather;
 use super::session::{Admit, Env, Session};
 use super::stats::Stats;
 use crate::protocol::deadline::Tick;
-use crate::protocol::server::Flushed;
+use crate::protocol::frame::SharedFrame;
+use crate::protocol::server::{Flushed, Misuse};
 use crate::protocol::transmit::Transmit;
 use crate::stream::{Cork, Corked, Received, Spilled};
 
@@ -59,14 +60,43 @@ pub enum Verdict {
 /// Why a turn ended, which decides what the reactor does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Turn {
-    /// Nothing to do until the next readiness event.
+    /// Nothing to do until the next readiness event (or reading is paused).
     Idle,
     /// The read budget ran out with input possibly left.
     Budget,
-    /// Reading is paused because unsent output passed the high-water mark.
-    Paused,
     /// The connection is finished.
     Done,
+}
+
+/// Why the shell drops a connection in the middle of a turn. The client sees the
+/// connection end without a Close (1006, §7.1.5); the reason is logged at debug.
+#[derive(Debug)]
+enum Fault {
+    /// The socket failed.
+    Io(io::Error),
+    /// This shell called its session out of order: a bug here, not the client's.
+    Misuse(Misuse),
+}
+
+impl From<io::Error> for Fault {
+    fn from(e: io::Error) -> Fault {
+        Fault::Io(e)
+    }
+}
+
+impl From<Misuse> for Fault {
+    fn from(e: Misuse) -> Fault {
+        Fault::Misuse(e)
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Io(e) => e.fmt(f),
+            Fault::Misuse(e) => write!(f, "call out of order: {e}"),
+        }
+    }
 }
 
 /// The connection's output for one call into its session: corked, and written once the
@@ -148,8 +178,12 @@ impl Connection {
             out: sh.cork.open(&[]),
             spill: &mut self.spill,
         };
-        self.session.go_away(&mut sh.env, &mut io);
-        let result = self.uncork(&[], sh).map(|()| Turn::Idle);
+        let asked = self.session.go_away(&mut sh.env, &mut io);
+        // Whatever was corked leaves now, even on a misuse: the cork is the reactor's.
+        let result = self
+            .uncork(&[], sh)
+            .map_err(Fault::from)
+            .and_then(|()| asked.map(|()| Turn::Idle).map_err(Fault::from));
         self.finish_turn(token, was_open, result, sh)
     }
 
@@ -170,28 +204,39 @@ impl Connection {
         let was_open = self.session.is_open();
         let result = self
             .flush(sh)
+            .map_err(Fault::from)
             .and_then(|()| self.read_turn(token, buf, until_eof, sh));
         self.finish_turn(token, was_open, result, sh)
     }
 
-    /// Queues a chat message for this member, to go out with everything else queued
-    /// for it in one write ([`Connection::write_queued`]). Returns `None` when it is the
-    /// first frame queued since that write, which the caller must then schedule; else
-    /// what to do with the member.
-    pub fn deliver(&mut self, token: Token, frame: &Rc<[u8]>, sh: &mut Shared) -> Option<Verdict> {
-        match self
+    /// Queues a chat message for this member (through its session and core, into its
+    /// spilled output, the bytes shared with the room), to go out with everything else
+    /// queued for it in one write ([`Connection::write_queued`]). Returns `None` when it
+    /// is the first frame queued since that write, which the caller must then schedule;
+    /// else what to do with the member.
+    pub fn deliver(
+        &mut self,
+        token: Token,
+        frame: &SharedFrame,
+        sh: &mut Shared,
+    ) -> Option<Verdict> {
+        let unsent = self.spill.unsent();
+        let admit = self
             .session
-            .admits(token, self.spill.unsent(), sh.env.stats)
-        {
-            Admit::Skip => Some(Verdict::Keep),
-            Admit::Drop => Some(Verdict::Drop),
-            Admit::Queue => {
-                self.spill.get().output.push_shared(Rc::clone(frame), 0);
+            .deliver(token, frame, unsent, sh.env.stats, &mut self.spill);
+        match admit {
+            Ok(Admit::Skip) => Some(Verdict::Keep),
+            Ok(Admit::Drop) => Some(Verdict::Drop),
+            Ok(Admit::Queue) => {
                 if self.queued {
                     return Some(Verdict::Keep);
                 }
                 self.queued = true;
                 None
+            }
+            Err(misuse) => {
+                debug!("connection {}: dropped: {}", token.0, Fault::Misuse(misuse));
+                Some(Verdict::Drop)
             }
         }
     }
@@ -210,13 +255,16 @@ impl Connection {
             out: sh.cork.open(&[]),
             spill: &mut self.spill,
         };
-        let Some(timeout) = self.session.on_tick(token, &mut sh.env, &mut io) else {
+        let due = self.session.handle_timeout(token, &mut sh.env, &mut io);
+        if let Ok(None) = due {
             return Verdict::Keep;
-        };
-        let ends = timeout.ends();
-        let result = self
-            .uncork(&[], sh)
-            .map(|()| if ends { Turn::Done } else { Turn::Idle });
+        }
+        let result = self.uncork(&[], sh).map_err(Fault::from).and_then(|()| {
+            Ok(match due? {
+                Some(timeout) if timeout.ends() => Turn::Done,
+                _ => Turn::Idle,
+            })
+        });
         self.finish_turn(token, was_open, result, sh)
     }
 
@@ -228,25 +276,22 @@ impl Connection {
         buf: &mut [u8],
         until_eof: bool,
         sh: &mut Shared,
-    ) -> io::Result<Turn> {
+    ) -> Result<Turn, Fault> {
         let (now, capacity) = (sh.env.now, buf.len());
         for _ in 0..READS_PER_TURN {
             let unsent = self.spill.unsent();
-            if self.session.pause_if_backed_up(unsent, sh.relaxed, &sh.env) {
-                return Ok(Turn::Paused);
-            }
-            if !self.session.core().wants_read() {
+            if !self.session.poll_read(unsent, sh.relaxed, &sh.env) {
                 return Ok(Turn::Idle);
             }
             match self.spill.read(&mut self.socket, buf)? {
                 // EOF: the client is done sending.
-                Received::Eof if self.session.core().on_eof(self.spill.unsent(), now) => {
-                    return Ok(Turn::Done)
+                Received::Eof => {
+                    let done = self.session.handle_eof(self.spill.unsent(), now)?;
+                    return Ok(if done { Turn::Done } else { Turn::Idle });
                 }
-                Received::Eof | Received::WouldBlock => return Ok(Turn::Idle),
+                Received::WouldBlock => return Ok(Turn::Idle),
                 Received::Data { len, fresh } => {
                     sh.env.stats.bytes_in_total += fresh as u64;
-                    self.session.core().on_input(now);
                     let data = &mut buf[..len];
                     let mut io = Io {
                         out: sh.cork.open(data),
@@ -255,8 +300,11 @@ impl Connection {
                     let kept = len - fresh;
                     let used = self
                         .session
-                        .process(token, data, kept, &mut sh.env, &mut io);
+                        .handle_read(token, data, kept, &mut sh.env, &mut io);
+                    // Whatever was corked leaves now, even on a misuse: the cork is the
+                    // reactor's, and must be empty for the next connection.
                     self.uncork(data, sh)?;
+                    let used = used?;
                     // Only what cannot be consumed yet is copied out, and released once
                     // it is: a partial head, frame header or control frame.
                     self.spill.keep(&data[used..]);
@@ -274,7 +322,7 @@ impl Connection {
 
     /// Writes what the last call corked (`input` is the buffer it was opened over).
     fn uncork(&mut self, input: &[u8], sh: &mut Shared) -> io::Result<()> {
-        let fin_follows = self.session.core().shuts_down_when_flushed();
+        let fin_follows = self.session.shuts_down_when_flushed();
         let written = sh
             .cork
             .flush(input, &mut self.socket, &mut self.spill, fin_follows)?;
@@ -290,7 +338,7 @@ impl Connection {
         &mut self,
         token: Token,
         was_open: bool,
-        result: io::Result<Turn>,
+        result: Result<Turn, Fault>,
         sh: &mut Shared,
     ) -> Verdict {
         self.session.track(was_open, sh.env.stats);
@@ -299,10 +347,7 @@ impl Connection {
                 return Ok(Verdict::Drop);
             }
             self.flush(sh)?;
-            let flushed = self
-                .session
-                .core()
-                .on_flushed(self.spill.unsent(), sh.env.now);
+            let flushed = self.session.handle_flushed(self.spill.unsent(), sh.env.now);
             match flushed {
                 Flushed::Done => return Ok(Verdict::Drop),
                 Flushed::ShutdownWrite => self.socket.shutdown(Shutdown::Write)?,

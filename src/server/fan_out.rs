@@ -6,12 +6,12 @@
 //! not read while messages wait, so a busy room costs the others a bounded delay.
 
 use std::collections::VecDeque;
-use std::rc::Rc;
 
 use mio::Token;
 
 use super::rooms::{RoomKey, Rooms};
 use super::session::Broadcast;
+use crate::protocol::frame::SharedFrame;
 
 /// Member deliveries queued per turn at most (finished a message at a time): about a
 /// millisecond of work.
@@ -25,7 +25,7 @@ pub const FAN_OUT_WRITES: usize = 1_000;
 #[derive(Debug, Default)]
 pub struct FanOut {
     /// Messages completed by senders, in order, with the room each is for.
-    pending: VecDeque<(RoomKey, Rc<[u8]>)>,
+    pending: VecDeque<(RoomKey, SharedFrame)>,
     /// Members with frames queued since their last write, in the order they got them.
     to_write: VecDeque<Token>,
     /// A reusable copy of a room's members, taken while a message is delivered.
@@ -56,7 +56,7 @@ impl FanOut {
 
     /// The next message and the members of its room (hand the list back with
     /// [`FanOut::done_with`]).
-    pub fn next_message(&mut self, rooms: &Rooms) -> Option<(Rc<[u8]>, Vec<Token>)> {
+    pub fn next_message(&mut self, rooms: &Rooms) -> Option<(SharedFrame, Vec<Token>)> {
         let (room, frame) = self.pending.pop_front()?;
         let mut recipients = std::mem::take(&mut self.recipients);
         recipients.clear();

@@ -5,8 +5,6 @@
 //! the IO sink come in as arguments (only a `/stats` or `/metrics` request of a lone
 //! process reads its RSS).
 
-use std::rc::Rc;
-
 use log::debug;
 use mio::Token;
 
@@ -19,9 +17,13 @@ use super::stats::Stats;
 use super::view::View;
 use crate::protocol::close::CloseCode;
 use crate::protocol::deadline::Tick;
+use crate::protocol::frame::SharedFrame;
 use crate::protocol::handshake::Upgrade;
 use crate::protocol::http::Status;
-use crate::protocol::server::{Event, ServerConfig, ServerConnection, Timeout, HIGH_WATER};
+use crate::protocol::server::{
+    Answer, Event, Flushed, Misuse, ServerConfig, ServerConnection, Timeout, HIGH_WATER,
+};
+use crate::protocol::transmit::Transmit;
 
 /// A chat member this far behind when the next message for it arrives is dropped: it
 /// cannot slow the room (its backlog is its own) and cannot grow our memory either.
@@ -32,7 +34,7 @@ pub const SLOW_MEMBER_LIMIT: usize = 4 * HIGH_WATER;
 const PAGE: &str = include_str!("../../static/index.html");
 
 /// A chat message encoded once as a whole frame, to be queued for every room member.
-pub type Broadcast = (Token, Rc<[u8]>);
+pub type Broadcast = (Token, SharedFrame);
 
 /// What the server lends a session while it runs.
 pub struct Env<'a> {
@@ -63,11 +65,6 @@ impl Session {
         Session {
             core: ServerConnection::new(now, Relay::Echo),
         }
-    }
-
-    /// The protocol state, for the IO decisions (reading, pausing, closing).
-    pub fn core(&mut self) -> &mut ServerConnection<Relay> {
-        &mut self.core
     }
 
     /// Whether the route made this a chat member.
@@ -102,22 +99,30 @@ impl Session {
         stats.connections -= 1;
     }
 
-    /// Runs the protocol over `data` (of which the first `scanned` bytes were seen by an
-    /// earlier call) and returns how many bytes it consumed.
-    pub fn process(
+    /// Whether to read the socket now, with `unsent` bytes of output not yet written
+    /// (see `ServerConnection::poll_read`).
+    pub fn poll_read(&mut self, unsent: usize, relaxed: bool, env: &Env) -> bool {
+        let config = self.config(env);
+        self.core.poll_read(unsent, relaxed, &config, env.now)
+    }
+
+    /// Bytes were read: runs the protocol over `data` (of which the first `scanned`
+    /// bytes were seen by an earlier call), answers requests as the routes say, relays
+    /// messages, and returns how many bytes it consumed.
+    pub fn handle_read(
         &mut self,
         token: Token,
         data: &mut [u8],
         scanned: usize,
         env: &mut Env,
         io: &mut impl Gather,
-    ) -> usize {
+    ) -> Result<usize, Misuse> {
         let config = self.config(env);
         let core = &mut self.core;
         let mut pos = 0;
         loop {
             let scanned = if pos == 0 { scanned } else { 0 };
-            let (n, event) = core.poll(&mut data[pos..], scanned, &config, env.now, io);
+            let (n, event) = core.handle_read(&mut data[pos..], scanned, &config, env.now, io)?;
             pos += n;
             let Some(event) = event else {
                 if n == 0 {
@@ -126,7 +131,9 @@ impl Session {
                 continue;
             };
             match event {
-                Event::Request { target, upgrade } => answer(token, target, upgrade, core, io, env),
+                Event::Request { target, upgrade } => {
+                    answer(token, target, upgrade, core, io, env)?
+                }
                 Event::Refused(refusal) => {
                     debug!(
                         "connection {}: {} {}",
@@ -137,7 +144,7 @@ impl Session {
                 Event::Data(chunk) => {
                     let ends_message = chunk.ends_message();
                     let relay = core.app();
-                    if let Some(frame) = relay.on_data(chunk, core, io) {
+                    if let Some(frame) = relay.on_data(chunk, core, io)? {
                         env.stats.messages_in_total += 1;
                         env.outbox.push((token, frame));
                     } else if ends_message && relay == Relay::Echo {
@@ -156,7 +163,7 @@ impl Session {
                 }
             }
         }
-        pos
+        Ok(pos)
     }
 
     /// What the core follows for this connection: the server's options, with the chat
@@ -171,58 +178,102 @@ impl Session {
         config
     }
 
-    /// Pauses reading while unsent output is too far behind (see
-    /// `ServerConnection::pause_if_backed_up`); returns whether reading is paused.
-    pub fn pause_if_backed_up(&mut self, unsent: usize, relaxed: bool, env: &Env) -> bool {
-        let config = self.config(env);
-        self.core
-            .pause_if_backed_up(unsent, relaxed, &config, env.now)
+    /// The client ended its side, with `unsent` bytes of output not yet written;
+    /// returns whether the connection is done (see `ServerConnection::handle_eof`).
+    pub fn handle_eof(&mut self, unsent: usize, now: Tick) -> Result<bool, Misuse> {
+        self.core.handle_eof(unsent, now)
+    }
+
+    /// Output was written and `unsent` bytes are left (see
+    /// `ServerConnection::handle_flushed`).
+    pub fn handle_flushed(&mut self, unsent: usize, now: Tick) -> Flushed {
+        self.core.handle_flushed(unsent, now)
+    }
+
+    /// Whether writing ends once the output owed is flushed (our Close or final answer
+    /// is queued).
+    pub fn shuts_down_when_flushed(&self) -> bool {
+        self.core.shuts_down_when_flushed()
     }
 
     /// Acts on a deadline due now, if any; counts it.
-    pub fn on_tick(
+    pub fn handle_timeout(
         &mut self,
         token: Token,
         env: &mut Env,
         io: &mut impl Gather,
-    ) -> Option<Timeout> {
-        let timeout = self.core.on_tick(env.now, &env.config.timeouts(), io)?;
+    ) -> Result<Option<Timeout>, Misuse> {
+        let Some(timeout) = self
+            .core
+            .handle_timeout(env.now, &env.config.timeouts(), io)?
+        else {
+            return Ok(None);
+        };
         debug!("connection {}: {timeout:?}", token.0);
         env.stats.timed_out(timeout);
-        Some(timeout)
+        Ok(Some(timeout))
     }
 
     /// Asks an open connection to close with 1001 (server shutting down).
-    pub fn go_away(&mut self, env: &mut Env, io: &mut impl Gather) {
-        if let Some(code) = self.core.go_away(env.now, io) {
+    pub fn go_away(&mut self, env: &mut Env, io: &mut impl Gather) -> Result<(), Misuse> {
+        if let Some(code) = self.core.go_away(env.now, io)? {
             env.stats.closed_with(code.0);
         }
+        Ok(())
     }
 
-    /// Whether a chat message for this member may be queued now, with `unsent` bytes
-    /// already waiting: only while open, and a member too far behind is to be dropped.
-    pub fn admits(&self, token: Token, unsent: usize, stats: &mut Stats) -> Admit {
-        if !self.is_open() {
-            return Admit::Skip;
-        }
-        if unsent > SLOW_MEMBER_LIMIT {
-            debug!(
-                "connection {}: dropped: {unsent} bytes behind its chat room",
-                token.0
-            );
-            stats.slow_members_dropped_total += 1;
-            return Admit::Drop;
-        }
-        stats.messages_out_total += 1;
-        Admit::Queue
+    /// Sends a chat message to this member through its core, with `unsent` bytes
+    /// already waiting for it. The core sends nothing after its Close (§5.5.1): then the
+    /// message is skipped. A member too far behind gets nothing more and is to be
+    /// dropped, unless it is closing anyway.
+    pub fn deliver(
+        &mut self,
+        token: Token,
+        frame: &SharedFrame,
+        unsent: usize,
+        stats: &mut Stats,
+        tx: &mut impl Transmit,
+    ) -> Result<Admit, Misuse> {
+        let behind = unsent > SLOW_MEMBER_LIMIT;
+        // A member too far behind is sent nothing (it is dropped), but whether the core
+        // would still send decides between dropping it and letting it finish closing.
+        let sent = if behind {
+            self.core.send_shared(frame, &mut Withheld)?
+        } else {
+            self.core.send_shared(frame, tx)?
+        };
+        Ok(match (sent, behind) {
+            (false, _) => Admit::Skip,
+            (true, true) => {
+                debug!(
+                    "connection {}: dropped: {unsent} bytes behind its chat room",
+                    token.0
+                );
+                stats.slow_members_dropped_total += 1;
+                Admit::Drop
+            }
+            (true, false) => {
+                stats.messages_out_total += 1;
+                Admit::Queue
+            }
+        })
     }
 }
 
-/// What to do with a chat message for a member (see [`Session::admits`]).
+/// The output of a member about to be dropped: nothing is queued for it.
+struct Withheld;
+
+impl Transmit for Withheld {
+    fn transmit(&mut self, _head: &[u8], _body: &[u8]) {}
+    fn transmit_shared(&mut self, _frame: &std::rc::Rc<[u8]>) {}
+}
+
+/// What became of a chat message for a member (see [`Session::deliver`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {
+    /// Queued: the member is to be written to.
     Queue,
-    /// Not an open WebSocket (closing): nothing is sent after Close.
+    /// Not sent: the member's core has sent its Close, after which nothing is sent.
     Skip,
     /// Too far behind: drop the member.
     Drop,
@@ -232,11 +283,11 @@ pub enum Admit {
 fn answer(
     token: Token,
     target: &str,
-    upgrade: Option<Upgrade>,
+    upgrade: Option<Upgrade<'_>>,
     core: &mut ServerConnection<Relay>,
     io: &mut impl Gather,
     env: &mut Env,
-) {
+) -> Result<(), Misuse> {
     let full = |env: &Env| {
         env.config
             .max_connections
@@ -248,29 +299,39 @@ fn answer(
             OVER_CAPACITY
         }
         (Ok(route), Some(upgrade)) => {
-            core.accept(&upgrade, env.now, io);
+            core.handle_answer(Answer::Accept(upgrade), env.now, io)?;
             env.stats.handshakes_total += 1;
             if let Route::Chat(room) = route {
                 env.rooms.join(token, room.as_str());
                 core.set_app(Relay::Chat);
             }
-            return;
+            return Ok(());
         }
         (Ok(route @ (Route::Stats | Route::Metrics | Route::Dashboard)), None) => {
             match observe::answer(route, env) {
                 Ok(page) => {
-                    core.respond(Status::OK, &page.headers(), &page.body, env.now, io);
+                    let headers = page.headers();
+                    let answer = Answer::Respond {
+                        status: Status::OK,
+                        headers: &headers,
+                        body: &page.body,
+                    };
+                    core.handle_answer(answer, env.now, io)?;
                     env.stats.http_responses_total += 1;
-                    return;
+                    return Ok(());
                 }
                 Err(refusal) => refusal,
             }
         }
         (Ok(_), None) => {
-            let headers = [("Content-Type", "text/html; charset=utf-8")];
-            core.respond(Status::OK, &headers, PAGE.as_bytes(), env.now, io);
+            let answer = Answer::Respond {
+                status: Status::OK,
+                headers: &[("Content-Type", "text/html; charset=utf-8")],
+                body: PAGE.as_bytes(),
+            };
+            core.handle_answer(answer, env.now, io)?;
             env.stats.http_responses_total += 1;
-            return;
+            return Ok(());
         }
         (Err(refusal), _) => refusal,
     };
@@ -278,6 +339,7 @@ fn answer(
         "connection {}: {} {}",
         token.0, refusal.status.0, refusal.reason
     );
-    core.refuse(refusal, env.now, io);
+    core.handle_answer(Answer::Refuse(refusal), env.now, io)?;
     env.stats.refused(&refusal);
+    Ok(())
 }

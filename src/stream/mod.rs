@@ -11,6 +11,7 @@ mod cork;
 mod output;
 
 use std::io::{self, IoSlice, Read, Write};
+use std::rc::Rc;
 
 pub use cork::{Cork, Corked};
 pub use output::Output;
@@ -174,6 +175,22 @@ impl Spilled {
         if let Some(s) = self.0.take() {
             *total -= s.counted;
         }
+    }
+}
+
+/// Output queued behind what is already unsent, without a write: for frames that wait
+/// for a later write (a member's chat frames, written together once the fan-out is done).
+/// A shared frame stays shared. Only between turns: a turn's own output goes through the
+/// [`Cork`], which writes after whatever is queued here.
+impl Transmit for Spilled {
+    fn transmit(&mut self, head: &[u8], body: &[u8]) {
+        let output = &mut self.get().output;
+        output.push_copy(head);
+        output.push_copy(body);
+    }
+
+    fn transmit_shared(&mut self, frame: &Rc<[u8]>) {
+        self.get().output.push_shared(Rc::clone(frame), 0);
     }
 }
 

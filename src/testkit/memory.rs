@@ -160,7 +160,9 @@ impl Harness {
             Step::Advance(secs) => {
                 self.world.now = self.world.now.saturating_add(secs);
                 let was_open = session.is_open();
-                let timeout = session.on_tick(TOKEN, &mut self.world.env(), &mut self.pipe);
+                let timeout = session
+                    .handle_timeout(TOKEN, &mut self.world.env(), &mut self.pipe)
+                    .expect("the harness keeps the call order");
                 let done = matches!(timeout, Some(t) if t.ends());
                 turn = self.finish(was_open, if done { Turn::Done } else { Turn::Idle });
             }
@@ -183,15 +185,15 @@ impl Harness {
         let mut turn = Turn::Again;
         for _ in 0..READS_PER_TURN {
             let unsent = self.pipe.unsent.len();
-            if session.pause_if_backed_up(unsent, true, &self.world.env())
-                || !session.core().wants_read()
-            {
+            if !session.poll_read(unsent, true, &self.world.env()) {
                 turn = Turn::Idle;
                 break;
             }
-            let core = session.core();
             let Some(mut chunk) = self.pipe.input.pop_front() else {
-                let eof = self.pipe.eof && core.on_eof(unsent, now);
+                let eof = self.pipe.eof
+                    && session
+                        .handle_eof(unsent, now)
+                        .expect("the harness keeps the call order");
                 turn = if eof { Turn::Done } else { Turn::Idle };
                 break;
             };
@@ -200,17 +202,18 @@ impl Harness {
                 self.pipe.input.push_front(chunk.split_off(room));
             }
             self.world.stats.bytes_in_total += chunk.len() as u64;
-            core.on_input(now);
             let mut data = std::mem::take(&mut self.pipe.kept);
             let scanned = data.len();
             data.extend_from_slice(&chunk);
-            let used = session.process(
-                TOKEN,
-                &mut data,
-                scanned,
-                &mut self.world.env(),
-                &mut self.pipe,
-            );
+            let used = session
+                .handle_read(
+                    TOKEN,
+                    &mut data,
+                    scanned,
+                    &mut self.world.env(),
+                    &mut self.pipe,
+                )
+                .expect("the harness keeps the call order");
             self.pipe.kept = data.split_off(used);
         }
         if self.fan_out() {
@@ -227,10 +230,12 @@ impl Harness {
                 continue;
             }
             let session = self.session.as_mut().expect("not dropped");
-            match session.admits(TOKEN, self.pipe.unsent.len(), &mut self.world.stats) {
-                Admit::Queue => self.pipe.transmit(&frame, &[]),
-                Admit::Skip => {}
-                Admit::Drop => return true,
+            let unsent = self.pipe.unsent.len();
+            let admit = session
+                .deliver(TOKEN, &frame, unsent, &mut self.world.stats, &mut self.pipe)
+                .expect("the harness keeps the call order");
+            if admit == Admit::Drop {
+                return true;
             }
         }
         false
@@ -245,10 +250,7 @@ impl Harness {
         if turn == Turn::Done {
             return Turn::Done;
         }
-        match session
-            .core()
-            .on_flushed(self.pipe.unsent.len(), self.world.now)
-        {
+        match session.handle_flushed(self.pipe.unsent.len(), self.world.now) {
             Flushed::Done => Turn::Done,
             Flushed::Resumed => Turn::Again,
             Flushed::ShutdownWrite => {
@@ -323,7 +325,9 @@ impl Fleet {
             let mut session = Session::new(world.now);
             let mut out = Discard::default();
             data.copy_from_slice(request);
-            session.process(token, &mut data, 0, &mut world.env(), &mut out);
+            session
+                .handle_read(token, &mut data, 0, &mut world.env(), &mut out)
+                .map_err(|e| e.to_string())?;
             session.track(false, &mut world.stats);
             if !session.is_open() {
                 return Err("the request did not open a WebSocket".into());
@@ -342,7 +346,10 @@ impl Fleet {
         let mut out = Discard::default();
         let mut due = 0;
         for (i, session) in self.sessions.iter_mut() {
-            if session.on_tick(Token(i), &mut env, &mut out).is_some() {
+            if session
+                .handle_timeout(Token(i), &mut env, &mut out)
+                .is_ok_and(|due| due.is_some())
+            {
                 due += 1;
             }
         }
