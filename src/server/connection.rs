@@ -15,8 +15,9 @@ use log::debug;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use super::env::Env;
 use super::relay::Gather;
-use super::session::{Admit, Env, Session};
+use super::session::{Admit, Handled, Session};
 use super::stats::Stats;
 use crate::protocol::deadline::Tick;
 use crate::protocol::frame::SharedFrame;
@@ -223,10 +224,16 @@ impl Connection {
         let unsent = self.spill.unsent();
         let admit = self
             .session
-            .deliver(token, frame, unsent, sh.env.stats, &mut self.spill);
+            .deliver(frame, unsent, sh.env.stats, &mut self.spill);
         match admit {
             Ok(Admit::Skip) => Some(Verdict::Keep),
-            Ok(Admit::Drop) => Some(Verdict::Drop),
+            Ok(Admit::Drop) => {
+                debug!(
+                    "connection {}: dropped: {unsent} bytes behind its chat room",
+                    token.0
+                );
+                Some(Verdict::Drop)
+            }
             Ok(Admit::Queue) => {
                 if self.queued {
                     return Some(Verdict::Keep);
@@ -255,9 +262,11 @@ impl Connection {
             out: sh.cork.open(&[]),
             spill: &mut self.spill,
         };
-        let due = self.session.handle_timeout(token, &mut sh.env, &mut io);
-        if let Ok(None) = due {
-            return Verdict::Keep;
+        let due = self.session.handle_timeout(&mut sh.env, &mut io);
+        match due {
+            Ok(None) => return Verdict::Keep,
+            Ok(Some(timeout)) => debug!("connection {}: {timeout:?}", token.0),
+            Err(_) => {}
         }
         let result = self.uncork(&[], sh).map_err(Fault::from).and_then(|()| {
             Ok(match due? {
@@ -298,13 +307,19 @@ impl Connection {
                         spill: &mut self.spill,
                     };
                     let kept = len - fresh;
-                    let used = self
-                        .session
-                        .handle_read(token, data, kept, &mut sh.env, &mut io);
+                    let handled =
+                        self.session
+                            .handle_read(token.0, data, kept, &mut sh.env, &mut io);
                     // Whatever was corked leaves now, even on a misuse: the cork is the
                     // reactor's, and must be empty for the next connection.
                     self.uncork(data, sh)?;
-                    let used = used?;
+                    let Handled {
+                        consumed: used,
+                        ending,
+                    } = handled?;
+                    if let Some(ending) = ending {
+                        debug!("connection {}: {ending}", token.0);
+                    }
                     // Only what cannot be consumed yet is copied out, and released once
                     // it is: a partial head, frame header or control frame.
                     self.spill.keep(&data[used..]);

@@ -7,10 +7,8 @@
 
 use std::collections::VecDeque;
 
-use mio::Token;
-
+use super::env::Broadcast;
 use super::rooms::{RoomKey, Rooms};
-use super::session::Broadcast;
 use crate::protocol::frame::SharedFrame;
 
 /// Member deliveries queued per turn at most (finished a message at a time): about a
@@ -27,9 +25,9 @@ pub struct FanOut {
     /// Messages completed by senders, in order, with the room each is for.
     pending: VecDeque<(RoomKey, SharedFrame)>,
     /// Members with frames queued since their last write, in the order they got them.
-    to_write: VecDeque<Token>,
+    to_write: VecDeque<usize>,
     /// A reusable copy of a room's members, taken while a message is delivered.
-    recipients: Vec<Token>,
+    recipients: Vec<usize>,
 }
 
 impl FanOut {
@@ -56,7 +54,7 @@ impl FanOut {
 
     /// The next message and the members of its room (hand the list back with
     /// [`FanOut::done_with`]).
-    pub fn next_message(&mut self, rooms: &Rooms) -> Option<(SharedFrame, Vec<Token>)> {
+    pub fn next_message(&mut self, rooms: &Rooms) -> Option<(SharedFrame, Vec<usize>)> {
         let (room, frame) = self.pending.pop_front()?;
         let mut recipients = std::mem::take(&mut self.recipients);
         recipients.clear();
@@ -64,17 +62,17 @@ impl FanOut {
         Some((frame, recipients))
     }
 
-    pub fn done_with(&mut self, recipients: Vec<Token>) {
+    pub fn done_with(&mut self, recipients: Vec<usize>) {
         self.recipients = recipients;
     }
 
     /// A member got its first frame since its last write.
-    pub fn queued(&mut self, token: Token) {
-        self.to_write.push_back(token);
+    pub fn queued(&mut self, id: usize) {
+        self.to_write.push_back(id);
     }
 
     /// The next member to write to.
-    pub fn next_write(&mut self) -> Option<Token> {
+    pub fn next_write(&mut self) -> Option<usize> {
         self.to_write.pop_front()
     }
 }

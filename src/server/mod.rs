@@ -8,6 +8,7 @@ pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod env;
 pub mod fan_out;
 pub mod feed;
 pub mod observe;

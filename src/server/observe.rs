@@ -9,9 +9,9 @@
 
 use std::borrow::Cow;
 
+use super::env::Env;
 use super::prometheus;
 use super::routes::{Route, NOT_FOUND};
-use super::session::Env;
 use super::stats::rss_bytes;
 use super::view::View;
 use crate::protocol::handshake::Refusal;
@@ -46,7 +46,7 @@ impl Page {
 }
 
 /// Answers `route` (one of this file's), or says why not.
-pub fn answer(route: Route, env: &mut Env) -> Result<Page, Refusal> {
+pub fn answer(route: Route<'_>, env: &mut Env<'_>) -> Result<Page, Refusal> {
     let render: fn(&View, u32) -> Page = match route {
         Route::Dashboard => {
             return Ok(Page {

@@ -20,10 +20,10 @@ use super::budget::Budget;
 use super::clock::{Clock, SWEEP_INTERVAL};
 use super::config::Config;
 use super::connection::{Connection, Shared, Verdict, READ_BUFFER_SIZE};
+use super::env::{Broadcast, Env};
 use super::fan_out::{FanOut, FAN_OUT_WORK, FAN_OUT_WRITES};
 use super::feed::{self, FIRST_VIEW_WAIT};
 use super::rooms::Rooms;
-use super::session::{Broadcast, Env};
 use super::stats::{rss_bytes, Stats};
 use super::view::View;
 use crate::protocol::deadline::Tick;
@@ -298,26 +298,27 @@ impl Reactor {
                 break;
             };
             work += recipients.len();
-            for &token in &recipients {
-                let Some(conn) = self.conns.get_mut(token.0) else {
+            for &id in &recipients {
+                let Some(conn) = self.conns.get_mut(id) else {
                     continue; // dropped earlier in this fan-out
                 };
                 let mut sh = shared!(self);
-                match conn.deliver(token, &frame, &mut sh) {
-                    Some(Verdict::Drop) => self.close(token),
+                match conn.deliver(Token(id), &frame, &mut sh) {
+                    Some(Verdict::Drop) => self.close(Token(id)),
                     Some(_) => {}
-                    None => self.fan_out.queued(token),
+                    None => self.fan_out.queued(id),
                 }
             }
             self.fan_out.done_with(recipients);
         }
         for _ in 0..FAN_OUT_WRITES {
-            let Some(token) = self.fan_out.next_write() else {
+            let Some(id) = self.fan_out.next_write() else {
                 break;
             };
-            let Some(conn) = self.conns.get_mut(token.0) else {
+            let Some(conn) = self.conns.get_mut(id) else {
                 continue;
             };
+            let token = Token(id);
             let mut sh = shared!(self);
             let verdict = conn.write_queued(token, &mut sh);
             self.follow(token, verdict);
@@ -330,7 +331,7 @@ impl Reactor {
             return;
         };
         conn.close(&mut self.stats, &mut self.budget.held);
-        self.rooms.leave(token);
+        self.rooms.leave(token.0);
         // A descriptor is free again: if accepting was paused for lack of them, resume.
         if self.accept_paused_until.is_some() {
             self.accept_paused_until = Some(Instant::now());

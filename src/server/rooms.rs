@@ -1,10 +1,10 @@
 //! Chat rooms: which connections are in which room. Joining and leaving are O(1): a
 //! room keeps its members in a vector, each member's seat remembers its index, and a
-//! member leaves by swapping the last one into its place.
+//! member leaves by swapping the last one into its place. A member is a plain `usize`
+//! id (the reactor's slab key), so the sans-IO session can join rooms too.
 
 use std::collections::HashMap;
 
-use mio::Token;
 use slab::Slab;
 
 #[derive(Debug)]
@@ -12,7 +12,7 @@ struct Room {
     name: Box<str>,
     /// Distinguishes this room from a later one in the same slot (see [`RoomKey`]).
     serial: u64,
-    members: Vec<Token>,
+    members: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -36,14 +36,14 @@ pub struct Rooms {
     rooms: Slab<Room>,
     /// The serial the next new room gets.
     next_serial: u64,
-    seats: HashMap<Token, Seat>,
+    seats: HashMap<usize, Seat>,
 }
 
 impl Rooms {
-    /// Puts `token` in the room called `name`, creating the room if it is new. A
+    /// Puts member `id` in the room called `name`, creating the room if it is new. A
     /// connection is in at most one room: joining again moves it.
-    pub fn join(&mut self, token: Token, name: &str) {
-        self.leave(token);
+    pub fn join(&mut self, id: usize, name: &str) {
+        self.leave(id);
         let room = match self.by_name.get(name) {
             Some(&room) => room,
             None => {
@@ -59,18 +59,18 @@ impl Rooms {
         };
         let members = &mut self.rooms[room].members;
         self.seats.insert(
-            token,
+            id,
             Seat {
                 room,
                 index: members.len(),
             },
         );
-        members.push(token);
+        members.push(id);
     }
 
-    /// Takes `token` out of its room, if it is in one; an emptied room is removed.
-    pub fn leave(&mut self, token: Token) {
-        let Some(seat) = self.seats.remove(&token) else {
+    /// Takes member `id` out of its room, if it is in one; an emptied room is removed.
+    pub fn leave(&mut self, id: usize) {
+        let Some(seat) = self.seats.remove(&id) else {
             return;
         };
         let room = &mut self.rooms[seat.room];
@@ -87,16 +87,16 @@ impl Rooms {
         }
     }
 
-    /// The members of the room `token` is in (itself included); empty if in none.
-    pub fn room_of(&self, token: Token) -> &[Token] {
+    /// The members of the room `id` is in (itself included); empty if in none.
+    pub fn room_of(&self, id: usize) -> &[usize] {
         self.seats
-            .get(&token)
+            .get(&id)
             .map_or(&[], |seat| &self.rooms[seat.room].members)
     }
 
-    /// The key of the room `token` is in, if any.
-    pub fn key_of(&self, token: Token) -> Option<RoomKey> {
-        let seat = self.seats.get(&token)?;
+    /// The key of the room `id` is in, if any.
+    pub fn key_of(&self, id: usize) -> Option<RoomKey> {
+        let seat = self.seats.get(&id)?;
         Some(RoomKey {
             index: seat.room,
             serial: self.rooms[seat.room].serial,
@@ -104,7 +104,7 @@ impl Rooms {
     }
 
     /// The members of the room `key` names; empty once that room is gone.
-    pub fn members(&self, key: RoomKey) -> &[Token] {
+    pub fn members(&self, key: RoomKey) -> &[usize] {
         self.rooms
             .get(key.index)
             .filter(|room| room.serial == key.serial)
@@ -125,8 +125,8 @@ impl Rooms {
 mod tests {
     use super::*;
 
-    fn sorted(tokens: &[Token]) -> Vec<usize> {
-        let mut v: Vec<usize> = tokens.iter().map(|t| t.0).collect();
+    fn sorted(ids: &[usize]) -> Vec<usize> {
+        let mut v: Vec<usize> = ids.to_vec();
         v.sort_unstable();
         v
     }
@@ -135,41 +135,41 @@ mod tests {
     fn members_join_leave_and_empty_rooms_go_away() {
         let mut rooms = Rooms::default();
         for i in 0..5 {
-            rooms.join(Token(i), if i % 2 == 0 { "even" } else { "odd" });
+            rooms.join(i, if i % 2 == 0 { "even" } else { "odd" });
         }
         assert_eq!(rooms.len(), 2);
-        assert_eq!(sorted(rooms.room_of(Token(2))), [0, 2, 4]);
-        assert_eq!(sorted(rooms.room_of(Token(1))), [1, 3]);
+        assert_eq!(sorted(rooms.room_of(2)), [0, 2, 4]);
+        assert_eq!(sorted(rooms.room_of(1)), [1, 3]);
         // Leaving from the front moves the last member into the gap.
-        rooms.leave(Token(0));
-        assert_eq!(sorted(rooms.room_of(Token(4))), [2, 4]);
-        rooms.leave(Token(4));
-        rooms.leave(Token(4));
-        assert_eq!(sorted(rooms.room_of(Token(2))), [2]);
-        assert!(rooms.room_of(Token(0)).is_empty());
-        rooms.leave(Token(2));
+        rooms.leave(0);
+        assert_eq!(sorted(rooms.room_of(4)), [2, 4]);
+        rooms.leave(4);
+        rooms.leave(4);
+        assert_eq!(sorted(rooms.room_of(2)), [2]);
+        assert!(rooms.room_of(0).is_empty());
+        rooms.leave(2);
         assert_eq!(rooms.len(), 1, "the emptied room is gone");
-        rooms.join(Token(1), "even");
-        assert_eq!(sorted(rooms.room_of(Token(3))), [3]);
-        assert_eq!(sorted(rooms.room_of(Token(1))), [1], "joining again moves");
-        rooms.leave(Token(1));
-        rooms.leave(Token(3));
+        rooms.join(1, "even");
+        assert_eq!(sorted(rooms.room_of(3)), [3]);
+        assert_eq!(sorted(rooms.room_of(1)), [1], "joining again moves");
+        rooms.leave(1);
+        rooms.leave(3);
         assert!(rooms.is_empty() && rooms.by_name.is_empty() && rooms.seats.is_empty());
     }
 
     #[test]
     fn a_room_key_outlives_no_room() {
         let mut rooms = Rooms::default();
-        rooms.join(Token(1), "a");
-        let key = rooms.key_of(Token(1)).unwrap();
-        assert_eq!(rooms.members(key), [Token(1)]);
-        rooms.leave(Token(1));
-        rooms.join(Token(2), "b");
+        rooms.join(1, "a");
+        let key = rooms.key_of(1).unwrap();
+        assert_eq!(rooms.members(key), [1]);
+        rooms.leave(1);
+        rooms.join(2, "b");
         assert!(
             rooms.members(key).is_empty(),
             "not the new room in the old slot"
         );
-        assert_eq!(rooms.key_of(Token(1)), None);
+        assert_eq!(rooms.key_of(1), None);
     }
 
     #[test]
@@ -187,16 +187,16 @@ mod tests {
                 m.retain(|&t| t != token);
             }
             if x & 1 == 0 {
-                rooms.join(Token(token), &format!("r{room}"));
+                rooms.join(token, &format!("r{room}"));
                 model[room].push(token);
             } else {
-                rooms.leave(Token(token));
+                rooms.leave(token);
             }
             for members in &model {
                 if let Some(&first) = members.first() {
                     let mut want = members.clone();
                     want.sort_unstable();
-                    assert_eq!(sorted(rooms.room_of(Token(first))), want);
+                    assert_eq!(sorted(rooms.room_of(first)), want);
                 }
             }
             assert_eq!(rooms.len(), model.iter().filter(|m| !m.is_empty()).count());

@@ -1,24 +1,24 @@
 //! One connection as the server sees it, sans-IO: the protocol core, the relay the
 //! route chose, and what each event means for the server (routes, rooms, counters).
 //! The reactor's `Connection` runs it over a socket; tests and fuzz targets run the very
-//! same session over memory. It never touches a socket or a clock: bytes, the time and
-//! the IO sink come in as arguments (only a `/stats` or `/metrics` request of a lone
-//! process reads its RSS).
+//! same session over memory. It never touches a socket, a clock or a logger: bytes, the
+//! time and the IO sink come in as arguments, a connection is named by a plain id (the
+//! reactor's slab key), and what is worth logging comes back as a value ([`Ending`])
+//! for the shell to log. (Only a `/stats` or `/metrics` request of a lone process reads
+//! its RSS.)
 
-use log::debug;
-use mio::Token;
+use std::fmt;
 
-use super::config::Config;
+use super::env::Env;
 use super::observe;
 use super::relay::{Gather, Relay};
-use super::rooms::Rooms;
 use super::routes::{route, Route, OVER_CAPACITY};
 use super::stats::Stats;
-use super::view::View;
 use crate::protocol::close::CloseCode;
 use crate::protocol::deadline::Tick;
+use crate::protocol::error::ProtocolError;
 use crate::protocol::frame::SharedFrame;
-use crate::protocol::handshake::Upgrade;
+use crate::protocol::handshake::{Refusal, Upgrade};
 use crate::protocol::http::Status;
 use crate::protocol::server::{
     Answer, Event, Flushed, Misuse, ServerConfig, ServerConnection, Timeout, HIGH_WATER,
@@ -33,23 +33,33 @@ pub const SLOW_MEMBER_LIMIT: usize = 4 * HIGH_WATER;
 /// The demo page served at `GET /`.
 const PAGE: &str = include_str!("../../static/index.html");
 
-/// A chat message encoded once as a whole frame, to be queued for every room member.
-pub type Broadcast = (Token, SharedFrame);
+/// Why a call began to close the connection, for the shell's debug log (the counters
+/// are kept already). At most one per call: after either, the rest is discarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The request was answered with an HTTP error, by the protocol or by a route.
+    Refused(Refusal),
+    /// The client broke the protocol: a Close with the error's code is queued (§7.1.7).
+    Failed(ProtocolError),
+}
 
-/// What the server lends a session while it runs.
-pub struct Env<'a> {
-    pub config: &'a Config,
-    pub stats: &'a mut Stats,
-    pub rooms: &'a mut Rooms,
-    /// Chat messages completed during this call, from sender to the sender's room;
-    /// the reactor fans them out once the sender is done.
-    pub outbox: &'a mut Vec<Broadcast>,
-    pub now: Tick,
-    /// Milliseconds since this process started.
-    pub uptime_ms: u64,
-    /// The whole server's counters, as a worker's supervisor sent them last (`None` in
-    /// a lone process, or before the first one came).
-    pub view: Option<&'a View>,
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ending::Refused(refusal) => write!(f, "{} {}", refusal.status.0, refusal.reason),
+            Ending::Failed(error) => write!(f, "{error}: closing with {}", error.close_code().0),
+        }
+    }
+}
+
+/// What a read did: the bytes it consumed, and why the connection began to close, if it
+/// did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handled {
+    /// Bytes consumed from the front of the input; the rest is kept for the next read.
+    pub consumed: usize,
+    /// Why the connection began to close during the read, if it did.
+    pub ending: Option<Ending>,
 }
 
 /// The server's side of one connection: the protocol core, carrying the relay that
@@ -101,7 +111,7 @@ impl Session {
 
     /// Whether to read the socket now, with `unsent` bytes of output not yet written
     /// (see `ServerConnection::poll_read`).
-    pub fn poll_read(&mut self, unsent: usize, relaxed: bool, env: &Env) -> bool {
+    pub fn poll_read(&mut self, unsent: usize, relaxed: bool, env: &Env<'_>) -> bool {
         let config = self.config(env);
         self.core.poll_read(unsent, relaxed, &config, env.now)
     }
@@ -111,15 +121,15 @@ impl Session {
     /// messages, and returns how many bytes it consumed.
     pub fn handle_read(
         &mut self,
-        token: Token,
+        id: usize,
         data: &mut [u8],
         scanned: usize,
-        env: &mut Env,
+        env: &mut Env<'_>,
         io: &mut impl Gather,
-    ) -> Result<usize, Misuse> {
+    ) -> Result<Handled, Misuse> {
         let config = self.config(env);
         let core = &mut self.core;
-        let mut pos = 0;
+        let (mut pos, mut ending) = (0, None);
         loop {
             let scanned = if pos == 0 { scanned } else { 0 };
             let (n, event) = core.handle_read(&mut data[pos..], scanned, &config, env.now, io)?;
@@ -132,21 +142,18 @@ impl Session {
             };
             match event {
                 Event::Request { target, upgrade } => {
-                    answer(token, target, upgrade, core, io, env)?
+                    ending = answer(id, target, upgrade, core, io, env)?;
                 }
                 Event::Refused(refusal) => {
-                    debug!(
-                        "connection {}: {} {}",
-                        token.0, refusal.status.0, refusal.reason
-                    );
                     env.stats.refused(&refusal);
+                    ending = Some(Ending::Refused(refusal));
                 }
                 Event::Data(chunk) => {
                     let ends_message = chunk.ends_message();
                     let relay = core.app();
                     if let Some(frame) = relay.on_data(chunk, core, io)? {
                         env.stats.messages_in_total += 1;
-                        env.outbox.push((token, frame));
+                        env.outbox.push((id, frame));
                     } else if ends_message && relay == Relay::Echo {
                         env.stats.messages_in_total += 1;
                         env.stats.messages_out_total += 1;
@@ -156,14 +163,16 @@ impl Session {
                     .stats
                     .closed_with(code.unwrap_or(CloseCode::NO_STATUS).0),
                 Event::Failed(error) => {
-                    let code = error.close_code().0;
-                    debug!("connection {}: {error}: closing with {code}", token.0);
                     env.stats.protocol_errors_total += 1;
-                    env.stats.closed_with(code);
+                    env.stats.closed_with(error.close_code().0);
+                    ending = Some(Ending::Failed(error));
                 }
             }
         }
-        Ok(pos)
+        Ok(Handled {
+            consumed: pos,
+            ending,
+        })
     }
 
     /// What the core follows for this connection: the server's options, with the chat
@@ -196,26 +205,23 @@ impl Session {
         self.core.shuts_down_when_flushed()
     }
 
-    /// Acts on a deadline due now, if any; counts it.
+    /// Acts on a deadline due now, if any; counts it and says which.
     pub fn handle_timeout(
         &mut self,
-        token: Token,
-        env: &mut Env,
+        env: &mut Env<'_>,
         io: &mut impl Gather,
     ) -> Result<Option<Timeout>, Misuse> {
-        let Some(timeout) = self
+        let timeout = self
             .core
-            .handle_timeout(env.now, &env.config.timeouts(), io)?
-        else {
-            return Ok(None);
-        };
-        debug!("connection {}: {timeout:?}", token.0);
-        env.stats.timed_out(timeout);
-        Ok(Some(timeout))
+            .handle_timeout(env.now, &env.config.timeouts(), io)?;
+        if let Some(timeout) = timeout {
+            env.stats.timed_out(timeout);
+        }
+        Ok(timeout)
     }
 
     /// Asks an open connection to close with 1001 (server shutting down).
-    pub fn go_away(&mut self, env: &mut Env, io: &mut impl Gather) -> Result<(), Misuse> {
+    pub fn go_away(&mut self, env: &mut Env<'_>, io: &mut impl Gather) -> Result<(), Misuse> {
         if let Some(code) = self.core.go_away(env.now, io)? {
             env.stats.closed_with(code.0);
         }
@@ -228,7 +234,6 @@ impl Session {
     /// dropped, unless it is closing anyway.
     pub fn deliver(
         &mut self,
-        token: Token,
         frame: &SharedFrame,
         unsent: usize,
         stats: &mut Stats,
@@ -245,10 +250,6 @@ impl Session {
         Ok(match (sent, behind) {
             (false, _) => Admit::Skip,
             (true, true) => {
-                debug!(
-                    "connection {}: dropped: {unsent} bytes behind its chat room",
-                    token.0
-                );
                 stats.slow_members_dropped_total += 1;
                 Admit::Drop
             }
@@ -275,20 +276,21 @@ pub enum Admit {
     Queue,
     /// Not sent: the member's core has sent its Close, after which nothing is sent.
     Skip,
-    /// Too far behind: drop the member.
+    /// Too far behind (over [`SLOW_MEMBER_LIMIT`]): drop the member.
     Drop,
 }
 
-/// Answers a request head the protocol accepted, as its route says.
+/// Answers a request head the protocol accepted, as its route says; returns the
+/// refusal if it is one.
 fn answer(
-    token: Token,
+    id: usize,
     target: &str,
     upgrade: Option<Upgrade<'_>>,
     core: &mut ServerConnection<Relay>,
     io: &mut impl Gather,
-    env: &mut Env,
-) -> Result<(), Misuse> {
-    let full = |env: &Env| {
+    env: &mut Env<'_>,
+) -> Result<Option<Ending>, Misuse> {
+    let full = |env: &Env<'_>| {
         env.config
             .max_connections
             .is_some_and(|max| env.stats.websockets >= max as u64)
@@ -302,10 +304,10 @@ fn answer(
             core.handle_answer(Answer::Accept(upgrade), env.now, io)?;
             env.stats.handshakes_total += 1;
             if let Route::Chat(room) = route {
-                env.rooms.join(token, room.as_str());
+                env.rooms.join(id, room.as_str());
                 core.set_app(Relay::Chat);
             }
-            return Ok(());
+            return Ok(None);
         }
         (Ok(route @ (Route::Stats | Route::Metrics | Route::Dashboard)), None) => {
             match observe::answer(route, env) {
@@ -318,7 +320,7 @@ fn answer(
                     };
                     core.handle_answer(answer, env.now, io)?;
                     env.stats.http_responses_total += 1;
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(refusal) => refusal,
             }
@@ -331,15 +333,11 @@ fn answer(
             };
             core.handle_answer(answer, env.now, io)?;
             env.stats.http_responses_total += 1;
-            return Ok(());
+            return Ok(None);
         }
         (Err(refusal), _) => refusal,
     };
-    debug!(
-        "connection {}: {} {}",
-        token.0, refusal.status.0, refusal.reason
-    );
     core.handle_answer(Answer::Refuse(refusal), env.now, io)?;
     env.stats.refused(&refusal);
-    Ok(())
+    Ok(Some(Ending::Refused(refusal)))
 }

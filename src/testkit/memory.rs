@@ -5,16 +5,16 @@
 
 use std::collections::VecDeque;
 
-use mio::Token;
 use slab::Slab;
 
 use crate::protocol::deadline::Tick;
 use crate::protocol::server::Flushed;
 use crate::protocol::transmit::Transmit;
 use crate::server::connection::{READS_PER_TURN, READ_BUFFER_SIZE};
+use crate::server::env::{Broadcast, Env};
 use crate::server::relay::Gather;
 use crate::server::rooms::Rooms;
-use crate::server::session::{Admit, Broadcast, Env, Session};
+use crate::server::session::{Admit, Session};
 use crate::server::stats::Stats;
 use crate::server::Config;
 
@@ -125,7 +125,8 @@ pub struct Harness {
     pipe: Pipe,
 }
 
-const TOKEN: Token = Token(0);
+/// The harnessed connection's id (its slab key in a reactor).
+const ID: usize = 0;
 
 impl Harness {
     /// A freshly accepted connection whose client takes `room` bytes of output before
@@ -161,7 +162,7 @@ impl Harness {
                 self.world.now = self.world.now.saturating_add(secs);
                 let was_open = session.is_open();
                 let timeout = session
-                    .handle_timeout(TOKEN, &mut self.world.env(), &mut self.pipe)
+                    .handle_timeout(&mut self.world.env(), &mut self.pipe)
                     .expect("the harness keeps the call order");
                 let done = matches!(timeout, Some(t) if t.ends());
                 turn = self.finish(was_open, if done { Turn::Done } else { Turn::Idle });
@@ -207,13 +208,14 @@ impl Harness {
             data.extend_from_slice(&chunk);
             let used = session
                 .handle_read(
-                    TOKEN,
+                    ID,
                     &mut data,
                     scanned,
                     &mut self.world.env(),
                     &mut self.pipe,
                 )
-                .expect("the harness keeps the call order");
+                .expect("the harness keeps the call order")
+                .consumed;
             self.pipe.kept = data.split_off(used);
         }
         if self.fan_out() {
@@ -226,13 +228,13 @@ impl Harness {
     /// returns whether it is to be dropped.
     fn fan_out(&mut self) -> bool {
         for (sender, frame) in std::mem::take(&mut self.world.outbox) {
-            if !self.world.rooms.room_of(sender).contains(&TOKEN) {
+            if !self.world.rooms.room_of(sender).contains(&ID) {
                 continue;
             }
             let session = self.session.as_mut().expect("not dropped");
             let unsent = self.pipe.unsent.len();
             let admit = session
-                .deliver(TOKEN, &frame, unsent, &mut self.world.stats, &mut self.pipe)
+                .deliver(&frame, unsent, &mut self.world.stats, &mut self.pipe)
                 .expect("the harness keeps the call order");
             if admit == Admit::Drop {
                 return true;
@@ -266,7 +268,7 @@ impl Harness {
         let Some(session) = self.session.take() else {
             return;
         };
-        self.world.rooms.leave(TOKEN);
+        self.world.rooms.leave(ID);
         session.dropped(&mut self.world.stats);
     }
 
@@ -321,12 +323,12 @@ impl Fleet {
         let mut data = request.to_vec();
         for _ in 0..n {
             let entry = sessions.vacant_entry();
-            let token = Token(entry.key());
+            let id = entry.key();
             let mut session = Session::new(world.now);
             let mut out = Discard::default();
             data.copy_from_slice(request);
             session
-                .handle_read(token, &mut data, 0, &mut world.env(), &mut out)
+                .handle_read(id, &mut data, 0, &mut world.env(), &mut out)
                 .map_err(|e| e.to_string())?;
             session.track(false, &mut world.stats);
             if !session.is_open() {
@@ -345,9 +347,9 @@ impl Fleet {
         let mut env = self.world.env();
         let mut out = Discard::default();
         let mut due = 0;
-        for (i, session) in self.sessions.iter_mut() {
+        for (_, session) in self.sessions.iter_mut() {
             if session
-                .handle_timeout(Token(i), &mut env, &mut out)
+                .handle_timeout(&mut env, &mut out)
                 .is_ok_and(|due| due.is_some())
             {
                 due += 1;
