@@ -167,6 +167,12 @@ impl<A: Copy> ServerConnection<A> {
         self.app = app;
     }
 
+    /// Since when the connection has waited for its request head, while it still does:
+    /// at capacity, the longest waiting gives way to a newcomer.
+    pub fn awaiting_head_since(&self) -> Option<Tick> {
+        (self.phase == Phase::Handshaking).then_some(self.since)
+    }
+
     /// Whether this is an open WebSocket: past the handshake and not closing.
     pub fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open(_))
@@ -241,7 +247,7 @@ impl<A: Copy> ServerConnection<A> {
             Ok(Some((request, len))) => match check_request(&request, &config.policy) {
                 Ok(upgrade) => {
                     self.phase = Phase::Answering;
-                    let target = request.target;
+                    let target = request.resource();
                     (len, Some(Event::Request { target, upgrade }))
                 }
                 Err(e) => {
@@ -390,10 +396,10 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: ",
 
     /// Pauses reading from an open connection whose unsent output reached its mark;
     /// returns whether reading is paused. The mark is [`HIGH_WATER`], except in the
-    /// middle of a message while the server has memory to spare (`relaxed`): then it is
+    /// middle of a message while the server's pool for them has room (`relaxed`): then it is
     /// the message size limit, since a client may write a whole message before it reads
     /// the echo (Autobahn's client does), and pausing it then would deadlock both ends.
-    /// Under memory pressure every connection pauses at [`HIGH_WATER`].
+    /// Once the pool is taken every connection pauses at [`HIGH_WATER`].
     pub fn pause_if_backed_up(
         &mut self,
         unsent: usize,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod connection;
 pub mod fan_out;
 pub mod feed;
+pub mod head_queue;
 pub mod observe;
 pub mod prometheus;
 pub mod reactor;

@@ -19,7 +19,7 @@ use super::stats::Stats;
 use super::view::View;
 use crate::protocol::close::CloseCode;
 use crate::protocol::deadline::Tick;
-use crate::protocol::handshake::Upgrade;
+use crate::protocol::handshake::{Refusal, Upgrade};
 use crate::protocol::http::Status;
 use crate::protocol::server::{Event, ServerConfig, ServerConnection, Timeout, HIGH_WATER};
 
@@ -190,6 +190,19 @@ impl Session {
         debug!("connection {}: {timeout:?}", token.0);
         env.stats.timed_out(timeout);
         Some(timeout)
+    }
+
+    /// Since when this connection has waited for its request head, if it still does.
+    pub fn awaiting_head_since(&self) -> Option<Tick> {
+        self.core.awaiting_head_since()
+    }
+
+    /// Ends a connection still waiting for its request head, to make room for a
+    /// newcomer when every descriptor is taken: it is told 503 (Retry-After).
+    pub fn give_way(&mut self, env: &mut Env, io: &mut impl Gather) {
+        self.core.refuse(Refusal::GAVE_WAY, env.now, io);
+        env.stats.refused(&Refusal::GAVE_WAY);
+        env.stats.evicted("request_head");
     }
 
     /// Asks an open connection to close with 1001 (server shutting down).
