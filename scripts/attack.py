@@ -777,6 +777,16 @@ def run_flood(args):
             f"{k} {json.dumps(delta(st0, st1, k))}" for k in
             ("memory_shed_total", "shed_total", "accept_emfile_total", "timeouts_total",
              "protocol_errors_total", "closes_by_code", "handshake_failures")))
+    # Connections the server still holds after its clients closed: how long they linger.
+    st = rows[-1]["st1"]
+    if st and st.get("websockets"):
+        n, t0 = st["websockets"], time.monotonic()
+        while st and st.get("websockets") and time.monotonic() - t0 < args.linger:
+            time.sleep(0.5)
+            _, _, st = get_stats(addr)
+        left = st.get("websockets") if st else "unknown"
+        log(f"   {n} websockets still open {args.settle:.0f} s after their clients closed; "
+            f"{left} left {args.settle + time.monotonic() - t0:.0f} s after")
     log("   summary (MiB, before -> peak -> after): " + "; ".join(
         f"{r['rss0'] / MIB:.0f} -> {r['peak'] / MIB:.0f} -> {r['rss1'] / MIB:.0f}" for r in rows))
 
@@ -819,6 +829,9 @@ def main():
     p.add_argument("--send-window", type=float, default=30.0,
                    help="seconds the clients get to send before all close anyway (default 30)")
     p.add_argument("--settle", type=float, default=10.0, help="seconds after closing (default 10)")
+    p.add_argument("--linger", type=float, default=30.0,
+                   help="after the last flood, seconds to wait for websockets the server still "
+                   "holds to go (default 30)")
     args = ap.parse_args()
     # SIGTERM (attack.sh's cleanup): unwind, so that the attackers are stopped and reaped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
