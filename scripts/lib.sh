@@ -1,5 +1,6 @@
-# Sourced by scripts/scale.sh, chat.sh, dashboard.sh and peers.sh: a work directory, the cleanup of the
-# processes a run starts (on exit, Ctrl-C, failure), and starting the server.
+# shellcheck shell=bash disable=SC2154  # $bin is the sourcing script's
+# Sourced by scripts/scale.sh, chat.sh, dashboard.sh, peers.sh and attack.sh: a work directory,
+# the cleanup of the processes a run starts (on exit, Ctrl-C, failure), and starting the server.
 # Expects $bin (the wsreactor binary). Sets $work, and $server_pid and $addr through
 # start_server; a script that runs the load generator in the background sets $load_pid,
 # and one that samples the run in the background sets $sampler_pid.
@@ -44,11 +45,24 @@ wait_listening() {
 }
 
 # start_server ARGS...: `serve --listen 127.0.0.1:0 ARGS...`, logging to $work/server.log;
-# returns once it is listening.
+# returns once it is listening. A command in the array $server_wrap, if set, runs the
+# server (it must exec it, so that $server_pid is the server: e.g. prlimit, taskset).
+server_wrap=()
 start_server() {
-  "$bin" serve --listen 127.0.0.1:0 "$@" 2>"$work/server.log" &
+  "${server_wrap[@]}" "$bin" serve --listen 127.0.0.1:0 "$@" 2>"$work/server.log" &
   server_pid=$!
   wait_listening "$work/server.log" "the server"
+}
+
+# stop_server: SIGTERM to $server_pid, SIGKILL after 10 s; clears $server_pid, so that a
+# script can start another server (and cleanup does not wait on this one again).
+stop_server() {
+  [ -n "$server_pid" ] || return 0
+  kill -TERM "$server_pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=
 }
 
 # version_stamp: the build a report describes (a commit, "-dirty" when the tree has

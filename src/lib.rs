@@ -9,6 +9,7 @@
 //! bound concurrent connections and sizes runs. `testkit` (feature `testkit`, off by
 //! default) holds test scaffolding.
 
+pub mod byte_size;
 pub mod children;
 pub mod limits;
 pub mod load;

@@ -433,6 +433,26 @@ fn unknown_path_gets_404() {
     server.assert_serves();
 }
 
+/// RFC 9112 §3.2.2: a server must accept the absolute-form, and route it as the
+/// origin-form of the same path and query.
+#[test]
+fn absolute_form_targets_are_routed_like_origin_form() {
+    let mut server = Server::start();
+    let addr = server.addr;
+    assert_eq!(server.get(&format!("http://{addr}/stats")).status, 200);
+    assert_eq!(
+        server.get(&format!("http://{addr}")).status,
+        200,
+        "the page"
+    );
+    assert_eq!(server.get(&format!("HTTP://{addr}/nope?x")).status, 404);
+    let mut member = server.open_path(&format!("ws://{addr}/chat?room=absolute"));
+    let mut sender = server.open_path("/chat?room=absolute");
+    sender.send_frame(true, OpCode::Text, b"one room");
+    member.expect_frame(true, op::TEXT, b"one room");
+    server.assert_serves();
+}
+
 #[test]
 fn root_serves_the_html_page() {
     let mut server = Server::start();

@@ -91,3 +91,49 @@ fn half_sent_messages_stay_within_the_memory_budget() {
     bystander.send_frame(true, OpCode::Close, &common::close_payload(1000, ""));
     bystander.expect_close(1000);
 }
+
+/// A client may write a whole message before it reads the echo (Autobahn's does): the
+/// pool for messages in progress lets the server read on past the high-water mark, and
+/// the client gets its echo. Without a pool the same client and the server wait on each
+/// other until the send timeout drops it: the pool is what separates the two.
+#[test]
+fn the_message_pool_lets_a_whole_message_go_out_before_its_echo_is_read() {
+    // More than loopback's socket buffers on both ends absorb (about 20 MiB here).
+    const LEN: usize = 48 << 20;
+    for (pool, echoed) in [("64MiB", true), ("0", false)] {
+        let server = Server::with_args(&[
+            "--max-message-size",
+            "64MiB",
+            "--message-pool",
+            pool,
+            "--send-timeout",
+            "2",
+        ]);
+        let mut raw = server.open();
+        let mut writer = raw.stream.try_clone().unwrap();
+        writer
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let sender = thread::spawn(move || {
+            writer.write_all(&header(LEN as u64))?;
+            writer.write_all(&vec![0u8; LEN])
+        });
+        let sent = sender.join().unwrap();
+        if echoed {
+            sent.expect("the whole message goes out before the echo is read");
+            raw.set_read_timeout(Duration::from_secs(30));
+            let echo = raw.read_message();
+            assert!(echo.payload.len() == LEN && echo.payload.iter().all(|&b| b == 0));
+        } else {
+            let error = sent.expect_err("with no pool, the server stops reading");
+            assert!(
+                matches!(
+                    error.kind(),
+                    ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+                ),
+                "dropped at the send timeout, not {error}"
+            );
+            assert!(stat(&server, "timeouts_total") >= 1);
+        }
+    }
+}

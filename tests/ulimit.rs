@@ -126,3 +126,67 @@ fn saturated_server_sheds_promptly_keeps_serving_and_recovers() {
     );
     assert!(stats["shed_total"].as_u64().unwrap() >= 20, "{stats}");
 }
+
+/// Half a request head from `source`, then nothing: a slowloris connection.
+fn stall_from(server: &Server, source: [u8; 4]) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from((source, 0)).into())
+        .unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    stream
+}
+
+/// Every descriptor held by unfinished request heads: a newcomer still gets its 101 (the
+/// longest-waiting head gives way, with a 503), and open WebSockets are never the ones
+/// to go. The handshake timeout is far off, so only giving way can make room.
+#[test]
+fn unfinished_request_heads_give_way_to_a_newcomer() {
+    let server = Server::with_nofile(
+        &[
+            "--handshake-timeout",
+            "60",
+            "--idle-timeout",
+            "0",
+            "--ping-interval",
+            "0",
+        ],
+        LIMIT,
+    );
+    let mut open: Vec<Raw> = (0..20)
+        .map(|_| try_upgrade(&server).expect("room for the first WebSockets"))
+        .collect();
+    // More stalled heads than there are descriptors, from another address.
+    let mut stalled: Vec<TcpStream> = (0..LIMIT)
+        .map(|_| stall_from(&server, [127, 0, 0, 2]))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..10 {
+        let mut newcomer = try_upgrade(&server)
+            .unwrap_or_else(|answer| panic!("newcomer {i} got {answer:?}, not 101"));
+        assert_echoes(&mut newcomer, "made room");
+        open.push(newcomer);
+    }
+    for (i, raw) in open.iter_mut().enumerate() {
+        assert_echoes(raw, &format!("never evicted {i}"));
+    }
+    // The oldest stalled head was told why it went.
+    let first = &mut stalled[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = first.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 503 ") && answer.contains("Retry-After: 1"),
+        "{answer:?}"
+    );
+    let stats = server.stats();
+    let evicted = stats["evictions"]["request_head"].as_u64().unwrap_or(0);
+    assert!(evicted >= 10, "{stats}");
+    assert_eq!(stats["handshake_failures"]["gave_way"], evicted, "{stats}");
+    assert_eq!(stats["closes_by_code"].get("1006"), None, "{stats}");
+}

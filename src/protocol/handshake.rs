@@ -128,6 +128,15 @@ impl Refusal {
         name: "timeout",
         reason: "request head not received in time",
     };
+
+    /// Every descriptor is taken and this connection has waited longest for its
+    /// request head: it gives way to a newcomer.
+    pub const GAVE_WAY: Refusal = Refusal {
+        status: Status::SERVICE_UNAVAILABLE,
+        headers: &[("Retry-After", "1")],
+        name: "gave_way",
+        reason: "server at capacity: the slowest request head gives way to a newcomer",
+    };
 }
 
 /// `base64(sha1(key + GUID))` (§4.2.2 step 5.4).

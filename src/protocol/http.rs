@@ -76,7 +76,8 @@ impl<'h, 'b> Headers<'h, 'b> {
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'h, 'b> {
     pub method: &'b str,
-    /// The request-target as sent (origin-form: path and optional query).
+    /// The request-target as sent: origin-form (path and optional query), or another
+    /// form (see [`Request::resource`]).
     pub target: &'b str,
     /// The minor version: HTTP/1.`minor`.
     pub minor: u8,
@@ -84,10 +85,39 @@ pub struct Request<'h, 'b> {
 }
 
 impl<'b> Request<'_, 'b> {
-    /// The target's path, without the query.
-    pub fn path(&self) -> &'b str {
-        self.target.split('?').next().unwrap_or("")
+    /// The resource asked for, in origin-form: the target's path and query. RFC 9112
+    /// §3.2.2: a server must accept the absolute-form (`http://host/path?query`, which
+    /// clients send to proxies) too; its scheme and authority are dropped, and an empty
+    /// path is `/` (RFC 9112 §3.2.1), given here as the empty string before any query
+    /// (`""` or `"?q"`), since the head's bytes hold no `/` to borrow.
+    /// Other forms (asterisk, authority) are returned as sent.
+    pub fn resource(&self) -> &'b str {
+        absolute_form_resource(self.target).unwrap_or(self.target)
     }
+
+    /// The resource's path, without the query (`/` for an absolute-form target with an
+    /// empty path).
+    pub fn path(&self) -> &'b str {
+        match self.resource().split('?').next() {
+            Some("") | None => "/",
+            Some(path) => path,
+        }
+    }
+}
+
+/// The path and query of an absolute-form target (RFC 9110 §4.2: `scheme "://"
+/// authority path-abempty [ "?" query ]`), if `target` is one.
+fn absolute_form_resource(target: &str) -> Option<&str> {
+    let (scheme, rest) = target.split_once("://")?;
+    // RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+    let mut chars = scheme.bytes();
+    let valid_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+    if !valid_scheme {
+        return None;
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&rest[end..])
 }
 
 /// A parsed response head (the client role, used by the load generator).
@@ -379,6 +409,39 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         assert!(req.headers.has_token("connection", "upgrade"));
         assert!(!req.headers.has_token("connection", "close"));
         assert_eq!(req.headers.count("HOST"), 1);
+    }
+
+    #[test]
+    fn an_absolute_form_target_names_the_same_resource() {
+        let resource = |head: &[u8]| {
+            let mut storage = [Header::default(); MAX_HEADERS];
+            let (req, _) = parse_request(head, 0, &mut storage).unwrap().unwrap();
+            (req.resource().to_owned(), req.path().to_owned())
+        };
+        let cases: [(&[u8], &str, &str); 6] = [
+            (
+                b"GET /chat?room=a HTTP/1.1\r\n\r\n",
+                "/chat?room=a",
+                "/chat",
+            ),
+            (
+                b"GET http://h:80/chat?room=a HTTP/1.1\r\n\r\n",
+                "/chat?room=a",
+                "/chat",
+            ),
+            (b"GET HTTPS://user@h/ HTTP/1.1\r\n\r\n", "/", "/"),
+            (b"GET ws://h HTTP/1.1\r\n\r\n", "", "/"),
+            (b"GET http://h?x=1 HTTP/1.1\r\n\r\n", "?x=1", "/"),
+            (
+                b"GET 1http://h/a HTTP/1.1\r\n\r\n",
+                "1http://h/a",
+                "1http://h/a",
+            ),
+        ];
+        for (head, want_resource, want_path) in cases {
+            let got = resource(head);
+            assert_eq!((got.0.as_str(), got.1.as_str()), (want_resource, want_path));
+        }
     }
 
     #[test]

@@ -27,20 +27,27 @@ pub struct Config {
     pub max_connections: Option<usize>,
 
     /// Largest message accepted, summed over fragments; larger ones are closed with 1009.
-    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = crate::byte_size::parse)]
     pub max_message_size: u64,
 
     /// Largest chat message: a room's messages are gathered whole before they are
     /// relayed, so they get a limit of their own (at most --max-message-size).
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = crate::byte_size::parse)]
     pub chat_max_message_size: u64,
 
     /// Bytes every connection of a process may hold together (kept input, gathered
-    /// chat messages, unsent output). Past half of it, every connection pauses reading
-    /// at 256 KiB unsent; past all of it, the connections holding the most are
+    /// chat messages, unsent output); past it, the connections holding the most are
     /// dropped. Default: a quarter of the machine's memory, shared by the workers.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = crate::byte_size::parse)]
     pub memory_budget: Option<u64>,
+
+    /// Unsent echo that connections in the middle of a message may hold, together,
+    /// beyond the 256 KiB at which any other connection pauses reading (a client may
+    /// write a whole message before it reads the echo). Once it is taken, every
+    /// connection pauses at 256 KiB. Default: four messages of --max-message-size, at
+    /// most half the memory budget.
+    #[arg(long, value_name = "BYTES", value_parser = crate::byte_size::parse)]
+    pub message_pool: Option<u64>,
 
     /// Seconds a client has to complete its request head (slowloris guard); 408 after.
     #[arg(long, default_value_t = 10)]
@@ -98,6 +105,16 @@ impl Config {
         self.memory_budget.unwrap_or_else(|| {
             let total = crate::limits::mem_total_bytes().unwrap_or(4 << 30);
             total / 4 / u64::from(self.workers.max(1))
+        })
+    }
+
+    /// The pool for messages in progress of one process: `--message-pool`, or four
+    /// messages of the largest size, at most half the memory budget.
+    pub fn message_pool(&self) -> u64 {
+        self.message_pool.unwrap_or_else(|| {
+            self.max_message_size
+                .saturating_mul(4)
+                .min(self.memory_budget() / 2)
         })
     }
 
@@ -166,5 +183,15 @@ mod tests {
         );
         assert_eq!(w.allowed_origins, ["http://x"]);
         assert_eq!((w.workers, w.idle_timeout), (3, 7));
+    }
+
+    #[test]
+    fn byte_flags_take_units() {
+        let c = Config::from_args(&["--memory-budget", "256MiB", "--max-message-size=1GiB"]);
+        assert_eq!(c.memory_budget(), 256 << 20);
+        assert_eq!(c.max_message_size, 1 << 30);
+        assert_eq!(c.message_pool(), 128 << 20, "at most half the budget");
+        let c = Config::from_args(&["--message-pool", "64 MiB"]);
+        assert_eq!((c.message_pool(), c.max_message_size), (64 << 20, 16 << 20));
     }
 }

@@ -23,7 +23,7 @@ use crate::protocol::deadline::Tick;
 use crate::protocol::frame::SharedFrame;
 use crate::protocol::server::{Flushed, Misuse};
 use crate::protocol::transmit::Transmit;
-use crate::stream::{Cork, Corked, Received, Spilled};
+use crate::stream::{Cork, Corked, Held, Received, Spilled};
 
 /// The reactor-wide read buffer every connection reads into in turn. Large enough that
 /// a 64 KiB message and its header arrive in one read (the minimal echo that
@@ -41,9 +41,9 @@ pub struct Shared<'a> {
     pub registry: &'a Registry,
     /// The output of the call in progress (the reactor's, empty between calls).
     pub cork: &'a mut Cork,
-    /// Bytes every connection holds, which the memory budget bounds.
-    pub held: &'a mut usize,
-    /// Whether memory is plentiful (under half the budget): see
+    /// What every connection holds, which the memory budget bounds.
+    pub held: &'a mut Held,
+    /// Whether the pool for messages in progress has room: see
     /// `ServerConnection::pause_if_backed_up`.
     pub relaxed: bool,
 }
@@ -162,7 +162,7 @@ impl Connection {
     /// descriptor (never duplicated here) takes it out of the epoll set, and that saves
     /// a syscall per connection; a stale event for its token finds the slot empty or
     /// reused, which the reactor tolerates.
-    pub fn close(mut self, stats: &mut Stats, held: &mut usize) {
+    pub fn close(mut self, stats: &mut Stats, held: &mut Held) {
         self.session.dropped(stats);
         self.spill.release(held);
     }
@@ -170,6 +170,29 @@ impl Connection {
     /// Bytes this connection holds (see [`Spilled::held`]).
     pub fn held(&self) -> usize {
         self.spill.held()
+    }
+
+    /// Since when this connection has waited for its request head, if it still does.
+    pub fn awaiting_head_since(&self) -> Option<Tick> {
+        self.session.awaiting_head_since()
+    }
+
+    /// Gives way to a newcomer (see `Session::give_way`): the 503 gets one write, and
+    /// the connection is dropped at once, since its descriptor is what is needed.
+    pub fn give_way(&mut self, token: Token, sh: &mut Shared) -> Verdict {
+        debug!("connection {}: gave way to a newcomer", token.0);
+        let mut io = Io {
+            out: sh.cork.open(&[]),
+            spill: &mut self.spill,
+        };
+        let given = self.session.give_way(&mut sh.env, &mut io);
+        if let Err(e) = self.uncork(&[], sh) {
+            debug!("connection {}: {e}", token.0);
+        }
+        if let Err(misuse) = given {
+            debug!("connection {}: {}", token.0, Fault::Misuse(misuse));
+        }
+        Verdict::Drop
     }
 
     /// Asks an open connection to close with 1001 (server shutting down).
@@ -490,7 +513,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         let mut conn: Connection = Connection::new(socket, token, poll.registry(), 0).unwrap();
         let mut buf = vec![0u8; 64 * 1024];
         let mut cork = Cork::default();
-        let mut held = 0;
+        let mut held = Held::default();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let mut sh = Shared {

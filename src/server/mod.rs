@@ -11,6 +11,7 @@ pub mod connection;
 pub mod env;
 pub mod fan_out;
 pub mod feed;
+pub mod head_queue;
 pub mod observe;
 pub mod prometheus;
 pub mod reactor;

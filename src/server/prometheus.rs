@@ -173,6 +173,17 @@ const FAMILIES: &[Family] = &[
         samples: plain!(shed_total),
     },
     Family {
+        name: "evictions_total",
+        kind: Kind::Counter,
+        help: "Connections ended early to make room for a newcomer, by reason.",
+        samples: |s: &Stats| {
+            s.evictions
+                .iter()
+                .map(|(reason, n)| (Some(("reason", reason.clone())), *n))
+                .collect()
+        },
+    },
+    Family {
         name: "rss_bytes",
         kind: Kind::Gauge,
         help: "Resident set size of the reactor processes, in bytes.",
@@ -412,6 +423,7 @@ mod tests {
             let family = match field.as_str() {
                 "handshake_failures" => "handshakes_total",
                 "closes_by_code" => "closes_total",
+                "evictions" => "evictions_total",
                 other => other,
             };
             for name in [family.to_owned(), format!("worker_{family}")] {

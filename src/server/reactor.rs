@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
@@ -23,6 +23,7 @@ use super::connection::{Connection, Shared, Verdict, READ_BUFFER_SIZE};
 use super::env::{Broadcast, Env};
 use super::fan_out::{FanOut, FAN_OUT_WORK, FAN_OUT_WRITES};
 use super::feed::{self, FIRST_VIEW_WAIT};
+use super::head_queue::HeadQueue;
 use super::rooms::Rooms;
 use super::stats::{rss_bytes, Stats};
 use super::view::View;
@@ -51,7 +52,7 @@ macro_rules! shared {
             },
             registry: $reactor.poll.registry(),
             cork: &mut $reactor.cork,
-            relaxed: $reactor.budget.relaxed(),
+            relaxed: $reactor.budget.pool_has_room(),
             held: &mut $reactor.budget.held,
         }
     };
@@ -90,6 +91,9 @@ pub struct Reactor {
     uptime_ms: u64,
     /// Connections whose read budget ran out: driven again next turn.
     again: Vec<Token>,
+    /// Connections still waiting for their request head, oldest first: when out of
+    /// descriptors, the oldest gives way to a newcomer.
+    heads: HeadQueue,
     /// A descriptor held in reserve: freed to accept-and-close when out of descriptors,
     /// so a client over the limit is told promptly instead of waiting in the backlog.
     spare: Option<File>,
@@ -126,7 +130,7 @@ impl Reactor {
             conns: Slab::new(),
             buf: vec![0; READ_BUFFER_SIZE].into_boxed_slice(),
             cork: Cork::default(),
-            budget: Budget::new(config.memory_budget()),
+            budget: Budget::new(config.memory_budget(), config.message_pool()),
             config,
             stats: Stats::default(),
             rooms: Rooms::default(),
@@ -136,6 +140,7 @@ impl Reactor {
             tick: 0,
             uptime_ms: 0,
             again: Vec::new(),
+            heads: HeadQueue::default(),
             spare: File::open("/dev/null").ok(),
             accept_paused_until,
             last_warning: None,
@@ -345,19 +350,7 @@ impl Reactor {
                 return;
             };
             match listener.accept() {
-                Ok((socket, _)) => {
-                    let entry = self.conns.vacant_entry();
-                    let token = Token(entry.key());
-                    match Connection::new(socket, token, self.poll.registry(), self.tick) {
-                        Ok(conn) => {
-                            entry.insert(conn);
-                            self.stats.accepted_total += 1;
-                            self.stats.connections += 1;
-                        }
-                        // E.g. ENOSPC: fs.epoll.max_user_watches is used up.
-                        Err(e) => self.warn(|| format!("cannot watch a new connection: {e}")),
-                    }
-                }
+                Ok((socket, _)) => self.admit(socket),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // The client gave up between its SYN and our accept: the next may be fine.
@@ -365,7 +358,7 @@ impl Reactor {
                     debug!("accept: {e}")
                 }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    if !self.shed_one() {
+                    if !self.accept_with_spare() {
                         return;
                     }
                 }
@@ -380,16 +373,40 @@ impl Reactor {
         }
     }
 
-    /// Out of descriptors: tell the oldest waiting client so and close it, using the
-    /// spare descriptor (libuv/libev's trick), rather than leave it hanging in the
-    /// backlog. Returns false when accepting must pause instead (no spare to use).
-    fn shed_one(&mut self) -> bool {
+    /// Makes an accepted socket a connection, waiting for its request head.
+    fn admit(&mut self, socket: TcpStream) {
+        let entry = self.conns.vacant_entry();
+        let token = Token(entry.key());
+        match Connection::new(socket, token, self.poll.registry(), self.tick) {
+            Ok(conn) => {
+                entry.insert(conn);
+                self.stats.accepted_total += 1;
+                self.stats.connections += 1;
+                let conns = &self.conns;
+                self.heads
+                    .push(token, self.tick, |t, since| waiting(conns, t, since));
+            }
+            // E.g. ENOSPC: fs.epoll.max_user_watches is used up.
+            Err(e) => self.warn(|| format!("cannot watch a new connection: {e}")),
+        }
+    }
+
+    /// Out of descriptors (accept fails with EMFILE even when nobody waits: the kernel
+    /// takes the descriptor before it looks at the queue). The spare descriptor
+    /// (libuv/libev's trick) takes the client that has waited longest in the backlog,
+    /// if any. The connection that has waited longest for its request head then gives
+    /// way to it, so a slowloris holding every descriptor cannot lock anyone out and no
+    /// open WebSocket is dropped for a newcomer; with none to give way, the client is
+    /// told 503 and closed rather than left hanging in the backlog. Returns whether to
+    /// go on accepting: false when nobody waits, or accepting must pause (no spare).
+    fn accept_with_spare(&mut self) -> bool {
         self.stats.accept_emfile_total += 1;
         let (open, failures) = (self.conns.len(), self.stats.accept_emfile_total);
         self.warn(|| {
             format!(
-                "accept: out of file descriptors with {open} connections open; shedding new \
-                 ones ({failures} accept failures so far)"
+                "accept: out of file descriptors with {open} connections open: each newcomer \
+                 takes the place of the longest unfinished request head, or gets 503 \
+                 ({failures} accept failures so far)"
             )
         });
         let now = Instant::now();
@@ -401,7 +418,14 @@ impl Reactor {
             return false;
         };
         drop(spare);
-        let shed = match listener.accept() {
+        let go_on = match listener.accept() {
+            Ok((socket, _)) if self.give_way() => {
+                // The descriptor given up refills the spare; the newcomer keeps the
+                // spare's old one.
+                self.spare = File::open("/dev/null").ok();
+                self.admit(socket);
+                return true;
+            }
             Ok((mut socket, _)) => {
                 let mut response = Vec::new();
                 let retry = [("Retry-After", "1")];
@@ -419,7 +443,23 @@ impl Reactor {
         };
         // Only now, with the shed socket closed, is there a descriptor for the spare.
         self.spare = File::open("/dev/null").ok();
-        shed
+        go_on
+    }
+
+    /// Ends the connection that has waited longest for its request head, if any, to
+    /// free its descriptor. Returns whether one gave way.
+    fn give_way(&mut self) -> bool {
+        let conns = &self.conns;
+        let Some(token) = self.heads.pop_oldest(|t, since| waiting(conns, t, since)) else {
+            return false;
+        };
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return false;
+        };
+        let mut sh = shared!(self);
+        let verdict = conn.give_way(token, &mut sh);
+        self.follow(token, verdict);
+        true
     }
 
     /// Logs a warning unless one was logged within the last [`WARN_INTERVAL`]: the
@@ -437,14 +477,14 @@ impl Reactor {
 
     /// Over the memory budget: drops the connections holding the most (see `Budget`).
     fn shed_memory(&mut self) {
-        let before = self.budget.held;
+        let before = self.budget.held.bytes;
         let holders = self.budget.largest_holders(&self.conns);
         let dropped = holders.len();
         for token in holders {
             self.close(token);
             self.stats.memory_shed_total += 1;
         }
-        let (limit, after) = (self.budget.limit(), self.budget.held);
+        let (limit, after) = (self.budget.limit(), self.budget.held.bytes);
         self.warn(|| {
             format!(
                 "over the memory budget ({before} of {limit} bytes held): dropped the \
@@ -488,4 +528,12 @@ impl Reactor {
             self.follow(token, verdict);
         }
     }
+}
+
+/// Whether the connection in `token`'s slot still waits for the request head it began
+/// waiting for at `since` (see `HeadQueue`).
+fn waiting(conns: &Slab<Connection>, token: Token, since: Tick) -> bool {
+    conns
+        .get(token.0)
+        .is_some_and(|conn| conn.awaiting_head_since() == Some(since))
 }

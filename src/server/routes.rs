@@ -87,6 +87,8 @@ pub const OVER_CAPACITY: Refusal = Refusal {
 /// Routes a request for `target` (path and query), an upgrade or not.
 pub fn route(target: &str, upgrade: bool) -> Result<Route<'_>, Refusal> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    // An absolute-form target with an empty path asks for `/` (RFC 9112 §3.2.1).
+    let path = if path.is_empty() { "/" } else { path };
     match (upgrade, path) {
         (true, CHAT_PATH) => {
             let room = query

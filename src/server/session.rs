@@ -220,6 +220,20 @@ impl Session {
         Ok(timeout)
     }
 
+    /// Since when this connection has waited for its request head, if it still does.
+    pub fn awaiting_head_since(&self) -> Option<Tick> {
+        self.core.awaiting_head_since()
+    }
+
+    /// Ends a connection still waiting for its request head, to make room for a
+    /// newcomer when every descriptor is taken: it is told 503 (Retry-After).
+    pub fn give_way(&mut self, env: &mut Env<'_>, io: &mut impl Gather) -> Result<(), Misuse> {
+        self.core.cut_short(Refusal::GAVE_WAY, env.now, io)?;
+        env.stats.refused(&Refusal::GAVE_WAY);
+        env.stats.evicted("request_head");
+        Ok(())
+    }
+
     /// Asks an open connection to close with 1001 (server shutting down).
     pub fn go_away(&mut self, env: &mut Env<'_>, io: &mut impl Gather) -> Result<(), Misuse> {
         if let Some(code) = self.core.go_away(env.now, io)? {

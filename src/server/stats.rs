@@ -48,6 +48,10 @@ pub struct Stats {
     pub accept_emfile_total: u64,
     /// Connections shed without service: over --max-connections or out of descriptors.
     pub shed_total: u64,
+    /// Connections the server ended early to make room for a newcomer, by reason
+    /// (`request_head`: every descriptor was taken, and this one had waited longest
+    /// for its request head).
+    pub evictions: BTreeMap<String, u64>,
     /// The process's resident set size when these counters were read (bytes).
     pub rss_bytes: u64,
 }
@@ -72,6 +76,11 @@ impl Stats {
             Timeout::Send | Timeout::Close => {}
         }
         self.timeouts_total += 1;
+    }
+
+    /// A connection was ended early to make room (see [`Stats::evictions`]).
+    pub fn evicted(&mut self, reason: &str) {
+        bump(&mut self.evictions, reason);
     }
 
     pub fn closed_with(&mut self, code: u16) {
@@ -100,6 +109,7 @@ impl Stats {
             memory_shed_total,
             accept_emfile_total,
             shed_total,
+            evictions,
             rss_bytes,
         } = other;
         self.connections += connections;
@@ -124,6 +134,9 @@ impl Stats {
         self.memory_shed_total += memory_shed_total;
         self.accept_emfile_total += accept_emfile_total;
         self.shed_total += shed_total;
+        for (reason, n) in evictions {
+            *self.evictions.entry(reason.clone()).or_default() += n;
+        }
         self.rss_bytes += rss_bytes;
     }
 
@@ -150,6 +163,7 @@ impl Stats {
             memory_shed_total,
             accept_emfile_total,
             shed_total,
+            evictions,
             rss_bytes: _,
         } = self;
         Stats {
@@ -171,6 +185,7 @@ impl Stats {
             memory_shed_total: *memory_shed_total,
             accept_emfile_total: *accept_emfile_total,
             shed_total: *shed_total,
+            evictions: evictions.clone(),
             rss_bytes: 0,
         }
     }

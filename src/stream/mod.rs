@@ -16,6 +16,7 @@ use std::rc::Rc;
 pub use cork::{Cork, Corked};
 pub use output::Output;
 
+use crate::protocol::server::HIGH_WATER;
 use crate::protocol::transmit::Transmit;
 
 /// Bytes a connection holds only while it must.
@@ -28,8 +29,8 @@ pub struct Spill {
     pub gathered: Vec<u8>,
     /// Output the socket would not take yet.
     pub output: Output,
-    /// What [`Spilled::settle`] last added to the caller's total of bytes held.
-    counted: usize,
+    /// What [`Spilled::settle`] last added to the caller's [`Held`].
+    counted: Held,
 }
 
 impl Spill {
@@ -39,6 +40,36 @@ impl Spill {
 
     fn held(&self) -> usize {
         self.input.len() + self.gathered.len() + self.output.len()
+    }
+
+    fn counts(&self) -> Held {
+        Held {
+            bytes: self.held(),
+            unsent_over_high_water: self.output.len().saturating_sub(HIGH_WATER),
+        }
+    }
+}
+
+/// Bytes held by connections' spills, summed by [`Spilled::settle`]: what a memory
+/// budget bounds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// Every byte held: kept input, gathered payload and unsent output.
+    pub bytes: usize,
+    /// Unsent output beyond [`HIGH_WATER`], where any connection not in the middle of a
+    /// message has paused reading: what messages in progress hold beyond the rest.
+    pub unsent_over_high_water: usize,
+}
+
+impl Held {
+    fn add(&mut self, other: Held) {
+        self.bytes += other.bytes;
+        self.unsent_over_high_water += other.unsent_over_high_water;
+    }
+
+    fn sub(&mut self, other: Held) {
+        self.bytes -= other.bytes;
+        self.unsent_over_high_water -= other.unsent_over_high_water;
     }
 }
 
@@ -159,21 +190,21 @@ impl Spilled {
         self.0.as_ref().map_or(0, |s| s.held())
     }
 
-    /// Brings `total` (the bytes all connections hold, which a memory budget bounds)
-    /// up to date with this spill's change since the last call, then [`Spilled::tidy`].
-    pub fn settle(&mut self, total: &mut usize) {
+    /// Brings `total` (what all connections hold, which a memory budget bounds) up to
+    /// date with this spill's change since the last call, then [`Spilled::tidy`].
+    pub fn settle(&mut self, total: &mut Held) {
         if let Some(s) = self.0.as_mut() {
-            let held = s.held();
-            *total = *total + held - s.counted;
-            s.counted = held;
+            total.sub(s.counted);
+            s.counted = s.counts();
+            total.add(s.counted);
         }
         self.tidy();
     }
 
     /// Takes this spill's bytes out of `total` for good (the connection is going).
-    pub fn release(&mut self, total: &mut usize) {
+    pub fn release(&mut self, total: &mut Held) {
         if let Some(s) = self.0.take() {
-            *total -= s.counted;
+            total.sub(s.counted);
         }
     }
 }

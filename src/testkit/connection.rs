@@ -50,7 +50,7 @@ fn expected_status(input: &[u8], config: &Config) -> Option<u16> {
         Ok(None) => None,
         Err(e) => Some(e.status().0),
         Ok(Some((req, _))) => Some(match check_request(&req, &config.policy()) {
-            Ok(upgrade) => match route(req.target, upgrade.is_some()) {
+            Ok(upgrade) => match route(req.resource(), upgrade.is_some()) {
                 Ok(_) => [200, 101][usize::from(upgrade.is_some())],
                 Err(refusal) => refusal.status.0,
             },
@@ -222,7 +222,7 @@ pub fn connection(data: &[u8]) {
     let frames = &input.payload[req_len..];
     let sent = receive(&server_role, frames, &[frames.len()]);
     let expected = expected_replies(&sent);
-    let chat = matches!(route(req.target, true), Ok(Route::Chat(_)));
+    let chat = matches!(route(req.resource(), true), Ok(Route::Chat(_)));
     if !chat {
         assert_eq!(replies, expected, "client sent {sent:?}");
         return;

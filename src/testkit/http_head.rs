@@ -157,13 +157,13 @@ fn check_route(buf: &[u8], req: &OwnedRequest, policy: &Policy) {
                     .iter()
                     .any(|o| o.as_bytes() == origin));
             }
-            match route(parsed.target, true) {
+            match route(parsed.resource(), true) {
                 Ok(Route::Echo) => assert_ne!(parsed.path(), "/chat"),
                 Ok(Route::Chat(room)) => {
                     let room = room.as_str();
                     assert_eq!(parsed.path(), "/chat");
                     assert!((1..=RoomName::MAX_LEN).contains(&room.len()));
-                    assert!(room == DEFAULT_ROOM || req.target.contains(room));
+                    assert!(room == DEFAULT_ROOM || parsed.resource().contains(room));
                 }
                 Ok(other) => panic!("an upgrade routed to {other:?}"),
                 Err(refusal) => {
@@ -179,7 +179,7 @@ fn check_route(buf: &[u8], req: &OwnedRequest, policy: &Policy) {
                     .any(|t| t == p.as_bytes()));
             }
         }
-        Ok(None) => match route(parsed.target, false) {
+        Ok(None) => match route(parsed.resource(), false) {
             Ok(Route::Page) => assert_eq!((req.method.as_str(), parsed.path()), ("GET", "/")),
             Ok(Route::Stats) => {
                 assert_eq!((req.method.as_str(), parsed.path()), ("GET", "/stats"))

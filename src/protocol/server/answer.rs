@@ -70,7 +70,7 @@ impl<A: Copy> ServerConnection<A> {
             Ok(Some((request, len))) => match check_request(&request, &config.policy) {
                 Ok(upgrade) => {
                     self.phase = Phase::Answering;
-                    let target = request.target;
+                    let target = request.resource();
                     (len, Some(Event::Request { target, upgrade }))
                 }
                 Err(e) => {

@@ -34,9 +34,10 @@ impl ServerConfig<'_> {
     }
 
     /// The unsent output at which reading pauses. [`HIGH_WATER`], except in the middle
-    /// of a message while the server has memory to spare (`relaxed`): then the message
-    /// size limit on top, since a client may write a whole message before it reads the
-    /// echo (Autobahn's client does), and pausing it then would deadlock both ends.
+    /// of a message while the server's pool for them has room (`relaxed`): then the
+    /// message size limit on top, since a client may write a whole message before it
+    /// reads the echo (Autobahn's client does), and pausing it then would deadlock both
+    /// ends. Once the pool is taken every connection pauses at [`HIGH_WATER`].
     pub(super) fn pause_mark(&self, in_message: bool, relaxed: bool) -> usize {
         if relaxed && in_message {
             let limit = usize::try_from(self.max_message_size).unwrap_or(usize::MAX);

@@ -20,6 +20,8 @@ pub enum Misuse {
     AfterEof,
     /// A data frame before the handshake opened the WebSocket.
     NotOpen,
+    /// `cut_short` once the request head is read: its answer is the application's.
+    HeadRead,
     /// A Close frame through `send` or `send_shared`: the closing handshake is the
     /// core's, since only it can keep anything from following its Close (§5.5.1).
     CloseFrame,
@@ -33,6 +35,7 @@ impl fmt::Display for Misuse {
             Misuse::ReadPaused => "input while reading is paused",
             Misuse::AfterEof => "input after EOF",
             Misuse::NotOpen => "a frame before the handshake",
+            Misuse::HeadRead => "cut short after the request head",
             Misuse::CloseFrame => "a Close frame from the application",
         })
     }

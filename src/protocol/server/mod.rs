@@ -42,14 +42,16 @@ use super::transmit::Transmit;
 /// quinn-proto's `Connection`:
 ///
 /// - getters: [`is_open`](Self::is_open),
-///   [`shuts_down_when_flushed`](Self::shuts_down_when_flushed), [`app`](Self::app);
+///   [`shuts_down_when_flushed`](Self::shuts_down_when_flushed),
+///   [`awaiting_head_since`](Self::awaiting_head_since), [`app`](Self::app);
 /// - `handle_*`, what happened to the connection: [`handle_read`](Self::handle_read)
 ///   (bytes read), [`handle_answer`](Self::handle_answer) (the application's answer to
 ///   a request), [`handle_eof`](Self::handle_eof) (the client ended its side),
 ///   [`handle_flushed`](Self::handle_flushed) (output written),
 ///   [`handle_timeout`](Self::handle_timeout) (the clock moved);
 /// - commands of the application: [`send`](Self::send),
-///   [`send_shared`](Self::send_shared), [`go_away`](Self::go_away);
+///   [`send_shared`](Self::send_shared), [`go_away`](Self::go_away),
+///   [`cut_short`](Self::cut_short);
 /// - `poll_*`, what the shell is to do: [`poll_read`](Self::poll_read) (whether to read
 ///   now), [`poll_timeout`](Self::poll_timeout) (when `handle_timeout` is due).
 ///
@@ -71,7 +73,8 @@ use super::transmit::Transmit;
 ///    if it says so.
 /// 3. Once open, the application may [`send`](Self::send) (an echo, on
 ///    [`Event::Data`]), [`send_shared`](Self::send_shared) (another connection's chat
-///    message) or [`go_away`](Self::go_away) (shutdown), in this turn or between turns.
+///    message) or [`go_away`](Self::go_away) (shutdown), in this turn or between turns;
+///    before the head is read, it may [`cut_short`](Self::cut_short) the connection.
 /// 4. Write what was transmitted, then call [`handle_flushed`](Self::handle_flushed)
 ///    with what is still unsent and do what its [`Flushed`] says.
 /// 5. When the clock reaches [`poll_timeout`](Self::poll_timeout) (or on a periodic
@@ -110,6 +113,13 @@ impl<A: Copy> ServerConnection<A> {
         self.app = app;
     }
 
+    /// Since when the connection has waited for its request head, while it still does:
+    /// at capacity, the longest waiting gives way to a newcomer
+    /// ([`cut_short`](Self::cut_short)).
+    pub fn awaiting_head_since(&self) -> Option<Tick> {
+        (self.phase == Phase::Handshaking).then_some(self.since)
+    }
+
     /// Whether this is an open WebSocket: past the handshake and not closing.
     pub fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open(_))
@@ -124,8 +134,9 @@ impl<A: Copy> ServerConnection<A> {
 
     /// Whether to read the socket now, given `unsent` bytes of output not yet written.
     /// An open connection whose unsent output reached its mark pauses here (see
-    /// [`HIGH_WATER`]; `relaxed` says the server has memory to spare, which lets a
-    /// message in progress run further behind), and reading stays paused until
+    /// [`HIGH_WATER`]; `relaxed` says the server's pool for messages in progress has
+    /// room, which lets a message in progress run further behind), and reading stays
+    /// paused until
     /// [`handle_flushed`](Self::handle_flushed) resumes it. No reading after the client's
     /// EOF, nor while a request waits for its answer.
     pub fn poll_read(
@@ -362,6 +373,23 @@ impl<A: Copy> ServerConnection<A> {
             Phase::Answering => Err(Misuse::AnswerOwed),
             Phase::Closing | Phase::Draining | Phase::Flushing => Ok(None),
         }
+    }
+
+    /// Ends a connection still waiting for its request head with an HTTP error, as the
+    /// handshake timeout would but sooner: the server needs its place (a newcomer when
+    /// every descriptor is taken). Once the head is read its answer is the
+    /// application's, so then this is a [`Misuse`].
+    pub fn cut_short(
+        &mut self,
+        refusal: Refusal,
+        now: Tick,
+        tx: &mut impl Transmit,
+    ) -> Result<(), Misuse> {
+        if self.phase != Phase::Handshaking {
+            return Err(Misuse::HeadRead);
+        }
+        self.refuse(refusal, now, tx);
+        Ok(())
     }
 
     fn send_close(&mut self, code: CloseCode, reason: &str, now: Tick, tx: &mut impl Transmit) {
@@ -702,6 +730,11 @@ Sec-WebSocket-Version: 13\r\n\r\n";
         );
         untouched(
             &mut asked,
+            &|c, out| c.cut_short(Refusal::GAVE_WAY, 0, out),
+            Misuse::HeadRead,
+        );
+        untouched(
+            &mut asked,
             &|c, out| c.send(OpCode::Close, true, b"", out).map(drop),
             Misuse::CloseFrame,
         );
@@ -738,6 +771,15 @@ Sec-WebSocket-Version: 13\r\n\r\n";
             &|c, _| c.handle_eof(10, 1).map(drop),
             Misuse::AfterEof,
         );
+    }
+
+    #[test]
+    fn a_connection_waiting_for_its_head_can_be_cut_short() {
+        let mut conn = ServerConnection::new(0, ());
+        let mut out = Vec::new();
+        assert_eq!(conn.cut_short(Refusal::GAVE_WAY, 1, &mut out), Ok(()));
+        assert!(out.starts_with(b"HTTP/1.1 503 "));
+        assert!(conn.shuts_down_when_flushed() && conn.awaiting_head_since().is_none());
     }
 
     #[test]

@@ -1,0 +1,95 @@
+//! The connections still waiting for their request head, oldest first: when every
+//! descriptor is taken, the oldest of them gives way to a newcomer, so connections that
+//! send half a head and stall (slowloris) cannot lock others out for the handshake
+//! timeout, and open WebSockets are never the ones to go.
+//!
+//! Entries are pushed at accept and go stale as connections finish their head or
+//! close; a stale one is skipped when it comes up, and all are swept out whenever the
+//! queue has doubled since the last sweep. So the queue stays proportional to the
+//! connections still in their head, whatever the accept rate, at an amortized constant
+//! cost per accept.
+
+use std::collections::VecDeque;
+
+use mio::Token;
+
+use crate::protocol::deadline::Tick;
+
+/// Entries below which the queue is never swept (sweeping a short queue costs more
+/// than the few stale entries it would free).
+const MIN_SWEEP: usize = 1024;
+
+/// Connections in their request head, by accept time.
+#[derive(Debug, Default)]
+pub struct HeadQueue {
+    /// Each connection's token with the time it was accepted at: a slot reused by a
+    /// later connection is told apart by its accept time (to the second; one accepted
+    /// in the same second is as old).
+    queue: VecDeque<(Token, Tick)>,
+    /// The queue's length after the last sweep.
+    swept: usize,
+}
+
+impl HeadQueue {
+    /// A connection accepted at `since` waits for its head. `waiting(token, since)`
+    /// says whether an entry is still current.
+    pub fn push(&mut self, token: Token, since: Tick, waiting: impl Fn(Token, Tick) -> bool) {
+        if self.queue.len() >= MIN_SWEEP.max(2 * self.swept) {
+            self.queue.retain(|&(token, since)| waiting(token, since));
+            self.swept = self.queue.len();
+        }
+        self.queue.push_back((token, since));
+    }
+
+    /// Takes out the connection that has waited longest and still waits, if any.
+    pub fn pop_oldest(&mut self, waiting: impl Fn(Token, Tick) -> bool) -> Option<Token> {
+        while let Some((token, since)) = self.queue.pop_front() {
+            self.swept = self.swept.saturating_sub(1);
+            if waiting(token, since) {
+                return Some(token);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn the_oldest_still_waiting_comes_first() {
+        let mut q = HeadQueue::default();
+        // token -> accept time, for connections still in their head.
+        let mut waiting: HashMap<usize, Tick> = HashMap::new();
+        for (t, since) in [(1, 10), (2, 11), (3, 12)] {
+            waiting.insert(t, since);
+            q.push(Token(t), since, |_, _| true);
+        }
+        waiting.remove(&1); // finished its head
+        waiting.insert(2, 20); // slot 2 closed and reused by a later connection
+        let is = |w: &HashMap<usize, Tick>| {
+            let w = w.clone();
+            move |t: Token, s: Tick| w.get(&t.0) == Some(&s)
+        };
+        assert_eq!(q.pop_oldest(is(&waiting)), Some(Token(3)));
+        assert_eq!(q.pop_oldest(is(&waiting)), None);
+    }
+
+    #[test]
+    fn stale_entries_do_not_pile_up() {
+        let mut q = HeadQueue::default();
+        // A million connections that all finish their heads: the queue stays small.
+        for t in 0..1_000_000usize {
+            q.push(Token(t), 0, |token, _| token.0 + 1 >= t);
+        }
+        assert!(q.queue.len() <= 2 * MIN_SWEEP, "{} entries", q.queue.len());
+        // Ten thousand that stay in their head are all kept.
+        let mut q = HeadQueue::default();
+        for t in 0..10_000usize {
+            q.push(Token(t), 0, |_, _| true);
+        }
+        assert_eq!(q.queue.len(), 10_000);
+    }
+}
