@@ -18,6 +18,7 @@
 //! a parent is a supervisor, not a reactor, so blocking reads there cost nothing.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -59,6 +60,17 @@ pub struct Children<M> {
     rx: Receiver<Report<M>>,
 }
 
+impl<M> fmt::Debug for Children<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Children")
+            .field("label", &self.label)
+            .field("slots", &self.slots)
+            .field("starts", &self.starts)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
 struct Running {
     child: Child,
     stdin: Option<ChildStdin>,

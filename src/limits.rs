@@ -110,7 +110,9 @@ pub fn probe_nofile() -> io::Result<u64> {
 /// `net.ipv4.ip_local_port_range`: the ports a client draws from, inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PortRange {
+    /// The first port.
     pub low: u64,
+    /// The last port.
     pub high: u64,
     /// `high - low + 1`: connections per (source address → server address:port) pair.
     pub count: u64,
@@ -141,8 +143,11 @@ pub fn port_range() -> Option<PortRange> {
 /// `net.ipv4.tcp_mem` in pages: below `min` no pressure; above `max` allocations fail.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct TcpMem {
+    /// Pages below which TCP memory is under no pressure.
     pub min: u64,
+    /// Pages from which the kernel moderates buffers.
     pub pressure: u64,
+    /// Pages at which socket allocations fail.
     pub max: u64,
 }
 
@@ -174,6 +179,7 @@ impl fmt::Display for Limit {
 /// How many server-side connections fit, and what caps them.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Capacity {
+    /// Server worker processes the total assumes.
     pub workers: u32,
     /// Soft RLIMIT_NOFILE minus [`sizing::FD_RESERVE`].
     pub per_process: Option<u64>,
@@ -183,6 +189,7 @@ pub struct Capacity {
     pub by_memory: Option<u64>,
     /// The least of `workers × per_process`, `file_max_free` and `by_memory`.
     pub total: Option<u64>,
+    /// Which limit caps `total`.
     pub binds_first: Option<Limit>,
 }
 
@@ -193,22 +200,34 @@ pub struct Report {
     pub nofile: Option<NofileLimit>,
     /// [`probe_nofile`]'s measurement, when asked for.
     pub nofile_probed: Option<u64>,
+    /// `fs.nr_open`: the most RLIMIT_NOFILE can be raised to.
     pub nr_open: Option<u64>,
+    /// `fs.file-max`: open files across all processes.
     pub file_max: Option<u64>,
     /// Open files allocated system-wide now (first field of `fs.file-nr`).
     pub file_nr: Option<u64>,
+    /// The ephemeral ports a client draws from.
     pub port_range: Option<PortRange>,
+    /// `net.core.somaxconn`: the cap on a listener's accept queue.
     pub somaxconn: Option<u64>,
+    /// `net.ipv4.tcp_max_syn_backlog`: half-open connections queued.
     pub tcp_max_syn_backlog: Option<u64>,
     /// `fs.epoll.max_user_watches`: every socket a reactor watches counts, for all the
     /// user's processes together (the server's and a local load generator's alike).
     pub epoll_max_user_watches: Option<u64>,
+    /// MemTotal.
     pub mem_total_bytes: Option<u64>,
+    /// MemAvailable: what new connections can take.
     pub mem_available_bytes: Option<u64>,
+    /// `net.ipv4.tcp_mem`.
     pub tcp_mem_pages: Option<TcpMem>,
+    /// The page size, for `tcp_mem_pages`.
     pub page_size: Option<u64>,
+    /// This server's own memory per idle connection ([`USER_BYTES_PER_CONNECTION`]).
     pub user_bytes_per_connection: u64,
+    /// The kernel's memory per idle socket ([`KERNEL_BYTES_PER_SOCKET`]).
     pub kernel_bytes_per_connection: u64,
+    /// How many connections fit, and what caps them.
     pub capacity: Capacity,
     /// Client source addresses needed to open `capacity.total` connections to one port
     /// with none of them more than a quarter full ([`sizing::per_source_limit`]).

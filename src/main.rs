@@ -1,5 +1,7 @@
 //! The `wsreactor` command: parse the CLI, set up logging, dispatch.
 
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

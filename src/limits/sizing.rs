@@ -41,7 +41,7 @@ pub const REUSEPORT_HEADROOM_PERCENT: u64 = 15;
 /// The first client source address; 127.0.0.1 is left to the server.
 pub const FIRST_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
-/// Sources used however small the run (127.0.0.2-127.0.0.40, DESIGN.md's example):
+/// Sources used however small the run (127.0.0.2-127.0.0.40, the README's example):
 /// more sources cost nothing, and a small run then looks like a big one to the kernel.
 pub const MIN_SOURCES: u32 = 39;
 
@@ -90,6 +90,7 @@ pub fn sources(connections: u64, ports: u64) -> (Ipv4Addr, Ipv4Addr) {
 /// Everything a run of `connections` needs on this host.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sizing {
+    /// The connections the run is for.
     pub connections: u64,
     /// Descriptors each process keeps back ([`FD_RESERVE`]).
     pub fd_reserve: u64,
@@ -103,6 +104,7 @@ pub struct Sizing {
     pub load_procs: u32,
     /// `load --sources`, e.g. `127.0.0.2-127.0.0.40`.
     pub sources: String,
+    /// How many addresses `sources` spans.
     pub source_count: u32,
     /// Ephemeral ports each source has toward the one server address:port.
     pub ports_per_source: u64,

@@ -370,7 +370,7 @@ impl Conn {
     pub(super) fn with_core<T>(
         &mut self,
         env: &mut Env,
-        f: impl FnOnce(&mut ClientConnection, &mut Env, &mut Link<TcpStream>) -> T,
+        f: impl FnOnce(&mut ClientConnection, &mut Env, &mut Link<'_, TcpStream>) -> T,
     ) -> Result<T, Failure> {
         let Phase::Running { core, .. } = &mut self.phase else {
             unreachable!("only a running connection has a core");

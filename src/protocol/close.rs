@@ -10,6 +10,7 @@ use super::error::ProtocolError;
 pub struct CloseBody<'a> {
     /// `None` for an empty body: the peer gave no status (§7.1.5, 1005 locally).
     pub code: Option<CloseCode>,
+    /// The reason, valid UTF-8 (§5.5.1); empty if none was given.
     pub reason: &'a str,
 }
 

@@ -47,8 +47,11 @@ impl Default for Timeouts {
 pub enum Wait {
     /// Waiting for the request head since accept.
     Handshake,
-    /// Open, silent since `since`; `pinged` if a heartbeat Ping is outstanding.
-    Idle { pinged: bool },
+    /// Open, silent since `since`.
+    Idle {
+        /// Whether a heartbeat Ping is outstanding.
+        pinged: bool,
+    },
     /// Open with reading paused (backpressure) since `since`.
     Paused,
     /// Closing or draining since `since`.

@@ -16,11 +16,17 @@ pub const MAX_CONTROL_PAYLOAD: usize = 125;
 /// A frame opcode (RFC 6455 §5.2, §11.8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpCode {
+    /// 0x0: a later fragment of a message (§5.4).
     Continuation,
+    /// 0x1: a text message, UTF-8 (§5.6).
     Text,
+    /// 0x2: a binary message.
     Binary,
+    /// 0x8: the closing handshake (§5.5.1).
     Close,
+    /// 0x9: a heartbeat, to be answered with a Pong (§5.5.2).
     Ping,
+    /// 0xA: the answer to a Ping, or an unsolicited heartbeat (§5.5.3).
     Pong,
 }
 
@@ -38,6 +44,7 @@ impl OpCode {
         })
     }
 
+    /// The opcode's value in the low nibble of the first header byte.
     pub fn as_u8(self) -> u8 {
         match self {
             OpCode::Continuation => 0x0,
@@ -58,9 +65,13 @@ impl OpCode {
 /// A decoded frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// FIN: this frame ends its message (§5.4).
     pub fin: bool,
+    /// What the frame carries.
     pub opcode: OpCode,
+    /// The masking key: every client frame has one, no server frame does (§5.3).
     pub mask: Option<[u8; 4]>,
+    /// The payload's length in bytes.
     pub payload_len: u64,
 }
 

@@ -45,6 +45,7 @@ pub enum HandshakeError {
 }
 
 impl HandshakeError {
+    /// The status that reports this error.
     pub fn status(self) -> Status {
         match self {
             HandshakeError::Method => Status::METHOD_NOT_ALLOWED,
@@ -89,6 +90,7 @@ impl HandshakeError {
 /// (no such page, over capacity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {
+    /// The status line's code and reason.
     pub status: Status,
     /// Extra headers the status calls for (`Allow`, `Sec-WebSocket-Version`, …).
     pub headers: &'static [(&'static str, &'static str)],
@@ -162,7 +164,7 @@ fn valid_key(key: &[u8]) -> bool {
 /// that refuses it. Which path leads where is the application's business, not this.
 pub fn check_request<'a>(
     req: &Request<'_, 'a>,
-    policy: &Policy,
+    policy: &Policy<'_>,
 ) -> Result<Option<Upgrade<'a>>, HandshakeError> {
     if req.method != "GET" {
         return Err(HandshakeError::Method);

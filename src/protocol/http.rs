@@ -17,7 +17,9 @@ pub const MAX_HEADERS: usize = 64;
 /// A header field; the value is raw bytes (obs-text is allowed in values, RFC 9110 §5.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Header<'a> {
+    /// The field name as sent (compare case-insensitively, RFC 9110 §5.1).
     pub name: &'a str,
+    /// The field value without surrounding whitespace.
     pub value: &'a [u8],
 }
 
@@ -75,12 +77,14 @@ impl<'h, 'b> Headers<'h, 'b> {
 /// A parsed request head, borrowing from the input buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'h, 'b> {
+    /// The method token, e.g. `GET`.
     pub method: &'b str,
     /// The request-target as sent: origin-form (path and optional query), or another
     /// form (see [`Request::resource`]).
     pub target: &'b str,
     /// The minor version: HTTP/1.`minor`.
     pub minor: u8,
+    /// The header fields.
     pub headers: Headers<'h, 'b>,
 }
 
@@ -123,7 +127,9 @@ fn absolute_form_resource(target: &str) -> Option<&str> {
 /// A parsed response head (the client role, used by the load generator).
 #[derive(Debug, Clone, Copy)]
 pub struct Response<'h, 'b> {
+    /// The status code.
     pub status: u16,
+    /// The header fields.
     pub headers: Headers<'h, 'b>,
 }
 
@@ -141,6 +147,7 @@ pub enum HttpError {
 }
 
 impl HttpError {
+    /// The status that reports this error.
     pub fn status(self) -> Status {
         match self {
             HttpError::Malformed => Status::BAD_REQUEST,
@@ -185,15 +192,25 @@ impl std::error::Error for HttpError {}
 pub struct Status(pub u16, pub &'static str);
 
 impl Status {
+    /// 101: the WebSocket handshake's answer (§4.2.2).
     pub const SWITCHING_PROTOCOLS: Status = Status(101, "Switching Protocols");
+    /// 200: a page.
     pub const OK: Status = Status(200, "OK");
+    /// 400: a malformed head or upgrade.
     pub const BAD_REQUEST: Status = Status(400, "Bad Request");
+    /// 403: an Origin not allowed (§10.2).
     pub const FORBIDDEN: Status = Status(403, "Forbidden");
+    /// 404: no such page.
     pub const NOT_FOUND: Status = Status(404, "Not Found");
+    /// 405: not GET (§4.1).
     pub const METHOD_NOT_ALLOWED: Status = Status(405, "Method Not Allowed");
+    /// 426: a WebSocket version other than 13 (§4.4).
     pub const UPGRADE_REQUIRED: Status = Status(426, "Upgrade Required");
+    /// 431: a head over the size or field limit.
     pub const HEADERS_TOO_LARGE: Status = Status(431, "Request Header Fields Too Large");
+    /// 503: at capacity; try again later.
     pub const SERVICE_UNAVAILABLE: Status = Status(503, "Service Unavailable");
+    /// 505: not HTTP/1.x.
     pub const VERSION_NOT_SUPPORTED: Status = Status(505, "HTTP Version Not Supported");
 }
 

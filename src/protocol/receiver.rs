@@ -29,6 +29,7 @@ pub enum Role {
 /// What a receiver enforces; shared by every connection of a reactor.
 #[derive(Debug, Clone, Copy)]
 pub struct ReceiverConfig {
+    /// Which end receives: server frames are unmasked, client frames masked (§5.1).
     pub role: Role,
     /// The largest message accepted, summed over its fragments (1009 above it).
     pub max_message_size: u64,
@@ -48,6 +49,7 @@ pub struct DataChunk<'a> {
     pub frame_len: u64,
     /// Where `payload` starts within the frame's payload.
     pub offset: u64,
+    /// The bytes, unmasked in place in the caller's buffer.
     pub payload: &'a [u8],
 }
 
@@ -71,8 +73,11 @@ impl DataChunk<'_> {
 /// One thing the peer sent.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<'a> {
+    /// Payload of a data frame, validated so far.
     Data(DataChunk<'a>),
+    /// A Ping with its payload, for the Pong that answers it (§5.5.2).
     Ping(&'a [u8]),
+    /// A Pong with its payload (§5.5.3).
     Pong(&'a [u8]),
     /// A valid Close frame; the caller answers it and stops reading (§5.5.1).
     Close(CloseBody<'a>),
@@ -102,7 +107,8 @@ enum MessageState {
     Binary { len: u64 },
 }
 
-/// A connection's receive state: small and `Copy`, with no heap (see DESIGN.md budget).
+/// A connection's receive state: small and `Copy`, with no heap, since it is part of every
+/// idle connection's memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Receiver {
     frame: FrameState,

@@ -1,7 +1,7 @@
 //! The reactor's clock: whole seconds since it started, the [`Tick`] every deadline of
 //! the protocol core is measured in, read once per poll turn rather than per event.
 //!
-//! Timer cost (DESIGN.md: well under 1% of a core with a million idle connections):
+//! Timer cost (the aim: well under 1% of a core with a million idle connections):
 //! once a second the reactor sweeps the slab and asks each connection's core whether a
 //! deadline is due, O(connections) a second and no memory beyond a `u32` each. Measured
 //! (`cargo bench --bench timers`): about 3 ms per sweep of a million connections.
@@ -21,12 +21,14 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// A clock that starts now.
     pub fn new() -> Clock {
         Clock {
             start: Instant::now(),
         }
     }
 
+    /// Whole seconds since the clock started.
     pub fn now(&self) -> Tick {
         self.at(Instant::now())
     }

@@ -1,4 +1,5 @@
-//! The `serve` options (the CLI contract of DESIGN.md) and the limits derived from them.
+//! The `serve` options (a CLI contract: tests and scripts rely on their names) and the
+//! limits derived from them.
 
 use std::net::SocketAddr;
 

@@ -1,11 +1,13 @@
 //! One client connection's IO: its socket, the interest registered for it, and the
 //! bytes it holds only while it must ([`Spilled`]). What the bytes mean is decided by
-//! the sans-IO [`Session`] (the protocol core, routes, relay and counters); this file
-//! reads, writes and registers, and never parses bytes itself.
+//! the sans-IO [`Session`] (the protocol core, routes, relay and counters), which this
+//! file calls in the core's documented order (`ServerConnection`'s "Call order"); it
+//! reads, writes, registers and logs, and never parses bytes itself.
 //!
-//! Memory (DESIGN.md budget): an idle connection is this struct and nothing else.
-//! Reading pauses while unsent output is above the protocol's high-water mark, so a
-//! client that does not read cannot grow our memory.
+//! Memory (user memory per idle connection is the headline figure, within a budget of 96
+//! bytes): an idle connection is this struct and nothing else. Reading pauses while
+//! unsent output is above the protocol's high-water mark, so a client that does not read
+//! cannot grow our memory.
 
 use std::fmt;
 use std::io;
@@ -36,8 +38,11 @@ pub const READ_BUFFER_SIZE: usize = 256 * 1024;
 pub const READS_PER_TURN: usize = 4;
 
 /// What the reactor lends a connection while it runs.
+#[derive(Debug)]
 pub struct Shared<'a> {
+    /// What the connection's session borrows.
     pub env: Env<'a>,
+    /// Where the socket's interest is registered.
     pub registry: &'a Registry,
     /// The output of the call in progress (the reactor's, empty between calls).
     pub cork: &'a mut Cork,
@@ -51,10 +56,12 @@ pub struct Shared<'a> {
 /// What the reactor should do with the connection afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Nothing to do until the next event.
     Keep,
     /// Input may be left unread (the read budget ran out, or reading just resumed
     /// after backpressure, so no readiness edge will come): drive it again next turn.
     Again,
+    /// The connection is finished: close it.
     Drop,
 }
 
@@ -149,6 +156,7 @@ impl Connection {
         })
     }
 
+    /// Whether this is an open WebSocket (past the handshake, not closing).
     pub fn is_websocket(&self) -> bool {
         self.session.is_open()
     }
@@ -179,7 +187,7 @@ impl Connection {
 
     /// Gives way to a newcomer (see `Session::give_way`): the 503 gets one write, and
     /// the connection is dropped at once, since its descriptor is what is needed.
-    pub fn give_way(&mut self, token: Token, sh: &mut Shared) -> Verdict {
+    pub fn give_way(&mut self, token: Token, sh: &mut Shared<'_>) -> Verdict {
         debug!("connection {}: gave way to a newcomer", token.0);
         let mut io = Io {
             out: sh.cork.open(&[]),
@@ -196,7 +204,7 @@ impl Connection {
     }
 
     /// Asks an open connection to close with 1001 (server shutting down).
-    pub fn go_away(&mut self, token: Token, sh: &mut Shared) -> Verdict {
+    pub fn go_away(&mut self, token: Token, sh: &mut Shared<'_>) -> Verdict {
         let was_open = self.session.is_open();
         let mut io = Io {
             out: sh.cork.open(&[]),
@@ -222,7 +230,7 @@ impl Connection {
         token: Token,
         buf: &mut [u8],
         until_eof: bool,
-        sh: &mut Shared,
+        sh: &mut Shared<'_>,
     ) -> Verdict {
         debug_assert!(sh.cork.is_empty());
         let was_open = self.session.is_open();
@@ -242,7 +250,7 @@ impl Connection {
         &mut self,
         token: Token,
         frame: &SharedFrame,
-        sh: &mut Shared,
+        sh: &mut Shared<'_>,
     ) -> Option<Verdict> {
         let unsent = self.spill.unsent();
         let admit = self
@@ -272,14 +280,14 @@ impl Connection {
     }
 
     /// Writes the chat frames queued for this member, with one `writev`.
-    pub fn write_queued(&mut self, token: Token, sh: &mut Shared) -> Verdict {
+    pub fn write_queued(&mut self, token: Token, sh: &mut Shared<'_>) -> Verdict {
         self.queued = false;
         let was_open = self.session.is_open();
         self.finish_turn(token, was_open, Ok(Turn::Idle), sh)
     }
 
     /// Acts on a due deadline, if any.
-    pub fn on_tick(&mut self, token: Token, sh: &mut Shared) -> Verdict {
+    pub fn on_tick(&mut self, token: Token, sh: &mut Shared<'_>) -> Verdict {
         let was_open = self.session.is_open();
         let mut io = Io {
             out: sh.cork.open(&[]),
@@ -307,7 +315,7 @@ impl Connection {
         token: Token,
         buf: &mut [u8],
         until_eof: bool,
-        sh: &mut Shared,
+        sh: &mut Shared<'_>,
     ) -> Result<Turn, Fault> {
         let (now, capacity) = (sh.env.now, buf.len());
         for _ in 0..READS_PER_TURN {
@@ -359,7 +367,7 @@ impl Connection {
     }
 
     /// Writes what the last call corked (`input` is the buffer it was opened over).
-    fn uncork(&mut self, input: &[u8], sh: &mut Shared) -> io::Result<()> {
+    fn uncork(&mut self, input: &[u8], sh: &mut Shared<'_>) -> io::Result<()> {
         let fin_follows = self.session.shuts_down_when_flushed();
         let written = sh
             .cork
@@ -377,7 +385,7 @@ impl Connection {
         token: Token,
         was_open: bool,
         result: Result<Turn, Fault>,
-        sh: &mut Shared,
+        sh: &mut Shared<'_>,
     ) -> Verdict {
         self.session.track(was_open, sh.env.stats);
         let result = result.and_then(|turn| {
@@ -419,7 +427,7 @@ impl Connection {
     }
 
     /// Writes spilled output until done or `WouldBlock`.
-    fn flush(&mut self, sh: &mut Shared) -> io::Result<()> {
+    fn flush(&mut self, sh: &mut Shared<'_>) -> io::Result<()> {
         sh.env.stats.bytes_out_total += self.spill.flush(&mut self.socket)? as u64;
         Ok(())
     }
@@ -439,7 +447,7 @@ mod tests {
 
     #[test]
     fn an_idle_connection_fits_the_memory_budget() {
-        // DESIGN.md: at most 96 bytes of user memory per idle connection. An idle
+        // At most 96 bytes of user memory per idle connection (the budget). An idle
         // connection is exactly its slab slot: this struct plus the slab's entry tag.
         // Growing it is a decision to take on purpose, with a new RSS measurement.
         assert_eq!(

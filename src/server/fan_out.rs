@@ -62,6 +62,7 @@ impl FanOut {
         Some((frame, recipients))
     }
 
+    /// Hands back the list [`FanOut::next_message`] lent, to be reused.
     pub fn done_with(&mut self, recipients: Vec<usize>) {
         self.recipients = recipients;
     }

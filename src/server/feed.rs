@@ -59,6 +59,7 @@ struct Pipe {
 }
 
 impl Sender {
+    /// A sender for `slots` worker slots, none connected yet.
     pub fn new(slots: usize) -> Sender {
         Sender {
             pipes: (0..slots).map(|_| None).collect(),

@@ -31,7 +31,9 @@ const NO_VIEW_YET: Refusal = Refusal {
 /// A 200 answer.
 #[derive(Debug)]
 pub struct Page {
+    /// The `Content-Type`.
     pub content_type: &'static str,
+    /// The body.
     pub body: Cow<'static, [u8]>,
 }
 
@@ -95,7 +97,7 @@ mod tests {
     use crate::server::rooms::Rooms;
     use crate::server::stats::Stats;
 
-    fn ask(route: Route, config: &Config, view: Option<&View>) -> Result<Page, Refusal> {
+    fn ask(route: Route<'_>, config: &Config, view: Option<&View>) -> Result<Page, Refusal> {
         let (mut stats, mut rooms, mut outbox) = (Stats::default(), Rooms::default(), Vec::new());
         stats.websockets = 4;
         let mut env = Env {

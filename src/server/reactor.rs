@@ -67,6 +67,8 @@ const WARN_INTERVAL: Duration = Duration::from_secs(1);
 /// How often a worker reports its counters to the supervisor.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// One process's event loop and everything it owns: the poller, the listener, the
+/// connections and what they share.
 pub struct Reactor {
     poll: Poll,
     listener: Option<TcpListener>,
@@ -106,6 +108,7 @@ pub struct Reactor {
 }
 
 impl Reactor {
+    /// A reactor for `listener`, which runs until `shutdown` is set.
     pub fn new(
         config: Config,
         listener: std::net::TcpListener,
@@ -512,7 +515,7 @@ impl Reactor {
     fn visit(
         &mut self,
         slots: std::ops::Range<usize>,
-        mut f: impl FnMut(&mut Connection, Token, &mut Shared) -> Verdict,
+        mut f: impl FnMut(&mut Connection, Token, &mut Shared<'_>) -> Verdict,
     ) {
         let mut sh = shared!(self);
         let mut verdicts = Vec::new();
@@ -527,6 +530,18 @@ impl Reactor {
         for (token, verdict) in verdicts {
             self.follow(token, verdict);
         }
+    }
+}
+
+impl std::fmt::Debug for Reactor {
+    /// The state worth a look: the connections and the counters, not the read buffer.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("connections", &self.conns.len())
+            .field("tick", &self.tick)
+            .field("budget", &self.budget)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
     }
 }
 

@@ -12,12 +12,14 @@ use crate::protocol::transmit::Transmit;
 /// What the server's side of a connection needs of its IO: the output, and a buffer
 /// for payload that cannot be relayed yet.
 pub trait Gather: Transmit {
+    /// The buffer for payload held until its message is whole.
     fn gathered(&mut self) -> &mut Vec<u8>;
 }
 
 /// How an upgraded connection relays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Relay {
+    /// Sends each message back to its sender, streamed frame by frame.
     Echo,
     /// Sends each whole message to every member of its room (see `Rooms`).
     Chat,

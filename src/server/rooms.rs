@@ -116,6 +116,7 @@ impl Rooms {
         self.rooms.len()
     }
 
+    /// Whether no room has members.
     pub fn is_empty(&self) -> bool {
         self.rooms.is_empty()
     }

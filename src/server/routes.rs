@@ -32,6 +32,7 @@ impl<'a> RoomName<'a> {
         valid.then_some(RoomName(name))
     }
 
+    /// The name.
     pub fn as_str(&self) -> &'a str {
         self.0
     }

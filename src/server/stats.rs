@@ -18,6 +18,7 @@ pub struct Stats {
     pub websockets: u64,
     /// Chat rooms with at least one member (gauge).
     pub rooms: u64,
+    /// Connections accepted.
     pub accepted_total: u64,
     /// Successful opening handshakes (101).
     pub handshakes_total: u64,
@@ -30,7 +31,9 @@ pub struct Stats {
     pub messages_in_total: u64,
     /// Data messages sent: echoes count once per message, chat deliveries once per member.
     pub messages_out_total: u64,
+    /// Bytes read from clients.
     pub bytes_in_total: u64,
+    /// Bytes written to clients.
     pub bytes_out_total: u64,
     /// How WebSocket connections ended, by the close code the server sent in its Close
     /// frame (a reply or its own), and `1006` for those that ended without one (the
@@ -57,6 +60,7 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Counts a failed handshake under `reason` (see `handshake_failures`).
     pub fn handshake_failed(&mut self, reason: &str) {
         bump(&mut self.handshake_failures, reason);
     }
@@ -83,6 +87,7 @@ impl Stats {
         bump(&mut self.evictions, reason);
     }
 
+    /// Counts a connection that ended with close code `code`.
     pub fn closed_with(&mut self, code: u16) {
         *self.closes_by_code.entry(code).or_default() += 1;
     }

@@ -39,6 +39,7 @@ pub struct View {
     /// The server's age when the view was taken (the supervisor's, or the lone
     /// process's), in milliseconds: rates are differences over it.
     pub uptime_ms: u64,
+    /// Every worker slot.
     pub workers: Vec<WorkerEntry>,
     /// The totals of worker processes that have exited (gauges zero), so that the
     /// server's totals never go down when a worker is replaced.
@@ -98,25 +99,35 @@ impl View {
 /// had), then who answered, then the breakdown they add up from.
 #[derive(Debug, Serialize)]
 pub struct StatsBody<'a> {
+    /// The whole server's counters.
     #[serde(flatten)]
     pub total: Stats,
+    /// The server's age, in seconds.
     pub uptime_secs: u64,
+    /// The server's age, in milliseconds.
     pub uptime_ms: u64,
     /// The process that answered this request.
     pub pid: u32,
     /// The worker slot that answered this request (0 for a lone process).
     pub worker: u32,
+    /// Each worker slot's own counters.
     pub workers: Vec<WorkerRow<'a>>,
+    /// The totals of workers that have exited.
     pub retired: &'a Stats,
 }
 
 /// A worker in the `/stats` body: who it is, then its counters, named as the totals.
 #[derive(Debug, Serialize)]
 pub struct WorkerRow<'a> {
+    /// The slot.
     pub worker: u32,
+    /// The process in the slot now, if one runs.
     pub pid: Option<u32>,
+    /// Whether it runs and has reported.
     pub up: bool,
+    /// Processes in this slot that have exited.
     pub restarts_total: u64,
+    /// Its counters.
     #[serde(flatten)]
     pub stats: &'a Stats,
 }

@@ -56,6 +56,7 @@ pub struct Cork {
 }
 
 /// A cork open over one read buffer: what is transmitted through it is corked.
+#[derive(Debug)]
 pub struct Corked<'c> {
     cork: &'c mut Cork,
     /// The read buffer's address range, to tell which bodies lie in it.
@@ -78,6 +79,7 @@ impl Cork {
         self.len
     }
 
+    /// Whether nothing is corked.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -104,7 +106,7 @@ impl Cork {
         }
     }
 
-    /// Writes the corked output with one `writev` (more only past [`MAX_SLICES`] parts),
+    /// Writes the corked output with one `writev` (more only past `MAX_SLICES` parts),
     /// after anything already spilled; what the socket does not take is copied into the
     /// spill. Empties the cork; returns the bytes written. `input` must be the buffer
     /// the cork was opened over, unchanged since. `fin_follows`: the caller shuts down

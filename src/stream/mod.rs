@@ -3,9 +3,9 @@
 //! will not take, and flushing the spill. The protocol core never sees a socket; this
 //! is the IO half that both shells share.
 //!
-//! Memory (DESIGN.md budget): an idle connection holds no buffer. Bytes that cannot be
-//! handled now live in a boxed [`Spill`] that exists only while it holds some, and is
-//! released (not just cleared) once drained.
+//! Memory (an idle connection's budget is under 96 bytes): an idle connection holds no
+//! buffer. Bytes that cannot be handled now live in a boxed [`Spill`] that exists only
+//! while it holds some, and is released (not just cleared) once drained.
 
 mod cork;
 mod output;
@@ -77,7 +77,12 @@ impl Held {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Received {
     /// `buf[..len]` holds the kept input followed by `fresh` new bytes.
-    Data { len: usize, fresh: usize },
+    Data {
+        /// Bytes in the buffer now.
+        len: usize,
+        /// Of which new from this read.
+        fresh: usize,
+    },
     /// The peer ended its sending side.
     Eof,
     /// Nothing to read now.
@@ -228,6 +233,7 @@ impl Transmit for Spilled {
 /// A connection's output for one call into its protocol core: what the core transmits
 /// goes to the socket now, or to the spill. The first write error is kept, and nothing
 /// more is written after it; the caller ends the turn with it ([`Link::finish`]).
+#[derive(Debug)]
 pub struct Link<'c, S> {
     socket: &'c mut S,
     spill: &'c mut Spilled,
@@ -236,6 +242,7 @@ pub struct Link<'c, S> {
 }
 
 impl<'c, S: Write> Link<'c, S> {
+    /// A link to `socket`, spilling into `spill` what it does not take.
     pub fn new(socket: &'c mut S, spill: &'c mut Spilled) -> Link<'c, S> {
         Link {
             socket,

@@ -46,6 +46,7 @@ impl Output {
         self.len
     }
 
+    /// Whether nothing is unsent.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -173,7 +173,8 @@ pub fn connection(data: &[u8]) {
     }
     let after = &written[head_len..];
     if resp.status != 101 {
-        // One response, then the connection closes (DESIGN.md: one request each).
+        // One response, then the connection closes (the server answers one request per
+        // connection).
         assert!(resp.headers.has_token("connection", "close"));
         let length = resp.headers.get("content-length").expect("Content-Length");
         let length: usize = std::str::from_utf8(length).unwrap().parse().unwrap();

@@ -40,10 +40,15 @@ fn check_header(buf: &[u8]) {
 /// What a stream decodes to, as owned values for comparison between deliveries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
+    /// A whole data message: its type and payload.
     Message(OpCode, Vec<u8>),
+    /// A Ping and its payload.
     Ping(Vec<u8>),
+    /// A Pong and its payload.
     Pong(Vec<u8>),
+    /// A Close: its code, if any, and reason.
     Close(Option<u16>, String),
+    /// The stream broke the protocol here.
     Error(crate::protocol::error::ProtocolError),
 }
 

@@ -16,21 +16,30 @@ pub type OwnedFields = Vec<(String, Vec<u8>)>;
 /// A parsed request head as owned values, so results can be compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedRequest {
+    /// The method.
     pub method: String,
+    /// The request target, as sent.
     pub target: String,
+    /// HTTP/1.`minor`.
     pub minor: u8,
+    /// The fields, in order.
     pub headers: OwnedFields,
+    /// The head's length, blank line included.
     pub head_len: usize,
 }
 
 /// A parsed response head as owned values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedResponse {
+    /// The status code.
     pub status: u16,
+    /// The fields, in order.
     pub headers: OwnedFields,
+    /// The head's length, blank line included.
     pub head_len: usize,
 }
 
+/// A head's fields as owned pairs.
 pub fn owned_fields(headers: &Headers<'_, '_>) -> OwnedFields {
     headers
         .iter()
@@ -132,7 +141,7 @@ fn write_request(req: &OwnedRequest) -> Vec<u8> {
 
 /// Checks the handshake decision on an accepted request against RFC 6455 §4.2.1, and
 /// where the server's routes send it.
-fn check_route(buf: &[u8], req: &OwnedRequest, policy: &Policy) {
+fn check_route(buf: &[u8], req: &OwnedRequest, policy: &Policy<'_>) {
     let mut storage = [Header::default(); MAX_HEADERS];
     let (parsed, _) = parse_request(buf, 0, &mut storage)
         .expect("parsed before")

@@ -3,12 +3,17 @@
 /// A fuzz input split into its control bytes and its payload (see the module doc).
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
+    /// Byte 0: what each target's bits choose.
     pub flags: u8,
+    /// The chunk lengths the payload is cut into, used cyclically.
     pub steps: &'a [u8],
+    /// The bytes on the wire.
     pub payload: &'a [u8],
 }
 
 impl<'a> Input<'a> {
+    /// Splits `data` into flags, steps and payload as the module doc lays them out; a
+    /// short input has flags 0 and no steps or payload past its end.
     pub fn new(data: &'a [u8]) -> Input<'a> {
         let flags = data.first().copied().unwrap_or(0);
         let n = data.get(1).map_or(0, |&n| usize::from(n % 16));

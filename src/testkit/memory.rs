@@ -36,6 +36,7 @@ pub enum Step<'a> {
 }
 
 /// What the reactor owns and lends to sessions.
+#[derive(Debug)]
 struct World {
     config: Config,
     stats: Stats,
@@ -119,6 +120,7 @@ enum Turn {
 }
 
 /// One server connection driven step by step, as the reactor would drive it.
+#[derive(Debug)]
 pub struct Harness {
     world: World,
     session: Option<Session>,
@@ -145,7 +147,7 @@ impl Harness {
     }
 
     /// Applies one step; does nothing once the connection is dropped.
-    pub fn step(&mut self, step: Step) {
+    pub fn step(&mut self, step: Step<'_>) {
         let Some(session) = self.session.as_mut() else {
             return;
         };
@@ -287,13 +289,14 @@ impl Harness {
         &self.pipe.written
     }
 
+    /// The counters, as the reactor would keep them.
     pub fn stats(&self) -> &Stats {
         &self.world.stats
     }
 }
 
 /// Output a fleet session sends while idle (a heartbeat Ping): counted, then dropped.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Discard(u64);
 
 impl Transmit for Discard {
@@ -310,6 +313,7 @@ impl Gather for Discard {
 
 /// Many idle, open WebSocket sessions, for measuring the timer sweep: each is the real
 /// server [`Session`], which is what the reactor's sweep visits in every connection.
+#[derive(Debug)]
 pub struct Fleet {
     world: World,
     sessions: Slab<Session>,
@@ -359,14 +363,17 @@ impl Fleet {
         due
     }
 
+    /// How many sessions.
     pub fn len(&self) -> usize {
         self.sessions.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
     }
 
+    /// The counters, as the reactor would keep them.
     pub fn stats(&self) -> &Stats {
         &self.world.stats
     }
