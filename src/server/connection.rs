@@ -49,7 +49,7 @@ pub struct Shared<'a> {
     /// What every connection holds, which the memory budget bounds.
     pub held: &'a mut Held,
     /// Whether the pool for messages in progress has room: see
-    /// `ServerConnection::pause_if_backed_up`.
+    /// `ServerConnection::poll_read`.
     pub relaxed: bool,
 }
 
@@ -287,7 +287,7 @@ impl Connection {
     }
 
     /// Acts on a due deadline, if any.
-    pub fn on_tick(&mut self, token: Token, sh: &mut Shared<'_>) -> Verdict {
+    pub fn handle_timeout(&mut self, token: Token, sh: &mut Shared<'_>) -> Verdict {
         let was_open = self.session.is_open();
         let mut io = Io {
             out: sh.cork.open(&[]),

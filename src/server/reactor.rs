@@ -498,7 +498,7 @@ impl Reactor {
 
     /// Visits every connection and acts on due deadlines.
     fn sweep_timers(&mut self) {
-        self.visit(0..self.conns.capacity(), Connection::on_tick);
+        self.visit(0..self.conns.capacity(), Connection::handle_timeout);
     }
 
     /// Stops accepting and asks every connection to close.

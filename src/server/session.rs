@@ -63,7 +63,15 @@ pub struct Handled {
 }
 
 /// The server's side of one connection: the protocol core, carrying the relay that
-/// the route chose.
+/// the route chose. Its calls mirror the core's and keep its order (see
+/// `ServerConnection`'s "Call order"): each turn [`poll_read`](Self::poll_read), then
+/// [`handle_read`](Self::handle_read) per read (which answers requests and relays
+/// messages itself) or [`handle_eof`](Self::handle_eof), then, once output is written,
+/// [`handle_flushed`](Self::handle_flushed); on the clock
+/// [`handle_timeout`](Self::handle_timeout); between turns [`deliver`](Self::deliver)
+/// (a chat message), [`go_away`](Self::go_away) (shutdown) or
+/// [`give_way`](Self::give_way) (eviction). A core [`Misuse`] is passed on for the
+/// shell to drop the connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Session {
     core: ServerConnection<Relay>,
@@ -117,8 +125,10 @@ impl Session {
     }
 
     /// Bytes were read: runs the protocol over `data` (of which the first `scanned`
-    /// bytes were seen by an earlier call), answers requests as the routes say, relays
-    /// messages, and returns how many bytes it consumed.
+    /// bytes were seen by an earlier call) until it needs more, answers requests as the
+    /// routes say, relays messages (chat messages go to `env.outbox` from sender `id`),
+    /// and says how many bytes it consumed and why the connection began to close, if
+    /// it did.
     pub fn handle_read(
         &mut self,
         id: usize,

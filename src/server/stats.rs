@@ -71,7 +71,7 @@ impl Stats {
         self.handshake_failed(refusal.name);
     }
 
-    /// A deadline came due (see `ServerConnection::on_tick` for what each one does).
+    /// A deadline came due (see `ServerConnection::handle_timeout` for what each one does).
     pub fn timed_out(&mut self, timeout: Timeout) {
         match timeout {
             Timeout::Ping => return,

@@ -72,7 +72,7 @@ fn expected_replies(client: &[Seen]) -> Vec<Seen> {
             Seen::Pong(_) => None,
             // The server echoes the code and its reason (a Close without a code has none).
             Seen::Close(code, reason) => Some(Seen::Close(*code, reason.clone())),
-            // The reason names the violation (`ServerConnection::poll`).
+            // The reason names the violation (`ServerConnection::handle_read`).
             Seen::Error(e) => Some(Seen::Close(Some(e.close_code().0), e.to_string())),
         })
         .collect()
