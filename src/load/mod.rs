@@ -66,9 +66,9 @@ use progress::Progress;
 use report::{RunInfo, Tally};
 use wire::WorkerMsg;
 
+use crate::chat_route::{RoomName, CHAT_PATH};
 use crate::limits::{self, sizing};
 use crate::protocol::receiver::{ReceiverConfig, Role};
-use crate::server::routes::{RoomName, CHAT_PATH};
 use crate::signals::{self, Again};
 
 /// The longest time any duration flag may ask for (a day): runs stay bounded.
@@ -255,7 +255,7 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A room name the server accepts (the server's own rule, `RoomName`).
+/// A room name the server accepts (the rule both share, [`RoomName`]).
 fn parse_room(s: &str) -> Result<String, String> {
     match RoomName::parse(s) {
         Some(room) => Ok(room.as_str().to_owned()),
