@@ -8,8 +8,8 @@
 //! do not swamp the server into close timeouts) → done when the slab is empty. A stop
 //! (signal, parent gone) jumps to `Draining`, aborting pending attempts and closing the
 //! rest at once. In chat mode `Chatting` replaces `Holding`: one member sends the room's
-//! messages as the chat window and pace allow (`chat_room.rs`) until all have arrived or
-//! one is late.
+//! messages as the chat window and pace allow (`chat_progress.rs`) until all have
+//! arrived or one is late.
 //!
 //! Token safety: connections are inserted only between poll batches, so an event for a
 //! connection that ended earlier in its batch finds a vacant slot, never a newcomer.

@@ -4,7 +4,7 @@
 
 use hdrhistogram::Histogram;
 
-use super::chat_room::Room;
+use super::chat_progress::Room;
 use super::ramp_cap::InFlightCap;
 use super::rng::Rng;
 use super::seconds::{unix_ms, Recorder};

@@ -16,7 +16,7 @@ pub mod seconds;
 pub mod settings;
 pub mod worker;
 
-mod chat_room;
+mod chat_progress;
 mod conn;
 mod env;
 mod pacing;

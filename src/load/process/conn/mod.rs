@@ -104,6 +104,7 @@ enum Echo {
     Window { next: u32, sent: u32, matched: u32 },
 }
 
+/// Where a connection is in its life.
 #[derive(Debug, Clone, Copy)]
 enum Phase {
     /// Non-blocking connect in progress.
