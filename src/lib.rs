@@ -5,11 +5,13 @@
 //! mio shell that drives it over sockets (with the routes, the relay and the rooms);
 //! `load` is the load generator (the same core in the client role). `stream` is the
 //! socket IO both shells share; `children` (child processes of this binary) and
-//! `signals` (the stop flag) serve both too. `limits` reports and raises the limits that
-//! bound concurrent connections and sizes runs. `testkit` (feature `testkit`, off by
-//! default) holds test scaffolding.
+//! `signals` (the stop flag) serve both too, and so does `chat_route` (the `/chat` path
+//! and the room-name rule), and `byte_size` (sizes on the command line). `limits` reports and raises the limits that bound
+//! concurrent connections and sizes runs. `testkit` (feature `testkit`, off by default)
+//! holds test scaffolding.
 
 pub mod byte_size;
+pub mod chat_route;
 pub mod children;
 pub mod limits;
 pub mod load;
