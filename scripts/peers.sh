@@ -30,7 +30,8 @@
 # Environment: ROUNDS, DURATION (5), WARMUP (1), IDLE (10000; 0 skips it), OUT
 # (peers-results), PEERS (servers to run, default "wsreactor fastwebsockets
 # tokio-tungstenite mio-echo"; wsreactor first, as the ratios' base), WORKLOADS (default
-# "small pipelined 64k churn"), SERVER_CPU (0), LOAD_CPU (1).
+# "small pipelined 64k churn"), SERVER_CPU (0), LOAD_CPU (1). A PEERS entry NAME=PATH runs
+# another wsreactor binary (another build of it) under NAME.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +47,19 @@ LOAD_CPU=${LOAD_CPU:-1}
 [[ "$ROUNDS" =~ ^[0-9]+$ ]] && [ "$ROUNDS" -gt 0 ] || { echo "usage: $0 [ROUNDS]" >&2; exit 2; }
 [[ "$IDLE" =~ ^[0-9]+$ ]] || { echo "IDLE must be a number" >&2; exit 2; }
 read -r -a peer_list <<<"$PEERS"
+# A PEERS entry NAME=PATH is another build of wsreactor (e.g. with another allocator),
+# run with wsreactor's flags under NAME.
+declare -A variant_bin=()
+names=()
+for p in "${peer_list[@]}"; do
+  if [[ "$p" == *=* ]]; then
+    variant_bin[${p%%=*}]=${p#*=}
+    [ -x "${p#*=}" ] || { echo "no executable at ${p#*=}" >&2; exit 2; }
+  fi
+  names+=("${p%%=*}")
+done
+peer_list=("${names[@]}")
+is_wsreactor() { [ "$1" = wsreactor ] || [ -n "${variant_bin[$1]:-}" ]; }
 read -r -a workload_list <<<"$WORKLOADS"
 for w in "${workload_list[@]}"; do
   case "$w" in small | pipelined | 64k | churn) ;; *) echo "unknown workload $w" >&2; exit 2 ;; esac
@@ -57,7 +71,7 @@ cargo build --release --quiet
 bin=./target/release/wsreactor
 peer_bin() { echo "target/peers/release/peer-$1"; }
 for peer in "${peer_list[@]}"; do
-  [ "$peer" = wsreactor ] && continue
+  is_wsreactor "$peer" && continue
   [ -f "benches/peers/$peer/Cargo.toml" ] || { echo "no peer named $peer in benches/peers/" >&2; exit 2; }
   cargo build --release --quiet --locked --manifest-path "benches/peers/$peer/Cargo.toml" \
     --target-dir target/peers
@@ -78,8 +92,8 @@ start_peer() {
   local name=$1 log="$work/server.log"
   # A fresh log: the previous server's "listening on" line must not be read again.
   rm -f "$log"
-  if [ "$name" = wsreactor ]; then
-    "${pin_server[@]}" "$bin" serve --listen 127.0.0.1:0 --stats-interval 0 2>"$log" &
+  if is_wsreactor "$name"; then
+    "${pin_server[@]}" "${variant_bin[$name]:-$bin}" serve --listen 127.0.0.1:0 --stats-interval 0 2>"$log" &
   else
     "${pin_server[@]}" "$(peer_bin "$name")" --listen 127.0.0.1:0 2>"$log" &
   fi
@@ -196,7 +210,7 @@ PY
   echo "rustc=$(rustc -V)"
   echo "wsreactor=$(version_stamp)"
   for peer in "${peer_list[@]}"; do
-    [ "$peer" = wsreactor ] && continue
+    is_wsreactor "$peer" && continue
     echo "peer.$peer=$(versions "benches/peers/$peer/Cargo.lock")"
   done
 } >"$work/stamp.txt"

@@ -50,11 +50,12 @@ fn connection_corpus() {
 /// `wsreactor::testkit` is the one the corpus was written in).
 #[test]
 fn seeds_decode_as_named() {
+    use wsreactor::chat_route::RoomName;
     use wsreactor::protocol::frame::OpCode;
     use wsreactor::protocol::handshake::{check_request, Policy};
     use wsreactor::protocol::http::{parse_request, Header, MAX_HEADERS};
     use wsreactor::protocol::receiver::{ReceiverConfig, Role};
-    use wsreactor::server::routes::{route, RoomName, Route};
+    use wsreactor::server::routes::{route, Route};
     use wsreactor::testkit::frame::{receive, Seen};
     use wsreactor::testkit::Input;
 

@@ -11,15 +11,21 @@ use super::wire::Counters;
 /// How often a plain progress line is printed when stderr is not a terminal.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
-enum Mode {
+/// Where progress goes.
+#[derive(Debug)]
+enum Output {
+    /// A terminal: a bar redrawn in place.
     Bar(ProgressBar),
+    /// Logs or CI: a line at `next`, and every [`PLAIN_EVERY`] after.
     Plain { next: Instant },
+    /// `--json`, or the run is over.
     Off,
 }
 
 /// The progress display of a run of `total` connections.
+#[derive(Debug)]
 pub struct Progress {
-    mode: Mode,
+    output: Output,
     started: Instant,
     /// The previous rate sample: (time, established).
     sample: (Instant, u64),
@@ -27,10 +33,11 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// The display for a run of `total` connections (none with `json`).
     pub fn new(json: bool, total: u64) -> Progress {
         let now = Instant::now();
-        let mode = if json {
-            Mode::Off
+        let output = if json {
+            Output::Off
         } else if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
@@ -41,14 +48,14 @@ impl Progress {
                 .progress_chars("=> "),
             );
             bar.enable_steady_tick(Duration::from_millis(200));
-            Mode::Bar(bar)
+            Output::Bar(bar)
         } else {
-            Mode::Plain {
+            Output::Plain {
                 next: now + PLAIN_EVERY,
             }
         };
         Progress {
-            mode,
+            output,
             started: now,
             sample: (now, 0),
             rate: 0.0,
@@ -64,26 +71,26 @@ impl Progress {
             self.rate = c.established.saturating_sub(before) as f64 / dt;
             self.sample = (now, c.established);
         }
-        match &mut self.mode {
-            Mode::Bar(bar) => {
+        match &mut self.output {
+            Output::Bar(bar) => {
                 bar.set_position(c.verified);
                 bar.set_message(short_summary(c, self.rate));
             }
-            Mode::Plain { next } if now >= *next => {
+            Output::Plain { next } if now >= *next => {
                 *next = now + PLAIN_EVERY;
                 let secs = now.duration_since(self.started).as_secs_f64();
                 eprintln!("[{secs:7.1}s] {}", summary(c, self.rate));
             }
-            Mode::Plain { .. } | Mode::Off => {}
+            Output::Plain { .. } | Output::Off => {}
         }
     }
 
     /// Removes the bar before the report is printed.
     pub fn finish(&mut self) {
-        if let Mode::Bar(bar) = &self.mode {
+        if let Output::Bar(bar) = &self.output {
             bar.finish_and_clear();
         }
-        self.mode = Mode::Off;
+        self.output = Output::Off;
     }
 }
 
@@ -143,7 +150,7 @@ fn summary(c: &Counters, rate: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::failure::Failure;
+    use crate::load::wire::Failure;
 
     #[test]
     fn summary_names_each_failure_reason() {

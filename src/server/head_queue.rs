@@ -5,9 +5,10 @@
 //!
 //! Entries are pushed at accept and go stale as connections finish their head or
 //! close; a stale one is skipped when it comes up, and all are swept out whenever the
-//! queue has doubled since the last sweep. So the queue stays proportional to the
-//! connections still in their head, whatever the accept rate, at an amortized constant
-//! cost per accept.
+//! queue has doubled since the last sweep, and its allocation shrinks with it. So the
+//! queue stays proportional to the connections still in their head, whatever the accept
+//! rate (a ramp of a million connections leaves it as small as it found it), at an
+//! amortized constant cost per accept; an entry is 8 bytes.
 
 use std::collections::VecDeque;
 
@@ -25,7 +26,7 @@ pub struct HeadQueue {
     /// Each connection's token with the time it was accepted at: a slot reused by a
     /// later connection is told apart by its accept time (to the second; one accepted
     /// in the same second is as old).
-    queue: VecDeque<(Token, Tick)>,
+    queue: VecDeque<(u32, Tick)>,
     /// The queue's length after the last sweep.
     swept: usize,
 }
@@ -34,17 +35,26 @@ impl HeadQueue {
     /// A connection accepted at `since` waits for its head. `waiting(token, since)`
     /// says whether an entry is still current.
     pub fn push(&mut self, token: Token, since: Tick, waiting: impl Fn(Token, Tick) -> bool) {
+        let Ok(slot) = u32::try_from(token.0) else {
+            return; // beyond four billion connections: not a slot to give way
+        };
         if self.queue.len() >= MIN_SWEEP.max(2 * self.swept) {
-            self.queue.retain(|&(token, since)| waiting(token, since));
+            self.queue
+                .retain(|&(slot, since)| waiting(Token(slot as usize), since));
             self.swept = self.queue.len();
+            // What a burst of handshakes grew is given back once they are done.
+            if self.queue.capacity() > 4 * MIN_SWEEP.max(self.swept) {
+                self.queue.shrink_to(2 * MIN_SWEEP.max(self.swept));
+            }
         }
-        self.queue.push_back((token, since));
+        self.queue.push_back((slot, since));
     }
 
     /// Takes out the connection that has waited longest and still waits, if any.
     pub fn pop_oldest(&mut self, waiting: impl Fn(Token, Tick) -> bool) -> Option<Token> {
-        while let Some((token, since)) = self.queue.pop_front() {
+        while let Some((slot, since)) = self.queue.pop_front() {
             self.swept = self.swept.saturating_sub(1);
+            let token = Token(slot as usize);
             if waiting(token, since) {
                 return Some(token);
             }
@@ -85,6 +95,20 @@ mod tests {
             q.push(Token(t), 0, |token, _| token.0 + 1 >= t);
         }
         assert!(q.queue.len() <= 2 * MIN_SWEEP, "{} entries", q.queue.len());
+        // A burst of handshakes in flight grows the queue; once they are done, a sweep
+        // gives the allocation back.
+        let mut q = HeadQueue::default();
+        for t in 0..100_000usize {
+            q.push(Token(t), 0, |_, _| true);
+        }
+        for t in 0..150_000usize {
+            q.push(Token(t), 1, |_, _| false);
+        }
+        assert!(
+            q.queue.capacity() <= 4 * MIN_SWEEP,
+            "{}",
+            q.queue.capacity()
+        );
         // Ten thousand that stay in their head are all kept.
         let mut q = HeadQueue::default();
         for t in 0..10_000usize {

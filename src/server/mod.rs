@@ -20,6 +20,7 @@ pub mod rooms;
 pub mod routes;
 pub mod session;
 pub mod stats;
+pub mod trim;
 pub mod view;
 pub mod workers;
 

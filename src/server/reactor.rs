@@ -26,6 +26,7 @@ use super::feed::{self, FIRST_VIEW_WAIT};
 use super::head_queue::HeadQueue;
 use super::rooms::Rooms;
 use super::stats::{rss_bytes, Stats};
+use super::trim::Trim;
 use super::view::View;
 use crate::protocol::deadline::Tick;
 use crate::protocol::http::{write_response, Status};
@@ -78,6 +79,8 @@ pub struct Reactor {
     cork: Cork,
     /// What all connections hold, and may hold (`--memory-budget`).
     budget: Budget,
+    /// When to give freed memory back to the system.
+    trim: Trim,
     config: Config,
     stats: Stats,
     rooms: Rooms,
@@ -134,6 +137,7 @@ impl Reactor {
             buf: vec![0; READ_BUFFER_SIZE].into_boxed_slice(),
             cork: Cork::default(),
             budget: Budget::new(config.memory_budget(), config.message_pool()),
+            trim: Trim::default(),
             config,
             stats: Stats::default(),
             rooms: Rooms::default(),
@@ -222,6 +226,7 @@ impl Reactor {
             if self.budget.is_over() {
                 self.shed_memory();
             }
+            self.trim.observe(self.budget.held.bytes);
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
                 accept = true;
@@ -230,6 +235,7 @@ impl Reactor {
                 self.accept();
             }
             if now >= next_sweep {
+                self.trim.maybe_trim(self.budget.held.bytes);
                 self.sweep_timers();
                 next_sweep = now + SWEEP_INTERVAL;
             }

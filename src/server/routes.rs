@@ -4,45 +4,9 @@
 //! counters as JSON, `/metrics` the same for Prometheus, `/dashboard` a live view of
 //! them, and anything else 404. The protocol core knows none of this.
 
-use std::fmt;
-
+use crate::chat_route::{RoomName, CHAT_PATH, DEFAULT_ROOM};
 use crate::protocol::handshake::Refusal;
 use crate::protocol::http::Status;
-
-/// The room a `/chat` upgrade joins when it names none.
-pub const DEFAULT_ROOM: &str = "lobby";
-
-/// The path of the chat route (the load generator's chat mode asks for it too).
-pub const CHAT_PATH: &str = "/chat";
-
-/// A chat room's name: 1 to [`RoomName::MAX_LEN`] RFC 3986 §2.3 unreserved characters,
-/// which never need percent-encoding, so the name a page sends is the name it asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RoomName<'a>(&'a str);
-
-impl<'a> RoomName<'a> {
-    /// The longest room name accepted.
-    pub const MAX_LEN: usize = 64;
-
-    /// The name, if `name` is a valid one.
-    pub fn parse(name: &'a str) -> Option<RoomName<'a>> {
-        let unreserved =
-            |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
-        let valid = !name.is_empty() && name.len() <= Self::MAX_LEN && name.bytes().all(unreserved);
-        valid.then_some(RoomName(name))
-    }
-
-    /// The name.
-    pub fn as_str(&self) -> &'a str {
-        self.0
-    }
-}
-
-impl fmt::Display for RoomName<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
 
 /// Where a request leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

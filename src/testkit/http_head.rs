@@ -4,11 +4,12 @@
 use std::fmt::Debug;
 
 use super::Input;
+use crate::chat_route::{RoomName, DEFAULT_ROOM};
 use crate::protocol::handshake::{accept_key, check_request, HandshakeError, Policy};
 use crate::protocol::http::{
     parse_request, parse_response, Header, Headers, HttpError, MAX_HEADERS, MAX_HEAD_LEN,
 };
-use crate::server::routes::{route, RoomName, Route, DEFAULT_ROOM};
+use crate::server::routes::{route, Route};
 
 /// Header fields as owned `(name, value)` pairs, in order.
 pub type OwnedFields = Vec<(String, Vec<u8>)>;

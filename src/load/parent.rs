@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::plan::WorkerSlot;
+use super::process::plan::WorkerSlot;
+use super::process::seconds::unix_ms;
 use super::progress::Progress;
 use super::report::Tally;
-use super::timeline::unix_ms;
 use super::wire::WorkerMsg;
 use crate::children::{Children, Event, Stdin};
 

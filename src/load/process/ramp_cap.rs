@@ -1,65 +1,28 @@
-//! Connect pacing: how many attempts `--rate` allows by a given time, and when the next
-//! one is due ([`Pacer`]); and how many may be in flight at once ([`Window`]).
+//! The ramp cap ([`InFlightCap`]): how many connection attempts one process may have in
+//! flight at once (connect start to verification), steered by handshake latency.
 //!
-//! The rate is a schedule (attempt n at n / rate), not a token bucket: a process that
-//! fell behind (a slow poll turn) catches up, so the achieved rate matches the asked one.
-//!
-//! The window is steered by handshake latency, the way TCP steers its congestion window
-//! by loss (additive increase, multiplicative decrease): with both CPUs saturated, more
-//! attempts in flight only queue longer, so when handshakes get slow a process lets
-//! fewer start, and when they are fast again it lets more. A saturated ramp then runs
-//! at the rate the host sustains with handshakes well inside their timeout, instead of
-//! queueing into it.
+//! It is steered the way TCP steers its congestion window by loss (additive increase,
+//! multiplicative decrease): with both CPUs saturated, more attempts in flight only
+//! queue longer, so when handshakes get slow a process lets fewer start, and when they
+//! are fast again it lets more. A saturated ramp then runs at the rate the host
+//! sustains with handshakes well inside their timeout, instead of queueing into it.
 
 use std::time::Duration;
-
-/// Attempt pacing for one process.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Pacer {
-    /// Attempts per second; `None` is unpaced (only the in-flight cap limits).
-    per_sec: Option<f64>,
-}
-
-impl Pacer {
-    pub fn new(per_sec: Option<f64>) -> Pacer {
-        Pacer {
-            per_sec: per_sec.filter(|r| r.is_finite() && *r > 0.0),
-        }
-    }
-
-    /// How many attempts may have started `elapsed` after the start: attempt 0 at once,
-    /// attempt n at n / rate.
-    pub fn allowed(&self, elapsed: Duration) -> u64 {
-        match self.per_sec {
-            None => u64::MAX,
-            Some(r) => (elapsed.as_secs_f64() * r).floor() as u64 + 1,
-        }
-    }
-
-    /// When attempt `n` (0-based) may start, counted from the start.
-    pub fn due(&self, n: u64) -> Duration {
-        match self.per_sec {
-            None => Duration::ZERO,
-            // Rounded up so that `allowed(due(n)) > n` despite float rounding.
-            Some(r) => Duration::from_micros((n as f64 / r * 1e6).ceil() as u64),
-        }
-    }
-}
 
 /// A control interval is steered down when more than one handshake in this many took
 /// longer than the target: about the 90th percentile kept under it, which leaves the
 /// 99th within about twice the target.
 const SLOW_ONE_IN: u32 = 10;
-/// An interval grows the window while at most one handshake in this many was slow
+/// An interval grows the cap while at most one handshake in this many was slow
 /// (none, at a few dozen a tick): one slow outlier must not freeze it at a cut value.
 const GROW_ONE_IN: u32 = 100;
-/// The cut when handshakes are slow: a quarter of the window.
+/// The cut when handshakes are slow: a quarter of the cap.
 const DECREASE: f64 = 0.75;
 /// The growth per calm interval, as a share of the ceiling (at least one): from the
 /// floor back to the ceiling in about 28 intervals (2.8 s at the driver's 100 ms tick),
 /// whatever the ceiling, where one at a time took a single process 87 s.
 const INCREASE_DIVISOR: f64 = 32.0;
-/// The window never goes below this share of its ceiling: a host busy with other work
+/// The cap never goes below this share of its ceiling: a host busy with other work
 /// makes handshakes slow however few are in flight, and the ramp must still move.
 const FLOOR_DIVISOR: f64 = 8.0;
 
@@ -68,8 +31,8 @@ const FLOOR_DIVISOR: f64 = 8.0;
 /// long its handshakes take against a target (`--ramp-target`; zero: fixed at the
 /// ceiling).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Window {
-    cap: f64,
+pub struct InFlightCap {
+    current: f64,
     floor: f64,
     ceiling: f64,
     target_us: u64,
@@ -78,11 +41,12 @@ pub struct Window {
     slow: u32,
 }
 
-impl Window {
-    pub fn new(ceiling: u32, target: Duration) -> Window {
+impl InFlightCap {
+    /// A cap that starts at `ceiling` and steers under `target` (zero: stays there).
+    pub fn new(ceiling: u32, target: Duration) -> InFlightCap {
         let ceiling = f64::from(ceiling.max(1));
-        Window {
-            cap: ceiling,
+        InFlightCap {
+            current: ceiling,
             floor: (ceiling / FLOOR_DIVISOR).ceil(),
             ceiling,
             target_us: target.as_micros() as u64,
@@ -93,7 +57,7 @@ impl Window {
 
     /// Attempts that may be in flight now.
     pub fn limit(&self) -> u64 {
-        self.cap as u64
+        self.current as u64
     }
 
     /// A handshake completed after `latency_us`.
@@ -108,12 +72,12 @@ impl Window {
     }
 
     /// An attempt failed before its handshake completed (refused, reset, timed out):
-    /// the slowest kind of handshake, the one the window exists to prevent.
+    /// the slowest kind of handshake, the one the cap exists to prevent.
     pub fn observe_failure(&mut self) {
         self.observe(u64::MAX);
     }
 
-    /// Ends a control interval: cuts the window if more than one handshake in ten was
+    /// Ends a control interval: cuts the cap if more than one handshake in ten was
     /// slow, grows it if at most one in a hundred was. An interval without handshakes
     /// changes nothing.
     pub fn adjust(&mut self) {
@@ -121,10 +85,10 @@ impl Window {
             return;
         }
         if self.slow * SLOW_ONE_IN > self.seen {
-            self.cap = (self.cap * DECREASE).max(self.floor);
+            self.current = (self.current * DECREASE).max(self.floor);
         } else if self.slow * GROW_ONE_IN <= self.seen {
             let step = (self.ceiling / INCREASE_DIVISOR).ceil();
-            self.cap = (self.cap + step).min(self.ceiling);
+            self.current = (self.current + step).min(self.ceiling);
         }
         self.seen = 0;
         self.slow = 0;
@@ -136,8 +100,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_window_backs_off_when_handshakes_are_slow_and_recovers() {
-        let mut w = Window::new(40, Duration::from_millis(50));
+    fn the_cap_backs_off_when_handshakes_are_slow_and_recovers() {
+        let mut w = InFlightCap::new(40, Duration::from_millis(50));
         assert_eq!(w.limit(), 40);
         // One slow in ten is tolerated, two are not.
         for latency in [10_000; 9].into_iter().chain([90_000]) {
@@ -171,8 +135,8 @@ mod tests {
     }
 
     #[test]
-    fn one_slow_outlier_in_a_hundred_still_lets_the_window_grow() {
-        let mut w = Window::new(1000, Duration::from_millis(50));
+    fn one_slow_outlier_in_a_hundred_still_lets_the_cap_grow() {
+        let mut w = InFlightCap::new(1000, Duration::from_millis(50));
         for _ in 0..20 {
             w.observe_failure();
             w.adjust();
@@ -194,49 +158,13 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_target_keeps_the_window_fixed() {
-        let mut w = Window::new(7, Duration::ZERO);
+    fn a_zero_target_keeps_the_cap_fixed() {
+        let mut w = InFlightCap::new(7, Duration::ZERO);
         for _ in 0..10 {
             w.observe(5_000_000);
             w.adjust();
         }
         assert_eq!(w.limit(), 7);
-        assert_eq!(Window::new(0, Duration::from_millis(1)).limit(), 1);
-    }
-
-    #[test]
-    fn unpaced_allows_everything_now() {
-        let p = Pacer::new(None);
-        assert_eq!(p.allowed(Duration::ZERO), u64::MAX);
-        assert_eq!(p.due(1_000_000), Duration::ZERO);
-        assert_eq!(Pacer::new(Some(0.0)), p);
-        assert_eq!(Pacer::new(Some(f64::NAN)), p);
-    }
-
-    #[test]
-    fn schedule_is_n_over_rate() {
-        let p = Pacer::new(Some(1000.0));
-        assert_eq!(p.allowed(Duration::ZERO), 1);
-        assert_eq!(p.allowed(Duration::from_micros(999)), 1);
-        assert_eq!(p.allowed(Duration::from_millis(1)), 2);
-        assert_eq!(p.allowed(Duration::from_secs(5)), 5001);
-        assert_eq!(p.due(0), Duration::ZERO);
-        assert_eq!(p.due(1000), Duration::from_secs(1));
-        let slow = Pacer::new(Some(0.25));
-        assert_eq!(slow.allowed(Duration::from_secs(3)), 1);
-        assert_eq!(slow.allowed(Duration::from_secs(4)), 2);
-        assert_eq!(slow.due(2), Duration::from_secs(8));
-    }
-
-    #[test]
-    fn due_and_allowed_agree_for_awkward_rates() {
-        for rate in [3.0, 7.0, 333.3, 12_345.6] {
-            let p = Pacer::new(Some(rate));
-            for n in [1u64, 2, 10, 999, 123_457] {
-                let at = p.due(n);
-                assert!(p.allowed(at) > n, "rate {rate} n {n}");
-                assert!(p.allowed(at.saturating_sub(Duration::from_micros(2))) <= n);
-            }
-        }
+        assert_eq!(InFlightCap::new(0, Duration::from_millis(1)).limit(), 1);
     }
 }

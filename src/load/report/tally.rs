@@ -1,24 +1,23 @@
-//! Merging what the load processes measured into one report, and printing it as text
-//! or as one JSON object.
-//!
-//! [`Tally`] collects worker messages as they arrive (the latest counters of each, the
-//! end of each ramp, each final result); [`Tally::report`] merges the finals' counters,
-//! histograms and per-source counts. A worker that died without a final still counts
-//! with its last progress counters (its latencies are lost, and the report says so).
-//! A chat run adds the room's deliveries (expected: every member gets every message).
+//! What the parent hears from the load processes and what it makes of it: [`Tally`]
+//! collects worker messages as they arrive (the latest counters of each, the end of
+//! each ramp, each final result, each second for `--timeline`), and [`Tally::report`]
+//! merges the finals' counters, histograms and per-source counts into the run's
+//! [`Report`]. A worker that died without a final still counts with its last progress
+//! counters (its latencies are lost, and the report says so). A chat run adds the
+//! room's deliveries (expected: every member gets every message).
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
 
-use super::chat_report::ChatInfo;
-use super::chat_report::ChatReport;
-use super::timeline::Timeline;
-use super::wire::{decode_histogram, new_histogram, ChatFinal, Counters, WorkerFinal, WorkerMsg};
-use super::workload::WorkloadReport;
+use super::chat_section::ChatReport;
+use super::percentiles::Percentiles;
+use super::run_report::{Report, RunInfo};
+use super::timeline_file::Timeline;
+use super::workload_section::WorkloadReport;
+use crate::load::wire::{
+    decode_histogram, new_histogram, ChatFinal, Counters, WorkerFinal, WorkerMsg,
+};
 
 /// What each worker has said so far.
 #[derive(Debug)]
@@ -34,6 +33,7 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// A run of `workers` processes that started at `started`; nothing heard yet.
     pub fn new(workers: usize, started: Instant) -> Tally {
         Tally {
             started,
@@ -45,6 +45,7 @@ impl Tally {
         }
     }
 
+    /// Takes one message of worker `worker`.
     pub fn on_msg(&mut self, worker: usize, msg: WorkerMsg) {
         match msg {
             WorkerMsg::Progress { counters } => self.latest[worker] = counters,
@@ -85,6 +86,7 @@ impl Tally {
         self.ramped.iter().all(|&r| r)
     }
 
+    /// Whether worker `worker` has sent its final result.
     pub fn has_final(&self, worker: usize) -> bool {
         self.finals[worker].is_some()
     }
@@ -220,194 +222,11 @@ fn merge_histogram(into: &mut Histogram<u64>, encoded: &str) {
     }
 }
 
-/// Facts about the run that the workers do not report.
-#[derive(Debug, Clone)]
-pub struct RunInfo {
-    pub target: String,
-    pub path: String,
-    pub requested: u64,
-    pub processes: u32,
-    pub sources: Option<String>,
-    pub source_count: u32,
-    pub elapsed: Duration,
-    pub interrupted: bool,
-    /// Chat mode's settings.
-    pub chat: Option<ChatInfo>,
-}
-
-/// A latency distribution's summary, in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Percentiles {
-    pub count: u64,
-    pub p50: u64,
-    pub p99: u64,
-    pub p999: u64,
-    pub max: u64,
-}
-
-impl Percentiles {
-    pub fn of(h: &Histogram<u64>) -> Percentiles {
-        if h.is_empty() {
-            return Percentiles {
-                count: 0,
-                p50: 0,
-                p99: 0,
-                p999: 0,
-                max: 0,
-            };
-        }
-        Percentiles {
-            count: h.len(),
-            p50: h.value_at_quantile(0.5),
-            p99: h.value_at_quantile(0.99),
-            p999: h.value_at_quantile(0.999),
-            max: h.max(),
-        }
-    }
-}
-
-/// The run's result, printed as text or JSON.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub target: String,
-    pub path: String,
-    pub processes: u32,
-    /// The source address range, if sources were bound.
-    pub sources: Option<String>,
-    pub source_count: u32,
-    /// Established connections through the busiest source address.
-    pub max_per_source: u64,
-    pub requested: u64,
-    pub attempted: u64,
-    /// Attempts never started (the run was stopped first, or a worker was lost).
-    pub not_attempted: u64,
-    pub established: u64,
-    pub verified: u64,
-    pub failed: u64,
-    pub failures: BTreeMap<String, u64>,
-    /// Connections open together when the hold began.
-    pub open_at_hold_start: u64,
-    pub echoes: u64,
-    pub closed_clean: u64,
-    pub close_timeout: u64,
-    pub close_unclean: u64,
-    pub aborted: u64,
-    /// Start → every attempt verified or failed.
-    pub ramp_secs: f64,
-    /// Established connections per second over the ramp.
-    pub connect_rate: f64,
-    pub total_secs: f64,
-    /// Connect start → 101 verified.
-    pub handshake_us: Percentiles,
-    pub echo_rtt_us: Percentiles,
-    /// The echoes of the hold alone (all connections open, none ramping or closing).
-    pub hold_echo_rtt_us: Percentiles,
-    /// Chat mode's result.
-    pub chat: Option<ChatReport>,
-    /// Echo window or churn: the measured window.
-    pub workload: Option<WorkloadReport>,
-    /// Workers that ended without a final result.
-    pub workers_lost: u32,
-    pub interrupted: bool,
-    /// Every requested connection established and verified, and nothing failed.
-    pub ok: bool,
-}
-
-impl Report {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a report always serializes")
-    }
-
-    /// The human-readable report.
-    pub fn to_text(&self) -> String {
-        let mut s = String::new();
-        let w = &mut s;
-        let _ = writeln!(w, "wsreactor load → {} (path {})", self.target, self.path);
-        let sources = match &self.sources {
-            Some(range) => format!(
-                "{range} ({} addresses, max {} connections per source)",
-                self.source_count, self.max_per_source
-            ),
-            None => "kernel-chosen".to_owned(),
-        };
-        let _ = writeln!(w, "  processes           {}", self.processes);
-        let _ = writeln!(w, "  sources             {sources}");
-        let _ = writeln!(w, "  requested           {}", self.requested);
-        let _ = writeln!(w, "  established         {}", self.established);
-        let _ = writeln!(w, "  verified            {}", self.verified);
-        let _ = writeln!(w, "  failed              {}", self.failed);
-        for (why, n) in &self.failures {
-            let _ = writeln!(w, "    {why:<23} {n}");
-        }
-        if self.not_attempted > 0 || self.aborted > 0 {
-            let _ = writeln!(
-                w,
-                "  not attempted       {}   aborted {}",
-                self.not_attempted, self.aborted
-            );
-        }
-        let _ = writeln!(w, "  open at hold start  {}", self.open_at_hold_start);
-        let _ = writeln!(
-            w,
-            "  closed cleanly      {}   (close timeouts {}, unclean {})",
-            self.closed_clean, self.close_timeout, self.close_unclean
-        );
-        if self.chat.is_none() {
-            let _ = writeln!(w, "  echoes              {}", self.echoes);
-        }
-        let _ = writeln!(
-            w,
-            "  time to establish   {:.2} s   ({:.0} connections/s)",
-            self.ramp_secs, self.connect_rate
-        );
-        let _ = writeln!(w, "  total elapsed       {:.2} s", self.total_secs);
-        let mut latencies = vec![("handshake latency", &self.handshake_us)];
-        match &self.chat {
-            None => {
-                latencies.push(("echo round trip", &self.echo_rtt_us));
-                latencies.push(("  of them, the hold", &self.hold_echo_rtt_us));
-            }
-            Some(chat) => {
-                chat.write_text(w);
-                latencies.push(("delivery latency", &chat.delivery_us));
-            }
-        }
-        for (name, p) in latencies {
-            let _ = writeln!(
-                w,
-                "  {name:<20}p50 {} µs  p99 {} µs  p99.9 {} µs  max {} µs  (n={})",
-                p.p50, p.p99, p.p999, p.max, p.count
-            );
-        }
-        if let Some(workload) = &self.workload {
-            workload.write_text(w);
-        }
-        if self.workers_lost > 0 {
-            let _ = writeln!(
-                w,
-                "  workers lost        {} (their latencies are missing)",
-                self.workers_lost
-            );
-        }
-        let verdict = match (self.ok, self.interrupted, &self.chat) {
-            (true, _, None) => "OK: every connection established, verified and echoing",
-            (true, _, Some(_)) => "OK: every member received every message, in order, intact",
-            (false, true, _) => "INTERRUPTED",
-            (false, false, None) => "FAILED: not every connection was established and verified",
-            (false, false, Some(_)) => {
-                "FAILED: not every member joined and received every message intact"
-            }
-        };
-        let _ = writeln!(w, "  result              {verdict}");
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::failure::Failure;
-    use crate::load::wire::encode_histogram;
+    use crate::load::report::ChatInfo;
+    use crate::load::wire::{encode_histogram, Failure};
 
     fn final_with(counters: Counters, rtts: &[u64], per_source: Vec<u64>) -> WorkerMsg {
         let mut h = new_histogram();
@@ -537,7 +356,7 @@ mod tests {
         let mut info = run_info(members);
         info.chat = Some(ChatInfo {
             room: "lobby".into(),
-            window: 8,
+            chat_window: 8,
             rate: None,
         });
         t.report(info)

@@ -1,14 +1,14 @@
 //! CPU time of a process and all its descendants, read from `/proc`: what
-//! `--server-pid` divides by the operations of the measured window (and what the load
+//! `--server-pid` divides by the operations of the measured period (and what the load
 //! generator's own figure is read from).
 //!
 //! A process's `stat` (fields 14–17) holds its own user and system time and that of the
 //! children it has reaped; a live child's time is in its own `stat` only, so the tree is
 //! walked through `/proc/PID/task/*/children` (or, on kernels without that file, by
 //! scanning `/proc` for `PPid`). A `serve --workers N` supervisor's workers are counted
-//! this way, and a worker that exits during the window moves from "live child" to the
-//! parent's `cutime` once reaped: counted either way. Resolution is one clock tick
-//! (10 ms at the usual USER_HZ of 100), which a window of seconds makes negligible.
+//! this way, and a worker that exits during the measured period moves from "live child"
+//! to the parent's `cutime` once reaped: counted either way. Resolution is one clock
+//! tick (10 ms at the usual USER_HZ of 100), which a period of seconds makes negligible.
 
 use std::fs;
 use std::io;

@@ -1,8 +1,9 @@
-//! A load connection under a workload (`workload.rs`), once its verification echo is
-//! back: in echo mode it keeps `--echo-window` messages in flight, checks each echo byte
-//! for byte as it streams back (in order: one TCP stream, one echo each), and sends the
-//! next message as each one returns, until the window ends; in churn mode it closes at
-//! once, so that its slot can start the next cycle.
+//! A load connection under a workload (`process/workload.rs`), once its verification echo
+//! is back: in echo mode it keeps its echo window (`--echo-window`) of messages in
+//! flight, checks each echo byte for byte as it streams back (in order: one TCP stream,
+//! one echo each), and sends the next message as each one returns, until the measured
+//! period ends; in churn mode it closes at once, so that its slot can start the next
+//! cycle.
 //!
 //! Frames sent while a read is handled go into the process's cork and leave in one write
 //! once the read is done ([`Conn::flush_cork`]): pipelined, a connection answers all the
@@ -10,11 +11,11 @@
 
 use std::os::fd::AsRawFd;
 
-use super::conn::{Conn, Echo, End, Phase};
-use super::env::{Env, NEVER};
-use super::failure::Failure;
-use super::payload;
-use super::workload::{Mode, Workload};
+use super::{Conn, Echo, End, Phase};
+use crate::load::process::env::{Env, NEVER};
+use crate::load::process::payload;
+use crate::load::process::workload::Workload;
+use crate::load::wire::{Failure, WorkloadMode};
 use crate::protocol::frame::OpCode;
 use crate::protocol::receiver::DataChunk;
 use crate::protocol::transmit::Transmit;
@@ -26,33 +27,33 @@ impl Conn {
             return Ok(());
         };
         match w.cfg.mode {
-            Mode::Churn => self.close_now(env).map_err(End::from),
-            Mode::Echo if w.running => {
+            WorkloadMode::Churn => self.close_now(env).map_err(End::from),
+            WorkloadMode::Echo if w.running => {
                 let Phase::Running { echo, .. } = &mut self.phase else {
                     return Ok(());
                 };
                 let Echo::Idle { seq } = *echo else {
                     return Ok(());
                 };
-                let window = w.cfg.window;
+                let echo_window = w.cfg.echo_window;
                 *echo = Echo::Window {
                     next: seq,
                     sent: seq,
                     matched: 0,
                 };
                 self.deadline_ms = env.after_ms(env.cfg.echo_timeout_ms);
-                for _ in 0..window {
+                for _ in 0..echo_window {
                     self.cork_next(env);
                 }
                 Ok(())
             }
-            Mode::Echo => Ok(()),
+            WorkloadMode::Echo => Ok(()),
         }
     }
 
     /// Checks a piece of the oldest echo in flight; a whole one frees its place in the
-    /// window for the next message (while the window runs).
-    pub(super) fn on_window_chunk(
+    /// echo window for the next message (until the measured period ends).
+    pub(super) fn on_echo_window_chunk(
         &mut self,
         env: &mut Env,
         chunk: &DataChunk<'_>,
@@ -103,7 +104,7 @@ impl Conn {
             self.deadline_ms = env.after_ms(env.cfg.echo_timeout_ms);
             self.cork_next(env);
         } else if next == sent {
-            // The window is over and every echo is back: idle, so it may close.
+            // The measured period is over and every echo is back: idle, so it may close.
             self.phase = match self.phase {
                 Phase::Running { core, .. } => Phase::Running {
                     core,
@@ -116,7 +117,7 @@ impl Conn {
         Ok(())
     }
 
-    /// Builds the next message of the window into the cork.
+    /// Builds the next message of the echo window into the cork.
     fn cork_next(&mut self, env: &mut Env) {
         let fd = self.stream.as_raw_fd();
         let seed = self.seed;
@@ -164,5 +165,5 @@ impl Conn {
 fn workload(env: &mut Env) -> &mut Workload {
     env.workload
         .as_mut()
-        .expect("only a workload run has a window")
+        .expect("only a workload run has an echo window")
 }

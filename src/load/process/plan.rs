@@ -1,5 +1,5 @@
 //! How a run is divided among processes: how many (`--procs N|auto`), and each worker's
-//! share of the connections, of the connect rate and of the in-flight cap.
+//! share of the connections, of the connect rate and of `--max-pending`.
 //!
 //! Pure arithmetic, so the parent and every worker derive the same shares from the same
 //! arguments and a worker needs only its slot `K/P` to know its part.
@@ -10,7 +10,9 @@ use std::str::FromStr;
 /// `--procs`: a count, or `auto` to use as few processes as RLIMIT_NOFILE allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Procs {
+    /// As few as the descriptor limit allows.
     Auto,
+    /// This many (at most one per connection).
     Count(u32),
 }
 
@@ -52,7 +54,9 @@ pub fn process_count(procs: Procs, connections: u32, nofile: u64) -> u32 {
 /// A worker's place among its siblings: `index` of `count`, written `K/P`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerSlot {
+    /// This worker's number, `0 .. count`.
     pub index: u32,
+    /// How many workers the run has.
     pub count: u32,
 }
 
@@ -82,6 +86,7 @@ pub struct Share {
     /// The global index of its first connection: its connections are
     /// `first .. first + connections`, which fixes their source addresses.
     pub first: u64,
+    /// How many connections this process opens (churn: how many slots it keeps busy).
     pub connections: u32,
     /// Connection attempts per second for this process; `None` is unpaced.
     pub rate: Option<f64>,

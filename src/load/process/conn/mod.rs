@@ -1,14 +1,19 @@
 //! One client connection's state machine over its socket: connect → opening handshake →
 //! verification echo → hold (periodic echoes, pongs for pings) → clean close. In chat
 //! mode the join (the 101 on `/chat?room=…`) verifies it instead, and it holds as a room
-//! member: it checks every message it receives against the room's sequence (`chat.rs`),
-//! and one member, the sender, sends them.
+//! member: it checks every message it receives against the room's sequence, and one
+//! member, the sender, sends them.
 //!
 //! The protocol work is the sans-IO core's client role (`protocol::client`), and the
 //! socket IO (reading behind kept input, writing or spilling) is `stream`'s, both
-//! shared with the server; this file decides what to send and what an answer means.
+//! shared with the server; this folder decides what to send and what an answer means.
 //! The driver owns the poll loop and calls in with readiness, deadlines and the close
 //! order.
+//!
+//! [`Conn`]'s fields are private to this folder, which is its one `impl` home: this
+//! file is the lifecycle (connect, handshake, read, close, how it ended); `echoes.rs`
+//! the verification and periodic echoes; `chat_member.rs` a room member's messages and
+//! the sender's; `echo_window.rs` the echo workload's messages in flight.
 //!
 //! Invariants:
 //! - Small: an idle connection is its slab entry only (see `conn_is_small`); bytes that
@@ -24,18 +29,24 @@ use std::io;
 
 use mio::net::TcpStream;
 
-use super::env::{Env, NEVER};
-use super::failure::Failure;
-use super::socket::{connect_failure, io_failure};
+use crate::load::process::env::{Env, NEVER};
+use crate::load::process::socket::{connect_failure, io_failure};
+use crate::load::wire::Failure;
 use crate::protocol::client::{ClientConnection, ClientError, Event};
 use crate::protocol::close::CloseCode;
 use crate::protocol::handshake::{client_key, ResponseError};
 use crate::stream::{Link, Received, Spilled};
 
+mod chat_member;
+mod echo_window;
+mod echoes;
+
 /// What the poll reported for one connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Readiness {
+    /// Bytes (or the EOF, or an error) may be read.
     pub readable: bool,
+    /// Bytes may be written (or a pending connect has completed).
     pub writable: bool,
     /// The peer's FIN (or an error) was seen: read on to the EOF.
     pub read_closed: bool,
@@ -57,6 +68,7 @@ impl Readiness {
 /// What the driver does with a connection after a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
+    /// It goes on.
     Keep,
     /// It has ended and been counted: drop it.
     Remove,
@@ -64,7 +76,7 @@ pub enum Next {
 
 /// Why a connection ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum End {
+enum End {
     Fail(Failure),
     /// The close we started completed: server's Close, then its EOF.
     Clean,
@@ -79,7 +91,7 @@ impl From<Failure> for End {
 
 /// The outstanding echo, if any; or, in chat mode, the next message expected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Echo {
+enum Echo {
     /// Nothing outstanding; `seq` is the next echo's number.
     Idle { seq: u32 },
     /// Echo `seq` was sent and `matched` of its bytes have come back intact.
@@ -87,13 +99,14 @@ pub(super) enum Echo {
     /// A chat member: messages `0 .. next` arrived whole, and `matched` bytes of message
     /// `next` so far (its stamp is gathered in `since_us`).
     Chat { next: u32, matched: u32 },
-    /// Echo workload (`window.rs`): echoes `next .. sent` are in flight, and `matched`
-    /// bytes of echo `next` have come back intact.
+    /// The echo window (`echo_window.rs`): echoes `next .. sent` are in flight, and
+    /// `matched` bytes of echo `next` have come back intact.
     Window { next: u32, sent: u32, matched: u32 },
 }
 
+/// Where a connection is in its life.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Phase {
+enum Phase {
     /// Non-blocking connect in progress.
     Connecting,
     /// Connected: the protocol core (handshake, then frames, then our closing
@@ -102,26 +115,26 @@ pub(super) enum Phase {
 }
 
 const ESTABLISHED: u8 = 1;
-pub(super) const VERIFIED: u8 = 2;
+const VERIFIED: u8 = 2;
 /// We sent Close; waiting for the server's Close, then its EOF.
 const CLOSING: u8 = 4;
 
 /// One connection: its socket and a few words of state.
 #[derive(Debug)]
 pub struct Conn {
-    pub(super) stream: TcpStream,
+    stream: TcpStream,
     /// Start of the span being timed (connect start, then the outstanding echo, or the
     /// chat message arriving, by its stamp), in wrapping microseconds.
-    pub(super) since_us: u32,
+    since_us: u32,
     /// When the current phase times out, or the next periodic echo is due (ms).
-    pub(super) deadline_ms: u32,
+    deadline_ms: u32,
     /// Seeds this connection's echo payloads.
-    pub(super) seed: u32,
+    seed: u32,
     /// Index of the source address it was bound to.
     source: u16,
-    pub(super) flags: u8,
+    flags: u8,
     spill: Spilled,
-    pub(super) phase: Phase,
+    phase: Phase,
 }
 
 impl Conn {
@@ -209,7 +222,7 @@ impl Conn {
     }
 
     /// Sends Close 1000 and waits for the server's Close, then its EOF.
-    pub(super) fn close_now(&mut self, env: &mut Env) -> Result<(), Failure> {
+    fn close_now(&mut self, env: &mut Env) -> Result<(), Failure> {
         self.flags |= CLOSING;
         self.deadline_ms = env.after_ms(env.cfg.close_timeout_ms);
         env.stats.counters.closing += 1;
@@ -226,7 +239,7 @@ impl Conn {
         Next::Remove
     }
 
-    pub(super) fn settle(&mut self, env: &mut Env, r: Result<(), End>) -> Next {
+    fn settle(&mut self, env: &mut Env, r: Result<(), End>) -> Next {
         match r {
             Ok(()) => Next::Keep,
             Err(end) => self.finish(env, end),
@@ -248,7 +261,7 @@ impl Conn {
             End::Fail(why) => {
                 c.fail(why);
                 if self.flags & ESTABLISHED == 0 {
-                    env.ramp.observe_failure();
+                    env.ramp_cap.observe_failure();
                 }
             }
         }
@@ -367,7 +380,7 @@ impl Conn {
 
     /// Runs `f` on the protocol core with this connection's output, then checks the
     /// output: a write error or a spill past its cap fails the connection.
-    pub(super) fn with_core<T>(
+    fn with_core<T>(
         &mut self,
         env: &mut Env,
         f: impl FnOnce(&mut ClientConnection, &mut Env, &mut Link<'_, TcpStream>) -> T,
@@ -430,7 +443,7 @@ impl Conn {
         if let Some(w) = &mut env.workload {
             w.on_handshake(latency);
         }
-        env.ramp.observe(u64::from(latency));
+        env.ramp_cap.observe(u64::from(latency));
         self.flags |= ESTABLISHED;
         let Phase::Running { echo, .. } = &mut self.phase else {
             unreachable!("opened by its core");
@@ -486,8 +499,8 @@ fn handshake_failure(why: ResponseError) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::payload;
-    use crate::load::rng::Rng;
+    use crate::load::process::payload;
+    use crate::load::process::rng::Rng;
     use crate::protocol::frame::{encode_frame, OpCode};
     use crate::protocol::handshake::{accept_key, check_response};
     use crate::protocol::http::{parse_response, Header, MAX_HEADERS};

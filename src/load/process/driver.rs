@@ -8,13 +8,13 @@
 //! do not swamp the server into close timeouts) → done when the slab is empty. A stop
 //! (signal, parent gone) jumps to `Draining`, aborting pending attempts and closing the
 //! rest at once. In chat mode `Chatting` replaces `Holding`: one member sends the room's
-//! messages as the window and pace allow (`chat.rs`) until all have arrived or one is late.
+//! messages as the chat window and pace allow (`chat_progress.rs`) until all have
+//! arrived or one is late.
 //!
 //! Token safety: connections are inserted only between poll batches, so an event for a
 //! connection that ended earlier in its batch finds a vacant slot, never a newcomer.
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,16 +22,15 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use super::addr::SourceRange;
 use super::conn::{Conn, Next, Readiness};
-use super::env::{ConnConfig, Env};
-use super::pacing::{Pacer, Window};
-use super::plan::Share;
+use super::env::Env;
+use super::pacing::Pacer;
+use super::ramp_cap::InFlightCap;
+use super::settings::DriverConfig;
 use super::socket;
-use super::timeline;
-use super::wire::{encode_histogram, WorkerFinal, WorkerMsg};
+use crate::load::wire::{encode_histogram, WorkerFinal, WorkerMsg};
 
-mod workload;
+mod workload_turn;
 
 /// How often deadlines are swept. Coarse on purpose: one pass over the slab per tick
 /// is a few microseconds per thousand connections, far cheaper than a timer each.
@@ -44,26 +43,6 @@ const READ_BUF: usize = 64 * 1024;
 /// attempts pour out.
 const MAX_STARTS_PER_TURN: u32 = 256;
 
-/// What one process runs.
-#[derive(Debug, Clone)]
-pub struct DriverConfig {
-    pub target: SocketAddr,
-    /// Source addresses (by global connection index); `None` lets the kernel choose.
-    pub sources: Option<SourceRange>,
-    pub share: Share,
-    /// How long all connections are held open before closing.
-    pub hold: Duration,
-    pub conn: ConnConfig,
-    /// Wait for [`Control::go`] before the hold starts (the multi-process barrier).
-    pub wait_for_go: bool,
-    /// How often a [`WorkerMsg::Progress`] is emitted.
-    pub progress_every: Duration,
-    /// Report every second ([`WorkerMsg::Second`], `--timeline`).
-    pub timeline: bool,
-    /// The handshake latency the in-flight window steers under (`--ramp-target`).
-    pub ramp_target: Duration,
-}
-
 /// Requests from outside the loop, set by signal handlers or the parent's stdin reader.
 #[derive(Debug, Clone, Default)]
 pub struct Control {
@@ -73,6 +52,7 @@ pub struct Control {
     pub go: Arc<AtomicBool>,
 }
 
+/// Where the run is (see the header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     Ramping,
@@ -88,6 +68,7 @@ enum Stage {
 }
 
 /// One process's load: built with [`Driver::new`], consumed by [`Driver::run`].
+#[derive(Debug)]
 pub struct Driver {
     poll: Poll,
     events: Events,
@@ -110,12 +91,14 @@ pub struct Driver {
 }
 
 impl Driver {
+    /// A driver for `cfg`, with its poll and waker; nothing connects before
+    /// [`Driver::run`].
     pub fn new(cfg: DriverConfig) -> io::Result<Driver> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let sources = cfg.sources.map_or(0, |s| s.len() as usize);
-        let ramp = Window::new(cfg.share.max_pending, cfg.ramp_target);
-        let env = Env::new(cfg.conn.clone(), sources, ramp);
+        let ramp_cap = InFlightCap::new(cfg.share.max_pending, cfg.ramp_target);
+        let env = Env::new(cfg.conn.clone(), sources, ramp_cap);
         Ok(Driver {
             poll,
             events: Events::with_capacity(1024),
@@ -150,7 +133,7 @@ impl Driver {
     ) -> io::Result<WorkerFinal> {
         self.epoch = Instant::now();
         if self.cfg.timeline {
-            timeline::start(&mut self.env.stats);
+            self.env.stats.start_seconds();
         }
         let mut next_tick = TICK;
         let mut next_progress = self.cfg.progress_every;
@@ -194,7 +177,7 @@ impl Driver {
             self.dispatch();
             let now = self.elapsed();
             if now >= next_tick {
-                self.env.ramp.adjust();
+                self.env.ramp_cap.adjust();
                 self.sweep();
                 next_tick = now + TICK;
             }
@@ -208,9 +191,9 @@ impl Driver {
                 }
                 next_progress = now + self.cfg.progress_every;
             }
-            timeline::report(&mut self.env.stats, false, emit);
+            self.env.stats.send_seconds(false, emit);
         }
-        timeline::report(&mut self.env.stats, true, emit);
+        self.env.stats.send_seconds(true, emit);
         Ok(self.into_final())
     }
 
@@ -235,7 +218,7 @@ impl Driver {
             .min(u64::from(share.connections));
         let due = allowed.saturating_sub(u64::from(self.started));
         let pending = self.env.stats.counters.pending;
-        let room = self.env.ramp.limit().saturating_sub(pending);
+        let room = self.env.ramp_cap.limit().saturating_sub(pending);
         let n = due.min(room).min(u64::from(MAX_STARTS_PER_TURN));
         for _ in 0..n {
             self.start_one();
@@ -285,7 +268,7 @@ impl Driver {
         let now = self.elapsed();
         let mut timeout = next_tick.saturating_sub(now);
         let share = &self.cfg.share;
-        let room = self.env.stats.counters.pending < self.env.ramp.limit();
+        let room = self.env.stats.counters.pending < self.env.ramp_cap.limit();
         if self.stage == Stage::Ramping && self.started < share.connections && room {
             let next = self.pacer.due(u64::from(self.started));
             timeout = timeout.min(next.saturating_sub(now));
@@ -352,9 +335,9 @@ impl Driver {
         }
     }
 
-    /// Starts closes while fewer than the in-flight cap are under way (no cap when
-    /// stopping: then speed matters more than tidiness). Walks the slab with a cursor,
-    /// so the whole drain costs one pass, not one per close.
+    /// Starts closes while fewer than this process's share of `--max-pending` are under
+    /// way (no limit when stopping: then speed matters more than tidiness). Walks the
+    /// slab with a cursor, so the whole drain costs one pass, not one per close.
     fn close_some(&mut self) {
         let cap = if self.stopping {
             u64::MAX
@@ -500,11 +483,11 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::failure::Failure;
-    use crate::load::plan::{share, WorkerSlot};
-    use crate::load::wire::decode_histogram;
+    use crate::load::process::plan::{share, WorkerSlot};
+    use crate::load::process::settings::{ChatConfig, ConnConfig};
+    use crate::load::wire::{decode_histogram, Failure, Second};
     use crate::protocol::receiver::{ReceiverConfig, Role};
-    use std::net::TcpListener;
+    use std::net::{SocketAddr, TcpListener};
 
     /// An independent echo server (tungstenite, a thread per connection) on an
     /// ephemeral loopback port; it lives until the test process ends.
@@ -604,18 +587,15 @@ mod tests {
             })
             .collect();
         assert!(seconds.windows(2).all(|w| w[1].t == w[0].t + 1));
-        let sum = |f: fn(&crate::load::timeline::Second) -> u64| {
-            seconds.iter().map(|s| f(s)).sum::<u64>()
-        };
+        let sum = |f: fn(&Second) -> u64| seconds.iter().map(|s| f(s)).sum::<u64>();
         assert_eq!((sum(|s| s.handshakes), sum(|s| s.echoes)), (40, c.echoes));
         assert_eq!(seconds.last().map(|s| s.open), Some(0));
     }
 
     #[test]
     fn a_room_that_does_not_broadcast_leaves_deliveries_missing() {
-        use crate::load::chat::ChatConfig;
         // The echo server as a "room" that sends each message back to its sender only:
-        // the sender receives its own, no other member anything, so the window never
+        // the sender receives its own, no other member anything, so the chat window never
         // moves past its first messages and the chat gives up once they are overdue.
         let target = tungstenite_echo_server();
         let mut cfg = config(target, 3);
@@ -624,7 +604,7 @@ mod tests {
         cfg.conn.chat = Some(ChatConfig {
             messages: 5,
             rate: None,
-            window: 2,
+            chat_window: 2,
         });
         let fin = Driver::new(cfg)
             .unwrap()
@@ -636,7 +616,7 @@ mod tests {
         assert_eq!(
             (c.chat_sent, c.deliveries),
             (2, 2),
-            "a window of 2, to the sender"
+            "a chat window of 2, to the sender"
         );
         let chat = fin.chat.expect("a chat result");
         assert_eq!(

@@ -1,12 +1,12 @@
-//! The driver's part in a workload run (`load/workload.rs`): while holding, it opens
-//! the measured window once the warm-up is over and, for churn, starts a new cycle in
-//! every slot a finished one left; when the hold ends it closes the window, so that
-//! draining is not measured.
+//! The driver's turn in a workload run (`process/workload.rs`): while holding, it opens
+//! the measured period once the warm-up is over and, for churn, starts a new cycle in
+//! every slot a finished one left; when the hold ends it closes the measured period, so
+//! that draining is not measured.
 
 use std::time::Duration;
 
 use super::{Driver, MAX_STARTS_PER_TURN};
-use crate::load::workload::Mode;
+use crate::load::wire::WorkloadMode;
 
 impl Driver {
     /// Whether this is a churn run (its slots keep cycling while holding).
@@ -14,7 +14,7 @@ impl Driver {
         self.env
             .workload
             .as_ref()
-            .is_some_and(|w| w.cfg.mode == Mode::Churn)
+            .is_some_and(|w| w.cfg.mode == WorkloadMode::Churn)
     }
 
     /// One loop turn of the hold that ends at `until`.
@@ -40,7 +40,7 @@ impl Driver {
         }
     }
 
-    /// The hold is over (or the run stops): the window ends now.
+    /// The hold is over (or the run stops): the measured period ends now.
     pub(super) fn workload_end(&mut self) {
         self.tick_clock();
         let Driver { env, .. } = self;

@@ -1,96 +1,28 @@
 //! Chat mode (`--chat ROOM`): every connection joins one room, one member (the sender)
 //! sends numbered messages, and every member must receive each one exactly once, in
-//! order and byte for byte. This file holds the message format and the room's progress:
-//! what the sender may send next, which messages every member has, when the run is over,
-//! and the delivery latencies. `conn.rs` checks each member's messages with [`check`]
-//! and reports them here; `driver.rs` sends.
+//! order and byte for byte. This file holds the room's progress: what the sender may
+//! send next, which messages every member has, when the run is over, and the delivery
+//! latencies. A connection checks each message it receives (`chat_message.rs`) and
+//! reports it here; the driver has the sender send.
 //!
-//! Flow control: at most `window` messages may be outstanding, i.e. sent but not yet
-//! received by every member still connected; `--chat-rate` optionally paces the sends
-//! as well. The window keeps the server's per-member queues bounded (window × frame
-//! size), so the generator measures the fan-out rather than provoking the server's
-//! slow-member drops; with no pace, the room runs as fast as its slowest member.
+//! Flow control: at most a chat window (`--chat-window`) of messages may be
+//! outstanding, i.e. sent but not yet received by every member still connected;
+//! `--chat-rate` optionally paces the sends as well. The chat window keeps the server's
+//! per-member queues bounded (chat window × frame size), so the generator measures the
+//! fan-out rather than provoking the server's slow-member drops; with no pace, the room
+//! runs as fast as its slowest member.
 //!
-//! Why one process: the window needs to know when a message has reached *every*
+//! Why one process: the chat window needs to know when a message has reached *every*
 //! member, which one process knows for free; across processes it would need a report
 //! through the parent for every message.
 
 use hdrhistogram::Histogram;
 
-use super::failure::Failure;
 use super::pacing::Pacer;
-use super::payload;
-use super::wire::{encode_histogram, new_histogram, ChatFinal};
+use super::settings::ChatConfig;
+use crate::load::wire::{encode_histogram, new_histogram, ChatFinal};
 
-/// Bytes of a message's header: the sequence number, then the send time, each as 8
-/// lowercase hex digits (ASCII, so a message is valid UTF-8 and may go out as Text).
-pub const HEADER_LEN: usize = 16;
-
-/// Settings of a chat run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChatConfig {
-    /// Messages the sender sends.
-    pub messages: u32,
-    /// Messages per second; `None` sends as fast as the window allows.
-    pub rate: Option<f64>,
-    /// Messages outstanding at most (sent, not yet received by every member).
-    pub window: u32,
-}
-
-fn hex_digit(value: u32, digit: usize) -> u8 {
-    b"0123456789abcdef"[(value >> (28 - 4 * digit)) as usize & 15]
-}
-
-fn hex_value(b: u8) -> Option<u32> {
-    match b {
-        b'0'..=b'9' => Some(u32::from(b - b'0')),
-        b'a'..=b'f' => Some(u32::from(b - b'a' + 10)),
-        _ => None,
-    }
-}
-
-/// Writes message `seq`, stamped with the send time `stamp` (wrapping µs), into `out`
-/// (at least [`HEADER_LEN`] bytes): the header, then bytes that follow from
-/// (`seed`, `seq`), so members check them without a copy of what was sent.
-pub fn fill(seed: u32, seq: u32, stamp: u32, out: &mut [u8]) {
-    for d in 0..8 {
-        out[d] = hex_digit(seq, d);
-        out[8 + d] = hex_digit(stamp, d);
-    }
-    payload::fill(seed, seq, HEADER_LEN as u64, &mut out[HEADER_LEN..]);
-}
-
-/// Checks that `got` equals bytes `offset ..` of message `seq`, except for the stamp,
-/// whose digits (any lowercase hex) are shifted into `stamp` as they pass: after the
-/// whole header, `stamp` holds the send time. A different sequence number is
-/// [`Failure::ChatOutOfOrder`]; any other difference [`Failure::ChatMismatch`].
-pub fn check(seed: u32, seq: u32, offset: u64, got: &[u8], stamp: &mut u32) -> Result<(), Failure> {
-    let mut pos = offset;
-    let mut rest = got;
-    while pos < HEADER_LEN as u64 {
-        let Some((&b, tail)) = rest.split_first() else {
-            return Ok(());
-        };
-        let digit = pos as usize;
-        if digit < 8 {
-            if b != hex_digit(seq, digit) {
-                return Err(Failure::ChatOutOfOrder);
-            }
-        } else {
-            let v = hex_value(b).ok_or(Failure::ChatMismatch)?;
-            *stamp = (*stamp << 4) | v;
-        }
-        pos += 1;
-        rest = tail;
-    }
-    if payload::matches(seed, seq, pos, rest) {
-        Ok(())
-    } else {
-        Err(Failure::ChatMismatch)
-    }
-}
-
-/// The room as this process sees it: the sender's schedule and window, and how far
+/// The room as this process sees it: the sender's schedule and chat window, and how far
 /// every member has got.
 #[derive(Debug)]
 pub struct Room {
@@ -111,8 +43,8 @@ pub struct Room {
     sent: u32,
     /// Messages every live member has received.
     everywhere: u32,
-    /// Per outstanding message (slot `seq % window`): members that have it, and when it
-    /// was sent.
+    /// Per outstanding message (slot `seq % chat_window`): members that have it, and
+    /// when it was sent.
     have: Box<[u64]>,
     sent_at_us: Box<[u64]>,
     last_delivery_us: u64,
@@ -120,8 +52,9 @@ pub struct Room {
 }
 
 impl Room {
+    /// A room of `cfg`'s messages, whose bytes follow from `seed`; nobody in it yet.
     pub fn new(cfg: ChatConfig, seed: u32) -> Room {
-        let window = cfg.window.max(1) as usize;
+        let chat_window = cfg.chat_window.max(1) as usize;
         Room {
             pacer: Pacer::new(cfg.rate),
             cfg,
@@ -132,13 +65,14 @@ impl Room {
             complete: 0,
             sent: 0,
             everywhere: 0,
-            have: vec![0; window].into_boxed_slice(),
-            sent_at_us: vec![0; window].into_boxed_slice(),
+            have: vec![0; chat_window].into_boxed_slice(),
+            sent_at_us: vec![0; chat_window].into_boxed_slice(),
             last_delivery_us: 0,
             latency_us: new_histogram(),
         }
     }
 
+    /// The seed every message's bytes follow from.
     pub fn seed(&self) -> u32 {
         self.seed
     }
@@ -155,6 +89,7 @@ impl Room {
         self.started_us = Some(now_us);
     }
 
+    /// Whether [`Room::start`] has been called.
     pub fn is_started(&self) -> bool {
         self.started_us.is_some()
     }
@@ -163,23 +98,23 @@ impl Room {
         seq as usize % self.have.len()
     }
 
-    /// The message the sender may send now, if any: one is left, the window has room,
-    /// and the pace allows it.
+    /// The message the sender may send now, if any: one is left, the chat window has
+    /// room, and the pace allows it.
     pub fn due(&self, now_us: u64) -> Option<u32> {
         let start = self.started_us?;
         let open = self.sent < self.cfg.messages
-            && self.sent - self.everywhere < self.cfg.window
+            && self.sent - self.everywhere < self.cfg.chat_window
             && self.live > 0;
         let elapsed = std::time::Duration::from_micros(now_us.saturating_sub(start));
         (open && self.pacer.allowed(elapsed) > u64::from(self.sent)).then_some(self.sent)
     }
 
     /// When the next paced message is due (µs since the driver started), if the
-    /// window would let it go: how long the driver may sleep.
+    /// chat window would let it go: how long the driver may sleep.
     pub fn next_due_us(&self) -> Option<u64> {
         let start = self.started_us?;
         let waiting =
-            self.sent < self.cfg.messages && self.sent - self.everywhere < self.cfg.window;
+            self.sent < self.cfg.messages && self.sent - self.everywhere < self.cfg.chat_window;
         waiting.then(|| start + self.pacer.due(u64::from(self.sent)).as_micros() as u64)
     }
 
@@ -208,7 +143,7 @@ impl Room {
     }
 
     /// A member left the room (its connection ended) having received messages
-    /// `0 .. next`: it no longer holds the window back, and no longer counts towards
+    /// `0 .. next`: it no longer holds the chat window back, and no longer counts towards
     /// the messages it had.
     pub fn on_member_lost(&mut self, next: u32) {
         if !self.is_started() {
@@ -240,6 +175,7 @@ impl Room {
             && now_us.saturating_sub(self.sent_at_us[self.slot(self.everywhere)]) > timeout_us
     }
 
+    /// What the room measured, for the parent.
     pub fn into_final(self) -> ChatFinal {
         let start = self.started_us.unwrap_or(0);
         ChatFinal {
@@ -256,70 +192,12 @@ impl Room {
 mod tests {
     use super::*;
 
-    fn message(seed: u32, seq: u32, stamp: u32, len: usize) -> Vec<u8> {
-        let mut m = vec![0u8; len];
-        fill(seed, seq, stamp, &mut m);
-        m
-    }
-
-    #[test]
-    fn messages_check_in_any_pieces_and_yield_their_stamp() {
-        let m = message(9, 0x1234_abcd, 0xdead_beef, 100);
-        assert_eq!(&m[..HEADER_LEN], b"1234abcddeadbeef");
-        assert!(std::str::from_utf8(&m).is_ok());
-        for cut in [0usize, 1, 7, 8, 9, 15, 16, 17, 99, 100] {
-            let mut stamp = 0;
-            assert_eq!(check(9, 0x1234_abcd, 0, &m[..cut], &mut stamp), Ok(()));
-            assert_eq!(
-                check(9, 0x1234_abcd, cut as u64, &m[cut..], &mut stamp),
-                Ok(())
-            );
-            assert_eq!(stamp, 0xdead_beef, "cut {cut}");
-        }
-    }
-
-    #[test]
-    fn another_sequence_seed_or_byte_fails_the_check() {
-        let m = message(9, 5, 77, 40);
-        let mut stamp = 0;
-        let order = Err(Failure::ChatOutOfOrder);
-        let mismatch = Err(Failure::ChatMismatch);
-        assert_eq!(
-            check(9, 6, 0, &m, &mut stamp),
-            order,
-            "another sequence number"
-        );
-        assert_eq!(
-            check(8, 5, 0, &m, &mut stamp),
-            mismatch,
-            "another run's seed"
-        );
-        for i in 0..m.len() {
-            let mut bad = m.clone();
-            bad[i] = if bad[i] == b'a' { b'b' } else { b'a' };
-            let want = match i {
-                0..8 => order,
-                // A changed stamp digit is still a stamp: only the other bytes are fixed.
-                8..16 => Ok(()),
-                _ => mismatch,
-            };
-            assert_eq!(check(9, 5, 0, &bad, &mut stamp), want, "byte {i}");
-        }
-        let mut upper = m.clone();
-        upper[10] = b'A';
-        assert_eq!(
-            check(9, 5, 0, &upper, &mut stamp),
-            mismatch,
-            "stamps are lowercase"
-        );
-    }
-
-    fn room(messages: u32, window: u32, members: u64) -> Room {
+    fn room(messages: u32, chat_window: u32, members: u64) -> Room {
         let mut r = Room::new(
             ChatConfig {
                 messages,
                 rate: None,
-                window,
+                chat_window,
             },
             1,
         );
@@ -329,14 +207,15 @@ mod tests {
     }
 
     #[test]
-    fn the_window_opens_only_when_every_member_has_the_oldest_message() {
+    fn the_chat_window_opens_only_when_every_member_has_the_oldest_message() {
         let mut r = room(5, 2, 3);
         assert_eq!(r.due(0), Some(0));
         r.on_sent(0, 0);
         assert_eq!(r.due(0), Some(1));
         r.on_sent(1, 0);
-        assert_eq!(r.due(0), None, "window of 2 is full");
-        // Message 1 everywhere does not open the window while 0 is missing somewhere.
+        assert_eq!(r.due(0), None, "a chat window of 2 is full");
+        // Message 1 everywhere does not open the chat window while 0 is missing
+        // somewhere.
         for _ in 0..3 {
             r.on_delivered(1, 0, 10);
         }
@@ -361,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_member_stops_holding_the_window_back() {
+    fn a_lost_member_stops_holding_the_chat_window_back() {
         let mut r = room(4, 2, 3);
         r.on_sent(0, 0);
         r.on_sent(1, 0);
@@ -394,7 +273,7 @@ mod tests {
             ChatConfig {
                 messages: 10,
                 rate: Some(100.0),
-                window: 10,
+                chat_window: 10,
             },
             1,
         );

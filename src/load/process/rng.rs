@@ -18,22 +18,24 @@ impl Rng {
         Rng(u64::from_ne_bytes(seed))
     }
 
+    /// A fixed seed, for tests that need a known stream.
     #[cfg(test)]
     pub fn from_seed(seed: u64) -> Rng {
         Rng(seed)
     }
 
+    /// The next 64 bits of the stream.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         mix(self.0)
     }
 
+    /// The next 32 bits of the stream (the high half of a 64-bit output, the better
+    /// mixed one).
     pub fn next_u32(&mut self) -> u32 {
         (self.next_u64() >> 32) as u32
     }
 
-    /// A value in `0..n` (`n > 0`); the bias of a plain modulo is below 2^-32 for the
-    /// small `n` used here.
     /// 16 bytes for a `Sec-WebSocket-Key` (§4.1 item 7 asks for a random nonce; a
     /// load generator needs it unpredictable to no one, only fresh per connection).
     pub fn nonce(&mut self) -> [u8; 16] {
@@ -43,6 +45,8 @@ impl Rng {
         nonce
     }
 
+    /// A value in `0..n` (`n > 0`); the bias of a plain modulo is below 2^-32 for the
+    /// small `n` used here.
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }

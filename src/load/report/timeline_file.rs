@@ -1,10 +1,8 @@
-//! The per-second timeline of a load run (`--timeline FILE`): what happened in each
-//! wall-clock second over every load process, one JSON line per second.
+//! The `--timeline FILE` the parent writes: what happened in each wall-clock second of
+//! the run over every load process, one JSON line per second.
 //!
-//! Each process buckets its run by wall-clock second ([`Recorder`]): counter deltas,
-//! the gauges at the second's end, its CPU time, and that second's latency histograms.
-//! It reports every second it lived through, quiet ones too ([`Second`], a worker
-//! message), so the parent can tell a quiet second from a late one. The parent
+//! Each process reports every second it lived through, quiet ones too (`Second`, a
+//! worker message), so the parent can tell a quiet second from a late one. The parent
 //! ([`Timeline`]) merges one second from every process (counts and gauges add,
 //! histograms merge) and writes it once every process still running has reported a
 //! later one; the rest when the run ends. A file that cannot be written is a warning,
@@ -18,180 +16,19 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::env::Stats;
-use super::wire::{decode_histogram, encode_histogram, new_histogram, Counters, WorkerMsg};
-
-/// The time now in milliseconds since the Unix epoch.
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// This process's CPU time (user + system) so far, µs.
-fn cpu_us() -> u64 {
-    // SAFETY: getrusage writes one `rusage` into the zeroed struct we own and pass by
-    // pointer; RUSAGE_SELF needs nothing else.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
-            return 0;
-        }
-        usage
-    };
-    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    us(usage.ru_utime) + us(usage.ru_stime)
-}
-
-/// Starts recording seconds in this process (the driver, as its run starts).
-pub fn start(stats: &mut Stats) {
-    stats.timeline = Some(Box::new(Recorder::new(unix_ms(), &stats.counters)));
-}
-
-/// Sends the parent the seconds that have ended (with `last`, the one under way too:
-/// the run is over). Nothing without [`start`].
-pub fn report(stats: &mut Stats, last: bool, emit: &mut dyn FnMut(WorkerMsg) -> bool) {
-    let Some(rec) = &mut stats.timeline else {
-        return;
-    };
-    let mut send = |s: Second| emit(WorkerMsg::Second(Box::new(s)));
-    rec.roll(unix_ms(), &stats.counters, &mut send);
-    if last {
-        send(rec.finish(&stats.counters));
-    }
-}
-
-/// One second of one process, as sent to the parent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Second {
-    /// The Unix second this covers.
-    pub t: u64,
-    /// Gauges at its end: connections established and not ended, attempts not yet
-    /// verified.
-    pub open: u64,
-    pub pending: u64,
-    /// Counts within it.
-    pub handshakes: u64,
-    pub verified: u64,
-    pub echoes: u64,
-    pub failed: u64,
-    /// Closes that ended (cleanly or not).
-    pub closed: u64,
-    /// CPU time the process used within it, µs.
-    pub cpu_us: u64,
-    /// That second's latencies (`encode_histogram`; empty when none).
-    pub handshake_us: String,
-    pub echo_rtt_us: String,
-}
-
-/// The counts a second is the difference of.
-#[derive(Debug, Clone, Copy, Default)]
-struct Snapshot {
-    established: u64,
-    verified: u64,
-    echoes: u64,
-    failed: u64,
-    closed: u64,
-    cpu_us: u64,
-}
-
-impl Snapshot {
-    fn of(c: &Counters) -> Snapshot {
-        Snapshot {
-            established: c.established,
-            verified: c.verified,
-            echoes: c.echoes,
-            failed: c.failed(),
-            closed: c.closed_clean + c.close_timeout + c.close_unclean,
-            cpu_us: cpu_us(),
-        }
-    }
-}
-
-/// One process's current second: what it started from and the latencies within it.
-#[derive(Debug)]
-pub struct Recorder {
-    second: u64,
-    start: Snapshot,
-    pub handshake_us: Histogram<u64>,
-    pub echo_rtt_us: Histogram<u64>,
-}
-
-impl Recorder {
-    pub fn new(now_unix_ms: u64, counters: &Counters) -> Recorder {
-        Recorder {
-            second: now_unix_ms / 1000,
-            start: Snapshot::of(counters),
-            handshake_us: new_histogram(),
-            echo_rtt_us: new_histogram(),
-        }
-    }
-
-    /// Closes the seconds that ended before `now_unix_ms`, oldest first: the current
-    /// one with what it saw, any the loop slept through as quiet seconds with the same
-    /// gauges. Stops early when `emit` returns `false` (nobody listens).
-    pub fn roll(
-        &mut self,
-        now_unix_ms: u64,
-        counters: &Counters,
-        emit: &mut dyn FnMut(Second) -> bool,
-    ) {
-        let now = now_unix_ms / 1000;
-        while self.second < now {
-            let second = self.close_second(counters);
-            self.second += 1;
-            if !emit(second) {
-                self.second = now;
-            }
-        }
-    }
-
-    /// The second under way, closed early: the run has ended.
-    pub fn finish(&mut self, counters: &Counters) -> Second {
-        let second = self.close_second(counters);
-        self.second += 1;
-        second
-    }
-
-    fn close_second(&mut self, c: &Counters) -> Second {
-        let (was, now) = (self.start, Snapshot::of(c));
-        self.start = now;
-        let take = |h: &mut Histogram<u64>| {
-            if h.is_empty() {
-                return String::new();
-            }
-            let s = encode_histogram(h);
-            h.reset();
-            s
-        };
-        Second {
-            t: self.second,
-            open: c.open,
-            pending: c.pending,
-            handshakes: now.established - was.established,
-            verified: now.verified - was.verified,
-            echoes: now.echoes - was.echoes,
-            failed: now.failed - was.failed,
-            closed: now.closed - was.closed,
-            cpu_us: now.cpu_us.saturating_sub(was.cpu_us),
-            handshake_us: take(&mut self.handshake_us),
-            echo_rtt_us: take(&mut self.echo_rtt_us),
-        }
-    }
-}
+use crate::load::wire::{decode_histogram, new_histogram, Second};
 
 /// A second's latency summary in the file, µs (`null` when nothing was measured).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Latency {
-    pub n: u64,
-    pub p50: Option<u64>,
-    pub p99: Option<u64>,
-    pub max: Option<u64>,
+struct Latency {
+    n: u64,
+    p50: Option<u64>,
+    p99: Option<u64>,
+    max: Option<u64>,
 }
 
 impl Latency {
@@ -208,27 +45,27 @@ impl Latency {
 
 /// One line of the timeline file: a second of the whole run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Line {
+struct Line {
     /// The Unix second.
-    pub t: u64,
+    t: u64,
     /// Seconds since the run started (the start's own second is 0).
-    pub elapsed: u64,
+    elapsed: u64,
     /// Connections established and open at the second's end.
-    pub established: u64,
+    established: u64,
     /// Attempts under way (not yet verified) at the second's end.
-    pub pending: u64,
+    pending: u64,
     /// Handshakes completed within the second (101 with the right accept value).
-    pub handshakes: u64,
+    handshakes: u64,
     /// Connections whose first echo came back within the second.
-    pub verified: u64,
+    verified: u64,
     /// Echoes that came back intact within the second.
-    pub echoes: u64,
-    pub failed: u64,
-    pub closed: u64,
+    echoes: u64,
+    failed: u64,
+    closed: u64,
     /// CPU the load processes used, in cores (1.0 = one core busy all second).
-    pub load_cpu: f64,
-    pub handshake_us: Latency,
-    pub echo_rtt_us: Latency,
+    load_cpu: f64,
+    handshake_us: Latency,
+    echo_rtt_us: Latency,
 }
 
 /// One second being merged.
@@ -394,55 +231,7 @@ fn merge(into: &mut Histogram<u64>, encoded: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::failure::Failure;
-
-    fn counters(established: u64, open: u64, echoes: u64) -> Counters {
-        Counters {
-            attempted: established,
-            established,
-            verified: established,
-            open,
-            echoes,
-            ..Counters::default()
-        }
-    }
-
-    #[test]
-    fn a_recorder_reports_each_second_once_quiet_ones_too() {
-        let mut c = counters(0, 0, 0);
-        let mut rec = Recorder::new(10_500, &c);
-        let mut seconds = Vec::new();
-        rec.roll(10_900, &c, &mut |s| {
-            seconds.push(s);
-            true
-        });
-        assert!(seconds.is_empty(), "second 10 is still under way");
-        c = counters(5, 5, 7);
-        c.fail(Failure::ConnectRefused);
-        rec.handshake_us.record(1_000).unwrap();
-        rec.echo_rtt_us.record(2_000).unwrap();
-        // The loop slept through seconds 11 and 12.
-        rec.roll(13_100, &c, &mut |s| {
-            seconds.push(s);
-            true
-        });
-        let ts: Vec<u64> = seconds.iter().map(|s| s.t).collect();
-        assert_eq!(ts, [10, 11, 12]);
-        let s = &seconds[0];
-        assert_eq!(
-            (s.open, s.handshakes, s.verified, s.echoes, s.failed),
-            (5, 5, 5, 7, 1)
-        );
-        assert_eq!(decode_histogram(&s.handshake_us).unwrap().len(), 1);
-        for quiet in &seconds[1..] {
-            assert_eq!((quiet.open, quiet.handshakes, quiet.echoes), (5, 0, 0));
-            assert!(quiet.handshake_us.is_empty() && quiet.echo_rtt_us.is_empty());
-        }
-        c.open = 0;
-        c.closed_clean = 5;
-        let last = rec.finish(&c);
-        assert_eq!((last.t, last.open, last.closed), (13, 0, 5));
-    }
+    use crate::load::wire::encode_histogram;
 
     fn second(t: u64, open: u64, handshakes: u64, latencies: &[u64]) -> Second {
         let mut h = new_histogram();

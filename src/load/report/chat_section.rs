@@ -5,34 +5,43 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::report::Percentiles;
-use super::wire::{ChatFinal, Counters};
+use super::percentiles::Percentiles;
+use crate::load::wire::{ChatFinal, Counters};
 
 /// The settings of a chat run, for the report.
 #[derive(Debug, Clone)]
 pub struct ChatInfo {
+    /// `--chat`.
     pub room: String,
-    pub window: u32,
+    /// `--chat-window`.
+    pub chat_window: u32,
+    /// `--chat-rate`.
     pub rate: Option<f64>,
 }
 
 /// A chat run's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChatReport {
+    /// The room every connection joined.
     pub room: String,
     /// Members when the sender began (every connection open then).
     pub members: u64,
     /// Members that received every message.
     pub members_complete: u64,
-    pub window: u32,
-    /// The asked pace (messages per second); `None`: as fast as the window allows.
+    /// The chat window: messages outstanding at most.
+    #[serde(rename = "window")]
+    pub chat_window: u32,
+    /// The asked pace (messages per second); `None`: as fast as the chat window allows.
     pub rate: Option<f64>,
+    /// `--chat-messages`.
     pub messages_requested: u64,
+    /// Messages the sender sent.
     pub messages_sent: u64,
     /// Members × messages requested: every member must receive every message.
     pub deliveries_expected: u64,
     /// Messages members received whole, in order and intact.
     pub deliveries_received: u64,
+    /// Deliveries expected and not received.
     pub deliveries_missing: u64,
     /// First message sent → last delivery.
     pub secs: f64,
@@ -45,7 +54,9 @@ pub struct ChatReport {
 }
 
 impl ChatReport {
-    pub(super) fn new(
+    /// The chat section of a run with these settings, whose processes measured `room`
+    /// and `c`, and whose deliveries took `delivery`.
+    pub fn new(
         info: &ChatInfo,
         room: &ChatFinal,
         c: &Counters,
@@ -63,7 +74,7 @@ impl ChatReport {
             room: info.room.clone(),
             members: room.members,
             members_complete: room.members_complete,
-            window: info.window,
+            chat_window: info.chat_window,
             rate: info.rate,
             messages_requested: room.messages,
             messages_sent: c.chat_sent,
@@ -76,10 +87,9 @@ impl ChatReport {
             delivery_us: delivery,
         }
     }
-}
 
-impl ChatReport {
-    pub(super) fn write_text(&self, w: &mut String) {
+    /// The text report's lines.
+    pub fn write_text(&self, w: &mut String) {
         let pace = match self.rate {
             Some(r) => format!("paced at {r} messages/s"),
             None => "unpaced".to_owned(),
@@ -87,7 +97,7 @@ impl ChatReport {
         let _ = writeln!(
             w,
             "  chat room           {}: {} members, 1 sender, window {}, {pace}",
-            self.room, self.members, self.window
+            self.room, self.members, self.chat_window
         );
         let _ = writeln!(
             w,

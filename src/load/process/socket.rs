@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use mio::net::TcpStream;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::failure::Failure;
+use crate::load::wire::Failure;
 
 /// Creates a non-blocking TCP socket, binds it to `source` (port chosen at connect
 /// time) and starts connecting to `target`. The connection completes (or fails) later:

@@ -10,12 +10,13 @@ use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
-use super::driver::{Control, Driver, DriverConfig};
-use super::wire::WorkerMsg;
+use super::driver::{Control, Driver};
+use super::settings::DriverConfig;
+use crate::load::wire::WorkerMsg;
 use crate::signals::{self, Again};
 
-/// Runs one worker to completion.
-pub fn run(cfg: DriverConfig) -> ExitCode {
+/// The worker process's main: runs its part of the run (`cfg`) to completion.
+pub fn main(cfg: DriverConfig) -> ExitCode {
     let control = match signals::stop_flag(Again::Exits) {
         Ok(stop) => Control {
             stop,

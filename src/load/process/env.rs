@@ -1,44 +1,51 @@
 //! What every connection of one load process shares: the settings they follow, the
-//! clock the driver sets, the scratch buffer frames are built in, the measurements.
+//! clock the driver sets, the scratch buffer frames are built in, the chat room or the
+//! workload, the ramp cap, and the measurements.
 
 use hdrhistogram::Histogram;
 
-use super::chat::{ChatConfig, Room};
-use super::pacing::Window;
+use super::chat_progress::Room;
+use super::ramp_cap::InFlightCap;
 use super::rng::Rng;
-use super::timeline::Recorder;
-use super::wire::{new_histogram, Counters};
-use super::workload::{Workload, WorkloadConfig};
-use crate::protocol::receiver::ReceiverConfig;
+use super::seconds::{unix_ms, Recorder};
+use super::settings::ConnConfig;
+use super::workload::Workload;
+use crate::load::wire::{new_histogram, Counters, Second, WorkerMsg};
 
 /// A deadline that never comes.
 pub const NEVER: u32 = u32::MAX;
 
 /// What every connection of a process shares: settings, clock, scratch, measurements.
+#[derive(Debug)]
 pub struct Env {
+    /// What every connection follows.
     pub cfg: ConnConfig,
     /// Microseconds since the driver started; set by the driver before each call.
     pub now_us: u64,
+    /// Mask keys, nonces, payload seeds.
     pub rng: Rng,
     /// Scratch for one outgoing frame (reused; never per connection).
     pub out: Vec<u8>,
+    /// What the process measures.
     pub stats: Stats,
     /// Chat mode: the room every connection joins.
     pub chat: Option<Room>,
-    /// Echo window or churn: the workload and its measured window.
+    /// Echo window or churn: the workload and its measured period.
     pub workload: Option<Workload>,
     /// How many attempts may be in flight; handshake latencies steer it.
-    pub ramp: Window,
+    pub ramp_cap: InFlightCap,
 }
 
 impl Env {
-    pub fn new(cfg: ConnConfig, sources: usize, ramp: Window) -> Env {
+    /// The shared state of a process whose connections follow `cfg`, spread over
+    /// `sources` source addresses, with attempts held under `ramp_cap`.
+    pub fn new(cfg: ConnConfig, sources: usize, ramp_cap: InFlightCap) -> Env {
         let mut rng = Rng::from_os();
         Env {
             out: Vec::with_capacity(cfg.message_size as usize + 14),
             chat: cfg.chat.clone().map(|c| Room::new(c, rng.next_u32())),
             workload: cfg.workload.clone().map(Workload::new),
-            ramp,
+            ramp_cap,
             cfg,
             now_us: 0,
             rng,
@@ -65,46 +72,27 @@ impl Env {
         self.now_us as u32
     }
 
-    pub(super) fn after_ms(&self, ms: u32) -> u32 {
+    /// The deadline `ms` from now (never [`NEVER`]).
+    pub fn after_ms(&self, ms: u32) -> u32 {
         self.now_ms().saturating_add(ms).min(NEVER - 1)
     }
 }
 
-/// Settings every connection of a process follows.
-#[derive(Debug, Clone)]
-pub struct ConnConfig {
-    /// The `Host` header value (the target address as given).
-    pub host: String,
-    pub path: String,
-    /// Bytes of each echo payload (chat: of each message).
-    pub message_size: u32,
-    /// Connect start → 101 received.
-    pub connect_timeout_ms: u32,
-    /// Echo sent → echo back (chat: a message sent → received by every member).
-    pub echo_timeout_ms: u32,
-    /// Our Close sent → server's Close and EOF.
-    pub close_timeout_ms: u32,
-    /// Periodic echo interval; 0 sends only the verification echo.
-    pub echo_every_ms: u32,
-    pub receiver: ReceiverConfig,
-    /// The most unsent output a connection may hold before it counts as stalled.
-    pub max_spill: usize,
-    /// Chat mode instead of echoes.
-    pub chat: Option<ChatConfig>,
-    /// A workload (echo window or churn) instead of holding.
-    pub workload: Option<WorkloadConfig>,
-}
-
 /// What a process measures; sent to the parent at the end.
+#[derive(Debug)]
 pub struct Stats {
+    /// Counts and gauges.
     pub counters: Counters,
+    /// Connect start → 101 verified, every connection.
     pub handshake_us: Histogram<u64>,
+    /// Every echo's round trip.
     pub echo_rtt_us: Histogram<u64>,
     /// The hold (every connection open), as microseconds since the driver started: from
     /// its start to the drain (`u64::MAX` until then). Echoes *sent* in it are the
     /// steady state, apart from the ramp's verification echoes and the closes' queue;
     /// by send time, so a slow echo answered after the hold still counts.
     pub hold_us: Option<(u64, u64)>,
+    /// The round trips of the echoes sent in the hold.
     pub hold_echo_rtt_us: Histogram<u64>,
     /// Established connections per source index.
     pub per_source: Vec<u64>,
@@ -130,6 +118,24 @@ impl Stats {
         }
         if let Some(t) = &mut self.timeline {
             t.echo_rtt_us.saturating_record(us);
+        }
+    }
+
+    /// Starts recording seconds (`--timeline`; the driver, as its run starts).
+    pub fn start_seconds(&mut self) {
+        self.timeline = Some(Box::new(Recorder::new(unix_ms(), &self.counters)));
+    }
+
+    /// Sends the parent the seconds that have ended (with `last`, the one under way too:
+    /// the run is over). Nothing without [`Stats::start_seconds`].
+    pub fn send_seconds(&mut self, last: bool, emit: &mut dyn FnMut(WorkerMsg) -> bool) {
+        let Some(rec) = &mut self.timeline else {
+            return;
+        };
+        let mut send = |s: Second| emit(WorkerMsg::Second(Box::new(s)));
+        rec.roll(unix_ms(), &self.counters, &mut send);
+        if last {
+            send(rec.finish(&self.counters));
         }
     }
 }

@@ -1,0 +1,91 @@
+//! What the parent tells each load process to do: the process's part of the run
+//! ([`DriverConfig`]), what every one of its connections follows ([`ConnConfig`]), and
+//! chat mode's or a workload's own settings. The parent builds them from the command
+//! line; a worker rebuilds the same from the same command line and its slot.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::addr::SourceRange;
+use super::plan::Share;
+use crate::load::wire::WorkloadMode;
+use crate::protocol::receiver::ReceiverConfig;
+
+/// What one process runs.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// The server to load.
+    pub target: SocketAddr,
+    /// Source addresses (by global connection index); `None` lets the kernel choose.
+    pub sources: Option<SourceRange>,
+    /// This process's part of the connections, the rate and `--max-pending`.
+    pub share: Share,
+    /// How long all connections are held open before closing.
+    pub hold: Duration,
+    /// What every connection follows.
+    pub conn: ConnConfig,
+    /// Wait for the parent's `go` before the hold starts (the multi-process barrier).
+    pub wait_for_go: bool,
+    /// How often the counters are reported (`WorkerMsg::Progress`).
+    pub progress_every: Duration,
+    /// Report every second (`WorkerMsg::Second`, `--timeline`).
+    pub timeline: bool,
+    /// The handshake latency the ramp cap steers under (`--ramp-target`).
+    pub ramp_target: Duration,
+}
+
+/// Settings every connection of a process follows.
+#[derive(Debug, Clone)]
+pub struct ConnConfig {
+    /// The `Host` header value (the target address as given).
+    pub host: String,
+    /// The request target of the upgrade (path and query).
+    pub path: String,
+    /// Bytes of each echo payload (chat: of each message).
+    pub message_size: u32,
+    /// Connect start → 101 received.
+    pub connect_timeout_ms: u32,
+    /// Echo sent → echo back (chat: a message sent → received by every member).
+    pub echo_timeout_ms: u32,
+    /// Our Close sent → server's Close and EOF.
+    pub close_timeout_ms: u32,
+    /// Periodic echo interval; 0 sends only the verification echo.
+    pub echo_every_ms: u32,
+    /// How the protocol core receives (the client role, no practical size limit).
+    pub receiver: ReceiverConfig,
+    /// The most unsent output a connection may hold before it counts as stalled.
+    pub max_spill: usize,
+    /// Chat mode instead of echoes.
+    pub chat: Option<ChatConfig>,
+    /// A workload (echo window or churn) instead of holding.
+    pub workload: Option<WorkloadConfig>,
+}
+
+/// Settings of a chat run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatConfig {
+    /// Messages the sender sends.
+    pub messages: u32,
+    /// Messages per second; `None` sends as fast as the chat window allows.
+    pub rate: Option<f64>,
+    /// The chat window (`--chat-window`): messages outstanding at most (sent, not yet
+    /// received by every member).
+    pub chat_window: u32,
+}
+
+/// A workload's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadConfig {
+    /// Echo or churn.
+    pub mode: WorkloadMode,
+    /// The echo window (`--echo-window`): messages in flight per connection.
+    pub echo_window: u32,
+    /// Bytes of each echo payload.
+    pub message_size: u32,
+    /// Load before the measured period starts (`--warmup`).
+    pub warmup: Duration,
+    /// The measured period (`--duration`).
+    pub duration: Duration,
+    /// The server process whose CPU time (with its descendants') is measured.
+    pub server_pid: Option<u32>,
+}
