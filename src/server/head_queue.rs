@@ -39,15 +39,23 @@ impl HeadQueue {
             return; // beyond four billion connections: not a slot to give way
         };
         if self.queue.len() >= MIN_SWEEP.max(2 * self.swept) {
-            self.queue
-                .retain(|&(slot, since)| waiting(Token(slot as usize), since));
-            self.swept = self.queue.len();
-            // What a burst of handshakes grew is given back once they are done.
-            if self.queue.capacity() > 4 * MIN_SWEEP.max(self.swept) {
-                self.queue.shrink_to(2 * MIN_SWEEP.max(self.swept));
-            }
+            self.sweep(&waiting);
         }
         self.queue.push_back((slot, since));
+    }
+
+    /// Drops the stale entries, and gives back what a burst of handshakes grew once
+    /// they are done. The reactor calls it once a second too, so that a ramp that has
+    /// ended leaves no allocation behind for the idle connections.
+    pub fn sweep(&mut self, waiting: impl Fn(Token, Tick) -> bool) {
+        self.queue
+            .retain(|&(slot, since)| waiting(Token(slot as usize), since));
+        self.swept = self.queue.len();
+        if self.queue.is_empty() {
+            self.queue = VecDeque::new();
+        } else if self.queue.capacity() > 4 * self.swept {
+            self.queue.shrink_to(2 * self.swept);
+        }
     }
 
     /// Takes out the connection that has waited longest and still waits, if any.
@@ -109,6 +117,8 @@ mod tests {
             "{}",
             q.queue.capacity()
         );
+        q.sweep(|_, _| false);
+        assert_eq!(q.queue.capacity(), 0, "nothing left once none waits");
         // Ten thousand that stay in their head are all kept.
         let mut q = HeadQueue::default();
         for t in 0..10_000usize {

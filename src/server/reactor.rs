@@ -504,6 +504,8 @@ impl Reactor {
 
     /// Visits every connection and acts on due deadlines.
     fn sweep_timers(&mut self) {
+        let conns = &self.conns;
+        self.heads.sweep(|t, since| waiting(conns, t, since));
         self.visit(0..self.conns.capacity(), Connection::handle_timeout);
     }
 
