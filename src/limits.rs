@@ -9,6 +9,7 @@
 //! What a run of N connections needs here (processes, source addresses) is
 //! [`sizing`]'s, from the limits read here; `text` writes the report for a reader.
 
+mod figures;
 pub mod sizing;
 mod text;
 
@@ -381,7 +382,7 @@ pub fn page_size() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::text::{count, size};
+    use super::figures::{count, size};
     use super::*;
     use std::sync::{Mutex, MutexGuard};
 

@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::text::count;
+use super::figures::count;
 
 /// Descriptors each process keeps back from RLIMIT_NOFILE for everything that is not a
 /// connection. A process holds about ten such descriptors for its whole life (stdio,

@@ -1,9 +1,12 @@
 //! The server: a thin IO shell over the sans-IO protocol core. `reactor` (the event
-//! loop, accept, the slab), `connection` (one socket's IO), `routes` (where a request
+//! loop, the slab), `accept` (the listener, the spare descriptor), `head_queue` (who
+//! gives way when descriptors run out), `budget` and `trim` (memory), `warnings`,
+//! `connection` (one socket's IO), `routes` (where a request
 //! leads), `relay` (echo and chat), `rooms`, `stats`, `clock`, `config`, `workers`;
 //! `view` (the whole server's counters), `feed` (their way from the supervisor to the
 //! workers), `observe` (/stats, /metrics, /dashboard), `prometheus` (the text format).
 
+pub mod accept;
 pub mod budget;
 pub mod clock;
 pub mod config;
@@ -22,6 +25,7 @@ pub mod session;
 pub mod stats;
 pub mod trim;
 pub mod view;
+pub mod warnings;
 pub mod workers;
 
 use std::io;

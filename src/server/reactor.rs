@@ -5,17 +5,17 @@
 //! harmless. Accepting is deferred to the end of each batch, so within a batch a slot
 //! freed by a close is never reused and a later event for that token finds it empty.
 
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, info, warn};
+use log::{info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use super::accept::{Accepted, Acceptor};
 use super::budget::Budget;
 use super::clock::{Clock, SWEEP_INTERVAL};
 use super::config::Config;
@@ -28,8 +28,8 @@ use super::rooms::Rooms;
 use super::stats::{rss_bytes, Stats};
 use super::trim::Trim;
 use super::view::View;
+use super::warnings::Warnings;
 use crate::protocol::deadline::Tick;
-use crate::protocol::http::{write_response, Status};
 use crate::stream::Cork;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -59,12 +59,6 @@ macro_rules! shared {
     };
 }
 
-/// How long to stop accepting when out of descriptors and no spare is left to shed with.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// How often a trouble on the accept path (EMFILE and the like) may be logged.
-const WARN_INTERVAL: Duration = Duration::from_secs(1);
-
 /// How often a worker reports its counters to the supervisor.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -72,7 +66,7 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// connections and what they share.
 pub struct Reactor {
     poll: Poll,
-    listener: Option<TcpListener>,
+    acceptor: Acceptor,
     conns: Slab<Connection>,
     buf: Box<[u8]>,
     /// The output of the connection being driven, written once per read.
@@ -99,11 +93,7 @@ pub struct Reactor {
     /// Connections still waiting for their request head, oldest first: when out of
     /// descriptors, the oldest gives way to a newcomer.
     heads: HeadQueue,
-    /// A descriptor held in reserve: freed to accept-and-close when out of descriptors,
-    /// so a client over the limit is told promptly instead of waiting in the backlog.
-    spare: Option<File>,
-    accept_paused_until: Option<Instant>,
-    last_warning: Option<Instant>,
+    warnings: Warnings,
     shutdown: Arc<AtomicBool>,
     /// A worker's feed of the whole server's counters, and the newest it brought.
     feed: Option<feed::Receiver>,
@@ -132,7 +122,7 @@ impl Reactor {
         let accept_paused_until = feed.as_ref().map(|_| Instant::now() + FIRST_VIEW_WAIT);
         Ok(Reactor {
             poll,
-            listener: Some(listener),
+            acceptor: Acceptor::new(listener, accept_paused_until),
             conns: Slab::new(),
             buf: vec![0; READ_BUFFER_SIZE].into_boxed_slice(),
             cork: Cork::default(),
@@ -148,9 +138,7 @@ impl Reactor {
             uptime_ms: 0,
             again: Vec::new(),
             heads: HeadQueue::default(),
-            spare: File::open("/dev/null").ok(),
-            accept_paused_until,
-            last_warning: None,
+            warnings: Warnings::default(),
             shutdown,
             feed,
             view: None,
@@ -189,7 +177,7 @@ impl Reactor {
                 return Ok(());
             }
             let mut wake = next_sweep;
-            for until in [self.accept_paused_until, next_status]
+            for until in [self.acceptor.paused_until(), next_status]
                 .into_iter()
                 .flatten()
             {
@@ -227,11 +215,10 @@ impl Reactor {
                 self.shed_memory();
             }
             self.trim.observe(self.budget.held.bytes);
-            if self.accept_paused_until.is_some_and(|until| now >= until) {
-                self.accept_paused_until = None;
+            if self.acceptor.resume_if_due(now) {
                 accept = true;
             }
-            if accept && self.accept_paused_until.is_none() {
+            if accept {
                 self.accept();
             }
             if now >= next_sweep {
@@ -267,8 +254,8 @@ impl Reactor {
         else {
             return;
         };
-        if self.view.is_none() && self.accept_paused_until.is_some() {
-            self.accept_paused_until = Some(Instant::now());
+        if self.view.is_none() {
+            self.acceptor.descriptor_freed();
         }
         self.view = Some(view);
     }
@@ -346,38 +333,26 @@ impl Reactor {
         };
         conn.close(&mut self.stats, &mut self.budget.held);
         self.rooms.leave(token.0);
-        // A descriptor is free again: if accepting was paused for lack of them, resume.
-        if self.accept_paused_until.is_some() {
-            self.accept_paused_until = Some(Instant::now());
-        }
+        self.acceptor.descriptor_freed();
     }
 
-    /// Accepts until `WouldBlock` (the listener is edge-triggered).
+    /// Accepts until nobody waits. A client over the descriptor limit takes the place of
+    /// the connection that has waited longest for its request head, so connections that
+    /// send half a head and stall cannot lock anyone out and no open WebSocket is dropped
+    /// for a newcomer; with none to give way, it is told 503.
     fn accept(&mut self) {
         loop {
-            let Some(listener) = self.listener.as_ref() else {
-                return;
-            };
-            match listener.accept() {
-                Ok((socket, _)) => self.admit(socket),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // The client gave up between its SYN and our accept: the next may be fine.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EPROTO)) => {
-                    debug!("accept: {e}")
-                }
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    if !self.accept_with_spare() {
-                        return;
+            match self.acceptor.next(self.conns.len(), &mut self.stats) {
+                Accepted::Client(socket) => self.admit(socket),
+                Accepted::OverLimit(socket) => {
+                    if self.give_way() {
+                        self.acceptor.made_room();
+                        self.admit(socket);
+                    } else {
+                        self.acceptor.shed(socket, &mut self.stats);
                     }
                 }
-                // ENOBUFS, ENOMEM, ...: the connection stays queued, so retrying at once
-                // would spin. Back off as for EMFILE without a spare.
-                Err(e) => {
-                    self.warn(|| format!("accept: {e}; pausing accepts briefly"));
-                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
-                    return;
-                }
+                Accepted::Done => return,
             }
         }
     }
@@ -396,63 +371,10 @@ impl Reactor {
                     .push(token, self.tick, |t, since| waiting(conns, t, since));
             }
             // E.g. ENOSPC: fs.epoll.max_user_watches is used up.
-            Err(e) => self.warn(|| format!("cannot watch a new connection: {e}")),
+            Err(e) => self
+                .warnings
+                .warn(|| format!("cannot watch a new connection: {e}")),
         }
-    }
-
-    /// Out of descriptors (accept fails with EMFILE even when nobody waits: the kernel
-    /// takes the descriptor before it looks at the queue). The spare descriptor
-    /// (libuv/libev's trick) takes the client that has waited longest in the backlog,
-    /// if any. The connection that has waited longest for its request head then gives
-    /// way to it, so a slowloris holding every descriptor cannot lock anyone out and no
-    /// open WebSocket is dropped for a newcomer; with none to give way, the client is
-    /// told 503 and closed rather than left hanging in the backlog. Returns whether to
-    /// go on accepting: false when nobody waits, or accepting must pause (no spare).
-    fn accept_with_spare(&mut self) -> bool {
-        self.stats.accept_emfile_total += 1;
-        let (open, failures) = (self.conns.len(), self.stats.accept_emfile_total);
-        self.warn(|| {
-            format!(
-                "accept: out of file descriptors with {open} connections open: each newcomer \
-                 takes the place of the longest unfinished request head, or gets 503 \
-                 ({failures} accept failures so far)"
-            )
-        });
-        let now = Instant::now();
-        // The spare may have been lost to a failed reopen: a descriptor freed since
-        // then lets us take it back.
-        let spare = self.spare.take().or_else(|| File::open("/dev/null").ok());
-        let (Some(spare), Some(listener)) = (spare, self.listener.as_ref()) else {
-            self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
-            return false;
-        };
-        drop(spare);
-        let go_on = match listener.accept() {
-            Ok((socket, _)) if self.give_way() => {
-                // The descriptor given up refills the spare; the newcomer keeps the
-                // spare's old one.
-                self.spare = File::open("/dev/null").ok();
-                self.admit(socket);
-                return true;
-            }
-            Ok((mut socket, _)) => {
-                let mut response = Vec::new();
-                let retry = [("Retry-After", "1")];
-                write_response(&mut response, Status::SERVICE_UNAVAILABLE, &retry, b"");
-                // A fresh socket's send buffer always takes these few bytes.
-                let _ = socket.write(&response);
-                self.stats.shed_total += 1;
-                true
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
-            Err(_) => {
-                self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
-                false
-            }
-        };
-        // Only now, with the shed socket closed, is there a descriptor for the spare.
-        self.spare = File::open("/dev/null").ok();
-        go_on
     }
 
     /// Ends the connection that has waited longest for its request head, if any, to
@@ -471,19 +393,6 @@ impl Reactor {
         true
     }
 
-    /// Logs a warning unless one was logged within the last [`WARN_INTERVAL`]: the
-    /// conditions on the accept path repeat for every client while they last.
-    fn warn(&mut self, message: impl FnOnce() -> String) {
-        let now = Instant::now();
-        if self
-            .last_warning
-            .is_none_or(|last| now.duration_since(last) >= WARN_INTERVAL)
-        {
-            warn!("{}", message());
-            self.last_warning = Some(now);
-        }
-    }
-
     /// Over the memory budget: drops the connections holding the most (see `Budget`).
     fn shed_memory(&mut self) {
         let before = self.budget.held.bytes;
@@ -494,7 +403,7 @@ impl Reactor {
             self.stats.memory_shed_total += 1;
         }
         let (limit, after) = (self.budget.limit(), self.budget.held.bytes);
-        self.warn(|| {
+        self.warnings.warn(|| {
             format!(
                 "over the memory budget ({before} of {limit} bytes held): dropped the \
                  {dropped} connections holding the most; {after} bytes held now"
@@ -512,9 +421,7 @@ impl Reactor {
     /// Stops accepting and asks every connection to close.
     fn begin_shutdown(&mut self) {
         info!("shutting down: closing {} connections", self.conns.len());
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
+        self.acceptor.stop(self.poll.registry());
         self.visit(0..self.conns.capacity(), Connection::go_away);
     }
 
