@@ -1,15 +1,20 @@
 //! The event loop of one load process: one thread, one `mio::Poll`, one `Slab` of
-//! [`Conn`]s keyed by `Token`. It paces connection attempts over the source addresses,
-//! dispatches readiness, sweeps deadlines, runs the hold and the close, and reports.
+//! [`Conn`]s keyed by `Token`. Each turn it lets the stage act, polls, dispatches
+//! readiness to the connections, and sweeps their deadlines on a coarse tick.
 //!
-//! Stages: `Ramping` (attempts start, paced and capped) → `AwaitingGo` (all settled; the
-//! parent releases every worker at once, so the hold has all connections open together)
-//! → `Holding` → `Draining` (at most `max_pending` closes in flight, so a million closes
-//! do not swamp the server into close timeouts) → done when the slab is empty. A stop
-//! (signal, parent gone) jumps to `Draining`, aborting pending attempts and closing the
-//! rest at once. In chat mode `Chatting` replaces `Holding`: one member sends the room's
-//! messages as the chat window and pace allow (`chat_progress.rs`) until all have
-//! arrived or one is late.
+//! [`Driver`]'s fields are private to this file and `driver/`, which holds the rest of
+//! its work, by job:
+//!
+//! - `ramp.rs`: starting connection attempts, paced and capped, over the source
+//!   addresses;
+//! - `stages.rs`: the run's stages and the moves between them (ramp → go → hold →
+//!   drain, a stop);
+//! - `drain.rs`: closing every connection, a few in flight at a time, and a stop's
+//!   aborts;
+//! - `chat_turn.rs`, `workload_turn.rs`: what the hold does in a chat run or under a
+//!   workload;
+//! - `report.rs`: what the process tells its parent (the ramp's end, progress, the
+//!   final measures).
 //!
 //! Token safety: connections are inserted only between poll batches, so an event for a
 //! connection that ended earlier in its batch finds a vacant slot, never a newcomer.
@@ -19,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Poll, Token, Waker};
 use slab::Slab;
 
 use super::conn::{Conn, Next, Readiness};
@@ -27,10 +32,16 @@ use super::env::Env;
 use super::pacing::Pacer;
 use super::ramp_cap::InFlightCap;
 use super::settings::DriverConfig;
-use super::socket;
-use crate::load::wire::{encode_histogram, WorkerFinal, WorkerMsg};
+use crate::load::wire::{WorkerFinal, WorkerMsg};
 
+mod chat_turn;
+mod drain;
+mod ramp;
+mod report;
+mod stages;
 mod workload_turn;
+
+use stages::Stage;
 
 /// How often deadlines are swept. Coarse on purpose: one pass over the slab per tick
 /// is a few microseconds per thousand connections, far cheaper than a timer each.
@@ -39,9 +50,6 @@ const TICK: Duration = Duration::from_millis(100);
 const WAKER: Token = Token(usize::MAX);
 /// The process-wide read buffer; larger than the biggest kept input (an 8 KiB head).
 const READ_BUF: usize = 64 * 1024;
-/// Attempts started per loop turn at most, so events keep being served while unpaced
-/// attempts pour out.
-const MAX_STARTS_PER_TURN: u32 = 256;
 
 /// Requests from outside the loop, set by signal handlers or the parent's stdin reader.
 #[derive(Debug, Clone, Default)]
@@ -50,21 +58,6 @@ pub struct Control {
     pub stop: Arc<AtomicBool>,
     /// Start the hold (when waiting for it).
     pub go: Arc<AtomicBool>,
-}
-
-/// Where the run is (see the header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    Ramping,
-    AwaitingGo,
-    Holding {
-        until: Duration,
-    },
-    /// Chat mode: the sender (a slab key) sends while members receive.
-    Chatting {
-        sender: usize,
-    },
-    Draining,
 }
 
 /// One process's load: built with [`Driver::new`], consumed by [`Driver::run`].
@@ -146,14 +139,7 @@ impl Driver {
                 Stage::Ramping => {
                     self.start_connections();
                     if self.ramp_done() {
-                        let counters = self.env.stats.counters.clone();
-                        if !emit(WorkerMsg::Ramped { counters }) {
-                            self.stop();
-                        } else if self.cfg.wait_for_go {
-                            self.stage = Stage::AwaitingGo;
-                        } else {
-                            self.start_hold();
-                        }
+                        self.end_ramp(emit);
                     }
                 }
                 Stage::AwaitingGo if control.go.load(Ordering::Relaxed) => self.start_hold(),
@@ -185,10 +171,7 @@ impl Driver {
                 self.close_some();
             }
             if now >= next_progress {
-                let counters = self.env.stats.counters.clone();
-                if !emit(WorkerMsg::Progress { counters }) && !self.stopping {
-                    self.stop();
-                }
+                self.report_progress(emit);
                 next_progress = now + self.cfg.progress_every;
             }
             self.env.stats.send_seconds(false, emit);
@@ -203,64 +186,6 @@ impl Driver {
 
     fn tick_clock(&mut self) {
         self.env.now_us = self.epoch.elapsed().as_micros() as u64;
-    }
-
-    /// Every attempt has started and has been verified or has failed.
-    fn ramp_done(&self) -> bool {
-        self.started == self.cfg.share.connections && self.env.stats.counters.pending == 0
-    }
-
-    fn start_connections(&mut self) {
-        let share = self.cfg.share;
-        let allowed = self
-            .pacer
-            .allowed(self.elapsed())
-            .min(u64::from(share.connections));
-        let due = allowed.saturating_sub(u64::from(self.started));
-        let pending = self.env.stats.counters.pending;
-        let room = self.env.ramp_cap.limit().saturating_sub(pending);
-        let n = due.min(room).min(u64::from(MAX_STARTS_PER_TURN));
-        for _ in 0..n {
-            self.start_one();
-        }
-    }
-
-    /// Starts attempt number `started`: socket, source bind, connect, register.
-    fn start_one(&mut self) {
-        let global = self.cfg.share.first + u64::from(self.started);
-        self.started += 1;
-        self.env.stats.counters.attempted += 1;
-        let (source, ip) = match self.cfg.sources {
-            Some(range) => {
-                let i = range.index_for(global);
-                (i, Some(range.get(u32::from(i))))
-            }
-            None => (0, None),
-        };
-        // The handshake latency starts here, not at the top of a turn that may start
-        // hundreds of sockets.
-        self.tick_clock();
-        let mut stream = match socket::start_connect(ip, self.cfg.target) {
-            Ok(stream) => stream,
-            Err(why) => {
-                self.env.stats.counters.fail(why);
-                return;
-            }
-        };
-        let entry = self.conns.vacant_entry();
-        // Both interests, once, for the connection's whole life: edge-triggered
-        // WRITABLE fires only when the send buffer drains, so it costs nothing while
-        // idle, and never re-registering saves a syscall per state change.
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream, Token(entry.key()), interest)
-        {
-            self.env.stats.counters.fail(socket::io_failure(&e));
-            return;
-        }
-        entry.insert(Conn::new(stream, source, &mut self.env));
     }
 
     /// How long the poll may sleep: until the next sweep, or the next paced attempt.
@@ -332,150 +257,6 @@ impl Driver {
         }
         if *stage == Stage::Draining && *drain_cursor >= conns.capacity() {
             *drain_cursor = 0;
-        }
-    }
-
-    /// Starts closes while fewer than this process's share of `--max-pending` are under
-    /// way (no limit when stopping: then speed matters more than tidiness). Walks the
-    /// slab with a cursor, so the whole drain costs one pass, not one per close.
-    fn close_some(&mut self) {
-        let cap = if self.stopping {
-            u64::MAX
-        } else {
-            u64::from(self.cfg.share.max_pending)
-        };
-        self.tick_clock();
-        let Driver {
-            conns,
-            env,
-            drain_cursor,
-            ..
-        } = self;
-        while env.stats.counters.closing < cap && *drain_cursor < conns.capacity() {
-            let key = *drain_cursor;
-            *drain_cursor += 1;
-            let Some(conn) = conns.get_mut(key) else {
-                continue;
-            };
-            if conn.can_close() && conn.begin_close(env) == Next::Remove {
-                conns.remove(key);
-            }
-        }
-    }
-
-    fn start_hold(&mut self) {
-        self.open_at_hold_start = self.env.stats.counters.open;
-        self.tick_clock();
-        for (_, conn) in self.conns.iter_mut() {
-            conn.start_echoing(&mut self.env);
-        }
-        if self.env.chat.is_some() {
-            self.start_chat();
-        } else if (self.open_at_hold_start == 0 && !self.churns()) || self.cfg.hold.is_zero() {
-            self.start_drain();
-        } else {
-            self.stage = Stage::Holding {
-                until: self.elapsed() + self.cfg.hold,
-            };
-            self.env.stats.hold_us = Some((self.epoch.elapsed().as_micros() as u64, u64::MAX));
-        }
-    }
-
-    /// Starts the chat with every open connection as a member, and the first of them as
-    /// the sender.
-    fn start_chat(&mut self) {
-        self.tick_clock();
-        let Some(room) = &mut self.env.chat else {
-            return;
-        };
-        match self.conns.iter().find(|(_, c)| c.can_close()) {
-            Some((sender, _)) => {
-                room.start(self.open_at_hold_start, self.env.now_us);
-                self.stage = Stage::Chatting { sender };
-            }
-            None => self.start_drain(),
-        }
-    }
-
-    /// Sends what the room allows now; ends the chat once every member has every
-    /// message, the oldest message is overdue, or the sender is gone.
-    fn chat_turn(&mut self, sender: usize) {
-        self.tick_clock();
-        let timeout_us = u64::from(self.cfg.conn.echo_timeout_ms) * 1000;
-        let Driver { conns, env, .. } = self;
-        let Some(room) = &env.chat else {
-            return;
-        };
-        if room.is_finished() {
-            return self.start_drain();
-        }
-        if room.is_overdue(env.now_us, timeout_us) {
-            log::warn!(
-                "chat: a message has not reached every member within {} s \
-                 (--echo-timeout); giving up",
-                timeout_us as f64 / 1e6
-            );
-            return self.start_drain();
-        }
-        // Nothing is inserted after the ramp, so the sender's key cannot have been
-        // reused: an empty slot means its connection ended.
-        let Some(conn) = conns.get_mut(sender) else {
-            log::warn!("chat: the sender's connection ended; giving up");
-            return self.start_drain();
-        };
-        while let Some(seq) = env.chat.as_ref().and_then(|r| r.due(env.now_us)) {
-            if conn.send_chat(env, seq) == Next::Remove {
-                conns.remove(sender);
-                break;
-            }
-        }
-    }
-
-    /// Begins closing every open connection (see [`Driver::close_some`]). When
-    /// stopping, attempts not yet verified are dropped first.
-    fn start_drain(&mut self) {
-        self.workload_end();
-        self.stage = Stage::Draining;
-        if let Some((_, end)) = &mut self.env.stats.hold_us {
-            *end = (*end).min(self.epoch.elapsed().as_micros() as u64);
-        }
-        self.drain_cursor = 0;
-        if self.stopping {
-            let Driver {
-                conns, env, dead, ..
-            } = self;
-            for (key, conn) in conns.iter_mut() {
-                if conn.is_pending() && conn.abort(env) == Next::Remove {
-                    dead.push(key);
-                }
-            }
-            for key in dead.drain(..) {
-                conns.remove(key);
-            }
-        }
-        self.close_some();
-    }
-
-    fn stop(&mut self) {
-        self.stopping = true;
-        if self.stage != Stage::Draining {
-            self.start_drain();
-        }
-    }
-
-    fn into_final(self) -> WorkerFinal {
-        let stats = self.env.stats;
-        WorkerFinal {
-            counters: stats.counters,
-            open_at_hold_start: self.open_at_hold_start,
-            // Churn starts more attempts than slots.
-            not_attempted: u64::from(self.cfg.share.connections.saturating_sub(self.started)),
-            per_source: stats.per_source,
-            handshake_us: encode_histogram(&stats.handshake_us),
-            echo_rtt_us: encode_histogram(&stats.echo_rtt_us),
-            hold_echo_rtt_us: encode_histogram(&stats.hold_echo_rtt_us),
-            chat: self.env.chat.map(|room| room.into_final()),
-            workload: self.env.workload.map(|w| w.into_final()),
         }
     }
 }

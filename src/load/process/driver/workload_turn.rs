@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use super::{Driver, MAX_STARTS_PER_TURN};
+use super::ramp::MAX_STARTS_PER_TURN;
+use super::Driver;
 use crate::load::wire::WorkloadMode;
 
 impl Driver {

@@ -1,0 +1,52 @@
+//! Draining: closing every open connection with few closes in flight at once (this
+//! process's share of `--max-pending`), and, when the run stops, dropping the attempts
+//! not yet verified.
+
+use super::Driver;
+use crate::load::process::conn::Next;
+
+impl Driver {
+    /// Starts closes while fewer than this process's share of `--max-pending` are under
+    /// way (no limit when stopping: then speed matters more than tidiness). Walks the
+    /// slab with a cursor, so the whole drain costs one pass, not one per close.
+    pub(super) fn close_some(&mut self) {
+        let cap = if self.stopping {
+            u64::MAX
+        } else {
+            u64::from(self.cfg.share.max_pending)
+        };
+        self.tick_clock();
+        let Driver {
+            conns,
+            env,
+            drain_cursor,
+            ..
+        } = self;
+        while env.stats.counters.closing < cap && *drain_cursor < conns.capacity() {
+            let key = *drain_cursor;
+            *drain_cursor += 1;
+            let Some(conn) = conns.get_mut(key) else {
+                continue;
+            };
+            if conn.can_close() && conn.begin_close(env) == Next::Remove {
+                conns.remove(key);
+            }
+        }
+    }
+
+    /// Drops every attempt not yet verified: the run is stopping, and their outcome
+    /// would measure nothing.
+    pub(super) fn abort_pending(&mut self) {
+        let Driver {
+            conns, env, dead, ..
+        } = self;
+        for (key, conn) in conns.iter_mut() {
+            if conn.is_pending() && conn.abort(env) == Next::Remove {
+                dead.push(key);
+            }
+        }
+        for key in dead.drain(..) {
+            conns.remove(key);
+        }
+    }
+}
