@@ -81,10 +81,30 @@ mod http {
         NonAsciiTarget,
         /// The head is over our 8 KiB bound (httparse has none): we answer 431.
         HeadTooLarge,
+        /// httparse takes any request-target. An absolute-form one (RFC 9110 §4.2) we
+        /// answer only for the schemes we serve (http, https, ws, wss), with a host and
+        /// without userinfo (§4.2.1, §4.2.4): the rest we refuse as malformed.
+        UnservedAbsoluteForm,
         /// httparse knows only HTTP/1.0 and HTTP/1.1. RFC 9112 §2.3: a recipient
         /// SHOULD process a higher minor version as the highest it implements, so we
         /// accept HTTP/1.2–1.9 (and route them as 1.1).
         HigherMinorVersion,
+    }
+
+    /// Whether `target` is absolute-form (`scheme "://" authority ...`) that we do not
+    /// serve: another scheme, no host, or userinfo.
+    fn unserved_absolute_form(target: &str) -> bool {
+        let Some((scheme, rest)) = target.split_once("://") else {
+            return false;
+        };
+        let mut chars = scheme.chars();
+        let is_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let served = ["http", "https", "ws", "wss"]
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(scheme));
+        is_scheme && (!served || authority.is_empty() || authority.contains('@'))
     }
 
     fn has_bare_lf(head: &[u8]) -> bool {
@@ -119,6 +139,8 @@ mod http {
                     Some(Rule::NonAsciiTarget)
                 } else if t.head_len > MAX_HEAD_LEN {
                     Some(Rule::HeadTooLarge)
+                } else if unserved_absolute_form(&t.target) {
+                    Some(Rule::UnservedAbsoluteForm)
                 } else {
                     assert_eq!(
                         ours,
@@ -171,6 +193,7 @@ mod http {
                 match rule {
                     Rule::BareLf => "excluded: bare LF",
                     Rule::LeadingEmptyLine => "excluded: leading empty line",
+                    Rule::UnservedAbsoluteForm => "excluded: absolute-form we do not serve",
                     _ => "excluded: non-ASCII target",
                 }
             }
@@ -191,7 +214,14 @@ mod http {
         prop_oneof![
             4 => "/[a-zA-Z0-9/?=&%._~-]{0,40}",
             1 => "/[!-~]{0,20}",
-            1 => prop::sample::select(vec!["*", "http://example.com/a?b", "/chat?room=x"])
+            1 => prop::sample::select(vec![
+                "*",
+                "http://example.com/a?b",
+                "/chat?room=x",
+                "ws://h",
+                "http:///a",
+                "https://u@h/",
+            ])
                 .prop_map(str::to_owned),
             1 => "/[\u{80}-\u{10FFFF}]{1,3}",
         ]

@@ -190,3 +190,61 @@ fn unfinished_request_heads_give_way_to_a_newcomer() {
     assert_eq!(stats["handshake_failures"]["gave_way"], evicted, "{stats}");
     assert_eq!(stats["closes_by_code"].get("1006"), None, "{stats}");
 }
+
+/// Reads an HTTP response head: `Ok(status line)`, or the error that ended the read.
+fn read_status_line(stream: &mut TcpStream) -> std::io::Result<String> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n") {
+        match stream.read(&mut byte)? {
+            0 => break,
+            _ => head.push(byte[0]),
+        }
+    }
+    Ok(String::from_utf8_lossy(&head).trim_end().to_owned())
+}
+
+/// A burst of whole upgrade requests arrives while every descriptor is held by stalled
+/// heads: each client is answered, 101 (a stalled head gave way) or 503, and none is
+/// reset: clients admitted in one accept pass never evict each other, and a 503 is
+/// followed by a FIN, not a reset that would discard it.
+#[test]
+fn a_burst_of_whole_requests_at_the_limit_is_answered_not_reset() {
+    const LIMIT: u64 = 64;
+    let server = Server::with_nofile(
+        &[
+            "--handshake-timeout",
+            "60",
+            "--idle-timeout",
+            "0",
+            "--ping-interval",
+            "0",
+        ],
+        LIMIT,
+    );
+    let _stalled: Vec<TcpStream> = (0..LIMIT)
+        .map(|_| stall_from(&server, [127, 0, 0, 2]))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut burst: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = TcpStream::connect(server.addr).unwrap();
+            let _ = s.write_all(&upgrade_request("/echo", ""));
+            s
+        })
+        .collect();
+    let mut outcomes = std::collections::BTreeMap::new();
+    for client in &mut burst {
+        let outcome = match read_status_line(client) {
+            Ok(line) if line.starts_with("HTTP/1.1 101 ") => "101".to_owned(),
+            Ok(line) if line.starts_with("HTTP/1.1 503 ") => "503".to_owned(),
+            Ok(line) => format!("other: {line:?}"),
+            Err(e) => format!("error: {:?}", e.kind()),
+        };
+        *outcomes.entry(outcome).or_insert(0) += 1;
+    }
+    let answered = outcomes.get("101").unwrap_or(&0) + outcomes.get("503").unwrap_or(&0);
+    assert_eq!(answered, 200, "{outcomes:?}");
+    assert!(outcomes.get("101").is_some_and(|&n| n > 0), "{outcomes:?}");
+}

@@ -91,37 +91,54 @@ pub struct Request<'h, 'b> {
 impl<'b> Request<'_, 'b> {
     /// The resource asked for, in origin-form: the target's path and query. RFC 9112
     /// §3.2.2: a server must accept the absolute-form (`http://host/path?query`, which
-    /// clients send to proxies) too; its scheme and authority are dropped, and an empty
-    /// path is `/` (RFC 9112 §3.2.1), given here as the empty string before any query
-    /// (`""` or `"?q"`), since the head's bytes hold no `/` to borrow.
+    /// clients send to proxies) too; its scheme and authority are dropped (the parser
+    /// has checked them). Its path may be empty (`""` or `"?q"`): see [`split_resource`].
     /// Other forms (asterisk, authority) are returned as sent.
     pub fn resource(&self) -> &'b str {
-        absolute_form_resource(self.target).unwrap_or(self.target)
+        absolute_form(self.target).map_or(self.target, |(_, resource)| resource)
     }
 
-    /// The resource's path, without the query (`/` for an absolute-form target with an
-    /// empty path).
+    /// The resource's path, without the query (see [`split_resource`]).
     pub fn path(&self) -> &'b str {
-        match self.resource().split('?').next() {
-            Some("") | None => "/",
-            Some(path) => path,
-        }
+        split_resource(self.resource()).0
     }
 }
 
-/// The path and query of an absolute-form target (RFC 9110 §4.2: `scheme "://"
-/// authority path-abempty [ "?" query ]`), if `target` is one.
-fn absolute_form_resource(target: &str) -> Option<&str> {
+/// A resource's path and query (without the `?`). An empty path is `/` (RFC 9112
+/// §3.2.1: an absolute-form target with no path asks for `/`).
+pub fn split_resource(resource: &str) -> (&str, &str) {
+    let (path, query) = resource.split_once('?').unwrap_or((resource, ""));
+    (if path.is_empty() { "/" } else { path }, query)
+}
+
+/// An absolute-form target split into its authority and its resource (path and
+/// query), if `target` looks like one (`scheme "://" ...`, RFC 9110 §4.2).
+fn absolute_form(target: &str) -> Option<(&str, &str)> {
     let (scheme, rest) = target.split_once("://")?;
     // RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
     let mut chars = scheme.bytes();
-    let valid_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+    let is_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
-    if !valid_scheme {
+    if !is_scheme {
         return None;
     }
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    Some(&rest[end..])
+    Some(rest.split_at(end))
+}
+
+/// Whether an absolute-form target is one this server answers: an `http`, `https`, `ws`
+/// or `wss` URI (RFC 9110 §4.2, RFC 6455 §3) with a host and no userinfo (RFC 9110
+/// §4.2.1: an empty host is invalid; §4.2.4: userinfo is to be treated as an error).
+/// Targets in another form are not its business.
+fn valid_if_absolute(target: &str) -> bool {
+    let Some((authority, _)) = absolute_form(target) else {
+        return true;
+    };
+    let scheme = &target[..target.find("://").unwrap_or(0)];
+    let served = ["http", "https", "ws", "wss"]
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(scheme));
+    served && !authority.is_empty() && !authority.contains('@')
 }
 
 /// A parsed response head (the client role, used by the load generator).
@@ -341,6 +358,9 @@ pub fn parse_request<'h, 'b>(
         return Err(HttpError::Malformed);
     }
     let target = std::str::from_utf8(target).map_err(|_| HttpError::Malformed)?;
+    if !valid_if_absolute(target) {
+        return Err(HttpError::Malformed);
+    }
     let minor = version(ver)?;
     let headers = parse_fields(lines, storage)?;
     let request = Request {
@@ -446,9 +466,10 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
                 "/chat?room=a",
                 "/chat",
             ),
-            (b"GET HTTPS://user@h/ HTTP/1.1\r\n\r\n", "/", "/"),
+            (b"GET HTTPS://h/ HTTP/1.1\r\n\r\n", "/", "/"),
             (b"GET ws://h HTTP/1.1\r\n\r\n", "", "/"),
-            (b"GET http://h?x=1 HTTP/1.1\r\n\r\n", "?x=1", "/"),
+            (b"GET wss://h?x=1 HTTP/1.1\r\n\r\n", "?x=1", "/"),
+            // Not absolute-form: as sent (and routed to 404).
             (
                 b"GET 1http://h/a HTTP/1.1\r\n\r\n",
                 "1http://h/a",
@@ -458,6 +479,11 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         for (head, want_resource, want_path) in cases {
             let got = resource(head);
             assert_eq!((got.0.as_str(), got.1.as_str()), (want_resource, want_path));
+        }
+        // RFC 9110 §4.2.1 (an empty host), §4.2.4 (userinfo), and schemes not served.
+        for bad in ["http:///chat", "http://user@h/", "ftp://h/", "foo://h/chat"] {
+            let head = format!("GET {bad} HTTP/1.1\r\nHost: h\r\n\r\n");
+            assert_eq!(parse(head.as_bytes()), Err(HttpError::Malformed), "{bad}");
         }
     }
 

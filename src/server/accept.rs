@@ -132,6 +132,9 @@ impl Acceptor {
     /// Tells a client over the limit that there is no room (503, `Retry-After: 1`) and
     /// closes it; its descriptor refills the spare.
     pub fn shed(&mut self, mut socket: TcpStream, stats: &mut Stats) {
+        // The request it may have sent is read first, so that closing sends a FIN
+        // behind the 503 rather than a reset that would discard it.
+        crate::stream::discard_unread(&mut socket);
         let mut response = Vec::new();
         let retry = [("Retry-After", "1")];
         write_response(&mut response, Status::SERVICE_UNAVAILABLE, &retry, b"");
@@ -148,11 +151,6 @@ impl Acceptor {
         if self.paused_until.is_some() {
             self.paused_until = Some(Instant::now());
         }
-    }
-
-    /// Stops accepting until `until` (a worker waiting for its first view).
-    pub fn pause_until(&mut self, until: Instant) {
-        self.paused_until = Some(until);
     }
 
     fn pause_for(&mut self, wait: Duration) {

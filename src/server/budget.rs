@@ -39,7 +39,7 @@ impl Budget {
     /// Whether the pool for messages in progress has room left: a connection in the
     /// middle of a message may then run behind past the high-water mark.
     pub fn pool_has_room(&self) -> bool {
-        self.held.unsent_over_high_water < self.pool
+        self.held.pooled < self.pool
     }
 
     /// Whether connections hold more than the budget.

@@ -23,7 +23,7 @@ use super::session::{Admit, Handled, Session};
 use super::stats::Stats;
 use crate::protocol::deadline::Tick;
 use crate::protocol::frame::SharedFrame;
-use crate::protocol::server::{Flushed, Misuse};
+use crate::protocol::server::{Flushed, Misuse, HIGH_WATER};
 use crate::protocol::transmit::Transmit;
 use crate::stream::{Cork, Corked, Held, Received, Spilled};
 
@@ -185,10 +185,12 @@ impl Connection {
         self.session.awaiting_head_since()
     }
 
-    /// Gives way to a newcomer (see `Session::give_way`): the 503 gets one write, and
-    /// the connection is dropped at once, since its descriptor is what is needed.
-    pub fn give_way(&mut self, token: Token, sh: &mut Shared<'_>) -> Verdict {
+    /// Gives way to a newcomer (see `Session::give_way`): the 503 gets one write; the
+    /// caller then drops the connection at once, since its descriptor is what is needed.
+    pub fn give_way(&mut self, token: Token, sh: &mut Shared<'_>) {
         debug!("connection {}: gave way to a newcomer", token.0);
+        // Its half head is read now, so that the close after the 503 is a FIN.
+        crate::stream::discard_unread(&mut self.socket);
         let mut io = Io {
             out: sh.cork.open(&[]),
             spill: &mut self.spill,
@@ -200,7 +202,6 @@ impl Connection {
         if let Err(misuse) = given {
             debug!("connection {}: {}", token.0, Fault::Misuse(misuse));
         }
-        Verdict::Drop
     }
 
     /// Asks an open connection to close with 1001 (server shutting down).
@@ -399,7 +400,11 @@ impl Connection {
                 Flushed::ShutdownWrite => self.socket.shutdown(Shutdown::Write)?,
                 Flushed::Keep | Flushed::Resumed => {}
             }
-            self.spill.settle(sh.held);
+            // Output beyond the high-water mark draws on the pool for messages in
+            // progress, except a chat member's: a room's backlog is its own, bounded by
+            // the slow-member limit, and must not take the echo's allowance.
+            let pool_mark = (!self.session.is_chat()).then_some(HIGH_WATER);
+            self.spill.settle(sh.held, pool_mark);
             let want = if self.spill.unsent() == 0 {
                 Interest::READABLE
             } else {

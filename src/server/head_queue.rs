@@ -9,6 +9,10 @@
 //! queue stays proportional to the connections still in their head, whatever the accept
 //! rate (a ramp of a million connections leaves it as small as it found it), at an
 //! amortized constant cost per accept; an entry is 8 bytes.
+//!
+//! Only a connection accepted before the current accept pass may give way: one admitted
+//! in the same pass has had no turn to read its head yet (its request may be waiting,
+//! whole, in the kernel), and evicting it would only trade one newcomer for another.
 
 use std::collections::VecDeque;
 
@@ -29,6 +33,9 @@ pub struct HeadQueue {
     queue: VecDeque<(u32, Tick)>,
     /// The queue's length after the last sweep.
     swept: usize,
+    /// How many entries at the front were pushed before the current accept pass: the
+    /// only ones that may give way.
+    before_pass: usize,
 }
 
 impl HeadQueue {
@@ -44,12 +51,27 @@ impl HeadQueue {
         self.queue.push_back((slot, since));
     }
 
+    /// An accept pass begins: what is queued now may give way during it, what it admits
+    /// may not.
+    pub fn begin_pass(&mut self) {
+        self.before_pass = self.queue.len();
+    }
+
     /// Drops the stale entries, and gives back what a burst of handshakes grew once
     /// they are done. The reactor calls it once a second too, so that a ramp that has
     /// ended leaves no allocation behind for the idle connections.
     pub fn sweep(&mut self, waiting: impl Fn(Token, Tick) -> bool) {
-        self.queue
-            .retain(|&(slot, since)| waiting(Token(slot as usize), since));
+        let (mut index, mut kept_before_pass) = (0, 0);
+        let before_pass = self.before_pass;
+        self.queue.retain(|&(slot, since)| {
+            let keep = waiting(Token(slot as usize), since);
+            if keep && index < before_pass {
+                kept_before_pass += 1;
+            }
+            index += 1;
+            keep
+        });
+        self.before_pass = kept_before_pass;
         self.swept = self.queue.len();
         if self.queue.is_empty() {
             self.queue = VecDeque::new();
@@ -58,9 +80,12 @@ impl HeadQueue {
         }
     }
 
-    /// Takes out the connection that has waited longest and still waits, if any.
+    /// Takes out the connection that has waited longest and still waits, if it was
+    /// accepted before the current pass.
     pub fn pop_oldest(&mut self, waiting: impl Fn(Token, Tick) -> bool) -> Option<Token> {
-        while let Some((slot, since)) = self.queue.pop_front() {
+        while self.before_pass > 0 {
+            let (slot, since) = self.queue.pop_front()?;
+            self.before_pass -= 1;
             self.swept = self.swept.saturating_sub(1);
             let token = Token(slot as usize);
             if waiting(token, since) {
@@ -91,8 +116,28 @@ mod tests {
             let w = w.clone();
             move |t: Token, s: Tick| w.get(&t.0) == Some(&s)
         };
+        assert_eq!(q.pop_oldest(is(&waiting)), None, "all came in this pass");
+        q.begin_pass();
         assert_eq!(q.pop_oldest(is(&waiting)), Some(Token(3)));
         assert_eq!(q.pop_oldest(is(&waiting)), None);
+    }
+
+    #[test]
+    fn a_connection_admitted_in_the_current_pass_never_gives_way() {
+        let mut q = HeadQueue::default();
+        q.push(Token(1), 0, |_, _| true);
+        q.begin_pass();
+        q.push(Token(2), 0, |_, _| true);
+        q.push(Token(3), 0, |_, _| true);
+        assert_eq!(q.pop_oldest(|_, _| true), Some(Token(1)));
+        assert_eq!(q.pop_oldest(|_, _| true), None, "2 and 3 came in this pass");
+        // A sweep keeps the count of older entries right.
+        q.push(Token(4), 0, |_, _| true);
+        q.begin_pass();
+        q.sweep(|t, _| t.0 != 2);
+        assert_eq!(q.pop_oldest(|_, _| true), Some(Token(3)));
+        assert_eq!(q.pop_oldest(|_, _| true), Some(Token(4)));
+        assert_eq!(q.pop_oldest(|_, _| true), None);
     }
 
     #[test]

@@ -211,10 +211,12 @@ impl Reactor {
                 self.drive(token, true);
             }
             self.fan_out_some();
+            // The high mark is taken before shedding, so that memory freed by shedding
+            // counts as a fall.
+            self.trim.observe(self.budget.held.bytes);
             if self.budget.is_over() {
                 self.shed_memory();
             }
-            self.trim.observe(self.budget.held.bytes);
             if self.acceptor.resume_if_due(now) {
                 accept = true;
             }
@@ -341,6 +343,7 @@ impl Reactor {
     /// send half a head and stall cannot lock anyone out and no open WebSocket is dropped
     /// for a newcomer; with none to give way, it is told 503.
     fn accept(&mut self) {
+        self.heads.begin_pass();
         loop {
             match self.acceptor.next(self.conns.len(), &mut self.stats) {
                 Accepted::Client(socket) => self.admit(socket),
@@ -388,8 +391,8 @@ impl Reactor {
             return false;
         };
         let mut sh = shared!(self);
-        let verdict = conn.give_way(token, &mut sh);
-        self.follow(token, verdict);
+        conn.give_way(token, &mut sh);
+        self.close(token);
         true
     }
 

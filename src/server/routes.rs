@@ -6,7 +6,7 @@
 
 use crate::chat_route::{RoomName, CHAT_PATH, DEFAULT_ROOM};
 use crate::protocol::handshake::Refusal;
-use crate::protocol::http::Status;
+use crate::protocol::http::{split_resource, Status};
 
 /// Where a request leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +51,7 @@ pub const OVER_CAPACITY: Refusal = Refusal {
 
 /// Routes a request for `target` (path and query), an upgrade or not.
 pub fn route(target: &str, upgrade: bool) -> Result<Route<'_>, Refusal> {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    // An absolute-form target with an empty path asks for `/` (RFC 9112 §3.2.1).
-    let path = if path.is_empty() { "/" } else { path };
+    let (path, query) = split_resource(target);
     match (upgrade, path) {
         (true, CHAT_PATH) => {
             let room = query

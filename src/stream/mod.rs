@@ -16,7 +16,6 @@ use std::rc::Rc;
 pub use cork::{Cork, Corked};
 pub use output::Output;
 
-use crate::protocol::server::HIGH_WATER;
 use crate::protocol::transmit::Transmit;
 
 /// Bytes a connection holds only while it must.
@@ -42,10 +41,10 @@ impl Spill {
         self.input.len() + self.gathered.len() + self.output.len()
     }
 
-    fn counts(&self) -> Held {
+    fn counts(&self, pool_mark: Option<usize>) -> Held {
         Held {
             bytes: self.held(),
-            unsent_over_high_water: self.output.len().saturating_sub(HIGH_WATER),
+            pooled: pool_mark.map_or(0, |mark| self.output.len().saturating_sub(mark)),
         }
     }
 }
@@ -56,20 +55,36 @@ impl Spill {
 pub struct Held {
     /// Every byte held: kept input, gathered payload and unsent output.
     pub bytes: usize,
-    /// Unsent output beyond [`HIGH_WATER`], where any connection not in the middle of a
-    /// message has paused reading: what messages in progress hold beyond the rest.
-    pub unsent_over_high_water: usize,
+    /// Unsent output beyond the pool mark of the spills that draw on a pool (see
+    /// [`Spilled::settle`]): what they hold beyond what every connection may.
+    pub pooled: usize,
 }
 
 impl Held {
     fn add(&mut self, other: Held) {
         self.bytes += other.bytes;
-        self.unsent_over_high_water += other.unsent_over_high_water;
+        self.pooled += other.pooled;
     }
 
     fn sub(&mut self, other: Held) {
         self.bytes -= other.bytes;
-        self.unsent_over_high_water -= other.unsent_over_high_water;
+        self.pooled -= other.pooled;
+    }
+}
+
+/// Reads and drops whatever the peer has sent that is still unread, up to a bound, so
+/// that closing the socket right after sends a FIN behind our last words, not a reset
+/// that would discard them (RFC 9293 §3.6: closing with unread data aborts). For a
+/// socket closed at once, without lingering for the peer's EOF.
+pub fn discard_unread(socket: &mut impl Read) {
+    let mut scratch = [0u8; 4096];
+    for _ in 0..16 {
+        match socket.read(&mut scratch) {
+            Ok(n) if n == scratch.len() => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Drained (a short read or WouldBlock), at EOF, or broken: nothing to save.
+            _ => return,
+        }
     }
 }
 
@@ -183,9 +198,14 @@ impl Spilled {
         }
     }
 
-    /// Releases the spill once it holds nothing: idle connections own no heap.
+    /// Releases the spill once it holds nothing: idle connections own no heap. A spill
+    /// still counted in a total is kept until [`Spilled::settle`] takes its count out.
     pub fn tidy(&mut self) {
-        if self.0.as_ref().is_some_and(|s| s.is_empty()) {
+        if self
+            .0
+            .as_ref()
+            .is_some_and(|s| s.is_empty() && s.counted == Held::default())
+        {
             self.0 = None;
         }
     }
@@ -196,11 +216,13 @@ impl Spilled {
     }
 
     /// Brings `total` (what all connections hold, which a memory budget bounds) up to
-    /// date with this spill's change since the last call, then [`Spilled::tidy`].
-    pub fn settle(&mut self, total: &mut Held) {
+    /// date with this spill's change since the last call, then [`Spilled::tidy`]. With a
+    /// `pool_mark`, unsent output beyond it counts as drawn from a pool too
+    /// ([`Held::pooled`]).
+    pub fn settle(&mut self, total: &mut Held, pool_mark: Option<usize>) {
         if let Some(s) = self.0.as_mut() {
             total.sub(s.counted);
-            s.counted = s.counts();
+            s.counted = s.counts(pool_mark);
             total.add(s.counted);
         }
         self.tidy();
@@ -276,5 +298,54 @@ impl<S: Write> Transmit for Link<'_, S> {
                 Err(e) => self.error = Some(e),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settle_counts_what_a_spill_holds_and_draws_from_a_pool() {
+        let mut total = Held::default();
+        let (mut echo, mut member) = (Spilled::default(), Spilled::default());
+        echo.get().output.push_copy(&[0; 300]);
+        member.get().output.push_copy(&[0; 300]);
+        echo.settle(&mut total, Some(256));
+        member.settle(&mut total, None);
+        assert_eq!(
+            total,
+            Held {
+                bytes: 600,
+                pooled: 44
+            },
+            "only the echo draws"
+        );
+        // Drained: counted out, and the spill released.
+        echo.get().output = Output::default();
+        echo.settle(&mut total, Some(256));
+        assert_eq!(
+            total,
+            Held {
+                bytes: 300,
+                pooled: 0
+            }
+        );
+        assert_eq!(echo.held(), 0);
+        assert!(echo.0.is_none(), "an idle connection owns no heap");
+        member.release(&mut total);
+        assert_eq!(total, Held::default());
+    }
+
+    #[test]
+    fn a_spill_still_counted_is_not_tidied_away() {
+        let mut total = Held::default();
+        let mut spill = Spilled::default();
+        spill.get().input.extend_from_slice(b"half a head");
+        spill.settle(&mut total, None);
+        spill.get().input.clear();
+        spill.tidy();
+        spill.release(&mut total);
+        assert_eq!(total, Held::default(), "its count was not lost with it");
     }
 }

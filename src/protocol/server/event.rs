@@ -14,7 +14,8 @@ pub enum Event<'a> {
     /// valid WebSocket upgrade. Answer it with
     /// [`handle_answer`](super::ServerConnection::handle_answer) before any other input.
     Request {
-        /// The request target, as sent.
+        /// The resource asked for, in origin-form (an absolute-form target without its
+        /// scheme and authority: see `Request::resource`).
         target: &'a str,
         /// What the 101 answers a valid upgrade with, if it is one.
         upgrade: Option<Upgrade<'a>>,
