@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
-use super::http::{HttpError, Request, Response, Status};
+use super::http::{write_response, HttpError, Request, Response, Status};
 
 /// The GUID appended to the key (§1.3).
 const WEBSOCKET_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -131,7 +131,18 @@ impl Refusal {
         reason: "request head not received in time",
     };
 
-    /// Every descriptor is taken and this connection has waited longest for its
+    // The server at capacity: every answer to it is a 503 with `Retry-After` (RFC 9110
+    // §15.6.4), and all of them are here.
+
+    /// 503: an upgrade over `--max-connections`.
+    pub const OVER_CAPACITY: Refusal = Refusal {
+        status: Status::SERVICE_UNAVAILABLE,
+        headers: &[("Retry-After", "1")],
+        name: "over_capacity",
+        reason: "server at --max-connections",
+    };
+
+    /// 503: every descriptor is taken and this connection has waited longest for its
     /// request head: it gives way to a newcomer.
     pub const GAVE_WAY: Refusal = Refusal {
         status: Status::SERVICE_UNAVAILABLE,
@@ -139,6 +150,24 @@ impl Refusal {
         name: "gave_way",
         reason: "server at capacity: the slowest request head gives way to a newcomer",
     };
+
+    /// 503: every descriptor is taken and no connection can give way: a newcomer is
+    /// told so at once rather than left in the backlog.
+    pub const NO_DESCRIPTOR: Refusal = Refusal {
+        status: Status::SERVICE_UNAVAILABLE,
+        headers: &[("Retry-After", "1")],
+        name: "no_descriptor",
+        reason: "server at capacity: out of file descriptors",
+    };
+
+    /// The whole response: the status, the refusal's headers and a one-line plain-text
+    /// body saying why. Every refusal goes out in this one shape.
+    pub fn write_response(&self, out: &mut Vec<u8>) {
+        let mut headers = vec![("Content-Type", "text/plain; charset=utf-8")];
+        headers.extend_from_slice(self.headers);
+        let body = format!("{} {}: {}\n", self.status.0, self.status.1, self.reason);
+        write_response(out, self.status, &headers, body.as_bytes());
+    }
 }
 
 /// `base64(sha1(key + GUID))` (§4.2.2 step 5.4).

@@ -19,7 +19,7 @@ use mio::Registry;
 
 use super::stats::Stats;
 use super::warnings::Warnings;
-use crate::protocol::http::{write_response, Status};
+use crate::protocol::handshake::Refusal;
 
 /// How long to stop accepting when out of descriptors with no spare to take a client
 /// with, or when `accept` fails for want of kernel memory.
@@ -136,8 +136,7 @@ impl Acceptor {
         // behind the 503 rather than a reset that would discard it.
         crate::stream::discard_unread(&mut socket);
         let mut response = Vec::new();
-        let retry = [("Retry-After", "1")];
-        write_response(&mut response, Status::SERVICE_UNAVAILABLE, &retry, b"");
+        Refusal::NO_DESCRIPTOR.write_response(&mut response);
         // A fresh socket's send buffer always takes these few bytes.
         let _ = socket.write(&response);
         stats.shed_total += 1;

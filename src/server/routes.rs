@@ -41,14 +41,6 @@ const BAD_ROOM: Refusal = Refusal {
     reason: "room must be 1 to 64 letters, digits, '-', '.', '_' or '~'",
 };
 
-/// 503: an upgrade over `--max-connections`.
-pub const OVER_CAPACITY: Refusal = Refusal {
-    status: Status::SERVICE_UNAVAILABLE,
-    headers: &[("Retry-After", "1")],
-    name: "over_capacity",
-    reason: "server at --max-connections",
-};
-
 /// Routes a request for `target` (path and query), an upgrade or not.
 pub fn route(target: &str, upgrade: bool) -> Result<Route<'_>, Refusal> {
     let (path, query) = split_resource(target);

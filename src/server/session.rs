@@ -12,7 +12,7 @@ use std::fmt;
 use super::env::Env;
 use super::observe;
 use super::relay::{Gather, Relay};
-use super::routes::{route, Route, OVER_CAPACITY};
+use super::routes::{route, Route};
 use super::stats::Stats;
 use crate::protocol::close::CloseCode;
 use crate::protocol::deadline::Tick;
@@ -327,7 +327,7 @@ fn answer(
     let refusal = match (route(target, upgrade.is_some()), upgrade) {
         (Ok(Route::Echo | Route::Chat(_)), Some(_)) if full(env) => {
             env.stats.shed_total += 1;
-            OVER_CAPACITY
+            Refusal::OVER_CAPACITY
         }
         (Ok(route), Some(upgrade)) => {
             core.handle_answer(Answer::Accept(upgrade), env.now, io)?;

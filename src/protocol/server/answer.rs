@@ -119,10 +119,9 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: ",
 
     /// Answers with an error status and a one-line plain-text body, then closes.
     pub(super) fn refuse(&mut self, refusal: Refusal, now: Tick, tx: &mut impl Transmit) {
-        let mut headers = vec![("Content-Type", "text/plain; charset=utf-8")];
-        headers.extend_from_slice(refusal.headers);
-        let (status, reason) = (refusal.status, refusal.reason);
-        let body = format!("{} {}: {reason}\n", status.0, status.1);
-        self.respond(status, &headers, body.as_bytes(), now, tx);
+        let mut out = Vec::new();
+        refusal.write_response(&mut out);
+        tx.transmit(&out, &[]);
+        self.set_phase(Phase::Closing, now);
     }
 }
