@@ -140,22 +140,26 @@ fn stall_from(server: &Server, source: [u8; 4]) -> TcpStream {
     stream
 }
 
+/// A server under `limit` descriptors whose handshake timeout is far off, so that only
+/// giving way can make room, and whose open connections never time out.
+fn slow_to_time_out(limit: u64) -> Server {
+    let args = [
+        "--handshake-timeout",
+        "60",
+        "--idle-timeout",
+        "0",
+        "--ping-interval",
+        "0",
+    ];
+    Server::with_nofile(&args, limit)
+}
+
 /// Every descriptor held by unfinished request heads: a newcomer still gets its 101 (the
 /// longest-waiting head gives way, with a 503), and open WebSockets are never the ones
 /// to go. The handshake timeout is far off, so only giving way can make room.
 #[test]
 fn unfinished_request_heads_give_way_to_a_newcomer() {
-    let server = Server::with_nofile(
-        &[
-            "--handshake-timeout",
-            "60",
-            "--idle-timeout",
-            "0",
-            "--ping-interval",
-            "0",
-        ],
-        LIMIT,
-    );
+    let server = slow_to_time_out(LIMIT);
     let mut open: Vec<Raw> = (0..20)
         .map(|_| try_upgrade(&server).expect("room for the first WebSockets"))
         .collect();
@@ -212,17 +216,7 @@ fn read_status_line(stream: &mut TcpStream) -> std::io::Result<String> {
 #[test]
 fn a_burst_of_whole_requests_at_the_limit_is_answered_not_reset() {
     const LIMIT: u64 = 64;
-    let server = Server::with_nofile(
-        &[
-            "--handshake-timeout",
-            "60",
-            "--idle-timeout",
-            "0",
-            "--ping-interval",
-            "0",
-        ],
-        LIMIT,
-    );
+    let server = slow_to_time_out(LIMIT);
     let _stalled: Vec<TcpStream> = (0..LIMIT)
         .map(|_| stall_from(&server, [127, 0, 0, 2]))
         .collect();
