@@ -101,15 +101,6 @@ start_peer() {
   wait_listening "$log" "$name"
 }
 
-stop_peer() {
-  [ -n "$server_pid" ] || return 0
-  kill -TERM "$server_pid" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.05; done
-  kill -KILL "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=
-}
-
 workload_args() {
   case "$1" in
     small) echo "--connections 100 --echo-window 1 --message-size 32" ;;
@@ -142,7 +133,7 @@ for round in $(seq "$ROUNDS"); do
         echo "   ($peer $w round $round: the load run failed; see its report)" >&2
         tail -n 3 "$work/load.log" >&2 || true
       }
-      stop_peer
+      stop_server
       python3 - "$out" "$n" "$runs" "$round" "$w" "$peer" >&2 <<'PY' || true
 import json, sys
 path, n, runs, rnd, w, peer = sys.argv[1:]
@@ -184,7 +175,7 @@ if [ "$IDLE" -gt 0 ]; then
     open=$(established)
     wait "$load_pid" || true
     load_pid=
-    stop_peer
+    stop_server
     echo "{\"server\": \"$peer\", \"connections\": $open, \"held_all\": $held, \"rss_before\": $before, \"rss_after\": $after}" \
       >"$work/runs/idle-$peer.rss.json"
     echo "   $peer: $open connections, RSS $before -> $after bytes" >&2

@@ -145,8 +145,9 @@ impl Acceptor {
         self.spare = File::open("/dev/null").ok();
     }
 
-    /// A descriptor was freed: accepting paused for want of one resumes now.
-    pub fn descriptor_freed(&mut self) {
+    /// Ends a pause at the next turn: a descriptor was freed (a pause for want of one is
+    /// over), or a worker got its first view of the server.
+    pub fn resume_now(&mut self) {
         if self.paused_until.is_some() {
             self.paused_until = Some(Instant::now());
         }

@@ -257,7 +257,7 @@ impl Reactor {
             return;
         };
         if self.view.is_none() {
-            self.acceptor.descriptor_freed();
+            self.acceptor.resume_now();
         }
         self.view = Some(view);
     }
@@ -335,7 +335,8 @@ impl Reactor {
         };
         conn.close(&mut self.stats, &mut self.budget.held);
         self.rooms.leave(token.0);
-        self.acceptor.descriptor_freed();
+        // A descriptor is free again: accepting paused for want of one resumes.
+        self.acceptor.resume_now();
     }
 
     /// Accepts until nobody waits. A client over the descriptor limit takes the place of
