@@ -1,7 +1,7 @@
 //! The server: a thin IO shell over the sans-IO protocol core. `reactor` (the event
 //! loop, the slab), `accept` (the listener, the spare descriptor), `head_queue` (who
 //! gives way when descriptors run out), `budget` and `trim` (memory), `warnings`,
-//! `connection` (one socket's IO), `routes` (where a request
+//! `connection` (one socket's IO), `transport` (plain or TLS between socket and session), `routes` (where a request
 //! leads), `relay` (echo and chat), `rooms`, `stats`, `clock`, `config`, `workers`;
 //! `view` (the whole server's counters), `feed` (their way from the supervisor to the
 //! workers), `observe` (/stats, /metrics, /dashboard), `prometheus` (the text format).
@@ -23,6 +23,7 @@ pub mod rooms;
 pub mod routes;
 pub mod session;
 pub mod stats;
+pub mod transport;
 pub mod trim;
 pub mod view;
 pub mod warnings;
@@ -87,8 +88,15 @@ pub fn serve(config: Config) -> io::Result<()> {
         Err(e) => warn!("could not raise RLIMIT_NOFILE: {e}"),
     }
     let shutdown = crate::signals::stop_flag(crate::signals::Again::Ignored)?;
-    let mut reactor = reactor::Reactor::new(config, listener, shutdown)?;
-    reactor.run()
+    match config.tls_files() {
+        Some(files) => {
+            let tls = crate::tls::server_config(&files)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let layer = transport::SecureShared::new(tls);
+            reactor::Reactor::<transport::Secure>::new(config, listener, shutdown, layer)?.run()
+        }
+        None => reactor::Reactor::<transport::Plain>::new(config, listener, shutdown, ())?.run(),
+    }
 }
 
 #[cfg(test)]
