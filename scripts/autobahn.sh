@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Runs the Autobahn TestSuite (cases 1.* to 10.*, via the PyPI package kosoku) against
-# the release binary and fails on any FAILED case. Usage: scripts/autobahn.sh [CASES...]
+# the release binary and fails on any FAILED case.
+# Usage: scripts/autobahn.sh [--tls] [CASES...]
+# --tls: the server speaks wss:// (a throwaway self-signed certificate made with openssl)
+# and kosoku, which speaks only ws://, reaches it through socat (plain in, TLS out).
 # Reports: reports/autobahn/index.json and one HTML page per case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+tls=
+if [ "${1:-}" = --tls ]; then
+  tls=1
+  shift
+fi
 
 venv=.venv
 if [ ! -x "$venv/bin/kosoku" ]; then
@@ -13,14 +22,25 @@ fi
 cargo build --release --quiet
 
 log=$(mktemp)
+tmp=$(mktemp -d)
 server_pid=
+shim_pid=
 cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  rm -f "$log"
+  for pid in "$shim_pid" "$server_pid"; do
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  done
+  rm -rf "$log" "$tmp"
 }
 trap cleanup EXIT INT TERM
 
-./target/release/wsreactor --listen 127.0.0.1:0 2>"$log" &
+tls_args=()
+if [ -n "$tls" ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+  tls_args=(--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
+fi
+./target/release/wsreactor --listen 127.0.0.1:0 "${tls_args[@]}" 2>"$log" &
 server_pid=$!
 addr=
 for _ in $(seq 100); do
@@ -29,6 +49,20 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ -n "$addr" ] || { echo "server did not start:"; cat "$log"; exit 1; }
+if [ -n "$tls" ]; then
+  # The shim: kosoku connects to it in plain TCP, and it speaks TLS to the server,
+  # verifying the certificate against itself.
+  shim_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  socat "TCP-LISTEN:$shim_port,bind=127.0.0.1,reuseaddr,fork" \
+    "OPENSSL:$addr,cafile=$tmp/cert.pem,commonname=localhost" 2>>"$log" &
+  shim_pid=$!
+  for _ in $(seq 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$shim_port") 2>/dev/null && break
+    sleep 0.1
+  done
+  echo "autobahn over TLS: kosoku -> socat 127.0.0.1:$shim_port -> wss://$addr"
+  addr=127.0.0.1:$shim_port
+fi
 
 out=reports/autobahn
 rm -rf "$out"

@@ -89,8 +89,17 @@ impl Cert {
         addr: SocketAddr,
         versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> tungstenite::WebSocket<Tls> {
+        self.wss_path(addr, versions, "/echo")
+    }
+
+    fn wss_path(
+        &self,
+        addr: SocketAddr,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        path: &str,
+    ) -> tungstenite::WebSocket<Tls> {
         let stream = self.connect(addr, self.client_config(versions));
-        let (ws, resp) = tungstenite::client::client("wss://localhost/echo", stream)
+        let (ws, resp) = tungstenite::client::client(format!("wss://localhost{path}"), stream)
             .unwrap_or_else(|e| panic!("wss handshake: {e}"));
         assert_eq!(resp.status().as_u16(), 101);
         ws
@@ -175,6 +184,28 @@ fn every_route_is_served_over_https() {
         assert_eq!(cert.get(server.addr, path).0, 200, "{path}");
     }
     assert_eq!(cert.stats(server.addr)["connections"], 1);
+}
+
+#[test]
+fn a_chat_room_over_tls_reaches_every_member() {
+    let cert = Cert::new();
+    let server = cert.server(&[]);
+    let versions = rustls::DEFAULT_VERSIONS;
+    let mut members: Vec<_> = (0..3)
+        .map(|_| cert.wss_path(server.addr, versions, "/chat?room=tls"))
+        .collect();
+    for round in 0..20 {
+        let text = format!("round {round}: {}", "x".repeat(round * 1000));
+        members[round % 3]
+            .send(Message::text(text.clone()))
+            .unwrap();
+        for member in &mut members {
+            assert_eq!(member.read().unwrap(), Message::text(text.clone()));
+        }
+    }
+    for member in members {
+        close(member);
+    }
 }
 
 #[test]

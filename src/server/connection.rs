@@ -510,6 +510,12 @@ mod tests {
         // debug layout cannot fold the registered interest into the core's padding).
         let expected = if cfg!(debug_assertions) { 80 } else { 64 };
         assert_eq!(std::mem::size_of::<Connection>(), expected);
+        // Over TLS, one pointer more: rustls' state, boxed (its size is measured in
+        // docs/benchmarks.md).
+        assert_eq!(
+            std::mem::size_of::<Connection<super::super::transport::Secure>>(),
+            expected + 8
+        );
         assert_eq!(
             std::mem::size_of::<Session>(),
             48,
@@ -570,7 +576,8 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         let mut outbox = Vec::new();
         let token = Token(0);
         let socket = TcpStream::from_std(accepted);
-        let mut conn: Connection = Connection::new(socket, token, poll.registry(), 0).unwrap();
+        let mut conn: Connection =
+            Connection::new(socket, token, poll.registry(), 0, Plain).unwrap();
         let mut buf = vec![0u8; 64 * 1024];
         let mut cork = Cork::default();
         let mut held = Held::default();
