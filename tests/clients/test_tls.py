@@ -47,7 +47,7 @@ def context(cert, **kw):
 def test_text_and_binary_echo_over_wss(cert, tls_server, version):
     ctx = context(cert, minimum_version=version, maximum_version=version)
     with client(f"wss://localhost:{tls_server.port}/echo", ssl=ctx) as ws:
-        assert ws.transport.get_extra_info("ssl_object").version() == {
+        assert ws.socket.version() == {
             ssl.TLSVersion.TLSv1_3: "TLSv1.3", ssl.TLSVersion.TLSv1_2: "TLSv1.2"}[version]
         ws.send("héllo over TLS ✓")
         assert recv(ws) == "héllo over TLS ✓"
@@ -62,6 +62,7 @@ def test_https_serves_stats(cert, tls_server):
         assert json.load(resp)["accepted_total"] >= 1
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 def test_a_tls11_only_client_is_refused(cert, tls_server):
     ctx = context(cert, minimum_version=ssl.TLSVersion.TLSv1_1,
                   maximum_version=ssl.TLSVersion.TLSv1_1)
