@@ -30,22 +30,26 @@ openssl req -x509 "${newkey[@]}" -nodes -days 1 -subj /CN=localhost \
   -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
   -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
 
-start() { # name, extra args...
+start() { # name, extra args...; sets port and pid (not in a subshell: the server must
+  # not hold a command substitution's pipe open)
   local name=$1
   shift
   taskset -c 0 ./target/release/wsreactor serve --listen 127.0.0.1:0 --idle-timeout 0 \
-    --stats-interval 0 "$@" 2>"$tmp/$name.log" &
-  pids+=($!)
+    --stats-interval 0 "$@" 2>"$tmp/$name.log" >/dev/null &
+  pid=$!
+  pids+=("$pid")
+  port=
   for _ in $(seq 100); do
-    grep -q 'listening on' "$tmp/$name.log" && break
+    port=$(grep -o 'listening on [0-9.:]*' "$tmp/$name.log" | head -n1 | cut -d: -f2) || true
+    [ -n "$port" ] && break
     sleep 0.1
   done
-  grep -o 'listening on [0-9.:]*' "$tmp/$name.log" | head -n1 | cut -d: -f2
+  [ -n "$port" ] || { echo "$name server did not start:" >&2; cat "$tmp/$name.log" >&2; exit 1; }
 }
-plain_port=$(start plain)
-plain_pid=${pids[0]}
-tls_port=$(start tls --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
-tls_pid=${pids[1]}
+start plain
+plain_port=$port plain_pid=$pid
+start tls --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem"
+tls_port=$port tls_pid=$pid
 
 echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD) key ${KEY:-ec} $(uname -r) $(nproc) cores; $*"
 taskset -c 1 "$venv/bin/python" scripts/tls_bench.py "$plain_pid" "$plain_port" "$tls_pid" \
