@@ -26,12 +26,20 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
     let chain = load_chain(&files.cert)?;
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .map_err(|e| format!("{}: no private key: {e}", files.key.display()))?;
+    server_config_for(chain, key).map_err(|e| format!("{}: {e}", files.cert.display()))
+}
+
+/// The server's configuration for a certificate chain and its key.
+pub fn server_config_for(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, String> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| format!("{}: {e}", files.cert.display()))?;
+        .map_err(|e| e.to_string())?;
     // Stateless resumption: the ticket carries the session, so resuming costs the
     // server no memory per client (RFC 8446 §4.6.1).
     config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
