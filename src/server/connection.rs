@@ -513,7 +513,7 @@ mod tests {
         // Over TLS, one pointer more: rustls' state, boxed (its size is measured in
         // docs/benchmarks.md).
         assert_eq!(
-            std::mem::size_of::<Connection<super::super::transport::Secure>>(),
+            std::mem::size_of::<Connection<super::super::secure::Secure>>(),
             expected + 8
         );
         assert_eq!(

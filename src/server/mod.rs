@@ -1,7 +1,7 @@
 //! The server: a thin IO shell over the sans-IO protocol core. `reactor` (the event
 //! loop, the slab), `accept` (the listener, the spare descriptor), `head_queue` (who
 //! gives way when descriptors run out), `budget` and `trim` (memory), `warnings`,
-//! `connection` (one socket's IO), `transport` (plain or TLS between socket and session), `routes` (where a request
+//! `connection` (one socket's IO), `transport` (plain or TLS between socket and session; `secure` is TLS's), `routes` (where a request
 //! leads), `relay` (echo and chat), `rooms`, `stats`, `clock`, `config`, `workers`;
 //! `view` (the whole server's counters), `feed` (their way from the supervisor to the
 //! workers), `observe` (/stats, /metrics, /dashboard), `prometheus` (the text format).
@@ -21,6 +21,7 @@ pub mod reactor;
 pub mod relay;
 pub mod rooms;
 pub mod routes;
+pub mod secure;
 pub mod session;
 pub mod stats;
 pub mod transport;
@@ -92,8 +93,8 @@ pub fn serve(config: Config) -> io::Result<()> {
         Some(files) => {
             let tls = crate::tls::server_config(&files)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            let layer = transport::SecureShared::new(tls);
-            reactor::Reactor::<transport::Secure>::new(config, listener, shutdown, layer)?.run()
+            let layer = secure::SecureShared::new(tls);
+            reactor::Reactor::<secure::Secure>::new(config, listener, shutdown, layer)?.run()
         }
         None => reactor::Reactor::<transport::Plain>::new(config, listener, shutdown, ())?.run(),
     }
