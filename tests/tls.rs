@@ -209,6 +209,36 @@ fn a_chat_room_over_tls_reaches_every_member() {
 }
 
 #[test]
+fn a_session_resumes_on_any_worker() {
+    let cert = Cert::new();
+    let server = cert.server(&["--workers", "2"]);
+    // One configuration, so one session store: each connection offers the newest ticket.
+    let config = cert.client_config(&[&rustls::version::TLS13]);
+    let mut kinds = Vec::new();
+    for i in 0..12 {
+        let stream = cert.connect(server.addr, config.clone());
+        let (mut ws, _) = tungstenite::client::client("wss://localhost/echo", stream).unwrap();
+        echo(&mut ws, Message::text(format!("resume {i}")));
+        kinds.push(ws.get_ref().conn.handshake_kind());
+        close(ws);
+    }
+    let resumed = Some(rustls::HandshakeKind::Resumed);
+    assert!(kinds[1..].iter().all(|k| *k == resumed), "{kinds:?}");
+    // The kernel spread the connections over both workers (SO_REUSEPORT hashes each
+    // connection's addresses), so tickets crossed from one worker to the other.
+    let spread = common::eventually(Duration::from_secs(5), || {
+        let stats = cert.stats(server.addr);
+        let accepted: Vec<u64> = stats["workers"]
+            .as_array()?
+            .iter()
+            .map(|w| w["accepted_total"].as_u64().unwrap_or(0))
+            .collect();
+        (accepted.len() == 2 && accepted.iter().all(|&n| n > 0)).then_some(accepted)
+    });
+    assert!(spread.is_some(), "{}", cert.stats(server.addr));
+}
+
+#[test]
 fn wss_works_with_workers() {
     let cert = Cert::new();
     let server = cert.server(&["--workers", "2"]);

@@ -12,6 +12,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 
+use super::tickets::{key_from_hex, SharedTickets, TICKET_KEY_ENV};
+
 /// Where a server's certificate chain and private key are.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -41,8 +43,15 @@ pub fn server_config_for(
         .with_single_cert(chain, key)
         .map_err(|e| e.to_string())?;
     // Stateless resumption: the ticket carries the session, so resuming costs the
-    // server no memory per client (RFC 8446 §4.6.1).
-    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
+    // server no memory per client (RFC 8446 §4.6.1). Under the key the supervisor of
+    // `--workers` handed down, if any, so that any worker resumes any ticket.
+    config.ticketer = match std::env::var(TICKET_KEY_ENV).ok().as_deref() {
+        Some(hex) => {
+            let key = key_from_hex(hex).ok_or_else(|| format!("{TICKET_KEY_ENV} is not a key"))?;
+            Arc::new(SharedTickets::new(&key))
+        }
+        None => rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?,
+    };
     Ok(Arc::new(config))
 }
 

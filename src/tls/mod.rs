@@ -8,11 +8,13 @@
 //!
 //! `config` builds rustls' configurations from PEM files (and the crypto provider, ring),
 //! `layer` drives one connection's records, `error` names why a connection failed (the
-//! reason counted in `/stats`).
+//! reason counted in `/stats`), `tickets` seals session tickets under the key every
+//! worker of a server shares.
 
 pub mod config;
 pub mod error;
 pub mod layer;
+pub mod tickets;
 
 pub use config::{client_config, server_config, TlsFiles};
 pub use error::TlsError;
