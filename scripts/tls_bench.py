@@ -5,7 +5,7 @@ ssl (OpenSSL); only the server's numbers count (/proc/PID), so the client's own 
 sets the pace but not the result.
 
 Usage: tls_bench.py PLAIN_PID PLAIN_PORT TLS_PID TLS_PORT CA_FILE
-           idle N | echo SECONDS ROUNDS | handshake N ROUNDS
+           idle N | echo SECONDS ROUNDS [BYTES] | handshake N ROUNDS
 (two servers, one plain and one TLS, each measured by its own PID)
 """
 
@@ -71,8 +71,8 @@ async def idle(pid, port, ctx, tls, n):
             "bytes_per_connection": (after - before) / n}
 
 
-async def echo(pid, port, ctx, tls, seconds, clients=32):
-    """Server CPU seconds per small (32 B) echo, clients each with one echo in flight."""
+async def echo(pid, port, ctx, tls, seconds, size, clients=32):
+    """Server CPU seconds per echo of `size` bytes, clients each with one in flight."""
     conns = [await open_verified(port, ctx, tls) for _ in range(clients)]
     count = 0
     stop = time.monotonic() + seconds
@@ -80,7 +80,7 @@ async def echo(pid, port, ctx, tls, seconds, clients=32):
 
     async def loop(ws):
         nonlocal count
-        msg = b"x" * 32
+        msg = b"x" * size
         while time.monotonic() < stop:
             await ws.send(msg)
             assert await ws.recv() == msg
@@ -90,7 +90,7 @@ async def echo(pid, port, ctx, tls, seconds, clients=32):
     used = cpu(pid) - c0
     for ws in conns:
         await ws.close()
-    return {"echoes": count, "server_cpu_s": used, "us_per_echo": used / count * 1e6}
+    return {"bytes": size, "echoes": count, "server_cpu_s": used, "us_per_echo": used / count * 1e6}
 
 
 async def handshake(pid, port, ctx, tls, n, concurrency=8):
@@ -127,9 +127,10 @@ async def main():
             await asyncio.sleep(2)
     elif what == "echo":
         seconds, rounds = float(args[0]), int(args[1])
+        size = int(args[2]) if len(args) > 2 else 32
         for i in range(rounds):
             for tls in (False, True) if i % 2 == 0 else (True, False):
-                r = await echo(*servers[tls], ctx, tls, seconds)
+                r = await echo(*servers[tls], ctx, tls, seconds, size)
                 results.append({"tls": tls, "round": i, **r})
     elif what == "handshake":
         n, rounds = int(args[0]), int(args[1])

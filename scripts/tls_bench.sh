@@ -2,7 +2,7 @@
 # wss:// against ws:// on this machine, server side only, side by side in one run: two
 # release servers (one plain, one with a throwaway certificate) pinned to core 0, the
 # Python `websockets` client (tests/clients/.venv) pinned to core 1.
-# Usage: scripts/tls_bench.sh idle N | echo SECONDS ROUNDS | handshake N ROUNDS
+# Usage: scripts/tls_bench.sh idle N | echo SECONDS ROUNDS [BYTES] | handshake N ROUNDS
 #   KEY=ec (P-256, default) or KEY=rsa (RSA-2048) picks the certificate's key.
 # Prints one JSON line per measurement (see scripts/tls_bench.py) after a stamp.
 set -euo pipefail

@@ -96,3 +96,33 @@ pub fn tls(data: &[u8]) {
     assert_eq!(drive(input.payload, &pieces), end, "in pieces");
     assert_eq!(drive(input.payload, &bytes), end, "byte by byte");
 }
+
+/// A server and a client past their handshake, in memory, the client trusting any
+/// certificate: for benchmarks of the record layer.
+pub fn connected_pair() -> (
+    Tls<UnbufferedServerConnection>,
+    Tls<rustls::client::UnbufferedClientConnection>,
+) {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let client_config = crate::tls::client_config(None).unwrap();
+    let client = rustls::client::UnbufferedClientConnection::new(client_config, name).unwrap();
+    let (mut server, mut client) = (
+        Tls::new(UnbufferedServerConnection::new(config()).unwrap()),
+        Tls::new(client),
+    );
+    let (mut to_server, mut to_client) = (Sealed::default(), Sealed::default());
+    client.open(&mut [], &mut [], &mut to_server).unwrap();
+    while !to_server.is_empty() || !to_client.is_empty() {
+        let mut records = to_server.bytes().to_vec();
+        to_server.clear();
+        server
+            .open(&mut records, &mut [0; 1 << 16], &mut to_client)
+            .unwrap();
+        let mut records = to_client.bytes().to_vec();
+        to_client.clear();
+        client
+            .open(&mut records, &mut [0; 1 << 16], &mut to_server)
+            .unwrap();
+    }
+    (server, client)
+}
