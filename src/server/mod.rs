@@ -67,6 +67,14 @@ pub fn serve(config: Config) -> io::Result<()> {
     if config.worker_id.is_some() {
         crate::children::die_with_parent();
     }
+    // A certificate that does not load is an error before anything listens.
+    let tls = match config.tls_files() {
+        Some(files) => Some(
+            crate::tls::server_config(&files)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        ),
+        None => None,
+    };
     let listener = bind(config.listen, config.worker_id.is_some())?;
     // Only the supervisor says "listening on", once every worker accepts: scripts and
     // tests wait for that line before they connect.
@@ -89,10 +97,8 @@ pub fn serve(config: Config) -> io::Result<()> {
         Err(e) => warn!("could not raise RLIMIT_NOFILE: {e}"),
     }
     let shutdown = crate::signals::stop_flag(crate::signals::Again::Ignored)?;
-    match config.tls_files() {
-        Some(files) => {
-            let tls = crate::tls::server_config(&files)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    match tls {
+        Some(tls) => {
             let layer = secure::SecureShared::new(tls);
             reactor::Reactor::<secure::Secure>::new(config, listener, shutdown, layer)?.run()
         }
