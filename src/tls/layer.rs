@@ -157,7 +157,9 @@ impl<C: Side> Tls<C> {
             let mut state = match status.state {
                 Ok(state) => state,
                 Err(e) => {
-                    self.drain_queued(out);
+                    // rustls must see the bytes it has not discarded again, in place:
+                    // it may have joined a handshake message across records in them.
+                    self.alert(&mut records[opened.used + discard..], out);
                     return Err(e.into());
                 }
             };
@@ -225,7 +227,7 @@ impl<C: Side> Tls<C> {
             })
         })?;
         // rustls may queue the alert rather than seal it at once.
-        self.drain_queued(out);
+        self.drain_queued(kept, out);
         Ok(sent)
     }
 
@@ -242,6 +244,7 @@ impl<C: Side> Tls<C> {
     ) -> Result<bool, TlsError> {
         loop {
             let status = self.0.process(kept);
+            let discard = status.discard;
             match status.state {
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
                     out.append(MAX_FRAGMENT, |room| encode.encode(room).map_err(needs))?
@@ -253,19 +256,20 @@ impl<C: Side> Tls<C> {
                 }
                 Ok(_) => return Ok(false),
                 Err(e) => {
-                    self.drain_queued(out);
+                    self.alert(&mut kept[discard..], out);
                     return Err(e.into());
                 }
             }
         }
     }
 
-    /// Encodes what rustls has queued to send: after an error, the alert that tells the
-    /// peer why.
-    fn drain_queued(&mut self, out: &mut Sealed) {
+    /// Encodes what rustls has queued to send (a close_notify it did not seal at once).
+    /// `records` are the bytes rustls has not discarded yet, as it must see them on
+    /// every call (it panics on a shorter buffer than it has processed).
+    fn drain_queued(&mut self, records: &mut [u8], out: &mut Sealed) {
         // An alert is one record; the bound only guards against a loop.
         for _ in 0..4 {
-            let status = self.0.process(&mut []);
+            let status = self.0.process(records);
             match status.state {
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
                     if out
@@ -275,9 +279,19 @@ impl<C: Side> Tls<C> {
                         return;
                     }
                 }
-                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
                 _ => return,
             }
+        }
+    }
+
+    /// After an error, encodes the alert rustls queued to tell the peer why (RFC 8446
+    /// §6.2), if it queued one. One call only: rustls hands queued records out before it
+    /// looks at input again, and looking at the bad input again would fail it twice.
+    /// `records` as for [`Tls::drain_queued`].
+    fn alert(&mut self, records: &mut [u8], out: &mut Sealed) {
+        let status = self.0.process(records);
+        if let Ok(ConnectionState::EncodeTlsData(mut encode)) = status.state {
+            let _ = out.append(MAX_FRAGMENT, |room| encode.encode(room).map_err(needs));
         }
     }
 
