@@ -1,4 +1,4 @@
-//! The cost of the timer sweep (DESIGN.md: timer work well under 1% of a core with
+//! The cost of the timer sweep (the goal: timer work well under 1% of a core with
 //! 1,000,000 idle connections). The reactor visits every connection once a second and
 //! asks it whether a deadline is due; arming, moving or cancelling a deadline is one
 //! store of a `u32` (`since`) and costs nothing here. Each iteration is one whole sweep

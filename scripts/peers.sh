@@ -112,7 +112,7 @@ workload_args() {
 }
 
 rss_bytes() { echo $(( $(awk '/^VmRSS:/ {print $2}' "/proc/$1/status") * 1024 )); }
-established() { ss -Htn state established "( sport = :${addr##*:} )" | wc -l; }
+established() { ss -Htn state established "( src ${addr%:*} and sport = :${addr##*:} )" | wc -l; }
 
 # --- the rounds -----------------------------------------------------------------------
 runs=$((ROUNDS * ${#workload_list[@]} * ${#peer_list[@]}))

@@ -40,6 +40,11 @@ read -r -a server_extra <<<"${SERVER_ARGS:-}"
 read -r -a load_extra <<<"${LOAD_ARGS:-}"
 [[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -gt 0 ] || { echo "usage: $0 [CONNECTIONS]" >&2; exit 2; }
 
+# The evidence needs these: without them the counts and charts would be empty, not wrong
+# in a way anyone would see.
+for tool in ss pgrep; do
+  command -v "$tool" >/dev/null || { echo "scale.sh needs $tool (Debian: iproute2, procps)" >&2; exit 1; }
+done
 cargo build --release --quiet
 bin=./target/release/wsreactor
 
@@ -76,11 +81,24 @@ echo "   client: $procs processes, source addresses $source_range ($sources x $p
 # --- server ---------------------------------------------------------------------------
 start_server --workers "$workers" --idle-timeout 0 --ping-interval 0 "${server_extra[@]}"
 port=${addr##*:}
+host=${addr%:*}
 # The supervisor says "listening on" once every worker accepts: take the baseline now.
-server_pids() { echo "$server_pid"; pgrep -P "$server_pid" || true; }
+# pgrep's status 1 is "no children" (one worker runs in the supervisor's process); any
+# other failure ends the run.
+server_pids() {
+  local workers_found
+  workers_found=$(pgrep -P "$server_pid") || [ $? -eq 1 ] || { echo "pgrep failed" >&2; return 1; }
+  echo "$server_pid" $workers_found
+}
+found=$(server_pids | wc -w)
+if [ "$workers" -gt 1 ] && [ "$found" -ne $((workers + 1)) ]; then
+  echo "found $((found - 1)) of the server's $workers workers" >&2
+  exit 1
+fi
 rss_total() {
-  local total=0 pid kb
-  for pid in $(server_pids); do
+  local total=0 pid kb pids
+  pids=$(server_pids) || return 1
+  for pid in $pids; do
     kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
     total=$((total + ${kb:-0}))
   done
@@ -140,16 +158,25 @@ if kill -0 "$load_pid" 2>/dev/null; then
   sockets_used=$(awk '$1 == "sockets:" {print $3}' /proc/net/sockstat)
   # At a million, ss walks two million sockets for seconds: at the lowest priority, so
   # that the echoes of the hold it runs in go first. The counting waits for the end.
-  nice -n 19 ss -Htn state established "( sport = :$port )" >"$work/peers"
+  # Filtered on the address too: another program's sockets on the same port number at
+  # another local address must not count.
+  nice -n 19 ss -Htn state established "( src $host and sport = :$port )" >"$work/peers"
 fi
 
 load_status=0
 wait "$load_pid" || load_status=$?
 load_pid=
 finished=$(date +%s.%N)
+# The sampler stops cleanly on SIGTERM (exit 0); any other end (a crash) fails the run,
+# since its charts and figures would be missing behind an OK.
+sampler_status=0
 kill -TERM "$sampler_pid" 2>/dev/null || true
-wait "$sampler_pid" 2>/dev/null || true
+wait "$sampler_pid" || sampler_status=$?
 sampler_pid=
+if [ "$sampler_status" -ne 0 ] || ! [ -s "$work/samples.jsonl" ]; then
+  echo "the sampler (scripts/scale_sample.py) failed (exit $sampler_status) or sampled nothing" >&2
+  exit 1
+fi
 awk '{print $4}' "$work/peers" >"$work/peer_addrs"
 ss_established=$(wc -l <"$work/peer_addrs")
 distinct_pairs=$(sort -u "$work/peer_addrs" | wc -l)

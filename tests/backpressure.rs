@@ -1,8 +1,8 @@
 //! A client that floods the server and never reads must not grow the server's memory
-//! without bound (DESIGN.md: backpressure). The expected behaviour is that the server
-//! stops reading from it once its unsent output passes a high-water mark, so the flood
-//! stalls in the kernel's socket buffers; nothing is dropped, and other clients are
-//! still served meanwhile.
+//! without bound. The expected behaviour is that the server stops reading from it once
+//! its unsent output passes a high-water mark (`HIGH_WATER` in
+//! `src/protocol/server/config.rs`), so the flood stalls in the kernel's socket buffers;
+//! nothing is dropped, and other clients are still served meanwhile.
 
 mod common;
 
@@ -155,7 +155,8 @@ fn flood_without_reading(frame: Vec<u8>, echo_opcode: u8, payload: Vec<u8>) {
     server.assert_serves();
 }
 
-/// DESIGN.md: an idle connection owns no read-sized buffer. A frame header left over
+/// An idle connection owns no read-sized buffer (`src/stream/mod.rs`: a spill exists only
+/// while it holds bytes). A frame header left over
 /// after a large read must be kept as the few bytes it is, not in the 64 KiB
 /// allocation it arrived in.
 #[test]

@@ -1,7 +1,8 @@
 //! Replays the checked-in fuzz corpus (`fuzz/corpus/<target>/`) through the fuzz
 //! targets' own bodies (`wsreactor::testkit`), so every `cargo test` re-checks the
-//! inputs the fuzzer found interesting, including every crash it ever found (kept in
-//! the corpus as `crash-*`), without running the fuzzer itself.
+//! inputs the fuzzer found interesting, and every input that once failed a check (kept
+//! under a name saying what it was, e.g. `connection/chat-message-then-violation`; the
+//! runs in fuzz/README.md found no crash), without running the fuzzer itself.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;

@@ -18,7 +18,9 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+import { chromiumPath } from "./chromium.mjs";
+
+const CHROMIUM = chromiumPath();
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"];
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const reportJson = process.env.SCALE_REPORT ?? join(root, "tests/clients/fixtures/scale-70000.json");

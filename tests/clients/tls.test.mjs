@@ -16,10 +16,11 @@ import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
 import WebSocket from "ws";
 
+import { chromiumPath } from "./chromium.mjs";
 import { startServer, within } from "./server.mjs";
 
 const IO_MS = 10_000;
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const CHROMIUM = chromiumPath();
 
 let dir;
 let server;
