@@ -85,6 +85,7 @@ fn seeds_decode_as_named() {
     let config = ReceiverConfig {
         role: Role::Server,
         max_message_size: 1 << 20,
+        deflate: false,
     };
     assert_eq!(
         receive(&config, input.payload, &[input.payload.len()]),

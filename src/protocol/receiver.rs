@@ -10,7 +10,12 @@
 //!
 //! Enforced here: masking by role (§5.1), the fragmentation rules (§5.4), control
 //! frames (§5.5), UTF-8 (§8.1), Close bodies (§5.5.1, §7.4) and the message size limit,
-//! which is checked from the frame header before a byte of payload is buffered.
+//! which is checked from the frame header before a byte of payload is buffered. With
+//! permessage-deflate negotiated (RFC 7692), RSV1 marks a compressed message on its first
+//! frame only; a compressed message's chunks are passed on as they are, for the caller to
+//! inflate once the message is whole (its UTF-8 and its inflated size are checked then,
+//! see `protocol::deflate`), and its size on the wire is bounded here with the slack that
+//! deflate's worst case needs.
 
 use super::close::CloseBody;
 use super::error::ProtocolError;
@@ -33,6 +38,20 @@ pub struct ReceiverConfig {
     pub role: Role,
     /// The largest message accepted, summed over its fragments (1009 above it).
     pub max_message_size: u64,
+    /// Whether permessage-deflate was negotiated: RSV1 then marks a compressed message
+    /// (RFC 7692 §6); otherwise it is a violation (§5.2).
+    pub deflate: bool,
+}
+
+impl ReceiverConfig {
+    /// The most a compressed message may take on the wire: the size limit, plus what
+    /// deflate adds at worst to data it cannot compress (5 bytes of stored-block header
+    /// per 65,535 bytes, RFC 1951 §3.2.4) and its last block. Its inflated size is held
+    /// to the limit itself while it inflates.
+    fn max_compressed_size(&self) -> u64 {
+        self.max_message_size
+            .saturating_add(self.max_message_size / 8192 + 64)
+    }
 }
 
 /// A run of payload bytes of a data frame, unmasked and validated.
@@ -45,6 +64,9 @@ pub struct DataChunk<'a> {
     pub message: OpCode,
     /// The frame's FIN bit.
     pub fin: bool,
+    /// Whether the message is compressed (RFC 7692 §6: RSV1 on its first frame): its
+    /// payload is deflate data, not validated yet.
+    pub compressed: bool,
     /// The whole frame's payload length.
     pub frame_len: u64,
     /// Where `payload` starts within the frame's payload.
@@ -103,8 +125,18 @@ enum FrameState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MessageState {
     Idle,
-    Text { utf8: Utf8Validator, len: u64 },
-    Binary { len: u64 },
+    Text {
+        utf8: Utf8Validator,
+        len: u64,
+    },
+    Binary {
+        len: u64,
+    },
+    /// A compressed message (RFC 7692 §6): its bytes are checked once inflated.
+    Compressed {
+        text: bool,
+        len: u64,
+    },
 }
 
 /// A connection's receive state: small and `Copy`, with no heap, since it is part of every
@@ -162,12 +194,13 @@ impl Receiver {
         }
         let payload = &mut input[..n];
         apply_mask(payload, mask, (offset % 4) as usize);
-        let message = self.message_opcode();
+        let (message, compressed) = (self.message_opcode(), self.is_compressed());
         self.accept_payload(payload, fin && frame_done)?;
         let chunk = DataChunk {
             opcode,
             message,
             fin,
+            compressed,
             frame_len,
             offset,
             payload,
@@ -187,6 +220,16 @@ impl Receiver {
             return Err(ProtocolError::Masking);
         }
         let mask = header.mask.unwrap_or([0; 4]);
+        if header.rsv1 {
+            if !config.deflate {
+                return Err(ProtocolError::ReservedBits);
+            }
+            // RFC 7692 §6.1: control frames are never compressed; §6: RSV1 is set on a
+            // message's first frame only.
+            if header.opcode.is_control() || header.opcode == OpCode::Continuation {
+                return Err(ProtocolError::MisplacedCompression);
+            }
+        }
         if header.opcode.is_control() {
             // Control frames are at most 125 bytes (checked by decode): wait until the
             // whole frame is here and hand it over in one piece.
@@ -216,12 +259,13 @@ impl Receiver {
             return Ok((header_len, None));
         }
         // An empty data frame is complete as soon as its header is.
-        let message = self.message_opcode();
+        let (message, compressed) = (self.message_opcode(), self.is_compressed());
         self.accept_payload(&[], header.fin)?;
         let chunk = DataChunk {
             opcode: header.opcode,
             message,
             fin: header.fin,
+            compressed,
             frame_len: 0,
             offset: 0,
             payload: &[],
@@ -235,11 +279,13 @@ impl Receiver {
         config: &ReceiverConfig,
         header: &FrameHeader,
     ) -> Result<(), ProtocolError> {
-        let too_big = |len: u64| {
+        let too_big_for = |len: u64, max: u64| {
             len.checked_add(header.payload_len)
-                .filter(|&total| total <= config.max_message_size)
+                .filter(|&total| total <= max)
                 .ok_or(ProtocolError::MessageTooBig)
         };
+        let too_big = |len: u64| too_big_for(len, config.max_message_size);
+        let compressed_too_big = |len: u64| too_big_for(len, config.max_compressed_size());
         self.message = match (header.opcode, self.message) {
             (OpCode::Continuation, MessageState::Idle) => {
                 return Err(ProtocolError::UnexpectedContinuation)
@@ -251,9 +297,22 @@ impl Receiver {
             (OpCode::Continuation, MessageState::Binary { len }) => {
                 MessageState::Binary { len: too_big(len)? }
             }
-            (_, MessageState::Text { .. } | MessageState::Binary { .. }) => {
-                return Err(ProtocolError::ExpectedContinuation)
+            (OpCode::Continuation, MessageState::Compressed { text, len }) => {
+                MessageState::Compressed {
+                    text,
+                    len: compressed_too_big(len)?,
+                }
             }
+            (
+                _,
+                MessageState::Text { .. }
+                | MessageState::Binary { .. }
+                | MessageState::Compressed { .. },
+            ) => return Err(ProtocolError::ExpectedContinuation),
+            (opcode, MessageState::Idle) if header.rsv1 => MessageState::Compressed {
+                text: opcode == OpCode::Text,
+                len: compressed_too_big(0)?,
+            },
             (OpCode::Text, MessageState::Idle) => MessageState::Text {
                 utf8: Utf8Validator::default(),
                 len: too_big(0)?,
@@ -266,9 +325,16 @@ impl Receiver {
     /// The type of the message in progress.
     fn message_opcode(&self) -> OpCode {
         match self.message {
-            MessageState::Text { .. } => OpCode::Text,
-            MessageState::Idle | MessageState::Binary { .. } => OpCode::Binary,
+            MessageState::Text { .. } | MessageState::Compressed { text: true, .. } => OpCode::Text,
+            MessageState::Idle
+            | MessageState::Binary { .. }
+            | MessageState::Compressed { text: false, .. } => OpCode::Binary,
         }
+    }
+
+    /// Whether the message in progress is compressed.
+    fn is_compressed(&self) -> bool {
+        matches!(self.message, MessageState::Compressed { .. })
     }
 
     /// Validates payload bytes of the current message; ends the message on its last byte.
@@ -295,6 +361,7 @@ mod tests {
     const SERVER: ReceiverConfig = ReceiverConfig {
         role: Role::Server,
         max_message_size: 1 << 20,
+        deflate: false,
     };
 
     /// A masked client frame, as a client would send it.
@@ -443,6 +510,7 @@ mod tests {
         let config = ReceiverConfig {
             role: Role::Server,
             max_message_size: 10,
+            deflate: false,
         };
         let mut s = client_frame(false, OpCode::Binary, b"123456");
         // Only the header of the offending fragment: the error needs no payload.
@@ -482,6 +550,7 @@ mod tests {
         let client = ReceiverConfig {
             role: Role::Client,
             max_message_size: 100,
+            deflate: false,
         };
         assert_eq!(
             decode_in_pieces(&client, &[0x82, 0x02, 7, 8], &[]),

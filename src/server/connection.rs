@@ -535,6 +535,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
                     stats: &mut stats,
                     rooms: &mut rooms,
                     outbox: &mut outbox,
+                    codec: &mut None,
                     now: 0,
                     uptime_ms: 0,
                     view: None,
@@ -559,6 +560,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         let config = ReceiverConfig {
             role: Role::Client,
             max_message_size: u64::MAX,
+            deflate: false,
         };
         let (mut rx, mut pos, mut echoed, mut close) = (Receiver::default(), 0, Vec::new(), None);
         while pos < frames.len() {

@@ -8,6 +8,7 @@ use super::rooms::Rooms;
 use super::stats::Stats;
 use super::view::View;
 use crate::protocol::deadline::Tick;
+use crate::protocol::deflate::Codec;
 use crate::protocol::frame::SharedFrame;
 
 /// A chat message encoded once as a whole frame, from its sender (by id, the reactor's
@@ -26,6 +27,9 @@ pub struct Env<'a> {
     /// Chat messages completed during this call, from sender to the sender's room;
     /// the reactor fans them out once the sender is done.
     pub outbox: &'a mut Vec<Broadcast>,
+    /// The reactor's permessage-deflate compressor and decompressor, made when a
+    /// connection first needs them (`None` until then, and always without `--deflate`).
+    pub codec: &'a mut Option<Codec>,
     /// The time, read once per reactor turn.
     pub now: Tick,
     /// Milliseconds since this process started.

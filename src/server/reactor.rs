@@ -30,6 +30,7 @@ use super::trim::Trim;
 use super::view::View;
 use super::warnings::Warnings;
 use crate::protocol::deadline::Tick;
+use crate::protocol::deflate::Codec;
 use crate::stream::Cork;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -47,6 +48,7 @@ macro_rules! shared {
                 stats: &mut $reactor.stats,
                 rooms: &mut $reactor.rooms,
                 outbox: &mut $reactor.outbox,
+                codec: &mut $reactor.codec,
                 now: $reactor.tick,
                 uptime_ms: $reactor.uptime_ms,
                 view: $reactor.view.as_ref(),
@@ -80,6 +82,9 @@ pub struct Reactor {
     rooms: Rooms,
     /// Chat messages completed by the connection being driven.
     outbox: Vec<Broadcast>,
+    /// The one permessage-deflate compressor and decompressor of this process, made
+    /// when a compressed message first arrives.
+    codec: Option<Codec>,
     /// Chat messages still to fan out, and members still to write to.
     fan_out: FanOut,
     clock: Clock,
@@ -132,6 +137,7 @@ impl Reactor {
             stats: Stats::default(),
             rooms: Rooms::default(),
             outbox: Vec::new(),
+            codec: None,
             fan_out: FanOut::default(),
             clock: Clock::new(),
             tick: 0,

@@ -2,8 +2,14 @@
 //! hand each whole message to its chat room. Sans-IO like the protocol core: an echo goes
 //! out through the connection's core, a chat message is encoded once by the protocol
 //! ([`SharedFrame`]) for the room's members' cores to send, and payload that must wait
-//! is gathered in a buffer the caller lends.
+//! is gathered in a buffer the caller lends. A compressed message (permessage-deflate,
+//! RFC 7692) is gathered whole, then inflated by the reactor's codec, which the caller
+//! lends too.
 
+use std::borrow::Cow;
+
+use crate::protocol::deflate::Codec;
+use crate::protocol::error::ProtocolError;
 use crate::protocol::frame::{OpCode, SharedFrame};
 use crate::protocol::receiver::DataChunk;
 use crate::protocol::server::{Misuse, ServerConnection};
@@ -25,20 +31,118 @@ pub enum Relay {
     Chat,
 }
 
+/// What became of a chunk of a data frame.
+#[derive(Debug)]
+pub enum Relayed {
+    /// Echoed, or kept until its message is whole.
+    Kept,
+    /// A whole chat message, encoded once as one unfragmented server frame, for the
+    /// caller to fan out to the room.
+    Chat(SharedFrame),
+    /// The message broke the protocol once inflated (it does not inflate, its text is
+    /// not UTF-8, or it inflates past the limit): the connection is failed, its Close
+    /// queued.
+    Failed(ProtocolError),
+}
+
+/// What relaying a compressed message needs besides the connection: the reactor's
+/// codec (made on first use) and the message size limit.
+#[derive(Debug)]
+pub struct Inflating<'a> {
+    /// The reactor's compressor and decompressor, once a message needed them.
+    pub codec: &'a mut Option<Codec>,
+    /// The largest message, inflated.
+    pub limit: u64,
+    /// The time, for the Close of a failed connection.
+    pub now: crate::protocol::deadline::Tick,
+}
+
 impl Relay {
-    /// Relays a chunk of a data frame. Returns a whole chat message, encoded once as
-    /// one unfragmented server frame, for the caller to fan out to the room.
+    /// Relays a chunk of a data frame.
     pub fn on_data(
         self,
         chunk: DataChunk<'_>,
         conn: &mut ServerConnection<Relay>,
         io: &mut impl Gather,
-    ) -> Result<Option<SharedFrame>, Misuse> {
-        match self {
-            Relay::Echo => echo(chunk, conn, io).map(|_| None),
-            Relay::Chat => Ok(gather(chunk, io)),
+        inflating: Inflating<'_>,
+    ) -> Result<Relayed, Misuse> {
+        if chunk.compressed {
+            return compressed(self, chunk, conn, io, inflating);
         }
+        Ok(match self {
+            Relay::Echo => {
+                echo(chunk, conn, io)?;
+                Relayed::Kept
+            }
+            Relay::Chat => gather(chunk, io).map_or(Relayed::Kept, Relayed::Chat),
+        })
     }
+}
+
+/// Relays a chunk of a compressed message: gathered until the message is whole, then
+/// inflated to check it (size, UTF-8) and relayed. An echo goes back as the very bytes
+/// that came when the agreement lets the client inflate them as ours, else inflated; a
+/// chat message is inflated, for every member.
+fn compressed(
+    relay: Relay,
+    chunk: DataChunk<'_>,
+    conn: &mut ServerConnection<Relay>,
+    io: &mut impl Gather,
+    inflating: Inflating<'_>,
+) -> Result<Relayed, Misuse> {
+    let opcode = chunk.message;
+    let Some(message) = whole(chunk, io) else {
+        return Ok(Relayed::Kept);
+    };
+    let text = opcode == OpCode::Text;
+    let codec = inflating.codec.get_or_insert_with(Codec::default);
+    let as_is = relay == Relay::Echo
+        && conn
+            .deflate()
+            .is_some_and(|agreement| agreement.echoes_compressed_as_is());
+    let checked = if as_is {
+        codec
+            .check(&message, text, inflating.limit)
+            .map(|()| Cow::Borrowed(&message[..]))
+    } else {
+        codec
+            .inflate(&message, text, inflating.limit)
+            .map(Cow::Borrowed)
+    };
+    let payload = match checked {
+        Ok(payload) => payload,
+        Err(error) => {
+            conn.fail(error, inflating.now, io)?;
+            return Ok(Relayed::Failed(error));
+        }
+    };
+    Ok(match (relay, as_is) {
+        (Relay::Echo, true) => {
+            conn.send_compressed(opcode, &payload, io)?;
+            Relayed::Kept
+        }
+        (Relay::Echo, false) => {
+            conn.send(opcode, true, &payload, io)?;
+            Relayed::Kept
+        }
+        (Relay::Chat, _) => Relayed::Chat(SharedFrame::new(opcode, &payload)),
+    })
+}
+
+/// A message's bytes once it is whole: the chunk itself when the message is whole in
+/// it, else what was gathered (taken from the connection, which holds it only while
+/// the message is in progress).
+fn whole<'c>(chunk: DataChunk<'c>, io: &mut impl Gather) -> Option<Cow<'c, [u8]>> {
+    let whole_here =
+        chunk.opcode != OpCode::Continuation && chunk.starts_frame() && chunk.ends_message();
+    if whole_here {
+        return Some(Cow::Borrowed(chunk.payload));
+    }
+    let gathered = io.gathered();
+    gathered.extend_from_slice(chunk.payload);
+    chunk
+        .ends_message()
+        .then(|| Cow::Owned(std::mem::take(gathered)))
 }
 
 /// Echoes a chunk of a data frame at once, as a frame of its own: payload streams
@@ -67,16 +171,6 @@ fn echo(
 /// be relayed as they come: members would see several senders' fragments
 /// interleaved, which §5.4 forbids.
 fn gather(chunk: DataChunk<'_>, io: &mut impl Gather) -> Option<SharedFrame> {
-    let whole_here =
-        chunk.opcode != OpCode::Continuation && chunk.starts_frame() && chunk.ends_message();
-    if whole_here {
-        return Some(SharedFrame::new(chunk.message, chunk.payload));
-    }
-    let gathered = io.gathered();
-    gathered.extend_from_slice(chunk.payload);
-    if !chunk.ends_message() {
-        return None;
-    }
-    let message = std::mem::take(gathered);
-    Some(SharedFrame::new(chunk.message, &message))
+    let opcode = chunk.message;
+    whole(chunk, io).map(|message| SharedFrame::new(opcode, &message))
 }

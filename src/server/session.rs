@@ -11,7 +11,7 @@ use std::fmt;
 
 use super::env::Env;
 use super::observe;
-use super::relay::{Gather, Relay};
+use super::relay::{Gather, Inflating, Relay, Relayed};
 use super::routes::{route, Route};
 use super::stats::Stats;
 use crate::protocol::close::CloseCode;
@@ -166,12 +166,26 @@ impl Session {
                 Event::Data(chunk) => {
                     let ends_message = chunk.ends_message();
                     let relay = core.app();
-                    if let Some(frame) = relay.on_data(chunk, core, io)? {
-                        env.stats.messages_in_total += 1;
-                        env.outbox.push((id, frame));
-                    } else if ends_message && relay == Relay::Echo {
-                        env.stats.messages_in_total += 1;
-                        env.stats.messages_out_total += 1;
+                    let inflating = Inflating {
+                        codec: env.codec,
+                        limit: config.max_message_size,
+                        now: env.now,
+                    };
+                    match relay.on_data(chunk, core, io, inflating)? {
+                        Relayed::Chat(frame) => {
+                            env.stats.messages_in_total += 1;
+                            env.outbox.push((id, frame));
+                        }
+                        Relayed::Failed(error) => {
+                            env.stats.protocol_errors_total += 1;
+                            env.stats.closed_with(error.close_code().0);
+                            ending = Some(Ending::Failed(error));
+                        }
+                        Relayed::Kept if ends_message && relay == Relay::Echo => {
+                            env.stats.messages_in_total += 1;
+                            env.stats.messages_out_total += 1;
+                        }
+                        Relayed::Kept => {}
                     }
                 }
                 Event::PeerClosed(code) => env

@@ -113,10 +113,13 @@ pub fn receive_counting(
                     };
                     assert_eq!(chunk.message, *opcode, "every chunk names its message type");
                     body.extend_from_slice(chunk.payload);
-                    assert!(body.len() as u64 <= config.max_message_size);
+                    // A compressed message is checked once inflated (protocol::deflate);
+                    // on the wire it may exceed the limit by deflate's worst case.
+                    assert!(chunk.compressed || body.len() as u64 <= config.max_message_size);
+                    assert!(config.deflate || !chunk.compressed);
                     if chunk.ends_message() {
                         let (opcode, body) = message.take().expect("in progress");
-                        if opcode == OpCode::Text {
+                        if opcode == OpCode::Text && !chunk.compressed {
                             assert!(std::str::from_utf8(&body).is_ok(), "§8.1: text is UTF-8");
                         }
                         seen.push(Seen::Message(opcode, body));
@@ -142,7 +145,7 @@ pub fn receive_counting(
 
 /// `frame`: the frame header decoder and the message receiver over arbitrary bytes.
 /// Flags: bit 0 selects the client role (server frames must be unmasked); bits 1–3 pick
-/// the message size limit.
+/// the message size limit; bit 4 negotiates permessage-deflate (RSV1 allowed).
 pub fn frame(data: &[u8]) {
     let input = Input::new(data);
     check_header(input.payload);
@@ -155,6 +158,7 @@ pub fn frame(data: &[u8]) {
             Role::Server
         },
         max_message_size: LIMITS[usize::from(input.flags >> 1) & 7],
+        deflate: input.flags & 0x10 != 0,
     };
     let [whole, pieces, bytes] = input.deliveries();
     let expected = receive(&config, input.payload, &whole);

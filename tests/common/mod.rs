@@ -335,6 +335,7 @@ impl Frame {
 pub fn client_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
     let header = FrameHeader {
         fin,
+        rsv1: false,
         opcode,
         mask: Some(MASK),
         payload_len: payload.len() as u64,

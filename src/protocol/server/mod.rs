@@ -26,12 +26,15 @@ use phase::{Liveness, Phase};
 
 use super::close::{encode_close_payload, CloseCode};
 use super::deadline::{due, due_at_age, Due, Tick, Timeouts};
+use super::deflate::Agreement;
+use super::error::ProtocolError;
 use super::frame::{FrameHeader, OpCode, SharedFrame};
 use super::handshake::Refusal;
 use super::receiver::{self, Receiver};
 use super::transmit::Transmit;
 
-/// One server connection's protocol state: 48 bytes, no heap. `A` is the application's
+/// One server connection's protocol state: 48 bytes, no heap (the permessage-deflate
+/// agreement is one byte of it, and no zlib stream: see `protocol::deflate`). `A` is the application's
 /// own small per-connection value (the server's relay), kept here because it fits in the
 /// padding beside the phase: a separate field would cost a word per connection.
 ///
@@ -89,6 +92,8 @@ pub struct ServerConnection<A = ()> {
     since: Tick,
     phase: Phase,
     app: A,
+    /// The permessage-deflate agreement, if the handshake made one (RFC 7692 §7.1).
+    deflate: Option<Agreement>,
     receiver: Receiver,
 }
 
@@ -99,8 +104,15 @@ impl<A: Copy> ServerConnection<A> {
             since: now,
             phase: Phase::Handshaking,
             app,
+            deflate: None,
             receiver: Receiver::default(),
         }
+    }
+
+    /// The permessage-deflate agreement, if one was made: compressed messages may then
+    /// arrive, and [`send_compressed`](Self::send_compressed) may be used.
+    pub fn deflate(&self) -> Option<Agreement> {
+        self.deflate
     }
 
     /// The application's value.
@@ -193,7 +205,10 @@ impl<A: Copy> ServerConnection<A> {
                 let len = data.len();
                 // `Ok` in each arm, not around the match: the event is then built where
                 // it is returned, not copied there (once per frame on the echo path).
-                match self.receiver.poll(&config.receiver(), data) {
+                match self
+                    .receiver
+                    .poll(&config.receiver(self.deflate.is_some()), data)
+                {
                     Ok((n, None)) => Ok((n, None)),
                     Ok((n, Some(event))) => Ok((n, self.on_frame(event, now, tx))),
                     Err(e) => {
@@ -331,6 +346,51 @@ impl<A: Copy> ServerConnection<A> {
         Ok(open)
     }
 
+    /// Sends one whole message compressed by permessage-deflate (RFC 7692 §6: one frame,
+    /// RSV1 set); returns whether it went out, as [`send`](Self::send) does. Only on a
+    /// connection that agreed to it (else [`Misuse::NotNegotiated`]).
+    pub fn send_compressed(
+        &mut self,
+        opcode: OpCode,
+        compressed: &[u8],
+        tx: &mut impl Transmit,
+    ) -> Result<bool, Misuse> {
+        if opcode.is_control() || opcode == OpCode::Continuation || self.deflate.is_none() {
+            return Err(Misuse::NotNegotiated);
+        }
+        let open = self.may_send()?;
+        if open {
+            let header = FrameHeader {
+                fin: true,
+                rsv1: true,
+                opcode,
+                mask: None,
+                payload_len: compressed.len() as u64,
+            };
+            let (head, head_len) = header.encode();
+            tx.transmit(&head[..head_len], compressed);
+        }
+        Ok(open)
+    }
+
+    /// Fails the connection for a violation the application found in a message the
+    /// core passed on (a compressed message that does not inflate, or whose text is not
+    /// UTF-8, or that inflates past the limit): a Close with the error's code is queued
+    /// (§7.1.7) and whatever arrives after it is discarded. Returns whether it was
+    /// failed now (`false`: it was closing already).
+    pub fn fail(
+        &mut self,
+        error: ProtocolError,
+        now: Tick,
+        tx: &mut impl Transmit,
+    ) -> Result<bool, Misuse> {
+        let open = self.may_send()?;
+        if open {
+            self.send_close(error.close_code(), &error.to_string(), now, tx);
+        }
+        Ok(open)
+    }
+
     /// Sends a frame encoded once for many connections (a chat message), keeping its
     /// bytes shared if `tx` can ([`Transmit::transmit_shared`]); returns whether it went
     /// out, as [`send`](Self::send) does.
@@ -408,6 +468,7 @@ impl<A: Copy> ServerConnection<A> {
     fn send_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8], tx: &mut impl Transmit) {
         let header = FrameHeader {
             fin,
+            rsv1: false,
             opcode,
             mask: None,
             payload_len: payload.len() as u64,
@@ -681,6 +742,7 @@ Sec-WebSocket-Version: 13\r\n\r\n";
         let accept = Answer::Accept(Upgrade {
             accept: [b'a'; 28],
             protocol: None,
+            deflate: None,
         });
         let mut fresh = ServerConnection::new(0, ());
         untouched(

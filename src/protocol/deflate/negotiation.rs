@@ -1,0 +1,186 @@
+//! The permessage-deflate handshake, server side (RFC 7692 §5, §7.1): reading the
+//! client's offers from `Sec-WebSocket-Extensions` and choosing the first one the server
+//! can honour, in the client's order of preference (RFC 6455 §9.1).
+//!
+//! The server always answers with `server_no_context_takeover` and
+//! `client_no_context_takeover`: both are the server's to add (§7.1.1.1, §7.1.1.2), and
+//! with them every message is compressed and inflated on its own, by one compressor and
+//! one decompressor shared by all the connections of a reactor, so that a connection that
+//! negotiated compression costs nothing more while it is idle.
+
+use std::num::NonZeroU8;
+
+use crate::protocol::http::Headers;
+
+/// The extension's name (§5).
+const NAME: &str = "permessage-deflate";
+
+/// What the server agreed to: one byte, so that it fits in a connection's spare room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Agreement {
+    /// The `server_max_window_bits` the client asked for (8–15), if it did: the server
+    /// answers with the same value (§7.1.2.1) and must never compress with a larger
+    /// window.
+    server_max_window_bits: Option<NonZeroU8>,
+}
+
+impl Agreement {
+    /// The largest LZ77 window (as log2 of its size) the server may compress with.
+    pub fn server_window_bits(self) -> u8 {
+        self.server_max_window_bits.map_or(15, NonZeroU8::get)
+    }
+
+    /// Whether a message as the client compressed it may go back to the client as the
+    /// very same bytes: it was compressed without context (`client_no_context_takeover`)
+    /// with a window of at most 15 bits (no `client_max_window_bits` is answered), so the
+    /// client can inflate it as a message of ours if its inflater keeps the full window.
+    pub fn echoes_compressed_as_is(self) -> bool {
+        self.server_window_bits() == 15
+    }
+
+    /// The value of the `Sec-WebSocket-Extensions` header of the 101 (§7.1): constant
+    /// text, so that answering allocates nothing.
+    pub fn response(self) -> &'static str {
+        macro_rules! answer {
+            ($($tail:literal)?) => {
+                concat!(
+                    "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+                    $(, "; server_max_window_bits=", $tail)?
+                )
+            };
+        }
+        match self.server_max_window_bits.map(NonZeroU8::get) {
+            None => answer!(),
+            Some(8) => answer!("8"),
+            Some(9) => answer!("9"),
+            Some(10) => answer!("10"),
+            Some(11) => answer!("11"),
+            Some(12) => answer!("12"),
+            Some(13) => answer!("13"),
+            Some(14) => answer!("14"),
+            _ => answer!("15"),
+        }
+    }
+}
+
+/// Why an offer is declined (§7.1: the server MUST decline an offer that has a parameter
+/// not defined for an offer, an invalid value, or a parameter twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declined {
+    /// A parameter permessage-deflate does not define for an offer.
+    UnknownParameter,
+    /// A parameter with a value it may not have, or without one it needs.
+    InvalidValue,
+    /// The same parameter twice.
+    Duplicate,
+}
+
+/// Chooses the first acceptable permessage-deflate offer among the client's
+/// `Sec-WebSocket-Extensions` fields, in order; `None` declines them all (the connection
+/// then opens without compression, §7.1).
+pub fn negotiate(headers: &Headers<'_, '_>) -> Option<Agreement> {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .flat_map(|h| split_outside_quotes(h.value, b','))
+        .filter_map(|offer| {
+            let mut parts = split_outside_quotes(offer, b';');
+            let name = parts.next()?.trim_ascii();
+            name.eq_ignore_ascii_case(NAME.as_bytes())
+                .then(|| accept(parts))
+        })
+        .find_map(Result::ok)
+}
+
+/// Judges one permessage-deflate offer by its parameters (§7.1.1, §7.1.2).
+pub fn accept<'a>(params: impl Iterator<Item = &'a [u8]>) -> Result<Agreement, Declined> {
+    let mut seen = [false; 4];
+    let mut server_max_window_bits = None;
+    for param in params {
+        let param = param.trim_ascii();
+        let (name, value) = match param.iter().position(|&b| b == b'=') {
+            Some(i) => (
+                param[..i].trim_ascii(),
+                Some(unquote(param[i + 1..].trim_ascii())),
+            ),
+            None => (param, None),
+        };
+        let index = [
+            "server_no_context_takeover",
+            "client_no_context_takeover",
+            "server_max_window_bits",
+            "client_max_window_bits",
+        ]
+        .iter()
+        .position(|known| name.eq_ignore_ascii_case(known.as_bytes()))
+        .ok_or(Declined::UnknownParameter)?;
+        if std::mem::replace(&mut seen[index], true) {
+            return Err(Declined::Duplicate);
+        }
+        match (index, value) {
+            // §7.1.1.1, §7.1.1.2: the context takeover parameters have no value.
+            (0 | 1, None) => {}
+            (0 | 1, Some(_)) => return Err(Declined::InvalidValue),
+            // §7.1.2.1: server_max_window_bits needs a value, 8 to 15.
+            (2, Some(value)) => server_max_window_bits = Some(window_bits(value)?),
+            (2, None) => return Err(Declined::InvalidValue),
+            // §7.1.2.2: client_max_window_bits may come without a value. The server
+            // answers without it: a client that compresses with any window up to 15
+            // bits is inflated with the full window.
+            (_, Some(value)) => {
+                window_bits(value)?;
+            }
+            (_, None) => {}
+        }
+    }
+    Ok(Agreement {
+        server_max_window_bits,
+    })
+}
+
+/// A window size parameter's value: a decimal integer from 8 to 15 without leading
+/// zeros (§7.1.2.1, after unquoting).
+fn window_bits(value: Option<&[u8]>) -> Result<NonZeroU8, Declined> {
+    let bits = match value.ok_or(Declined::InvalidValue)? {
+        [d @ b'8'..=b'9'] => d - b'0',
+        [b'1', d @ b'0'..=b'5'] => 10 + d - b'0',
+        _ => return Err(Declined::InvalidValue),
+    };
+    Ok(NonZeroU8::new(bits).expect("8 to 15"))
+}
+
+/// A parameter value without its quotes, if it is a quoted-string (RFC 9110 §5.6.4);
+/// `None` for one with escapes, which no valid value here needs.
+fn unquote(value: &[u8]) -> Option<&[u8]> {
+    match value {
+        [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') && !inner.contains(&b'"') => {
+            Some(inner)
+        }
+        [b'"', ..] => None,
+        _ => Some(value),
+    }
+}
+
+/// Splits a field value at `sep`, except inside a quoted-string (RFC 9110 §5.6.4), so
+/// that a quoted value holding a comma or semicolon stays one piece.
+fn split_outside_quotes(value: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        let (mut quoted, mut escaped) = (false, false);
+        for (i, &b) in s.iter().enumerate() {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                _ if b == sep && !quoted => {
+                    rest = Some(&s[i + 1..]);
+                    return Some(&s[..i]);
+                }
+                _ => {}
+            }
+        }
+        rest = None;
+        Some(s)
+    })
+}
