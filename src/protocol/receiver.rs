@@ -545,6 +545,111 @@ mod tests {
         assert_eq!(rx.poll(&SERVER, &mut next), Err(ProtocolError::InvalidUtf8));
     }
 
+    /// A masked client frame with RSV1 set (a compressed message's first frame).
+    fn compressed_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut frame = client_frame(fin, opcode, payload);
+        frame[0] |= 0x40;
+        frame
+    }
+
+    const DEFLATE: ReceiverConfig = ReceiverConfig {
+        role: Role::Server,
+        max_message_size: 1 << 20,
+        deflate: true,
+    };
+
+    #[test]
+    fn rsv1_is_a_violation_unless_deflate_was_negotiated() {
+        let frame = compressed_frame(true, OpCode::Text, b"\xf2\x48");
+        assert_eq!(
+            decode(&frame),
+            vec![Seen::Error(ProtocolError::ReservedBits)]
+        );
+        // RSV2 and RSV3 stay reserved with deflate too.
+        for bit in [0x20, 0x10] {
+            let mut frame = client_frame(true, OpCode::Text, b"a");
+            frame[0] |= bit;
+            let seen = decode_in_pieces(&DEFLATE, &frame, &[]);
+            assert_eq!(seen, vec![Seen::Error(ProtocolError::ReservedBits)]);
+        }
+    }
+
+    #[test]
+    fn rsv1_belongs_on_a_data_messages_first_frame_only() {
+        use ProtocolError::MisplacedCompression;
+        let cases = [
+            compressed_frame(true, OpCode::Ping, b"p"),
+            compressed_frame(true, OpCode::Pong, b""),
+            compressed_frame(true, OpCode::Close, &[0x03, 0xE8]),
+            [
+                compressed_frame(false, OpCode::Binary, b"ab"),
+                compressed_frame(true, OpCode::Continuation, b"cd"),
+            ]
+            .concat(),
+            [
+                client_frame(false, OpCode::Binary, b"ab"),
+                compressed_frame(true, OpCode::Continuation, b"cd"),
+            ]
+            .concat(),
+        ];
+        for stream in cases {
+            let seen = decode_in_pieces(&DEFLATE, &stream, &[]);
+            assert_eq!(
+                seen.last(),
+                Some(&Seen::Error(MisplacedCompression)),
+                "{stream:02x?}"
+            );
+            assert_eq!(MisplacedCompression.close_code(), CloseCode(1002));
+        }
+    }
+
+    #[test]
+    fn a_compressed_message_passes_unchecked_and_marked_on_every_chunk() {
+        // Not UTF-8 on the wire: compressed text is checked once inflated.
+        let stream = [
+            compressed_frame(false, OpCode::Text, b"\xff\xfe"),
+            client_frame(true, OpCode::Ping, b"between"),
+            client_frame(true, OpCode::Continuation, b"\xc0"),
+            client_frame(true, OpCode::Text, b"plain"),
+        ]
+        .concat();
+        let mut rx = Receiver::default();
+        let mut data = stream.clone();
+        let (mut pos, mut marks) = (0, Vec::new());
+        while pos < data.len() {
+            let (n, event) = rx.poll(&DEFLATE, &mut data[pos..]).unwrap();
+            pos += n;
+            if let Some(Event::Data(chunk)) = event {
+                marks.push((chunk.message, chunk.compressed, chunk.payload.to_vec()));
+            }
+        }
+        assert_eq!(
+            marks,
+            vec![
+                (OpCode::Text, true, b"\xff\xfe".to_vec()),
+                (OpCode::Text, true, b"\xc0".to_vec()),
+                (OpCode::Text, false, b"plain".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_compressed_message_may_pass_the_limit_on_the_wire_by_deflates_worst_case_only() {
+        let config = ReceiverConfig {
+            max_message_size: 8192,
+            ..DEFLATE
+        };
+        // 8192 + 8192/8192 + 64 = 8257 bytes of incompressible data, stored.
+        let at = compressed_frame(true, OpCode::Binary, &[0; 8257]);
+        assert!(matches!(
+            decode_in_pieces(&config, &at, &[])[..],
+            [Seen::Message(..)]
+        ));
+        let over = compressed_frame(true, OpCode::Binary, &[0; 8258]);
+        let seen = decode_in_pieces(&config, &over, &[]);
+        assert_eq!(seen, vec![Seen::Error(ProtocolError::MessageTooBig)]);
+    }
+
     #[test]
     fn client_role_requires_unmasked_frames() {
         let client = ReceiverConfig {

@@ -80,9 +80,10 @@ impl Relay {
 }
 
 /// Relays a chunk of a compressed message: gathered until the message is whole, then
-/// inflated to check it (size, UTF-8) and relayed. An echo goes back as the very bytes
-/// that came when the agreement lets the client inflate them as ours, else inflated; a
-/// chat message is inflated, for every member.
+/// inflated to check it (size, UTF-8) and relayed. An echo goes back compressed: as the
+/// very bytes that came when the agreement lets the client inflate them as ours, else
+/// compressed again with the window the client asked of us; a chat message is inflated,
+/// for every member.
 fn compressed(
     relay: Relay,
     chunk: DataChunk<'_>,
@@ -96,18 +97,17 @@ fn compressed(
     };
     let text = opcode == OpCode::Text;
     let codec = inflating.codec.get_or_insert_with(Codec::default);
-    let as_is = relay == Relay::Echo
-        && conn
-            .deflate()
-            .is_some_and(|agreement| agreement.echoes_compressed_as_is());
-    let checked = if as_is {
-        codec
+    let checked = match (relay, conn.deflate()) {
+        (Relay::Echo, Some(agreement)) if agreement.echoes_compressed_as_is() => codec
             .check(&message, text, inflating.limit)
-            .map(|()| Cow::Borrowed(&message[..]))
-    } else {
-        codec
-            .inflate(&message, text, inflating.limit)
-            .map(Cow::Borrowed)
+            .map(|()| &message[..]),
+        (Relay::Echo, Some(agreement)) => codec.recompress(
+            &message,
+            text,
+            inflating.limit,
+            agreement.server_window_bits(),
+        ),
+        _ => codec.inflate(&message, text, inflating.limit),
     };
     let payload = match checked {
         Ok(payload) => payload,
@@ -116,16 +116,12 @@ fn compressed(
             return Ok(Relayed::Failed(error));
         }
     };
-    Ok(match (relay, as_is) {
-        (Relay::Echo, true) => {
-            conn.send_compressed(opcode, &payload, io)?;
+    Ok(match relay {
+        Relay::Echo => {
+            conn.send_compressed(opcode, payload, io)?;
             Relayed::Kept
         }
-        (Relay::Echo, false) => {
-            conn.send(opcode, true, &payload, io)?;
-            Relayed::Kept
-        }
-        (Relay::Chat, _) => Relayed::Chat(SharedFrame::new(opcode, &payload)),
+        Relay::Chat => Relayed::Chat(SharedFrame::new(opcode, payload)),
     })
 }
 

@@ -16,7 +16,8 @@ fn check_header(buf: &[u8]) {
     let Ok(Some((header, len))) = whole else {
         return;
     };
-    assert!(buf[0] & 0x70 == 0, "RSV bits accepted");
+    assert!(buf[0] & 0x30 == 0, "RSV2/RSV3 accepted");
+    assert_eq!(header.rsv1, buf[0] & 0x40 != 0, "RSV1 is reported as it is");
     assert!(header.payload_len >> 63 == 0, "§5.2: the top bit must be 0");
     if header.opcode.is_control() {
         assert!(header.fin && header.payload_len <= MAX_CONTROL_PAYLOAD as u64);

@@ -1,6 +1,8 @@
 """Interop with Python `websockets` (an implementation no one here wrote) against the real
 binary: text, binary, a 1 MiB message, ping/pong, the closing handshake with a code and
-a reason, and a chat room."""
+a reason, and a chat room. Every test runs twice: against a plain server (which declines
+the client's permessage-deflate offer) and against `serve --deflate` (which accepts it:
+websockets then compresses every message it sends)."""
 
 import os
 
@@ -8,7 +10,32 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
-from conftest import IO_TIMEOUT, client, recv, unique
+from conftest import IO_TIMEOUT, Server, client, recv, unique
+
+
+@pytest.fixture(params=["plain", "deflate"])
+def server(request):
+    srv = Server(["--deflate"] if request.param == "deflate" else [])
+    srv.deflate = request.param == "deflate"
+    try:
+        yield srv
+        srv.assert_running()
+    finally:
+        srv.stop()
+
+
+def test_permessage_deflate_is_negotiated_only_with_deflate(server):
+    with client(server.url()) as ws:
+        agreed = ws.response.headers.get("Sec-WebSocket-Extensions")
+        if server.deflate:
+            # RFC 7692 §7.1: the server adds no context takeover in both directions.
+            assert agreed == (
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+            )
+        else:
+            assert agreed is None
+        ws.send("negotiated")
+        assert recv(ws, "echo") == "negotiated"
 
 
 def test_text_is_echoed(server):

@@ -184,3 +184,132 @@ fn split_outside_quotes(value: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
         Some(s)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::http::{parse_request, Header, MAX_HEADERS};
+
+    /// What the server answers to these `Sec-WebSocket-Extensions` fields: the 101's
+    /// header value, or `None` for a decline.
+    fn answer(fields: &[&str]) -> Option<&'static str> {
+        let mut head = String::from("GET / HTTP/1.1\r\nHost: h\r\n");
+        for field in fields {
+            head.push_str(&format!("Sec-WebSocket-Extensions: {field}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut storage = [Header::default(); MAX_HEADERS];
+        let (req, _) = parse_request(head.as_bytes(), 0, &mut storage)
+            .unwrap()
+            .unwrap();
+        negotiate(&req.headers).map(Agreement::response)
+    }
+
+    const PLAIN: &str =
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+
+    #[test]
+    fn what_browsers_and_libraries_offer_is_accepted_without_context_takeover() {
+        for offer in [
+            "permessage-deflate; client_max_window_bits", // Chromium, Firefox, Node ws
+            "permessage-deflate",
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+            "permessage-deflate; client_max_window_bits=12",
+            "PerMessage-Deflate; Client_Max_Window_Bits",
+            "permessage-deflate ;client_max_window_bits = 15 ",
+        ] {
+            assert_eq!(answer(&[offer]), Some(PLAIN), "{offer}");
+        }
+    }
+
+    #[test]
+    fn server_max_window_bits_is_answered_with_the_same_value() {
+        for bits in 8..=15 {
+            let offer = format!("permessage-deflate; server_max_window_bits={bits}");
+            let expected = format!("{PLAIN}; server_max_window_bits={bits}");
+            assert_eq!(answer(&[&offer]), Some(&expected[..]), "{offer}");
+        }
+        // A quoted-string value is the same value (§7.1.2.1).
+        let quoted = answer(&["permessage-deflate; server_max_window_bits=\"10\""]);
+        assert_eq!(
+            quoted,
+            Some(&format!("{PLAIN}; server_max_window_bits=10")[..])
+        );
+    }
+
+    #[test]
+    fn malformed_offers_are_declined() {
+        for offer in [
+            "permessage-deflate; unknown",
+            "permessage-deflate; server_no_context_takeover=1",
+            "permessage-deflate; client_no_context_takeover=\"\"",
+            "permessage-deflate; server_max_window_bits",
+            "permessage-deflate; server_max_window_bits=7",
+            "permessage-deflate; server_max_window_bits=16",
+            "permessage-deflate; server_max_window_bits=08",
+            "permessage-deflate; server_max_window_bits=9.0",
+            "permessage-deflate; server_max_window_bits=\"1\\0\"",
+            "permessage-deflate; server_max_window_bits=\"10",
+            "permessage-deflate; client_max_window_bits=0",
+            "permessage-deflate; client_max_window_bits=abc",
+            "permessage-deflate; client_max_window_bits; client_max_window_bits",
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+            "permessage-deflate; ; client_max_window_bits",
+            "x-webkit-deflate-frame",
+            "deflate-frame; no_context_takeover",
+        ] {
+            assert_eq!(answer(&[offer]), None, "{offer}");
+        }
+    }
+
+    #[test]
+    fn the_first_acceptable_offer_wins_in_the_clients_order() {
+        // A declined offer is skipped, not fatal: the next one is judged (§7.1).
+        let second =
+            answer(&["permessage-deflate; bogus, permessage-deflate; server_max_window_bits=9"]);
+        assert_eq!(
+            second,
+            Some(&format!("{PLAIN}; server_max_window_bits=9")[..])
+        );
+        let first = answer(&["permessage-deflate; server_max_window_bits=11, permessage-deflate"]);
+        assert_eq!(
+            first,
+            Some(&format!("{PLAIN}; server_max_window_bits=11")[..])
+        );
+        // Offers spread over several fields are one list (RFC 9110 §5.3).
+        let fields = answer(&[
+            "x-webkit-deflate-frame",
+            "permessage-deflate; foo=1",
+            "permessage-deflate",
+        ]);
+        assert_eq!(fields, Some(PLAIN));
+        // A quoted comma does not split an offer.
+        let quoted = answer(&["other; p=\"a,permessage-deflate\", permessage-deflate"]);
+        assert_eq!(quoted, Some(PLAIN));
+        assert_eq!(answer(&[]), None);
+        assert_eq!(answer(&["other, another"]), None);
+    }
+
+    #[test]
+    fn declines_say_why() {
+        let judge = |params: &[&str]| accept(params.iter().map(|p| p.as_bytes()));
+        assert_eq!(judge(&["what"]), Err(Declined::UnknownParameter));
+        assert_eq!(
+            judge(&["client_max_window_bits", "client_max_window_bits=9"]),
+            Err(Declined::Duplicate)
+        );
+        assert_eq!(
+            judge(&["server_max_window_bits=99"]),
+            Err(Declined::InvalidValue)
+        );
+        let agreed = judge(&["server_max_window_bits=12"]).unwrap();
+        assert_eq!(agreed.server_window_bits(), 12);
+        assert!(
+            !agreed.echoes_compressed_as_is(),
+            "a client may compress with 15 bits"
+        );
+        let agreed = judge(&["client_max_window_bits"]).unwrap();
+        assert_eq!(agreed.server_window_bits(), 15);
+        assert!(agreed.echoes_compressed_as_is());
+    }
+}

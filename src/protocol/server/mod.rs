@@ -552,6 +552,112 @@ Sec-WebSocket-Version: 13\r\n\r\n";
         }
     }
 
+    /// A connection opened with `extensions` offered, to a server that accepts
+    /// permessage-deflate if `deflate`; returns it, its config and the 101 as text.
+    fn open_offering(
+        deflate: bool,
+        extensions: &str,
+    ) -> (ServerConnection, ServerConfig<'static>, String) {
+        let mut config = config();
+        config.policy.deflate = deflate;
+        let mut conn = ServerConnection::new(0, ());
+        let head = String::from_utf8(REQUEST.to_vec()).unwrap();
+        let offer = format!("Sec-WebSocket-Extensions: {extensions}\r\n\r\n");
+        let mut request = head
+            .replacen("\r\n\r\n", &format!("\r\n{offer}"), 1)
+            .into_bytes();
+        let mut out = Vec::new();
+        let (_, event) = conn
+            .handle_read(&mut request, 0, &config, 0, &mut out)
+            .unwrap();
+        let Some(Event::Request { upgrade, .. }) = event else {
+            panic!("{event:?}");
+        };
+        conn.handle_answer(Answer::Accept(upgrade.unwrap()), 0, &mut out)
+            .unwrap();
+        (conn, config, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn a_deflate_offer_is_answered_in_the_101_and_compressed_messages_then_flow() {
+        let (mut conn, config, head) =
+            open_offering(true, "permessage-deflate; client_max_window_bits");
+        assert!(
+            head.contains("\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"),
+            "{head}"
+        );
+        assert!(head.ends_with("\r\n\r\n"));
+        assert!(conn.deflate().is_some());
+        // A compressed message (RSV1) is passed on, marked.
+        let mut frame = client_frame(
+            true,
+            OpCode::Text,
+            &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+        );
+        frame[0] |= 0x40;
+        let mut out = Vec::new();
+        let (header, none) = conn
+            .handle_read(&mut frame, 0, &config, 1, &mut out)
+            .unwrap();
+        assert_eq!((header, none), (6, None));
+        let (_, event) = conn
+            .handle_read(&mut frame[header..], 0, &config, 1, &mut out)
+            .unwrap();
+        assert!(matches!(event, Some(Event::Data(chunk)) if chunk.compressed));
+        // Ours go out as one frame with RSV1 set, unmasked (RFC 7692 §6).
+        assert_eq!(
+            conn.send_compressed(OpCode::Binary, &[0x00], &mut out),
+            Ok(true)
+        );
+        assert_eq!(out, [0xC2, 0x01, 0x00]);
+        for opcode in [OpCode::Ping, OpCode::Continuation, OpCode::Close] {
+            untouched(
+                &mut conn,
+                &|c, out| c.send_compressed(opcode, b"", out).map(drop),
+                Misuse::NotNegotiated,
+            );
+        }
+        // A message the application finds broken fails the connection with its code.
+        let mut out = Vec::new();
+        assert_eq!(
+            conn.fail(ProtocolError::BadCompressedText, 2, &mut out),
+            Ok(true)
+        );
+        assert_eq!(&out[..4], [0x88, out[1], 0x03, 0xEF], "Close 1007");
+        assert!(conn.shuts_down_when_flushed());
+        assert_eq!(
+            conn.fail(ProtocolError::BadCompressedText, 2, &mut out),
+            Ok(false)
+        );
+        assert_eq!(conn.send_compressed(OpCode::Text, b"", &mut out), Ok(false));
+    }
+
+    #[test]
+    fn without_an_agreement_there_is_no_compression() {
+        for (deflate, offer) in [
+            (false, "permessage-deflate"),
+            (true, "permessage-deflate; bogus"),
+        ] {
+            let (mut conn, config, head) = open_offering(deflate, offer);
+            assert!(!head.contains("Sec-WebSocket-Extensions"), "{head}");
+            assert_eq!(conn.deflate(), None);
+            untouched(
+                &mut conn,
+                &|c, out| c.send_compressed(OpCode::Text, b"", out).map(drop),
+                Misuse::NotNegotiated,
+            );
+            // §5.2: RSV1 without an extension that defines it fails the connection.
+            let mut frame = client_frame(true, OpCode::Text, b"x");
+            frame[0] |= 0x40;
+            let mut out = Vec::new();
+            let (_, event) = conn
+                .handle_read(&mut frame, 0, &config, 1, &mut out)
+                .unwrap();
+            assert_eq!(event, Some(Event::Failed(ProtocolError::ReservedBits)));
+            assert_eq!(&out[2..4], [0x03, 0xEA], "Close 1002");
+        }
+    }
+
     #[test]
     fn the_handshake_is_answered_with_the_rfc_accept_key() {
         let (_, out) = open();

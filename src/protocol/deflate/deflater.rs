@@ -11,10 +11,16 @@ pub struct Deflater {
 }
 
 impl Deflater {
-    /// A compressor whose window is `window_bits` (9 to 15) bits.
+    /// A compressor whose window is at most `window_bits` (8 to 15) bits. zlib and its
+    /// ports have no 256-byte window for raw deflate, so for 8 bits it writes stored
+    /// blocks only (level 0), which refer to nothing before them and so fit any window.
     pub fn new(window_bits: u8) -> Deflater {
+        let (level, bits) = match window_bits {
+            ..=8 => (Compression::none(), 9),
+            bits => (Compression::default(), bits.min(15)),
+        };
         Deflater {
-            z: Compress::new_with_window_bits(Compression::default(), false, window_bits),
+            z: Compress::new_with_window_bits(level, false, bits),
         }
     }
 
