@@ -278,3 +278,33 @@ fn a_decompression_bomb_gets_1009_at_the_limit_and_memory_stays_bounded() {
     let mut server = server;
     server.assert_serves();
 }
+
+#[test]
+fn a_room_compresses_each_message_once_for_the_members_that_agreed() {
+    let server = Server::with_args(&["--deflate"]);
+    let room = "/chat?room=deflate";
+    let (mut compressing, agreed) = open_offering(&server, room, "permessage-deflate");
+    assert_eq!(agreed.as_deref(), Some(AGREED));
+    let mut plain = server.open_path(room);
+    let text = "a message for the whole room, ".repeat(40);
+
+    // A compressed message goes as it came to the member that agreed, inflated to the other.
+    let compressed = compress(text.as_bytes());
+    compressing.send(&frame(0xC1, &compressed));
+    let (rsv1, got) = compressing.read_deflate_frame();
+    assert!(rsv1);
+    assert_eq!(got.payload, compressed, "the very bytes that came");
+    plain.expect_message(op::TEXT, text.as_bytes());
+
+    // A plain message is compressed once by the server for the member that agreed.
+    plain.send_frame(true, OpCode::Text, text.as_bytes());
+    plain.expect_message(op::TEXT, text.as_bytes());
+    let (rsv1, got) = compressing.read_deflate_frame();
+    assert!(rsv1);
+    assert_eq!(inflate(&got.payload, 15), text.as_bytes());
+    // A short one is not worth compressing.
+    plain.send_frame(true, OpCode::Text, b"hi");
+    plain.expect_message(op::TEXT, b"hi");
+    let (rsv1, got) = compressing.read_deflate_frame();
+    assert_eq!((rsv1, got.payload.as_slice()), (false, &b"hi"[..]));
+}

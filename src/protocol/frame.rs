@@ -91,7 +91,7 @@ impl FrameHeader {
         if b0 & 0x30 != 0 {
             return Err(ProtocolError::ReservedBits);
         }
-        let rsv1 = b0 & 0x40 != 0;
+        let rsv1 = b0 & RSV1 != 0;
         let fin = b0 & 0x80 != 0;
         let opcode = OpCode::from_u8(b0 & 0x0F)?;
         let masked = b1 & 0x80 != 0;
@@ -149,7 +149,7 @@ impl FrameHeader {
     /// The minimal length encoding is always used (§5.2).
     pub fn encode(&self) -> ([u8; MAX_HEADER_LEN], usize) {
         let mut out = [0u8; MAX_HEADER_LEN];
-        out[0] = (u8::from(self.fin) << 7) | (u8::from(self.rsv1) << 6) | self.opcode.as_u8();
+        out[0] = (u8::from(self.fin) << 7) | if self.rsv1 { RSV1 } else { 0 } | self.opcode.as_u8();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
         let mut pos = match self.payload_len {
             n if n < 126 => {
@@ -204,6 +204,9 @@ pub fn encode_frame(
     }
 }
 
+/// RSV1 in a frame's first byte: a compressed message with permessage-deflate.
+const RSV1: u8 = 0x40;
+
 /// One whole, unmasked server frame (§5.2) with FIN set, encoded once to be sent as the
 /// same bytes on many connections (a chat message to every member of its room). Only
 /// [`SharedFrame::new`] makes one, so a connection handed a `SharedFrame` is always handed
@@ -214,12 +217,30 @@ pub struct SharedFrame(Rc<[u8]>);
 impl SharedFrame {
     /// Encodes `payload` as one unfragmented server frame of `opcode`.
     pub fn new(opcode: OpCode, payload: &[u8]) -> SharedFrame {
+        SharedFrame(Self::encode(opcode, payload).into())
+    }
+
+    /// Encodes a message compressed by permessage-deflate as one unfragmented server
+    /// frame of `opcode` with RSV1 set (RFC 7692 §6), for the connections that agreed to
+    /// it (a core sends it only on such a connection).
+    pub fn compressed(opcode: OpCode, compressed: &[u8]) -> SharedFrame {
+        let mut frame = Self::encode(opcode, compressed);
+        frame[0] |= RSV1;
+        SharedFrame(frame.into())
+    }
+
+    fn encode(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
         // A server frame's header is 10 bytes at most: no masking key (§5.1).
         let mut frame = Vec::with_capacity(payload.len() + 10);
         encode_frame(&mut frame, true, opcode, None, payload.len(), |p| {
             p.copy_from_slice(payload)
         });
-        SharedFrame(frame.into())
+        frame
+    }
+
+    /// Whether this frame carries a compressed message (RSV1).
+    pub fn is_compressed(&self) -> bool {
+        self.0.first().is_some_and(|b| b & RSV1 != 0)
     }
 
     /// Whether this is a Close frame, which only a connection's own core may send: after

@@ -19,10 +19,10 @@ use mio::{Interest, Registry, Token};
 
 use super::env::Env;
 use super::relay::Gather;
+use super::room_message::RoomMessage;
 use super::session::{Admit, Handled, Session};
 use super::stats::Stats;
 use crate::protocol::deadline::Tick;
-use crate::protocol::frame::SharedFrame;
 use crate::protocol::server::{Flushed, Misuse, HIGH_WATER};
 use crate::protocol::transmit::Transmit;
 use crate::stream::{Cork, Corked, Held, Received, Spilled};
@@ -250,13 +250,13 @@ impl Connection {
     pub fn deliver(
         &mut self,
         token: Token,
-        frame: &SharedFrame,
+        message: &RoomMessage,
         sh: &mut Shared<'_>,
     ) -> Option<Verdict> {
         let unsent = self.spill.unsent();
         let admit = self
             .session
-            .deliver(frame, unsent, sh.env.stats, &mut self.spill);
+            .deliver(message, unsent, sh.env.stats, &mut self.spill);
         match admit {
             Ok(Admit::Skip) => Some(Verdict::Keep),
             Ok(Admit::Drop) => {

@@ -4,16 +4,16 @@
 //! server) can take it without depending on the session.
 
 use super::config::Config;
+use super::room_message::RoomMessage;
 use super::rooms::Rooms;
 use super::stats::Stats;
 use super::view::View;
 use crate::protocol::deadline::Tick;
 use crate::protocol::deflate::Codec;
-use crate::protocol::frame::SharedFrame;
 
 /// A chat message encoded once as a whole frame, from its sender (by id, the reactor's
 /// slab key), to be queued for every member of the sender's room.
-pub type Broadcast = (usize, SharedFrame);
+pub type Broadcast = (usize, RoomMessage);
 
 /// What the server lends a session while it runs.
 #[derive(Debug)]

@@ -1,16 +1,17 @@
 //! What an open connection does with the messages it receives: echo them back, or
 //! hand each whole message to its chat room. Sans-IO like the protocol core: an echo goes
 //! out through the connection's core, a chat message is encoded once by the protocol
-//! ([`SharedFrame`]) for the room's members' cores to send, and payload that must wait
+//! ([`RoomMessage`]) for the room's members' cores to send, and payload that must wait
 //! is gathered in a buffer the caller lends. A compressed message (permessage-deflate,
 //! RFC 7692) is gathered whole, then inflated by the reactor's codec, which the caller
 //! lends too.
 
 use std::borrow::Cow;
 
+use super::room_message::RoomMessage;
 use crate::protocol::deflate::Codec;
 use crate::protocol::error::ProtocolError;
-use crate::protocol::frame::{OpCode, SharedFrame};
+use crate::protocol::frame::OpCode;
 use crate::protocol::receiver::DataChunk;
 use crate::protocol::server::{Misuse, ServerConnection};
 use crate::protocol::transmit::Transmit;
@@ -36,21 +37,25 @@ pub enum Relay {
 pub enum Relayed {
     /// Echoed, or kept until its message is whole.
     Kept,
-    /// A whole chat message, encoded once as one unfragmented server frame, for the
-    /// caller to fan out to the room.
-    Chat(SharedFrame),
+    /// A whole chat message, encoded once (per kind of member) as one unfragmented
+    /// server frame, for the caller to fan out to the room.
+    Chat(RoomMessage),
     /// The message broke the protocol once inflated (it does not inflate, its text is
     /// not UTF-8, or it inflates past the limit): the connection is failed, its Close
     /// queued.
     Failed(ProtocolError),
 }
 
-/// What relaying a compressed message needs besides the connection: the reactor's
-/// codec (made on first use) and the message size limit.
+/// What relaying with permessage-deflate needs besides the connection: the reactor's
+/// codec (made on first use), whether the server compresses (`--deflate`), and the
+/// message size limit.
 #[derive(Debug)]
-pub struct Inflating<'a> {
+pub struct Compression<'a> {
     /// The reactor's compressor and decompressor, once a message needed them.
     pub codec: &'a mut Option<Codec>,
+    /// Whether the server runs with `--deflate`: chat messages are then compressed
+    /// once for the members that agreed to it.
+    pub enabled: bool,
     /// The largest message, inflated.
     pub limit: u64,
     /// The time, for the Close of a failed connection.
@@ -64,17 +69,17 @@ impl Relay {
         chunk: DataChunk<'_>,
         conn: &mut ServerConnection<Relay>,
         io: &mut impl Gather,
-        inflating: Inflating<'_>,
+        deflate: Compression<'_>,
     ) -> Result<Relayed, Misuse> {
         if chunk.compressed {
-            return compressed(self, chunk, conn, io, inflating);
+            return compressed(self, chunk, conn, io, deflate);
         }
         Ok(match self {
             Relay::Echo => {
                 echo(chunk, conn, io)?;
                 Relayed::Kept
             }
-            Relay::Chat => gather(chunk, io).map_or(Relayed::Kept, Relayed::Chat),
+            Relay::Chat => gather(chunk, io, deflate).map_or(Relayed::Kept, Relayed::Chat),
         })
     }
 }
@@ -82,14 +87,14 @@ impl Relay {
 /// Relays a chunk of a compressed message: gathered until the message is whole, then
 /// inflated to check it (size, UTF-8) and relayed. An echo goes back compressed: as the
 /// very bytes that came when the agreement lets the client inflate them as ours, else
-/// compressed again with the window the client asked of us; a chat message is inflated,
-/// for every member.
+/// compressed again with the window the client asked of us; a chat message is inflated
+/// for the members without compression, and goes as it came to those that take it.
 fn compressed(
     relay: Relay,
     chunk: DataChunk<'_>,
     conn: &mut ServerConnection<Relay>,
     io: &mut impl Gather,
-    inflating: Inflating<'_>,
+    inflating: Compression<'_>,
 ) -> Result<Relayed, Misuse> {
     let opcode = chunk.message;
     let Some(message) = whole(chunk, io) else {
@@ -98,7 +103,7 @@ fn compressed(
     let text = opcode == OpCode::Text;
     let codec = inflating.codec.get_or_insert_with(Codec::default);
     let checked = match (relay, conn.deflate()) {
-        (Relay::Echo, Some(agreement)) if agreement.echoes_compressed_as_is() => codec
+        (Relay::Echo, Some(agreement)) if agreement.takes_full_window() => codec
             .check(&message, text, inflating.limit)
             .map(|()| &message[..]),
         (Relay::Echo, Some(agreement)) => codec.recompress(
@@ -121,7 +126,7 @@ fn compressed(
             conn.send_compressed(opcode, payload, io)?;
             Relayed::Kept
         }
-        Relay::Chat => Relayed::Chat(SharedFrame::new(opcode, payload)),
+        Relay::Chat => Relayed::Chat(RoomMessage::new(opcode, payload, Some(&message))),
     })
 }
 
@@ -163,10 +168,21 @@ fn echo(
 }
 
 /// Gathers a chat message; once whole (and so valid: UTF-8 is checked as it arrives)
-/// it is encoded as one unfragmented frame, once for the whole room. Fragments cannot
+/// it is encoded as one unfragmented frame, once for the whole room (and compressed
+/// once, with `--deflate`, for the members that agreed to it). Fragments cannot
 /// be relayed as they come: members would see several senders' fragments
 /// interleaved, which §5.4 forbids.
-fn gather(chunk: DataChunk<'_>, io: &mut impl Gather) -> Option<SharedFrame> {
+fn gather(
+    chunk: DataChunk<'_>,
+    io: &mut impl Gather,
+    deflate: Compression<'_>,
+) -> Option<RoomMessage> {
     let opcode = chunk.message;
-    whole(chunk, io).map(|message| SharedFrame::new(opcode, &message))
+    let message = whole(chunk, io)?;
+    Some(if deflate.enabled {
+        let codec = deflate.codec.get_or_insert_with(Codec::default);
+        RoomMessage::compressing(opcode, &message, codec)
+    } else {
+        RoomMessage::new(opcode, &message, None)
+    })
 }

@@ -30,11 +30,12 @@ impl Agreement {
         self.server_max_window_bits.map_or(15, NonZeroU8::get)
     }
 
-    /// Whether a message as the client compressed it may go back to the client as the
-    /// very same bytes: it was compressed without context (`client_no_context_takeover`)
-    /// with a window of at most 15 bits (no `client_max_window_bits` is answered), so the
-    /// client can inflate it as a message of ours if its inflater keeps the full window.
-    pub fn echoes_compressed_as_is(self) -> bool {
+    /// Whether the client inflates our messages with the full 15-bit window: then any
+    /// message compressed without context, with any window, may go to it as it is: its
+    /// own echoed as the very bytes it sent (it compressed without context, with at most
+    /// 15 bits, as no `client_max_window_bits` is answered), or another client's chat
+    /// message as that client sent it.
+    pub fn takes_full_window(self) -> bool {
         self.server_window_bits() == 15
     }
 
@@ -305,11 +306,11 @@ mod tests {
         let agreed = judge(&["server_max_window_bits=12"]).unwrap();
         assert_eq!(agreed.server_window_bits(), 12);
         assert!(
-            !agreed.echoes_compressed_as_is(),
+            !agreed.takes_full_window(),
             "a client may compress with 15 bits"
         );
         let agreed = judge(&["client_max_window_bits"]).unwrap();
         assert_eq!(agreed.server_window_bits(), 15);
-        assert!(agreed.echoes_compressed_as_is());
+        assert!(agreed.takes_full_window());
     }
 }

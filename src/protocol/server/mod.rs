@@ -393,7 +393,9 @@ impl<A: Copy> ServerConnection<A> {
 
     /// Sends a frame encoded once for many connections (a chat message), keeping its
     /// bytes shared if `tx` can ([`Transmit::transmit_shared`]); returns whether it went
-    /// out, as [`send`](Self::send) does.
+    /// out, as [`send`](Self::send) does. A compressed one only on a connection that
+    /// agreed to permessage-deflate (the application picks one compressed with a window
+    /// the client takes).
     pub fn send_shared(
         &mut self,
         frame: &SharedFrame,
@@ -401,6 +403,9 @@ impl<A: Copy> ServerConnection<A> {
     ) -> Result<bool, Misuse> {
         if frame.is_close() {
             return Err(Misuse::CloseFrame);
+        }
+        if frame.is_compressed() && self.deflate.is_none() {
+            return Err(Misuse::NotNegotiated);
         }
         let open = self.may_send()?;
         if open {
