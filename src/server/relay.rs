@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 
 use super::room_message::RoomMessage;
+use crate::protocol::deadline::Tick;
 use crate::protocol::deflate::Codec;
 use crate::protocol::error::ProtocolError;
 use crate::protocol::frame::OpCode;
@@ -59,7 +60,7 @@ pub struct Compression<'a> {
     /// The largest message, inflated.
     pub limit: u64,
     /// The time, for the Close of a failed connection.
-    pub now: crate::protocol::deadline::Tick,
+    pub now: Tick,
 }
 
 impl Relay {
@@ -94,30 +95,30 @@ fn compressed(
     chunk: DataChunk<'_>,
     conn: &mut ServerConnection<Relay>,
     io: &mut impl Gather,
-    inflating: Compression<'_>,
+    deflate: Compression<'_>,
 ) -> Result<Relayed, Misuse> {
     let opcode = chunk.message;
     let Some(message) = whole(chunk, io) else {
         return Ok(Relayed::Kept);
     };
     let text = opcode == OpCode::Text;
-    let codec = inflating.codec.get_or_insert_with(Codec::default);
+    let codec = deflate.codec.get_or_insert_with(Codec::default);
     let checked = match (relay, conn.deflate()) {
         (Relay::Echo, Some(agreement)) if agreement.takes_full_window() => codec
-            .check(&message, text, inflating.limit)
+            .check(&message, text, deflate.limit)
             .map(|()| &message[..]),
         (Relay::Echo, Some(agreement)) => codec.recompress(
             &message,
             text,
-            inflating.limit,
+            deflate.limit,
             agreement.server_window_bits(),
         ),
-        _ => codec.inflate(&message, text, inflating.limit),
+        _ => codec.inflate(&message, text, deflate.limit),
     };
     let payload = match checked {
         Ok(payload) => payload,
         Err(error) => {
-            conn.fail(error, inflating.now, io)?;
+            conn.fail(error, deflate.now, io)?;
             return Ok(Relayed::Failed(error));
         }
     };
