@@ -85,4 +85,5 @@ async def main():
         ws.transport.abort()
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())

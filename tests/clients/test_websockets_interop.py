@@ -121,3 +121,24 @@ def test_chat_room_members_all_get_a_message(server):
         mine = unique("other room")
         other.send(mine)
         assert recv(other, "other room's own message") == mine
+
+
+@pytest.mark.parametrize("bits", [8, 9, 12, 15])
+def test_a_smaller_server_window_is_agreed_and_honoured(bits):
+    """Against the release binary: a client that asks for server_max_window_bits gets it
+    and can inflate the echoes with that window (8 bits, which zlib's raw deflate lacks,
+    is served with stored blocks; a release build once panicked there)."""
+    from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
+    srv = Server(["--deflate"])
+    try:
+        offer = ClientPerMessageDeflateFactory(server_max_window_bits=bits, client_max_window_bits=True)
+        with client(srv.url(), extensions=[offer], compression=None) as ws:
+            agreed = ws.response.headers.get("Sec-WebSocket-Extensions")
+            assert agreed.endswith(f"; server_max_window_bits={bits}"), agreed
+            text = "abcdefghij κόσμε " * 5000
+            ws.send(text)
+            assert recv(ws, "the echo") == text
+        srv.assert_running()
+    finally:
+        srv.stop()

@@ -15,9 +15,13 @@ impl Deflater {
     /// ports have no 256-byte window for raw deflate, so for 8 bits it writes stored
     /// blocks only (level 0), which refer to nothing before them and so fit any window.
     pub fn new(window_bits: u8) -> Deflater {
-        let (level, bits) = match window_bits {
-            ..=8 => (Compression::none(), 9),
-            bits => (Compression::default(), bits.min(15)),
+        // Written as a clamp and a comparison, not as a match on `..=8`: rustc 1.95 in
+        // release builds took the second arm's `bits` for 8 (found by fuzz/inflate).
+        let bits = window_bits.clamp(9, 15);
+        let level = if window_bits < 9 {
+            Compression::none()
+        } else {
+            Compression::default()
         };
         Deflater {
             z: Compress::new_with_window_bits(level, false, bits),

@@ -360,15 +360,7 @@ impl<A: Copy> ServerConnection<A> {
         }
         let open = self.may_send()?;
         if open {
-            let header = FrameHeader {
-                fin: true,
-                rsv1: true,
-                opcode,
-                mask: None,
-                payload_len: compressed.len() as u64,
-            };
-            let (head, head_len) = header.encode();
-            tx.transmit(&head[..head_len], compressed);
+            transmit_frame(opcode, true, true, compressed, tx);
         }
         Ok(open)
     }
@@ -469,17 +461,9 @@ impl<A: Copy> ServerConnection<A> {
         self.send_frame(OpCode::Close, true, &payload[..len], tx);
     }
 
-    /// Sends one unmasked server frame (§5.1).
+    /// Sends one unmasked, uncompressed server frame (§5.1).
     fn send_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8], tx: &mut impl Transmit) {
-        let header = FrameHeader {
-            fin,
-            rsv1: false,
-            opcode,
-            mask: None,
-            payload_len: payload.len() as u64,
-        };
-        let (head, head_len) = header.encode();
-        tx.transmit(&head[..head_len], payload);
+        transmit_frame(opcode, fin, false, payload, tx);
     }
 
     /// The one place the phase changes between its kinds: a new kind starts its wait now.
@@ -489,6 +473,20 @@ impl<A: Copy> ServerConnection<A> {
         }
         self.phase = phase;
     }
+}
+
+/// Transmits one unmasked server frame (§5.1), its header from the stack; `rsv1` marks
+/// a compressed message (RFC 7692 §6).
+fn transmit_frame(opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8], tx: &mut impl Transmit) {
+    let header = FrameHeader {
+        fin,
+        rsv1,
+        opcode,
+        mask: None,
+        payload_len: payload.len() as u64,
+    };
+    let (head, head_len) = header.encode();
+    tx.transmit(&head[..head_len], payload);
 }
 
 #[cfg(test)]
