@@ -26,6 +26,8 @@ venv=tests/clients/.venv
 source scripts/lib.sh
 echo "# $(uname -sr), $(nproc) CPUs, wsreactor $(version_stamp), node $(node --version), websockets $("$venv/bin/python" -c 'import websockets; print(websockets.__version__)')"
 peer() {
+  # A fresh log: wait_listening must not read the previous server's address.
+  rm -f "$work/server.log"
   taskset -c 0 "$@" 2>"$work/server.log" &
   server_pid=$!
   wait_listening "$work/server.log" "$1"
