@@ -401,8 +401,9 @@ impl Connection {
                 Flushed::Keep | Flushed::Resumed => {}
             }
             // Output beyond the high-water mark draws on the pool for messages in
-            // progress, except a chat member's: a room's backlog is its own, bounded by
-            // the slow-member limit, and must not take the echo's allowance.
+            // progress, and so does a compressed message gathered until it is whole,
+            // except a chat member's: a room's backlog is its own, bounded by the
+            // slow-member limit, and must not take the echo's allowance.
             let pool_mark = (!self.session.is_chat()).then_some(HIGH_WATER);
             self.spill.settle(sh.held, pool_mark);
             let want = if self.spill.unsent() == 0 {
