@@ -194,7 +194,7 @@ impl Receiver {
         }
         let payload = &mut input[..n];
         apply_mask(payload, mask, (offset % 4) as usize);
-        let (message, compressed) = (self.message_opcode(), self.is_compressed());
+        let (message, compressed) = self.message_kind();
         self.accept_payload(payload, fin && frame_done)?;
         let chunk = DataChunk {
             opcode,
@@ -259,7 +259,7 @@ impl Receiver {
             return Ok((header_len, None));
         }
         // An empty data frame is complete as soon as its header is.
-        let (message, compressed) = (self.message_opcode(), self.is_compressed());
+        let (message, compressed) = self.message_kind();
         self.accept_payload(&[], header.fin)?;
         let chunk = DataChunk {
             opcode: header.opcode,
@@ -279,28 +279,39 @@ impl Receiver {
         config: &ReceiverConfig,
         header: &FrameHeader,
     ) -> Result<(), ProtocolError> {
-        let too_big_for = |len: u64, max: u64| {
+        let too_big = |len: u64, max: u64| {
             len.checked_add(header.payload_len)
                 .filter(|&total| total <= max)
                 .ok_or(ProtocolError::MessageTooBig)
         };
-        let too_big = |len: u64| too_big_for(len, config.max_message_size);
-        let compressed_too_big = |len: u64| too_big_for(len, config.max_compressed_size());
+        let max = config.max_message_size;
+        // A compressed message's first frame (RSV1, judged by the caller): apart, so that
+        // the match below, once per frame, stays as cheap as without compression.
+        if header.rsv1 {
+            if self.message != MessageState::Idle {
+                return Err(ProtocolError::ExpectedContinuation);
+            }
+            self.message = MessageState::Compressed {
+                text: header.opcode == OpCode::Text,
+                len: too_big(0, config.max_compressed_size())?,
+            };
+            return Ok(());
+        }
         self.message = match (header.opcode, self.message) {
             (OpCode::Continuation, MessageState::Idle) => {
                 return Err(ProtocolError::UnexpectedContinuation)
             }
             (OpCode::Continuation, MessageState::Text { utf8, len }) => MessageState::Text {
                 utf8,
-                len: too_big(len)?,
+                len: too_big(len, max)?,
             },
-            (OpCode::Continuation, MessageState::Binary { len }) => {
-                MessageState::Binary { len: too_big(len)? }
-            }
+            (OpCode::Continuation, MessageState::Binary { len }) => MessageState::Binary {
+                len: too_big(len, max)?,
+            },
             (OpCode::Continuation, MessageState::Compressed { text, len }) => {
                 MessageState::Compressed {
                     text,
-                    len: compressed_too_big(len)?,
+                    len: too_big(len, config.max_compressed_size())?,
                 }
             }
             (
@@ -309,32 +320,26 @@ impl Receiver {
                 | MessageState::Binary { .. }
                 | MessageState::Compressed { .. },
             ) => return Err(ProtocolError::ExpectedContinuation),
-            (opcode, MessageState::Idle) if header.rsv1 => MessageState::Compressed {
-                text: opcode == OpCode::Text,
-                len: compressed_too_big(0)?,
-            },
             (OpCode::Text, MessageState::Idle) => MessageState::Text {
                 utf8: Utf8Validator::default(),
-                len: too_big(0)?,
+                len: too_big(0, max)?,
             },
-            (_, MessageState::Idle) => MessageState::Binary { len: too_big(0)? },
+            (_, MessageState::Idle) => MessageState::Binary {
+                len: too_big(0, max)?,
+            },
         };
         Ok(())
     }
 
-    /// The type of the message in progress.
-    fn message_opcode(&self) -> OpCode {
+    /// The type of the message in progress, and whether it is compressed.
+    fn message_kind(&self) -> (OpCode, bool) {
         match self.message {
-            MessageState::Text { .. } | MessageState::Compressed { text: true, .. } => OpCode::Text,
-            MessageState::Idle
-            | MessageState::Binary { .. }
-            | MessageState::Compressed { text: false, .. } => OpCode::Binary,
+            MessageState::Text { .. } => (OpCode::Text, false),
+            MessageState::Idle | MessageState::Binary { .. } => (OpCode::Binary, false),
+            MessageState::Compressed { text, .. } => {
+                (if text { OpCode::Text } else { OpCode::Binary }, true)
+            }
         }
-    }
-
-    /// Whether the message in progress is compressed.
-    fn is_compressed(&self) -> bool {
-        matches!(self.message, MessageState::Compressed { .. })
     }
 
     /// Validates payload bytes of the current message; ends the message on its last byte.
