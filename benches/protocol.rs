@@ -26,6 +26,7 @@ fn client_stream(opcode: OpCode, payload: usize, total: usize) -> Vec<u8> {
     while out.len() + payload + 14 <= total {
         let header = FrameHeader {
             fin: true,
+            rsv1: false,
             opcode,
             mask: Some([9, 8, 7, 6]),
             payload_len: payload as u64,
@@ -43,6 +44,7 @@ fn receiving(c: &mut Criterion) {
     let config = ReceiverConfig {
         role: Role::Server,
         max_message_size: 1 << 24,
+        deflate: false,
     };
     let mut group = c.benchmark_group("receive_64KiB_buffer");
     for (name, opcode, payload) in [

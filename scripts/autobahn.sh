@@ -3,18 +3,30 @@
 # against the release binary. Passes only if every selected case ran and ended OK or
 # INFORMATIONAL in both its exchange and its close (scripts/autobahn_verdict.py, which
 # takes the selection from kosoku's own case list and checks itself first).
-# Usage: scripts/autobahn.sh [--tls] [CASES...]   (globs such as 5.* or 7.1.1; default: all of 1-10)
-# --tls: the server speaks wss:// (a throwaway self-signed certificate made with openssl)
-# and kosoku, which speaks only ws://, reaches it through socat (plain in, TLS out).
-# Reports: reports/autobahn/index.json and one HTML page per case.
+# Usage: scripts/autobahn.sh [--tls] [--deflate] [CASES...]
+#   CASES: globs such as 5.* or 7.1.1; default: all of 1-10 (all 517 with --deflate).
+#   --tls: the server speaks wss:// (a throwaway self-signed certificate made with
+#     openssl) and kosoku, which speaks only ws://, reaches it through socat (plain in,
+#     TLS out).
+#   --deflate: the server runs with `--deflate`, and the permessage-deflate cases (12.*,
+#     13.*) run too.
+# Reports: reports/autobahn/index.json (reports/autobahn-deflate/ with --deflate) and one
+# HTML page per case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tls=
-if [ "${1:-}" = --tls ]; then
-  tls=1
+server_flags=()
+excludes=('12.*' '13.*')
+out=reports/autobahn
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tls) tls=1 ;;
+    --deflate) server_flags+=(--deflate) excludes=() out=reports/autobahn-deflate ;;
+    *) break ;;
+  esac
   shift
-fi
+done
 
 kosoku_version=0.1.0
 venv=.venv
@@ -49,7 +61,7 @@ if [ -n "$tls" ]; then
     -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
   tls_args=(--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
 fi
-./target/release/wsreactor --listen 127.0.0.1:0 "${tls_args[@]}" 2>"$log" &
+./target/release/wsreactor --listen 127.0.0.1:0 "${tls_args[@]}" "${server_flags[@]}" 2>"$log" &
 server_pid=$!
 addr=
 for _ in $(seq 100); do
@@ -73,13 +85,12 @@ if [ -n "$tls" ]; then
   addr=127.0.0.1:$shim_port
 fi
 
-out=reports/autobahn
 rm -rf "$out"
 # The selection, given to kosoku and to the verdict alike. 12.* and 13.* need
-# permessage-deflate, which wsreactor does not offer.
+# permessage-deflate, which wsreactor offers only with --deflate.
 selection=()
 for case in "$@"; do selection+=(--include "$case"); done
-for case in '12.*' '13.*'; do selection+=(--exclude "$case"); done
+for case in "${excludes[@]}"; do selection+=(--exclude "$case"); done
 status=0
 "$venv/bin/kosoku" -p 2 "${selection[@]}" -o "$out" "$addr" || status=$?
 

@@ -105,6 +105,7 @@ fn oversized_single_frame_is_closed_with_1009() {
     let mut ws = server.open();
     let (head, len) = wsreactor::protocol::frame::FrameHeader {
         fin: true,
+        rsv1: false,
         opcode: OpCode::Text,
         mask: Some(MASK),
         payload_len: 1 << 40,

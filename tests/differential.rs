@@ -423,8 +423,9 @@ mod frame {
     /// on every incomplete one. By design tungstenite's header parser checks less than
     /// ours, and its protocol layer (`WebSocketContext::read_frame`) rejects the rest
     /// later; ours rejects as soon as the bytes show it:
-    /// - RSV1–3 set (§5.2, no extension negotiated): ours `ReservedBits`; tungstenite
-    ///   returns the bits.
+    /// - RSV2 or RSV3 set (§5.2, no extension that defines them): ours `ReservedBits`;
+    ///   tungstenite returns the bits. Both return RSV1, which only permessage-deflate
+    ///   gives a meaning (RFC 7692 §6): the receiver judges it.
     /// - a reserved opcode (§5.2): both reject, ours from the first two bytes,
     ///   tungstenite only once the header is complete (`Ok(None)` until then).
     /// - a 64-bit length with the top bit set (§5.2): ours `LengthTopBit`; tungstenite
@@ -445,7 +446,7 @@ mod frame {
                 assert_eq!(
                     (
                         h.fin,
-                        false,
+                        h.rsv1,
                         false,
                         false,
                         h.opcode.as_u8(),
@@ -484,7 +485,7 @@ mod frame {
                     }
                     (ProtocolError::ReservedOpCode, ref t) => assert!(!complete(t), "{t:?}"),
                     (ProtocolError::ReservedBits, Ok(Some((t, _)))) => {
-                        assert!(t.rsv1 || t.rsv2 || t.rsv3);
+                        assert!(t.rsv2 || t.rsv3);
                     }
                     (ProtocolError::ReservedBits, ref t) => {
                         // Tungstenite reports the opcode if that is reserved too.

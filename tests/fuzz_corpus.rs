@@ -7,7 +7,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use wsreactor::testkit::{connection, frame, http_head, tls};
+use wsreactor::testkit::{connection, frame, http_head, inflate, tls};
 
 /// Runs `target` on every file in `fuzz/corpus/<name>/` and fails naming each file
 /// whose checks panic.
@@ -86,6 +86,7 @@ fn seeds_decode_as_named() {
     let config = ReceiverConfig {
         role: Role::Server,
         max_message_size: 1 << 20,
+        deflate: false,
     };
     assert_eq!(
         receive(&config, input.payload, &[input.payload.len()]),
@@ -99,4 +100,9 @@ fn seeds_decode_as_named() {
 #[test]
 fn tls_corpus() {
     replay("tls", tls::tls);
+}
+
+#[test]
+fn inflate_corpus() {
+    replay("inflate", inflate::inflate);
 }

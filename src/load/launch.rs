@@ -266,6 +266,7 @@ fn driver_config(
             receiver: ReceiverConfig {
                 role: Role::Client,
                 max_message_size: u64::MAX >> 1,
+                deflate: false,
             },
             max_spill: unsent + 64 * 1024,
             chat,

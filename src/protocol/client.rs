@@ -200,6 +200,7 @@ mod tests {
     const CLIENT: ReceiverConfig = ReceiverConfig {
         role: Role::Client,
         max_message_size: 1 << 20,
+        deflate: false,
     };
 
     /// Runs `data` through a server core that echoes every whole frame; returns what

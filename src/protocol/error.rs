@@ -8,8 +8,17 @@ use super::close_code::CloseCode;
 /// A violation by the peer that fails the WebSocket connection (RFC 6455 §7.1.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtocolError {
-    /// An RSV bit is set but no extension was negotiated (§5.2).
+    /// An RSV bit is set but no extension was negotiated that defines it (§5.2).
     ReservedBits,
+    /// RSV1 (compressed) on a control frame or on a message's later frame: with
+    /// permessage-deflate it belongs on a data message's first frame only (RFC 7692 §6,
+    /// §6.1).
+    MisplacedCompression,
+    /// A compressed text message that does not inflate (RFC 7692 §6.2): reported as
+    /// invalid payload, as its text cannot be valid UTF-8.
+    BadCompressedText,
+    /// A compressed binary message that does not inflate (RFC 7692 §6.2).
+    BadCompressedBinary,
     /// Opcode 0x3–0x7 or 0xB–0xF (§5.2).
     ReservedOpCode,
     /// A 64-bit payload length with the most significant bit set (§5.2).
@@ -36,7 +45,9 @@ impl ProtocolError {
     /// The close code this violation is reported with (§7.4.1).
     pub fn close_code(self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::InvalidUtf8 | ProtocolError::BadCompressedText => {
+                CloseCode::INVALID_PAYLOAD
+            }
             ProtocolError::MessageTooBig => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }
@@ -47,6 +58,9 @@ impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {
             ProtocolError::ReservedBits => "RSV bits set without an extension",
+            ProtocolError::MisplacedCompression => "RSV1 on a control or continuation frame",
+            ProtocolError::BadCompressedText => "compressed text does not inflate",
+            ProtocolError::BadCompressedBinary => "compressed message does not inflate",
             ProtocolError::ReservedOpCode => "reserved opcode",
             ProtocolError::LengthTopBit => "64-bit length with the top bit set",
             ProtocolError::Masking => "frame masking does not match the role",

@@ -67,6 +67,9 @@ impl OpCode {
 pub struct FrameHeader {
     /// FIN: this frame ends its message (§5.4).
     pub fin: bool,
+    /// RSV1: with permessage-deflate negotiated, the message this frame starts is
+    /// compressed (RFC 7692 §6). Meaningless (and refused) without it.
+    pub rsv1: bool,
     /// What the frame carries.
     pub opcode: OpCode,
     /// The masking key: every client frame has one, no server frame does (§5.3).
@@ -78,15 +81,20 @@ pub struct FrameHeader {
 impl FrameHeader {
     /// Decodes a header from the start of `buf`: `Ok(Some((header, header_len)))` when
     /// complete, `Ok(None)` when more bytes are needed (nothing consumed), or the RFC
-    /// violation the header itself shows. RSV bits are rejected because no extension is
-    /// ever negotiated (§5.2).
+    /// violation the header itself shows. RSV2 and RSV3 are rejected, since no extension
+    /// that uses them is ever negotiated (§5.2); RSV1 is reported for the receiver to
+    /// judge (only permessage-deflate gives it a meaning, RFC 7692 §6).
+    // Inlined into the receiver's loop, as it was before RSV1 made it a little larger:
+    // called once per frame, it is the hot path of small messages.
+    #[inline]
     pub fn decode(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
         let [b0, b1, ..] = *buf else {
             return Ok(None);
         };
-        if b0 & 0x70 != 0 {
+        if b0 & 0x30 != 0 {
             return Err(ProtocolError::ReservedBits);
         }
+        let rsv1 = b0 & RSV1 != 0;
         let fin = b0 & 0x80 != 0;
         let opcode = OpCode::from_u8(b0 & 0x0F)?;
         let masked = b1 & 0x80 != 0;
@@ -131,6 +139,7 @@ impl FrameHeader {
         Ok(Some((
             FrameHeader {
                 fin,
+                rsv1,
                 opcode,
                 mask,
                 payload_len,
@@ -143,7 +152,7 @@ impl FrameHeader {
     /// The minimal length encoding is always used (§5.2).
     pub fn encode(&self) -> ([u8; MAX_HEADER_LEN], usize) {
         let mut out = [0u8; MAX_HEADER_LEN];
-        out[0] = (u8::from(self.fin) << 7) | self.opcode.as_u8();
+        out[0] = (u8::from(self.fin) << 7) | if self.rsv1 { RSV1 } else { 0 } | self.opcode.as_u8();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
         let mut pos = match self.payload_len {
             n if n < 126 => {
@@ -183,6 +192,7 @@ pub fn encode_frame(
 ) {
     let header = FrameHeader {
         fin,
+        rsv1: false,
         opcode,
         mask,
         payload_len: len as u64,
@@ -197,6 +207,9 @@ pub fn encode_frame(
     }
 }
 
+/// RSV1 in a frame's first byte: a compressed message with permessage-deflate.
+const RSV1: u8 = 0x40;
+
 /// One whole, unmasked server frame (§5.2) with FIN set, encoded once to be sent as the
 /// same bytes on many connections (a chat message to every member of its room). Only
 /// [`SharedFrame::new`] makes one, so a connection handed a `SharedFrame` is always handed
@@ -207,12 +220,30 @@ pub struct SharedFrame(Rc<[u8]>);
 impl SharedFrame {
     /// Encodes `payload` as one unfragmented server frame of `opcode`.
     pub fn new(opcode: OpCode, payload: &[u8]) -> SharedFrame {
+        SharedFrame(Self::encode(opcode, payload).into())
+    }
+
+    /// Encodes a message compressed by permessage-deflate as one unfragmented server
+    /// frame of `opcode` with RSV1 set (RFC 7692 §6), for the connections that agreed to
+    /// it (a core sends it only on such a connection).
+    pub fn compressed(opcode: OpCode, compressed: &[u8]) -> SharedFrame {
+        let mut frame = Self::encode(opcode, compressed);
+        frame[0] |= RSV1;
+        SharedFrame(frame.into())
+    }
+
+    fn encode(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
         // A server frame's header is 10 bytes at most: no masking key (§5.1).
         let mut frame = Vec::with_capacity(payload.len() + 10);
         encode_frame(&mut frame, true, opcode, None, payload.len(), |p| {
             p.copy_from_slice(payload)
         });
-        SharedFrame(frame.into())
+        frame
+    }
+
+    /// Whether this frame carries a compressed message (RSV1).
+    pub fn is_compressed(&self) -> bool {
+        self.0.first().is_some_and(|b| b & RSV1 != 0)
     }
 
     /// Whether this is a Close frame, which only a connection's own core may send: after
@@ -330,18 +361,21 @@ mod tests {
         for header in [
             FrameHeader {
                 fin: true,
+                rsv1: false,
                 opcode: OpCode::Binary,
                 mask: Some([9, 8, 7, 6]),
                 payload_len: 70_000,
             },
             FrameHeader {
                 fin: false,
+                rsv1: true,
                 opcode: OpCode::Text,
                 mask: Some([1, 1, 1, 1]),
                 payload_len: 300,
             },
             FrameHeader {
                 fin: true,
+                rsv1: false,
                 opcode: OpCode::Ping,
                 mask: None,
                 payload_len: 5,
@@ -360,6 +394,7 @@ mod tests {
         let len_of = |n| {
             FrameHeader {
                 fin: true,
+                rsv1: false,
                 opcode: OpCode::Binary,
                 mask: None,
                 payload_len: n,
@@ -377,8 +412,13 @@ mod tests {
     #[test]
     fn header_violations_are_rejected() {
         use ProtocolError::*;
-        assert_eq!(FrameHeader::decode(&[0xC1, 0x80]), Err(ReservedBits));
+        // RSV2 and RSV3 never have a meaning here; RSV1 is the receiver's to judge.
+        assert_eq!(FrameHeader::decode(&[0xA1, 0x80]), Err(ReservedBits));
         assert_eq!(FrameHeader::decode(&[0x91, 0x80]), Err(ReservedBits));
+        let rsv1 = FrameHeader::decode(&[0xC1, 0x80, 1, 2, 3, 4])
+            .unwrap()
+            .unwrap();
+        assert!(rsv1.0.rsv1 && rsv1.0.fin);
         assert_eq!(FrameHeader::decode(&[0x83, 0x80]), Err(ReservedOpCode));
         assert_eq!(FrameHeader::decode(&[0x8B, 0x80]), Err(ReservedOpCode));
         assert_eq!(

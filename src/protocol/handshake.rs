@@ -5,6 +5,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
+use super::deflate::{negotiate, Agreement};
 use super::http::{write_response, HttpError, Request, Response, Status};
 
 /// The GUID appended to the key (§1.3).
@@ -20,6 +21,8 @@ pub struct Policy<'c> {
     pub allowed_origins: &'c [String],
     /// Subprotocols the server speaks, for `Sec-WebSocket-Protocol` (§4.2.2 item 5.4).
     pub protocols: &'c [String],
+    /// Whether permessage-deflate offers are accepted (RFC 7692).
+    pub deflate: bool,
 }
 
 /// A valid WebSocket upgrade: what the 101 answers it with.
@@ -29,6 +32,8 @@ pub struct Upgrade<'a> {
     pub accept: [u8; ACCEPT_LEN],
     /// The subprotocol selected, if any.
     pub protocol: Option<&'a str>,
+    /// The permessage-deflate offer accepted, if any (RFC 7692 §7.1).
+    pub deflate: Option<Agreement>,
 }
 
 /// Why a request is not served; each maps to the status that reports it.
@@ -245,6 +250,7 @@ pub fn check_request<'a>(
     Ok(Some(Upgrade {
         accept: accept_key(key),
         protocol: select_protocol(req, policy.protocols),
+        deflate: policy.deflate.then(|| negotiate(h)).flatten(),
     }))
 }
 
@@ -318,6 +324,7 @@ mod tests {
         let policy = Policy {
             allowed_origins: &["https://ok.example".to_owned()],
             protocols: &["chat.v2".to_owned(), "chat.v1".to_owned()],
+            deflate: false,
         };
         check_request(&req, &policy).map(|r| format!("{r:?}"))
     }

@@ -4,7 +4,8 @@
 //!
 //! Codecs: `http` (request and response heads), `handshake` (§4 rules, the accept
 //! key), `frame` (headers, masking, encoding), `receiver` (the receiving state machine),
-//! `utf8`, `close` (Close bodies), `close_code` (their status codes), `error`.
+//! `utf8`, `close` (Close bodies), `close_code` (their status codes), `error`, `deflate`
+//! (permessage-deflate, RFC 7692: negotiation, inflate, deflate).
 //! Connections: `server` (the server role), `client` (the client role), with `deadline`
 //! (their timeouts as functions of a time passed in) and `transmit` (where their output
 //! goes).
@@ -13,6 +14,7 @@ pub mod client;
 pub mod close;
 pub mod close_code;
 pub mod deadline;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

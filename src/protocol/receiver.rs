@@ -10,7 +10,12 @@
 //!
 //! Enforced here: masking by role (§5.1), the fragmentation rules (§5.4), control
 //! frames (§5.5), UTF-8 (§8.1), Close bodies (§5.5.1, §7.4) and the message size limit,
-//! which is checked from the frame header before a byte of payload is buffered.
+//! which is checked from the frame header before a byte of payload is buffered. With
+//! permessage-deflate negotiated (RFC 7692), RSV1 marks a compressed message on its first
+//! frame only; a compressed message's chunks are passed on as they are, for the caller to
+//! inflate once the message is whole (its UTF-8 and its inflated size are checked then,
+//! see `protocol::deflate`), and its size on the wire is bounded here with the slack that
+//! deflate's worst case needs.
 
 use super::close::CloseBody;
 use super::error::ProtocolError;
@@ -33,6 +38,20 @@ pub struct ReceiverConfig {
     pub role: Role,
     /// The largest message accepted, summed over its fragments (1009 above it).
     pub max_message_size: u64,
+    /// Whether permessage-deflate was negotiated: RSV1 then marks a compressed message
+    /// (RFC 7692 §6); otherwise it is a violation (§5.2).
+    pub deflate: bool,
+}
+
+impl ReceiverConfig {
+    /// The most a compressed message may take on the wire: the size limit, plus what
+    /// deflate adds at worst to data it cannot compress (5 bytes of stored-block header
+    /// per 65,535 bytes, RFC 1951 §3.2.4) and its last block. Its inflated size is held
+    /// to the limit itself while it inflates.
+    fn max_compressed_size(&self) -> u64 {
+        self.max_message_size
+            .saturating_add(self.max_message_size / 8192 + 64)
+    }
 }
 
 /// A run of payload bytes of a data frame, unmasked and validated.
@@ -45,6 +64,9 @@ pub struct DataChunk<'a> {
     pub message: OpCode,
     /// The frame's FIN bit.
     pub fin: bool,
+    /// Whether the message is compressed (RFC 7692 §6: RSV1 on its first frame): its
+    /// payload is deflate data, not validated yet.
+    pub compressed: bool,
     /// The whole frame's payload length.
     pub frame_len: u64,
     /// Where `payload` starts within the frame's payload.
@@ -103,8 +125,18 @@ enum FrameState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MessageState {
     Idle,
-    Text { utf8: Utf8Validator, len: u64 },
-    Binary { len: u64 },
+    Text {
+        utf8: Utf8Validator,
+        len: u64,
+    },
+    Binary {
+        len: u64,
+    },
+    /// A compressed message (RFC 7692 §6): its bytes are checked once inflated.
+    Compressed {
+        text: bool,
+        len: u64,
+    },
 }
 
 /// A connection's receive state: small and `Copy`, with no heap, since it is part of every
@@ -162,12 +194,13 @@ impl Receiver {
         }
         let payload = &mut input[..n];
         apply_mask(payload, mask, (offset % 4) as usize);
-        let message = self.message_opcode();
+        let (message, compressed) = self.message_kind();
         self.accept_payload(payload, fin && frame_done)?;
         let chunk = DataChunk {
             opcode,
             message,
             fin,
+            compressed,
             frame_len,
             offset,
             payload,
@@ -187,6 +220,16 @@ impl Receiver {
             return Err(ProtocolError::Masking);
         }
         let mask = header.mask.unwrap_or([0; 4]);
+        if header.rsv1 {
+            if !config.deflate {
+                return Err(ProtocolError::ReservedBits);
+            }
+            // RFC 7692 §6.1: control frames are never compressed; §6: RSV1 is set on a
+            // message's first frame only.
+            if header.opcode.is_control() || header.opcode == OpCode::Continuation {
+                return Err(ProtocolError::MisplacedCompression);
+            }
+        }
         if header.opcode.is_control() {
             // Control frames are at most 125 bytes (checked by decode): wait until the
             // whole frame is here and hand it over in one piece.
@@ -216,12 +259,13 @@ impl Receiver {
             return Ok((header_len, None));
         }
         // An empty data frame is complete as soon as its header is.
-        let message = self.message_opcode();
+        let (message, compressed) = self.message_kind();
         self.accept_payload(&[], header.fin)?;
         let chunk = DataChunk {
             opcode: header.opcode,
             message,
             fin: header.fin,
+            compressed,
             frame_len: 0,
             offset: 0,
             payload: &[],
@@ -235,39 +279,66 @@ impl Receiver {
         config: &ReceiverConfig,
         header: &FrameHeader,
     ) -> Result<(), ProtocolError> {
-        let too_big = |len: u64| {
+        let too_big = |len: u64, max: u64| {
             len.checked_add(header.payload_len)
-                .filter(|&total| total <= config.max_message_size)
+                .filter(|&total| total <= max)
                 .ok_or(ProtocolError::MessageTooBig)
         };
+        let max = config.max_message_size;
+        // A compressed message's first frame (RSV1, judged by the caller): apart, so that
+        // the match below, once per frame, stays as cheap as without compression.
+        if header.rsv1 {
+            if self.message != MessageState::Idle {
+                return Err(ProtocolError::ExpectedContinuation);
+            }
+            self.message = MessageState::Compressed {
+                text: header.opcode == OpCode::Text,
+                len: too_big(0, config.max_compressed_size())?,
+            };
+            return Ok(());
+        }
         self.message = match (header.opcode, self.message) {
             (OpCode::Continuation, MessageState::Idle) => {
                 return Err(ProtocolError::UnexpectedContinuation)
             }
             (OpCode::Continuation, MessageState::Text { utf8, len }) => MessageState::Text {
                 utf8,
-                len: too_big(len)?,
+                len: too_big(len, max)?,
             },
-            (OpCode::Continuation, MessageState::Binary { len }) => {
-                MessageState::Binary { len: too_big(len)? }
+            (OpCode::Continuation, MessageState::Binary { len }) => MessageState::Binary {
+                len: too_big(len, max)?,
+            },
+            (OpCode::Continuation, MessageState::Compressed { text, len }) => {
+                MessageState::Compressed {
+                    text,
+                    len: too_big(len, config.max_compressed_size())?,
+                }
             }
-            (_, MessageState::Text { .. } | MessageState::Binary { .. }) => {
-                return Err(ProtocolError::ExpectedContinuation)
-            }
+            (
+                _,
+                MessageState::Text { .. }
+                | MessageState::Binary { .. }
+                | MessageState::Compressed { .. },
+            ) => return Err(ProtocolError::ExpectedContinuation),
             (OpCode::Text, MessageState::Idle) => MessageState::Text {
                 utf8: Utf8Validator::default(),
-                len: too_big(0)?,
+                len: too_big(0, max)?,
             },
-            (_, MessageState::Idle) => MessageState::Binary { len: too_big(0)? },
+            (_, MessageState::Idle) => MessageState::Binary {
+                len: too_big(0, max)?,
+            },
         };
         Ok(())
     }
 
-    /// The type of the message in progress.
-    fn message_opcode(&self) -> OpCode {
+    /// The type of the message in progress, and whether it is compressed.
+    fn message_kind(&self) -> (OpCode, bool) {
         match self.message {
-            MessageState::Text { .. } => OpCode::Text,
-            MessageState::Idle | MessageState::Binary { .. } => OpCode::Binary,
+            MessageState::Text { .. } => (OpCode::Text, false),
+            MessageState::Idle | MessageState::Binary { .. } => (OpCode::Binary, false),
+            MessageState::Compressed { text, .. } => {
+                (if text { OpCode::Text } else { OpCode::Binary }, true)
+            }
         }
     }
 
@@ -295,6 +366,7 @@ mod tests {
     const SERVER: ReceiverConfig = ReceiverConfig {
         role: Role::Server,
         max_message_size: 1 << 20,
+        deflate: false,
     };
 
     /// A masked client frame, as a client would send it.
@@ -443,6 +515,7 @@ mod tests {
         let config = ReceiverConfig {
             role: Role::Server,
             max_message_size: 10,
+            deflate: false,
         };
         let mut s = client_frame(false, OpCode::Binary, b"123456");
         // Only the header of the offending fragment: the error needs no payload.
@@ -477,11 +550,117 @@ mod tests {
         assert_eq!(rx.poll(&SERVER, &mut next), Err(ProtocolError::InvalidUtf8));
     }
 
+    /// A masked client frame with RSV1 set (a compressed message's first frame).
+    fn compressed_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut frame = client_frame(fin, opcode, payload);
+        frame[0] |= 0x40;
+        frame
+    }
+
+    const DEFLATE: ReceiverConfig = ReceiverConfig {
+        role: Role::Server,
+        max_message_size: 1 << 20,
+        deflate: true,
+    };
+
+    #[test]
+    fn rsv1_is_a_violation_unless_deflate_was_negotiated() {
+        let frame = compressed_frame(true, OpCode::Text, b"\xf2\x48");
+        assert_eq!(
+            decode(&frame),
+            vec![Seen::Error(ProtocolError::ReservedBits)]
+        );
+        // RSV2 and RSV3 stay reserved with deflate too.
+        for bit in [0x20, 0x10] {
+            let mut frame = client_frame(true, OpCode::Text, b"a");
+            frame[0] |= bit;
+            let seen = decode_in_pieces(&DEFLATE, &frame, &[]);
+            assert_eq!(seen, vec![Seen::Error(ProtocolError::ReservedBits)]);
+        }
+    }
+
+    #[test]
+    fn rsv1_belongs_on_a_data_messages_first_frame_only() {
+        use ProtocolError::MisplacedCompression;
+        let cases = [
+            compressed_frame(true, OpCode::Ping, b"p"),
+            compressed_frame(true, OpCode::Pong, b""),
+            compressed_frame(true, OpCode::Close, &[0x03, 0xE8]),
+            [
+                compressed_frame(false, OpCode::Binary, b"ab"),
+                compressed_frame(true, OpCode::Continuation, b"cd"),
+            ]
+            .concat(),
+            [
+                client_frame(false, OpCode::Binary, b"ab"),
+                compressed_frame(true, OpCode::Continuation, b"cd"),
+            ]
+            .concat(),
+        ];
+        for stream in cases {
+            let seen = decode_in_pieces(&DEFLATE, &stream, &[]);
+            assert_eq!(
+                seen.last(),
+                Some(&Seen::Error(MisplacedCompression)),
+                "{stream:02x?}"
+            );
+            assert_eq!(MisplacedCompression.close_code(), CloseCode(1002));
+        }
+    }
+
+    #[test]
+    fn a_compressed_message_passes_unchecked_and_marked_on_every_chunk() {
+        // Not UTF-8 on the wire: compressed text is checked once inflated.
+        let stream = [
+            compressed_frame(false, OpCode::Text, b"\xff\xfe"),
+            client_frame(true, OpCode::Ping, b"between"),
+            client_frame(true, OpCode::Continuation, b"\xc0"),
+            client_frame(true, OpCode::Text, b"plain"),
+        ]
+        .concat();
+        let mut rx = Receiver::default();
+        let mut data = stream.clone();
+        let (mut pos, mut marks) = (0, Vec::new());
+        while pos < data.len() {
+            let (n, event) = rx.poll(&DEFLATE, &mut data[pos..]).unwrap();
+            pos += n;
+            if let Some(Event::Data(chunk)) = event {
+                marks.push((chunk.message, chunk.compressed, chunk.payload.to_vec()));
+            }
+        }
+        assert_eq!(
+            marks,
+            vec![
+                (OpCode::Text, true, b"\xff\xfe".to_vec()),
+                (OpCode::Text, true, b"\xc0".to_vec()),
+                (OpCode::Text, false, b"plain".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_compressed_message_may_pass_the_limit_on_the_wire_by_deflates_worst_case_only() {
+        let config = ReceiverConfig {
+            max_message_size: 8192,
+            ..DEFLATE
+        };
+        // 8192 + 8192/8192 + 64 = 8257 bytes of incompressible data, stored.
+        let at = compressed_frame(true, OpCode::Binary, &[0; 8257]);
+        assert!(matches!(
+            decode_in_pieces(&config, &at, &[])[..],
+            [Seen::Message(..)]
+        ));
+        let over = compressed_frame(true, OpCode::Binary, &[0; 8258]);
+        let seen = decode_in_pieces(&config, &over, &[]);
+        assert_eq!(seen, vec![Seen::Error(ProtocolError::MessageTooBig)]);
+    }
+
     #[test]
     fn client_role_requires_unmasked_frames() {
         let client = ReceiverConfig {
             role: Role::Client,
             max_message_size: 100,
+            deflate: false,
         };
         assert_eq!(
             decode_in_pieces(&client, &[0x82, 0x02, 7, 8], &[]),

@@ -19,11 +19,11 @@ use mio::{Interest, Registry, Token};
 
 use super::env::Env;
 use super::relay::Gather;
+use super::room_message::RoomMessage;
 use super::session::{Admit, Handled, Session};
 use super::stats::Stats;
 use super::transport::{Broken, Inbound, Outbound, Plain, Transport};
 use crate::protocol::deadline::Tick;
-use crate::protocol::frame::SharedFrame;
 use crate::protocol::server::{Flushed, Misuse, HIGH_WATER};
 use crate::protocol::transmit::Transmit;
 use crate::stream::{Cork, Corked, Held, Spilled};
@@ -270,14 +270,14 @@ impl<T: Transport> Connection<T> {
     pub fn deliver(
         &mut self,
         token: Token,
-        frame: &SharedFrame,
+        message: &RoomMessage,
         sh: &mut Shared<'_, T::Shared>,
     ) -> Option<Verdict> {
         let unsent = self.spill.unsent();
         let mut queue = self.transport.queue(&mut self.spill, sh.layer);
         let admit = self
             .session
-            .deliver(frame, unsent, sh.env.stats, &mut queue);
+            .deliver(message, unsent, sh.env.stats, &mut queue);
         match admit {
             Ok(Admit::Skip) => Some(Verdict::Keep),
             Ok(Admit::Drop) => {
@@ -445,8 +445,9 @@ impl<T: Transport> Connection<T> {
                 Flushed::Keep | Flushed::Resumed => {}
             }
             // Output beyond the high-water mark draws on the pool for messages in
-            // progress, except a chat member's: a room's backlog is its own, bounded by
-            // the slow-member limit, and must not take the echo's allowance.
+            // progress, and so does a compressed message gathered until it is whole,
+            // except a chat member's: a room's backlog is its own, bounded by the
+            // slow-member limit, and must not take the echo's allowance.
             let pool_mark = (!self.session.is_chat()).then_some(HIGH_WATER);
             self.spill.settle(sh.held, pool_mark);
             let want = if self.spill.unsent() == 0 {
@@ -589,6 +590,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
                     stats: &mut stats,
                     rooms: &mut rooms,
                     outbox: &mut outbox,
+                    codec: &mut None,
                     now: 0,
                     uptime_ms: 0,
                     view: None,
@@ -614,6 +616,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         let config = ReceiverConfig {
             role: Role::Client,
             max_message_size: u64::MAX,
+            deflate: false,
         };
         let (mut rx, mut pos, mut echoed, mut close) = (Receiver::default(), 0, Vec::new(), None);
         while pos < frames.len() {

@@ -4,15 +4,16 @@
 //! server) can take it without depending on the session.
 
 use super::config::Config;
+use super::room_message::RoomMessage;
 use super::rooms::Rooms;
 use super::stats::Stats;
 use super::view::View;
 use crate::protocol::deadline::Tick;
-use crate::protocol::frame::SharedFrame;
+use crate::protocol::deflate::Codec;
 
 /// A chat message encoded once as a whole frame, from its sender (by id, the reactor's
 /// slab key), to be queued for every member of the sender's room.
-pub type Broadcast = (usize, SharedFrame);
+pub type Broadcast = (usize, RoomMessage);
 
 /// What the server lends a session while it runs.
 #[derive(Debug)]
@@ -26,6 +27,9 @@ pub struct Env<'a> {
     /// Chat messages completed during this call, from sender to the sender's room;
     /// the reactor fans them out once the sender is done.
     pub outbox: &'a mut Vec<Broadcast>,
+    /// The reactor's permessage-deflate compressor and decompressor, made when a
+    /// connection first needs them (`None` until then, and always without `--deflate`).
+    pub codec: &'a mut Option<Codec>,
     /// The time, read once per reactor turn.
     pub now: Tick,
     /// Milliseconds since this process started.

@@ -8,8 +8,8 @@
 use std::collections::VecDeque;
 
 use super::env::Broadcast;
+use super::room_message::RoomMessage;
 use super::rooms::{RoomKey, Rooms};
-use crate::protocol::frame::SharedFrame;
 
 /// Member deliveries queued per turn at most (finished a message at a time): about a
 /// millisecond of work.
@@ -23,7 +23,7 @@ pub const FAN_OUT_WRITES: usize = 1_000;
 #[derive(Debug, Default)]
 pub struct FanOut {
     /// Messages completed by senders, in order, with the room each is for.
-    pending: VecDeque<(RoomKey, SharedFrame)>,
+    pending: VecDeque<(RoomKey, RoomMessage)>,
     /// Members with frames queued since their last write, in the order they got them.
     to_write: VecDeque<usize>,
     /// A reusable copy of a room's members, taken while a message is delivered.
@@ -54,7 +54,7 @@ impl FanOut {
 
     /// The next message and the members of its room (hand the list back with
     /// [`FanOut::done_with`]).
-    pub fn next_message(&mut self, rooms: &Rooms) -> Option<(SharedFrame, Vec<usize>)> {
+    pub fn next_message(&mut self, rooms: &Rooms) -> Option<(RoomMessage, Vec<usize>)> {
         let (room, frame) = self.pending.pop_front()?;
         let mut recipients = std::mem::take(&mut self.recipients);
         recipients.clear();

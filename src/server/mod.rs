@@ -19,6 +19,7 @@ pub mod observe;
 pub mod prometheus;
 pub mod reactor;
 pub mod relay;
+pub mod room_message;
 pub mod rooms;
 pub mod routes;
 pub mod secure;

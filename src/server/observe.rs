@@ -105,6 +105,7 @@ mod tests {
             stats: &mut stats,
             rooms: &mut rooms,
             outbox: &mut outbox,
+            codec: &mut None,
             now: 0,
             uptime_ms: 2_500,
             view,

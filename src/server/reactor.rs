@@ -31,6 +31,7 @@ use super::trim::Trim;
 use super::view::View;
 use super::warnings::Warnings;
 use crate::protocol::deadline::Tick;
+use crate::protocol::deflate::Codec;
 use crate::stream::Cork;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -48,6 +49,7 @@ macro_rules! shared {
                 stats: &mut $reactor.stats,
                 rooms: &mut $reactor.rooms,
                 outbox: &mut $reactor.outbox,
+                codec: &mut $reactor.codec,
                 now: $reactor.tick,
                 uptime_ms: $reactor.uptime_ms,
                 view: $reactor.view.as_ref(),
@@ -84,6 +86,9 @@ pub struct Reactor<T: Transport = Plain> {
     rooms: Rooms,
     /// Chat messages completed by the connection being driven.
     outbox: Vec<Broadcast>,
+    /// The one permessage-deflate compressor and decompressor of this process, made
+    /// when a compressed message first arrives.
+    codec: Option<Codec>,
     /// Chat messages still to fan out, and members still to write to.
     fan_out: FanOut,
     clock: Clock,
@@ -138,6 +143,7 @@ impl<T: Transport> Reactor<T> {
             stats: Stats::default(),
             rooms: Rooms::default(),
             outbox: Vec::new(),
+            codec: None,
             fan_out: FanOut::default(),
             clock: Clock::new(),
             tick: 0,

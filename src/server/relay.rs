@@ -1,10 +1,18 @@
 //! What an open connection does with the messages it receives: echo them back, or
 //! hand each whole message to its chat room. Sans-IO like the protocol core: an echo goes
 //! out through the connection's core, a chat message is encoded once by the protocol
-//! ([`SharedFrame`]) for the room's members' cores to send, and payload that must wait
-//! is gathered in a buffer the caller lends.
+//! ([`RoomMessage`]) for the room's members' cores to send, and payload that must wait
+//! is gathered in a buffer the caller lends. A compressed message (permessage-deflate,
+//! RFC 7692) is gathered whole, then inflated by the reactor's codec, which the caller
+//! lends too.
 
-use crate::protocol::frame::{OpCode, SharedFrame};
+use std::borrow::Cow;
+
+use super::room_message::RoomMessage;
+use crate::protocol::deadline::Tick;
+use crate::protocol::deflate::Codec;
+use crate::protocol::error::ProtocolError;
+use crate::protocol::frame::OpCode;
 use crate::protocol::receiver::DataChunk;
 use crate::protocol::server::{Misuse, ServerConnection};
 use crate::protocol::transmit::Transmit;
@@ -25,20 +33,118 @@ pub enum Relay {
     Chat,
 }
 
+/// What became of a chunk of a data frame.
+#[derive(Debug)]
+pub enum Relayed {
+    /// Echoed, or kept until its message is whole.
+    Kept,
+    /// A whole chat message, encoded once (per kind of member) as one unfragmented
+    /// server frame, for the caller to fan out to the room.
+    Chat(RoomMessage),
+    /// The message broke the protocol once inflated (it does not inflate, its text is
+    /// not UTF-8, or it inflates past the limit): the connection is failed, its Close
+    /// queued.
+    Failed(ProtocolError),
+}
+
+/// What relaying with permessage-deflate needs besides the connection: the reactor's
+/// codec (made on first use), whether the server compresses (`--deflate`), and the
+/// message size limit.
+#[derive(Debug)]
+pub struct Compression<'a> {
+    /// The reactor's compressor and decompressor, once a message needed them.
+    pub codec: &'a mut Option<Codec>,
+    /// Whether the server runs with `--deflate`: chat messages are then compressed
+    /// once for the members that agreed to it.
+    pub enabled: bool,
+    /// The largest message, inflated.
+    pub limit: u64,
+    /// The time, for the Close of a failed connection.
+    pub now: Tick,
+}
+
 impl Relay {
-    /// Relays a chunk of a data frame. Returns a whole chat message, encoded once as
-    /// one unfragmented server frame, for the caller to fan out to the room.
+    /// Relays a chunk of a data frame.
     pub fn on_data(
         self,
         chunk: DataChunk<'_>,
         conn: &mut ServerConnection<Relay>,
         io: &mut impl Gather,
-    ) -> Result<Option<SharedFrame>, Misuse> {
-        match self {
-            Relay::Echo => echo(chunk, conn, io).map(|_| None),
-            Relay::Chat => Ok(gather(chunk, io)),
+        deflate: Compression<'_>,
+    ) -> Result<Relayed, Misuse> {
+        if chunk.compressed {
+            return compressed(self, chunk, conn, io, deflate);
         }
+        Ok(match self {
+            Relay::Echo => {
+                echo(chunk, conn, io)?;
+                Relayed::Kept
+            }
+            Relay::Chat => gather(chunk, io, deflate).map_or(Relayed::Kept, Relayed::Chat),
+        })
     }
+}
+
+/// Relays a chunk of a compressed message: gathered until the message is whole, then
+/// inflated to check it (size, UTF-8) and relayed. An echo goes back compressed: as the
+/// very bytes that came when the agreement lets the client inflate them as ours, else
+/// compressed again with the window the client asked of us; a chat message is inflated
+/// for the members without compression, and goes as it came to those that take it.
+fn compressed(
+    relay: Relay,
+    chunk: DataChunk<'_>,
+    conn: &mut ServerConnection<Relay>,
+    io: &mut impl Gather,
+    deflate: Compression<'_>,
+) -> Result<Relayed, Misuse> {
+    let opcode = chunk.message;
+    let Some(message) = whole(chunk, io) else {
+        return Ok(Relayed::Kept);
+    };
+    let text = opcode == OpCode::Text;
+    let codec = deflate.codec.get_or_insert_with(Codec::default);
+    let checked = match (relay, conn.deflate()) {
+        (Relay::Echo, Some(agreement)) if agreement.takes_full_window() => codec
+            .check(&message, text, deflate.limit)
+            .map(|()| &message[..]),
+        (Relay::Echo, Some(agreement)) => codec.recompress(
+            &message,
+            text,
+            deflate.limit,
+            agreement.server_window_bits(),
+        ),
+        _ => codec.inflate(&message, text, deflate.limit),
+    };
+    let payload = match checked {
+        Ok(payload) => payload,
+        Err(error) => {
+            conn.fail(error, deflate.now, io)?;
+            return Ok(Relayed::Failed(error));
+        }
+    };
+    Ok(match relay {
+        Relay::Echo => {
+            conn.send_compressed(opcode, payload, io)?;
+            Relayed::Kept
+        }
+        Relay::Chat => Relayed::Chat(RoomMessage::new(opcode, payload, Some(&message))),
+    })
+}
+
+/// A message's bytes once it is whole: the chunk itself when the message is whole in
+/// it, else what was gathered (taken from the connection, which holds it only while
+/// the message is in progress).
+fn whole<'c>(chunk: DataChunk<'c>, io: &mut impl Gather) -> Option<Cow<'c, [u8]>> {
+    let whole_here =
+        chunk.opcode != OpCode::Continuation && chunk.starts_frame() && chunk.ends_message();
+    if whole_here {
+        return Some(Cow::Borrowed(chunk.payload));
+    }
+    let gathered = io.gathered();
+    gathered.extend_from_slice(chunk.payload);
+    chunk
+        .ends_message()
+        .then(|| Cow::Owned(std::mem::take(gathered)))
 }
 
 /// Echoes a chunk of a data frame at once, as a frame of its own: payload streams
@@ -63,20 +169,21 @@ fn echo(
 }
 
 /// Gathers a chat message; once whole (and so valid: UTF-8 is checked as it arrives)
-/// it is encoded as one unfragmented frame, once for the whole room. Fragments cannot
+/// it is encoded as one unfragmented frame, once for the whole room (and compressed
+/// once, with `--deflate`, for the members that agreed to it). Fragments cannot
 /// be relayed as they come: members would see several senders' fragments
 /// interleaved, which §5.4 forbids.
-fn gather(chunk: DataChunk<'_>, io: &mut impl Gather) -> Option<SharedFrame> {
-    let whole_here =
-        chunk.opcode != OpCode::Continuation && chunk.starts_frame() && chunk.ends_message();
-    if whole_here {
-        return Some(SharedFrame::new(chunk.message, chunk.payload));
-    }
-    let gathered = io.gathered();
-    gathered.extend_from_slice(chunk.payload);
-    if !chunk.ends_message() {
-        return None;
-    }
-    let message = std::mem::take(gathered);
-    Some(SharedFrame::new(chunk.message, &message))
+fn gather(
+    chunk: DataChunk<'_>,
+    io: &mut impl Gather,
+    deflate: Compression<'_>,
+) -> Option<RoomMessage> {
+    let opcode = chunk.message;
+    let message = whole(chunk, io)?;
+    Some(if deflate.enabled {
+        let codec = deflate.codec.get_or_insert_with(Codec::default);
+        RoomMessage::compressing(opcode, &message, codec)
+    } else {
+        RoomMessage::new(opcode, &message, None)
+    })
 }

@@ -11,13 +11,13 @@ use std::fmt;
 
 use super::env::Env;
 use super::observe;
-use super::relay::{Gather, Relay};
+use super::relay::{Compression, Gather, Relay, Relayed};
+use super::room_message::RoomMessage;
 use super::routes::{route, Route};
 use super::stats::Stats;
 use crate::protocol::close::CloseCode;
 use crate::protocol::deadline::Tick;
 use crate::protocol::error::ProtocolError;
-use crate::protocol::frame::SharedFrame;
 use crate::protocol::handshake::{Refusal, Upgrade};
 use crate::protocol::http::Status;
 use crate::protocol::server::{
@@ -166,12 +166,27 @@ impl Session {
                 Event::Data(chunk) => {
                     let ends_message = chunk.ends_message();
                     let relay = core.app();
-                    if let Some(frame) = relay.on_data(chunk, core, io)? {
-                        env.stats.messages_in_total += 1;
-                        env.outbox.push((id, frame));
-                    } else if ends_message && relay == Relay::Echo {
-                        env.stats.messages_in_total += 1;
-                        env.stats.messages_out_total += 1;
+                    let deflate = Compression {
+                        codec: env.codec,
+                        enabled: env.config.deflate,
+                        limit: config.max_message_size,
+                        now: env.now,
+                    };
+                    match relay.on_data(chunk, core, io, deflate)? {
+                        Relayed::Chat(frame) => {
+                            env.stats.messages_in_total += 1;
+                            env.outbox.push((id, frame));
+                        }
+                        Relayed::Failed(error) => {
+                            env.stats.protocol_errors_total += 1;
+                            env.stats.closed_with(error.close_code().0);
+                            ending = Some(Ending::Failed(error));
+                        }
+                        Relayed::Kept if ends_message && relay == Relay::Echo => {
+                            env.stats.messages_in_total += 1;
+                            env.stats.messages_out_total += 1;
+                        }
+                        Relayed::Kept => {}
                     }
                 }
                 Event::PeerClosed(code) => env
@@ -257,18 +272,20 @@ impl Session {
         Ok(())
     }
 
-    /// Sends a chat message to this member through its core, with `unsent` bytes
-    /// already waiting for it. The core sends nothing after its Close (§5.5.1): then the
+    /// Sends a chat message to this member through its core (compressed if it agreed
+    /// to permessage-deflate and the message was worth compressing), with `unsent`
+    /// bytes already waiting for it. The core sends nothing after its Close (§5.5.1): then the
     /// message is skipped. A member too far behind gets nothing more and is to be
     /// dropped, unless it is closing anyway.
     pub fn deliver(
         &mut self,
-        frame: &SharedFrame,
+        message: &RoomMessage,
         unsent: usize,
         stats: &mut Stats,
         tx: &mut impl Transmit,
     ) -> Result<Admit, Misuse> {
         let behind = unsent > SLOW_MEMBER_LIMIT;
+        let frame = message.frame_for(self.core.deflate());
         // A member too far behind is sent nothing (it is dropped), but whether the core
         // would still send decides between dropping it and letting it finish closing.
         let sent = if behind {

@@ -49,7 +49,11 @@ impl Spill {
     fn counts(&self, pool_mark: Option<usize>) -> Held {
         Held {
             bytes: self.held(),
-            pooled: pool_mark.map_or(0, |mark| self.output.len().saturating_sub(mark)),
+            // A message gathered while it is in progress (a compressed one, on an echo
+            // connection) is a message in progress too.
+            pooled: pool_mark.map_or(0, |mark| {
+                self.gathered.len() + self.output.len().saturating_sub(mark)
+            }),
         }
     }
 }
@@ -60,8 +64,9 @@ impl Spill {
 pub struct Held {
     /// Every byte held: kept input, gathered payload and unsent output.
     pub bytes: usize,
-    /// Unsent output beyond the pool mark of the spills that draw on a pool (see
-    /// [`Spilled::settle`]): what they hold beyond what every connection may.
+    /// Unsent output beyond the pool mark, and payload gathered for a message in
+    /// progress, of the spills that draw on a pool (see [`Spilled::settle`]): what they
+    /// hold beyond what every connection may.
     pub pooled: usize,
 }
 
@@ -252,8 +257,8 @@ impl Spilled {
 
     /// Brings `total` (what all connections hold, which a memory budget bounds) up to
     /// date with this spill's change since the last call, then [`Spilled::tidy`]. With a
-    /// `pool_mark`, unsent output beyond it counts as drawn from a pool too
-    /// ([`Held::pooled`]).
+    /// `pool_mark`, unsent output beyond it and gathered payload count as drawn from a
+    /// pool too ([`Held::pooled`]).
     pub fn settle(&mut self, total: &mut Held, pool_mark: Option<usize>) {
         if let Some(s) = self.0.as_mut() {
             total.sub(s.counted);
@@ -356,6 +361,17 @@ mod tests {
             },
             "only the echo draws"
         );
+        // A compressed message gathered on the echo connection draws on the pool whole.
+        echo.get().gathered.extend_from_slice(&[1; 100]);
+        echo.settle(&mut total, Some(256));
+        assert_eq!(
+            total,
+            Held {
+                bytes: 700,
+                pooled: 144
+            }
+        );
+        echo.get().gathered = Vec::new();
         // Drained: counted out, and the spill released.
         echo.get().output = Output::default();
         echo.settle(&mut total, Some(256));

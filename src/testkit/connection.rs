@@ -197,6 +197,7 @@ pub fn connection(data: &[u8]) {
     let client_role = ReceiverConfig {
         role: Role::Client,
         max_message_size: u64::MAX,
+        deflate: false,
     };
     let (replies, used) = receive_counting(&client_role, after, &[after.len()]);
     assert!(
@@ -219,6 +220,7 @@ pub fn connection(data: &[u8]) {
     let server_role = ReceiverConfig {
         role: Role::Server,
         max_message_size,
+        deflate: false,
     };
     let frames = &input.payload[req_len..];
     let sent = receive(&server_role, frames, &[frames.len()]);

@@ -16,7 +16,8 @@ fn check_header(buf: &[u8]) {
     let Ok(Some((header, len))) = whole else {
         return;
     };
-    assert!(buf[0] & 0x70 == 0, "RSV bits accepted");
+    assert!(buf[0] & 0x30 == 0, "RSV2/RSV3 accepted");
+    assert_eq!(header.rsv1, buf[0] & 0x40 != 0, "RSV1 is reported as it is");
     assert!(header.payload_len >> 63 == 0, "§5.2: the top bit must be 0");
     if header.opcode.is_control() {
         assert!(header.fin && header.payload_len <= MAX_CONTROL_PAYLOAD as u64);
@@ -113,10 +114,13 @@ pub fn receive_counting(
                     };
                     assert_eq!(chunk.message, *opcode, "every chunk names its message type");
                     body.extend_from_slice(chunk.payload);
-                    assert!(body.len() as u64 <= config.max_message_size);
+                    // A compressed message is checked once inflated (protocol::deflate);
+                    // on the wire it may exceed the limit by deflate's worst case.
+                    assert!(chunk.compressed || body.len() as u64 <= config.max_message_size);
+                    assert!(config.deflate || !chunk.compressed);
                     if chunk.ends_message() {
                         let (opcode, body) = message.take().expect("in progress");
-                        if opcode == OpCode::Text {
+                        if opcode == OpCode::Text && !chunk.compressed {
                             assert!(std::str::from_utf8(&body).is_ok(), "§8.1: text is UTF-8");
                         }
                         seen.push(Seen::Message(opcode, body));
@@ -142,7 +146,7 @@ pub fn receive_counting(
 
 /// `frame`: the frame header decoder and the message receiver over arbitrary bytes.
 /// Flags: bit 0 selects the client role (server frames must be unmasked); bits 1–3 pick
-/// the message size limit.
+/// the message size limit; bit 4 negotiates permessage-deflate (RSV1 allowed).
 pub fn frame(data: &[u8]) {
     let input = Input::new(data);
     check_header(input.payload);
@@ -155,6 +159,7 @@ pub fn frame(data: &[u8]) {
             Role::Server
         },
         max_message_size: LIMITS[usize::from(input.flags >> 1) & 7],
+        deflate: input.flags & 0x10 != 0,
     };
     let [whole, pieces, bytes] = input.deliveries();
     let expected = receive(&config, input.payload, &whole);

@@ -238,6 +238,7 @@ pub fn http_head(data: &[u8]) {
             } else {
                 &[]
             },
+            deflate: input.flags & 4 != 0,
         };
         check_route(buf, req, &policy);
     }

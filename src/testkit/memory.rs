@@ -42,6 +42,7 @@ struct World {
     stats: Stats,
     rooms: Rooms,
     outbox: Vec<Broadcast>,
+    codec: Option<crate::protocol::deflate::Codec>,
     now: Tick,
 }
 
@@ -52,6 +53,7 @@ impl World {
             stats: Stats::default(),
             rooms: Rooms::default(),
             outbox: Vec::new(),
+            codec: None,
             now: 0,
         }
     }
@@ -62,6 +64,7 @@ impl World {
             stats: &mut self.stats,
             rooms: &mut self.rooms,
             outbox: &mut self.outbox,
+            codec: &mut self.codec,
             now: self.now,
             uptime_ms: u64::from(self.now) * 1000,
             view: None,

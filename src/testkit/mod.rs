@@ -23,6 +23,7 @@
 pub mod connection;
 pub mod frame;
 pub mod http_head;
+pub mod inflate;
 mod input;
 pub mod memory;
 pub mod tls;

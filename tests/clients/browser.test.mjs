@@ -135,6 +135,7 @@ test("the page connects in echo mode, echoes a message and shows its round trip"
     assert.match(await page.title(), /wsreactor/);
     assert.ok(await page.locator("#mode-echo").isChecked(), "echo is the default mode");
     await expectOpen(page, "/echo");
+    assert.equal(await page.locator("#extensions").innerText(), "none", "no extension without --deflate");
     assert.equal(await page.locator("#rtt").innerText(), "–", "no round trip before any echo");
 
     const text = unique("hello browser κόσμε");
@@ -152,6 +153,27 @@ test("the page connects in echo mode, echoes a message and shows its round trip"
   }
   assert.deepEqual(pageErrors, [], "script errors on the page");
   assert.deepEqual(foreignRequests, [], "the page loaded something from elsewhere");
+});
+
+test("against serve --deflate the page negotiates permessage-deflate and echoes", async () => {
+  const deflate = await startServer(["--deflate"]);
+  allowOrigins(deflate);
+  const page = await context.newPage();
+  try {
+    await page.goto(deflate.httpUrl("/"));
+    await expectOpen(page, "/echo");
+    const shown = await page.locator("#extensions").innerText();
+    assert.match(shown, /^permessage-deflate; server_no_context_takeover; client_no_context_takeover/);
+    for (const text of [unique("compressed κόσμε"), unique("x".repeat(100_000))]) {
+      await page.locator("#message").fill(text);
+      await page.locator("#send").click();
+      await expectLogLine(page, "received", text.slice(0, 40));
+    }
+  } finally {
+    await page.close();
+    await deflate.stop();
+  }
+  assert.deepEqual(pageErrors, [], "script errors on the page");
 });
 
 test("two tabs in the same chat room both show a message one of them sent", async () => {

@@ -1,6 +1,8 @@
 """Interop with Python `websockets` (an implementation no one here wrote) against the real
 binary: text, binary, a 1 MiB message, ping/pong, the closing handshake with a code and
-a reason, and a chat room."""
+a reason, and a chat room. Every test runs twice: against a plain server (which declines
+the client's permessage-deflate offer) and against `serve --deflate` (which accepts it:
+websockets then compresses every message it sends)."""
 
 import os
 
@@ -8,7 +10,32 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
-from conftest import IO_TIMEOUT, client, recv, unique
+from conftest import IO_TIMEOUT, Server, client, recv, unique
+
+
+@pytest.fixture(params=["plain", "deflate"])
+def server(request):
+    srv = Server(["--deflate"] if request.param == "deflate" else [])
+    srv.deflate = request.param == "deflate"
+    try:
+        yield srv
+        srv.assert_running()
+    finally:
+        srv.stop()
+
+
+def test_permessage_deflate_is_negotiated_only_with_deflate(server):
+    with client(server.url()) as ws:
+        agreed = ws.response.headers.get("Sec-WebSocket-Extensions")
+        if server.deflate:
+            # RFC 7692 §7.1: the server adds no context takeover in both directions.
+            assert agreed == (
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+            )
+        else:
+            assert agreed is None
+        ws.send("negotiated")
+        assert recv(ws, "echo") == "negotiated"
 
 
 def test_text_is_echoed(server):
@@ -94,3 +121,24 @@ def test_chat_room_members_all_get_a_message(server):
         mine = unique("other room")
         other.send(mine)
         assert recv(other, "other room's own message") == mine
+
+
+@pytest.mark.parametrize("bits", [8, 9, 12, 15])
+def test_a_smaller_server_window_is_agreed_and_honoured(bits):
+    """Against the release binary: a client that asks for server_max_window_bits gets it
+    and can inflate the echoes with that window (8 bits, which zlib's raw deflate lacks,
+    is served with stored blocks; a release build once panicked there)."""
+    from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
+    srv = Server(["--deflate"])
+    try:
+        offer = ClientPerMessageDeflateFactory(server_max_window_bits=bits, client_max_window_bits=True)
+        with client(srv.url(), extensions=[offer], compression=None) as ws:
+            agreed = ws.response.headers.get("Sec-WebSocket-Extensions")
+            assert agreed.endswith(f"; server_max_window_bits={bits}"), agreed
+            text = "abcdefghij κόσμε " * 5000
+            ws.send(text)
+            assert recv(ws, "the echo") == text
+        srv.assert_running()
+    finally:
+        srv.stop()

@@ -1,6 +1,8 @@
 // Interop with Node's `ws` (an implementation no one here wrote) against the real binary:
 // text, binary, a 1 MiB message, ping/pong, the closing handshake with a code and a
-// reason, and a chat room. Run: node --test tests/clients/ws_interop.test.mjs
+// reason, and a chat room; and against `serve --deflate`, with `perMessageDeflate` on
+// (every message compressed), text and binary, small and 1 MiB.
+// Run: node --test tests/clients/ws_interop.test.mjs
 
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
@@ -13,23 +15,27 @@ import { startServer, within } from "./server.mjs";
 const IO_MS = 10_000;
 const BIG_MS = 60_000;
 let server;
+let deflateServer;
 
 before(async () => {
   server = await startServer();
+  deflateServer = await startServer(["--deflate"]);
 });
 after(async () => {
   try {
     server?.assertRunning();
+    deflateServer?.assertRunning();
   } finally {
     await server?.stop();
+    await deflateServer?.stop();
   }
 });
 
 const unique = (prefix) => `${prefix}-${randomUUID().slice(0, 12)}`;
 
 /** Opens a `ws` client on `path`; next() resolves with the next message or fails in time. */
-async function open(path = "/echo") {
-  const ws = new WebSocket(server.wsUrl(path), { handshakeTimeout: IO_MS });
+async function open(path = "/echo", srv = server, options = {}) {
+  const ws = new WebSocket(srv.wsUrl(path), { handshakeTimeout: IO_MS, ...options });
   const inbox = [];
   const waiting = [];
   ws.on("message", (data, isBinary) => {
@@ -160,5 +166,42 @@ test("every member of a chat room gets a message, and no one outside it", async 
     assert.equal((await other.next("the other room's own message")).data.toString(), mine);
   } finally {
     clients.forEach(drop);
+  }
+});
+
+test("with --deflate and perMessageDeflate, text and binary echo, small and 1 MiB", async () => {
+  // threshold 0: ws compresses every message it sends, however small.
+  const ws = await open("/echo", deflateServer, { perMessageDeflate: { threshold: 0 } });
+  try {
+    // ws names the extensions it agreed to (its `extensions` getter lists names only).
+    assert.equal(ws.extensions, "permessage-deflate");
+    const unit = "κόσμε 🦀 ascii ";
+    let big = unit.repeat(Math.floor((1 << 20) / Buffer.byteLength(unit)));
+    big += "x".repeat((1 << 20) - Buffer.byteLength(big));
+    for (const text of ["hello", "", big]) {
+      ws.send(text);
+      const echo = await ws.next(`the echo of ${Buffer.byteLength(text)} bytes of text`, BIG_MS);
+      assert.equal(echo.isBinary, false, "text came back as binary");
+      assert.ok(echo.data.toString("utf8") === text, "the text echo differs");
+    }
+    for (const payload of [Buffer.from([1, 2, 3]), randomBytes(1 << 20), Buffer.alloc(1 << 20, 7)]) {
+      ws.send(payload, { binary: true });
+      const echo = await ws.next(`the echo of ${payload.length} bytes of binary`, BIG_MS);
+      assert.equal(echo.isBinary, true, "binary came back as text");
+      assert.ok(payload.equals(echo.data), "the binary echo differs");
+    }
+  } finally {
+    drop(ws);
+  }
+});
+
+test("a plain server declines ws's permessage-deflate offer", async () => {
+  const ws = await open("/echo", server, { perMessageDeflate: true });
+  try {
+    assert.equal(ws.extensions, "");
+    ws.send("plain");
+    assert.equal((await ws.next("the echo")).data.toString("utf8"), "plain");
+  } finally {
+    drop(ws);
   }
 });

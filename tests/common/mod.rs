@@ -335,6 +335,7 @@ impl Frame {
 pub fn client_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
     let header = FrameHeader {
         fin,
+        rsv1: false,
         opcode,
         mask: Some(MASK),
         payload_len: payload.len() as u64,
@@ -529,13 +530,34 @@ impl Raw {
     /// (§5.1), no RSV bits (§5.2), a known opcode, control frames short and whole
     /// (§5.5), and the minimal length encoding (§5.2: "the minimal number of bytes").
     pub fn try_read_frame(&mut self) -> io::Result<Option<Frame>> {
+        Ok(self.try_read_any_frame(false)?.map(|(_, frame)| frame))
+    }
+
+    /// Reads one server frame of a connection that negotiated permessage-deflate, with
+    /// whether RSV1 (compressed) is set: only on a data message's first frame (RFC 7692
+    /// §6). Asserts the rest as [`try_read_frame`](Self::try_read_frame) does.
+    pub fn read_deflate_frame(&mut self) -> (bool, Frame) {
+        match self.try_read_any_frame(true) {
+            Ok(Some(read)) => read,
+            Ok(None) => panic!("EOF where a frame was expected"),
+            Err(e) => panic!("reading a frame: {e} (kind {:?})", e.kind()),
+        }
+    }
+
+    fn try_read_any_frame(&mut self, deflate: bool) -> io::Result<Option<(bool, Frame)>> {
         if !self.need(2)? {
             return Ok(None);
         }
         let (b0, b1) = (self.buf[0], self.buf[1]);
         let fin = b0 & 0x80 != 0;
         let opcode = b0 & 0x0F;
-        assert_eq!(b0 & 0x70, 0, "server frame with RSV bits: {b0:#04x}");
+        let rsv1 = b0 & 0x40 != 0;
+        let rsv = if deflate { 0x30 } else { 0x70 };
+        assert_eq!(b0 & rsv, 0, "server frame with RSV bits: {b0:#04x}");
+        assert!(
+            !rsv1 || matches!(opcode, 0x1 | 0x2),
+            "RSV1 on a frame that does not start a data message: {b0:#04x}"
+        );
         assert_eq!(b1 & 0x80, 0, "server frames must not be masked");
         assert!(
             matches!(opcode, 0x0..=0x2 | 0x8..=0xA),
@@ -565,11 +587,14 @@ impl Raw {
         self.need(total)?;
         let payload = self.buf[head..total].to_vec();
         self.buf.drain(..total);
-        Ok(Some(Frame {
-            fin,
-            opcode,
-            payload,
-        }))
+        Ok(Some((
+            rsv1,
+            Frame {
+                fin,
+                opcode,
+                payload,
+            },
+        )))
     }
 
     /// Reads one frame; panics on EOF, an error or a timeout.

@@ -311,6 +311,7 @@ mod tests {
                 receiver: ReceiverConfig {
                     role: Role::Client,
                     max_message_size: u64::MAX >> 1,
+                    deflate: false,
                 },
                 max_spill: 64 * 1024,
                 chat: None,

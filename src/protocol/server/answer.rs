@@ -98,6 +98,13 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: ",
         if let Some(protocol) = upgrade.protocol {
             tx.transmit(b"\r\nSec-WebSocket-Protocol: ", protocol.as_bytes());
         }
+        if let Some(agreement) = upgrade.deflate {
+            tx.transmit(
+                b"\r\nSec-WebSocket-Extensions: ",
+                agreement.response().as_bytes(),
+            );
+        }
+        self.deflate = upgrade.deflate;
         tx.transmit(b"\r\n\r\n", &[]);
         self.set_phase(Phase::Open(Liveness::Heard), now);
     }

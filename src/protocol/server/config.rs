@@ -25,11 +25,13 @@ pub struct ServerConfig<'c> {
 }
 
 impl ServerConfig<'_> {
-    /// What the receiver enforces: client frames, masked (§5.1), up to the size limit.
-    pub(super) fn receiver(&self) -> ReceiverConfig {
+    /// What the receiver enforces: client frames, masked (§5.1), up to the size limit,
+    /// compressed if permessage-deflate was agreed (`deflate`).
+    pub(super) fn receiver(&self, deflate: bool) -> ReceiverConfig {
         ReceiverConfig {
             role: Role::Server,
             max_message_size: self.max_message_size,
+            deflate,
         }
     }
 

@@ -25,6 +25,10 @@ pub enum Misuse {
     /// A Close frame through `send` or `send_shared`: the closing handshake is the
     /// core's, since only it can keep anything from following its Close (§5.5.1).
     CloseFrame,
+    /// `send_compressed` on a connection that did not agree to permessage-deflate, or
+    /// with a control or continuation opcode (RFC 7692 §6: a compressed message is a data
+    /// message, marked on its first frame).
+    NotNegotiated,
 }
 
 impl fmt::Display for Misuse {
@@ -37,6 +41,7 @@ impl fmt::Display for Misuse {
             Misuse::NotOpen => "a frame before the handshake",
             Misuse::HeadRead => "cut short after the request head",
             Misuse::CloseFrame => "a Close frame from the application",
+            Misuse::NotNegotiated => "a compressed frame without permessage-deflate",
         })
     }
 }

@@ -26,12 +26,15 @@ use phase::{Liveness, Phase};
 
 use super::close::{encode_close_payload, CloseCode};
 use super::deadline::{due, due_at_age, Due, Tick, Timeouts};
+use super::deflate::Agreement;
+use super::error::ProtocolError;
 use super::frame::{FrameHeader, OpCode, SharedFrame};
 use super::handshake::Refusal;
 use super::receiver::{self, Receiver};
 use super::transmit::Transmit;
 
-/// One server connection's protocol state: 48 bytes, no heap. `A` is the application's
+/// One server connection's protocol state: 48 bytes, no heap (the permessage-deflate
+/// agreement is one byte of it, and no zlib stream: see `protocol::deflate`). `A` is the application's
 /// own small per-connection value (the server's relay), kept here because it fits in the
 /// padding beside the phase: a separate field would cost a word per connection.
 ///
@@ -89,6 +92,8 @@ pub struct ServerConnection<A = ()> {
     since: Tick,
     phase: Phase,
     app: A,
+    /// The permessage-deflate agreement, if the handshake made one (RFC 7692 §7.1).
+    deflate: Option<Agreement>,
     receiver: Receiver,
 }
 
@@ -99,8 +104,15 @@ impl<A: Copy> ServerConnection<A> {
             since: now,
             phase: Phase::Handshaking,
             app,
+            deflate: None,
             receiver: Receiver::default(),
         }
+    }
+
+    /// The permessage-deflate agreement, if one was made: compressed messages may then
+    /// arrive, and [`send_compressed`](Self::send_compressed) may be used.
+    pub fn deflate(&self) -> Option<Agreement> {
+        self.deflate
     }
 
     /// The application's value.
@@ -193,7 +205,10 @@ impl<A: Copy> ServerConnection<A> {
                 let len = data.len();
                 // `Ok` in each arm, not around the match: the event is then built where
                 // it is returned, not copied there (once per frame on the echo path).
-                match self.receiver.poll(&config.receiver(), data) {
+                match self
+                    .receiver
+                    .poll(&config.receiver(self.deflate.is_some()), data)
+                {
                     Ok((n, None)) => Ok((n, None)),
                     Ok((n, Some(event))) => Ok((n, self.on_frame(event, now, tx))),
                     Err(e) => {
@@ -331,9 +346,48 @@ impl<A: Copy> ServerConnection<A> {
         Ok(open)
     }
 
+    /// Sends one whole message compressed by permessage-deflate (RFC 7692 §6: one frame,
+    /// RSV1 set); returns whether it went out, as [`send`](Self::send) does. Only on a
+    /// connection that agreed to it (else [`Misuse::NotNegotiated`]).
+    pub fn send_compressed(
+        &mut self,
+        opcode: OpCode,
+        compressed: &[u8],
+        tx: &mut impl Transmit,
+    ) -> Result<bool, Misuse> {
+        if opcode.is_control() || opcode == OpCode::Continuation || self.deflate.is_none() {
+            return Err(Misuse::NotNegotiated);
+        }
+        let open = self.may_send()?;
+        if open {
+            transmit_frame(opcode, true, true, compressed, tx);
+        }
+        Ok(open)
+    }
+
+    /// Fails the connection for a violation the application found in a message the
+    /// core passed on (a compressed message that does not inflate, or whose text is not
+    /// UTF-8, or that inflates past the limit): a Close with the error's code is queued
+    /// (§7.1.7) and whatever arrives after it is discarded. Returns whether it was
+    /// failed now (`false`: it was closing already).
+    pub fn fail(
+        &mut self,
+        error: ProtocolError,
+        now: Tick,
+        tx: &mut impl Transmit,
+    ) -> Result<bool, Misuse> {
+        let open = self.may_send()?;
+        if open {
+            self.send_close(error.close_code(), &error.to_string(), now, tx);
+        }
+        Ok(open)
+    }
+
     /// Sends a frame encoded once for many connections (a chat message), keeping its
     /// bytes shared if `tx` can ([`Transmit::transmit_shared`]); returns whether it went
-    /// out, as [`send`](Self::send) does.
+    /// out, as [`send`](Self::send) does. A compressed one only on a connection that
+    /// agreed to permessage-deflate (the application picks one compressed with a window
+    /// the client takes).
     pub fn send_shared(
         &mut self,
         frame: &SharedFrame,
@@ -341,6 +395,9 @@ impl<A: Copy> ServerConnection<A> {
     ) -> Result<bool, Misuse> {
         if frame.is_close() {
             return Err(Misuse::CloseFrame);
+        }
+        if frame.is_compressed() && self.deflate.is_none() {
+            return Err(Misuse::NotNegotiated);
         }
         let open = self.may_send()?;
         if open {
@@ -404,16 +461,9 @@ impl<A: Copy> ServerConnection<A> {
         self.send_frame(OpCode::Close, true, &payload[..len], tx);
     }
 
-    /// Sends one unmasked server frame (§5.1).
+    /// Sends one unmasked, uncompressed server frame (§5.1).
     fn send_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8], tx: &mut impl Transmit) {
-        let header = FrameHeader {
-            fin,
-            opcode,
-            mask: None,
-            payload_len: payload.len() as u64,
-        };
-        let (head, head_len) = header.encode();
-        tx.transmit(&head[..head_len], payload);
+        transmit_frame(opcode, fin, false, payload, tx);
     }
 
     /// The one place the phase changes between its kinds: a new kind starts its wait now.
@@ -423,6 +473,20 @@ impl<A: Copy> ServerConnection<A> {
         }
         self.phase = phase;
     }
+}
+
+/// Transmits one unmasked server frame (§5.1), its header from the stack; `rsv1` marks
+/// a compressed message (RFC 7692 §6).
+fn transmit_frame(opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8], tx: &mut impl Transmit) {
+    let header = FrameHeader {
+        fin,
+        rsv1,
+        opcode,
+        mask: None,
+        payload_len: payload.len() as u64,
+    };
+    let (head, head_len) = header.encode();
+    tx.transmit(&head[..head_len], payload);
 }
 
 #[cfg(test)]
@@ -488,6 +552,112 @@ Sec-WebSocket-Version: 13\r\n\r\n";
                 None if n == 0 => return (events, out),
                 None => {}
             }
+        }
+    }
+
+    /// A connection opened with `extensions` offered, to a server that accepts
+    /// permessage-deflate if `deflate`; returns it, its config and the 101 as text.
+    fn open_offering(
+        deflate: bool,
+        extensions: &str,
+    ) -> (ServerConnection, ServerConfig<'static>, String) {
+        let mut config = config();
+        config.policy.deflate = deflate;
+        let mut conn = ServerConnection::new(0, ());
+        let head = String::from_utf8(REQUEST.to_vec()).unwrap();
+        let offer = format!("Sec-WebSocket-Extensions: {extensions}\r\n\r\n");
+        let mut request = head
+            .replacen("\r\n\r\n", &format!("\r\n{offer}"), 1)
+            .into_bytes();
+        let mut out = Vec::new();
+        let (_, event) = conn
+            .handle_read(&mut request, 0, &config, 0, &mut out)
+            .unwrap();
+        let Some(Event::Request { upgrade, .. }) = event else {
+            panic!("{event:?}");
+        };
+        conn.handle_answer(Answer::Accept(upgrade.unwrap()), 0, &mut out)
+            .unwrap();
+        (conn, config, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn a_deflate_offer_is_answered_in_the_101_and_compressed_messages_then_flow() {
+        let (mut conn, config, head) =
+            open_offering(true, "permessage-deflate; client_max_window_bits");
+        assert!(
+            head.contains("\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"),
+            "{head}"
+        );
+        assert!(head.ends_with("\r\n\r\n"));
+        assert!(conn.deflate().is_some());
+        // A compressed message (RSV1) is passed on, marked.
+        let mut frame = client_frame(
+            true,
+            OpCode::Text,
+            &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+        );
+        frame[0] |= 0x40;
+        let mut out = Vec::new();
+        let (header, none) = conn
+            .handle_read(&mut frame, 0, &config, 1, &mut out)
+            .unwrap();
+        assert_eq!((header, none), (6, None));
+        let (_, event) = conn
+            .handle_read(&mut frame[header..], 0, &config, 1, &mut out)
+            .unwrap();
+        assert!(matches!(event, Some(Event::Data(chunk)) if chunk.compressed));
+        // Ours go out as one frame with RSV1 set, unmasked (RFC 7692 §6).
+        assert_eq!(
+            conn.send_compressed(OpCode::Binary, &[0x00], &mut out),
+            Ok(true)
+        );
+        assert_eq!(out, [0xC2, 0x01, 0x00]);
+        for opcode in [OpCode::Ping, OpCode::Continuation, OpCode::Close] {
+            untouched(
+                &mut conn,
+                &|c, out| c.send_compressed(opcode, b"", out).map(drop),
+                Misuse::NotNegotiated,
+            );
+        }
+        // A message the application finds broken fails the connection with its code.
+        let mut out = Vec::new();
+        assert_eq!(
+            conn.fail(ProtocolError::BadCompressedText, 2, &mut out),
+            Ok(true)
+        );
+        assert_eq!(&out[..4], [0x88, out[1], 0x03, 0xEF], "Close 1007");
+        assert!(conn.shuts_down_when_flushed());
+        assert_eq!(
+            conn.fail(ProtocolError::BadCompressedText, 2, &mut out),
+            Ok(false)
+        );
+        assert_eq!(conn.send_compressed(OpCode::Text, b"", &mut out), Ok(false));
+    }
+
+    #[test]
+    fn without_an_agreement_there_is_no_compression() {
+        for (deflate, offer) in [
+            (false, "permessage-deflate"),
+            (true, "permessage-deflate; bogus"),
+        ] {
+            let (mut conn, config, head) = open_offering(deflate, offer);
+            assert!(!head.contains("Sec-WebSocket-Extensions"), "{head}");
+            assert_eq!(conn.deflate(), None);
+            untouched(
+                &mut conn,
+                &|c, out| c.send_compressed(OpCode::Text, b"", out).map(drop),
+                Misuse::NotNegotiated,
+            );
+            // §5.2: RSV1 without an extension that defines it fails the connection.
+            let mut frame = client_frame(true, OpCode::Text, b"x");
+            frame[0] |= 0x40;
+            let mut out = Vec::new();
+            let (_, event) = conn
+                .handle_read(&mut frame, 0, &config, 1, &mut out)
+                .unwrap();
+            assert_eq!(event, Some(Event::Failed(ProtocolError::ReservedBits)));
+            assert_eq!(&out[2..4], [0x03, 0xEA], "Close 1002");
         }
     }
 
@@ -681,6 +851,7 @@ Sec-WebSocket-Version: 13\r\n\r\n";
         let accept = Answer::Accept(Upgrade {
             accept: [b'a'; 28],
             protocol: None,
+            deflate: None,
         });
         let mut fresh = ServerConnection::new(0, ());
         untouched(

@@ -270,6 +270,7 @@ mod tests {
         let config = ReceiverConfig {
             role: Role::Server,
             max_message_size: 1 << 20,
+            deflate: false,
         };
         let mut rx = Receiver::default();
         let (n, ev) = rx.poll(&config, &mut out).unwrap();

@@ -1,0 +1,316 @@
+//! The permessage-deflate handshake, server side (RFC 7692 §5, §7.1): reading the
+//! client's offers from `Sec-WebSocket-Extensions` and choosing the first one the server
+//! can honour, in the client's order of preference (RFC 6455 §9.1).
+//!
+//! The server always answers with `server_no_context_takeover` and
+//! `client_no_context_takeover`: both are the server's to add (§7.1.1.1, §7.1.1.2), and
+//! with them every message is compressed and inflated on its own, by one compressor and
+//! one decompressor shared by all the connections of a reactor, so that a connection that
+//! negotiated compression costs nothing more while it is idle.
+
+use std::num::NonZeroU8;
+
+use crate::protocol::http::Headers;
+
+/// The extension's name (§5).
+const NAME: &str = "permessage-deflate";
+
+/// What the server agreed to: one byte, so that it fits in a connection's spare room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Agreement {
+    /// The `server_max_window_bits` the client asked for (8–15), if it did: the server
+    /// answers with the same value (§7.1.2.1) and must never compress with a larger
+    /// window.
+    server_max_window_bits: Option<NonZeroU8>,
+}
+
+impl Agreement {
+    /// The largest LZ77 window (as log2 of its size) the server may compress with.
+    pub fn server_window_bits(self) -> u8 {
+        self.server_max_window_bits.map_or(15, NonZeroU8::get)
+    }
+
+    /// Whether the client inflates our messages with the full 15-bit window: then any
+    /// message compressed without context, with any window, may go to it as it is: its
+    /// own echoed as the very bytes it sent (it compressed without context, with at most
+    /// 15 bits, as no `client_max_window_bits` is answered), or another client's chat
+    /// message as that client sent it.
+    pub fn takes_full_window(self) -> bool {
+        self.server_window_bits() == 15
+    }
+
+    /// The value of the `Sec-WebSocket-Extensions` header of the 101 (§7.1): constant
+    /// text, so that answering allocates nothing.
+    pub fn response(self) -> &'static str {
+        macro_rules! answer {
+            ($($tail:literal)?) => {
+                concat!(
+                    "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+                    $(, "; server_max_window_bits=", $tail)?
+                )
+            };
+        }
+        match self.server_max_window_bits.map(NonZeroU8::get) {
+            None => answer!(),
+            Some(8) => answer!("8"),
+            Some(9) => answer!("9"),
+            Some(10) => answer!("10"),
+            Some(11) => answer!("11"),
+            Some(12) => answer!("12"),
+            Some(13) => answer!("13"),
+            Some(14) => answer!("14"),
+            _ => answer!("15"),
+        }
+    }
+}
+
+/// Why an offer is declined (§7.1: the server MUST decline an offer that has a parameter
+/// not defined for an offer, an invalid value, or a parameter twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declined {
+    /// A parameter permessage-deflate does not define for an offer.
+    UnknownParameter,
+    /// A parameter with a value it may not have, or without one it needs.
+    InvalidValue,
+    /// The same parameter twice.
+    Duplicate,
+}
+
+/// Chooses the first acceptable permessage-deflate offer among the client's
+/// `Sec-WebSocket-Extensions` fields, in order; `None` declines them all (the connection
+/// then opens without compression, §7.1).
+pub fn negotiate(headers: &Headers<'_, '_>) -> Option<Agreement> {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .flat_map(|h| split_outside_quotes(h.value, b','))
+        .filter_map(|offer| {
+            let mut parts = split_outside_quotes(offer, b';');
+            let name = parts.next()?.trim_ascii();
+            name.eq_ignore_ascii_case(NAME.as_bytes())
+                .then(|| accept(parts))
+        })
+        .find_map(Result::ok)
+}
+
+/// Judges one permessage-deflate offer by its parameters (§7.1.1, §7.1.2).
+pub fn accept<'a>(params: impl Iterator<Item = &'a [u8]>) -> Result<Agreement, Declined> {
+    let mut seen = [false; 4];
+    let mut server_max_window_bits = None;
+    for param in params {
+        let param = param.trim_ascii();
+        let (name, value) = match param.iter().position(|&b| b == b'=') {
+            Some(i) => (
+                param[..i].trim_ascii(),
+                Some(unquote(param[i + 1..].trim_ascii())),
+            ),
+            None => (param, None),
+        };
+        let index = [
+            "server_no_context_takeover",
+            "client_no_context_takeover",
+            "server_max_window_bits",
+            "client_max_window_bits",
+        ]
+        .iter()
+        .position(|known| name.eq_ignore_ascii_case(known.as_bytes()))
+        .ok_or(Declined::UnknownParameter)?;
+        if std::mem::replace(&mut seen[index], true) {
+            return Err(Declined::Duplicate);
+        }
+        match (index, value) {
+            // §7.1.1.1, §7.1.1.2: the context takeover parameters have no value.
+            (0 | 1, None) => {}
+            (0 | 1, Some(_)) => return Err(Declined::InvalidValue),
+            // §7.1.2.1: server_max_window_bits needs a value, 8 to 15.
+            (2, Some(value)) => server_max_window_bits = Some(window_bits(value)?),
+            (2, None) => return Err(Declined::InvalidValue),
+            // §7.1.2.2: client_max_window_bits may come without a value. The server
+            // answers without it: a client that compresses with any window up to 15
+            // bits is inflated with the full window.
+            (_, Some(value)) => {
+                window_bits(value)?;
+            }
+            (_, None) => {}
+        }
+    }
+    Ok(Agreement {
+        server_max_window_bits,
+    })
+}
+
+/// A window size parameter's value: a decimal integer from 8 to 15 without leading
+/// zeros (§7.1.2.1, after unquoting).
+fn window_bits(value: Option<&[u8]>) -> Result<NonZeroU8, Declined> {
+    let bits = match value.ok_or(Declined::InvalidValue)? {
+        [d @ b'8'..=b'9'] => d - b'0',
+        [b'1', d @ b'0'..=b'5'] => 10 + d - b'0',
+        _ => return Err(Declined::InvalidValue),
+    };
+    Ok(NonZeroU8::new(bits).expect("8 to 15"))
+}
+
+/// A parameter value without its quotes, if it is a quoted-string (RFC 9110 §5.6.4);
+/// `None` for one with escapes, which no valid value here needs.
+fn unquote(value: &[u8]) -> Option<&[u8]> {
+    match value {
+        [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') && !inner.contains(&b'"') => {
+            Some(inner)
+        }
+        [b'"', ..] => None,
+        _ => Some(value),
+    }
+}
+
+/// Splits a field value at `sep`, except inside a quoted-string (RFC 9110 §5.6.4), so
+/// that a quoted value holding a comma or semicolon stays one piece.
+fn split_outside_quotes(value: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        let (mut quoted, mut escaped) = (false, false);
+        for (i, &b) in s.iter().enumerate() {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                _ if b == sep && !quoted => {
+                    rest = Some(&s[i + 1..]);
+                    return Some(&s[..i]);
+                }
+                _ => {}
+            }
+        }
+        rest = None;
+        Some(s)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::http::{parse_request, Header, MAX_HEADERS};
+
+    /// What the server answers to these `Sec-WebSocket-Extensions` fields: the 101's
+    /// header value, or `None` for a decline.
+    fn answer(fields: &[&str]) -> Option<&'static str> {
+        let mut head = String::from("GET / HTTP/1.1\r\nHost: h\r\n");
+        for field in fields {
+            head.push_str(&format!("Sec-WebSocket-Extensions: {field}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut storage = [Header::default(); MAX_HEADERS];
+        let (req, _) = parse_request(head.as_bytes(), 0, &mut storage)
+            .unwrap()
+            .unwrap();
+        negotiate(&req.headers).map(Agreement::response)
+    }
+
+    const PLAIN: &str =
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+
+    #[test]
+    fn what_browsers_and_libraries_offer_is_accepted_without_context_takeover() {
+        for offer in [
+            "permessage-deflate; client_max_window_bits", // Chromium, Firefox, Node ws
+            "permessage-deflate",
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+            "permessage-deflate; client_max_window_bits=12",
+            "PerMessage-Deflate; Client_Max_Window_Bits",
+            "permessage-deflate ;client_max_window_bits = 15 ",
+        ] {
+            assert_eq!(answer(&[offer]), Some(PLAIN), "{offer}");
+        }
+    }
+
+    #[test]
+    fn server_max_window_bits_is_answered_with_the_same_value() {
+        for bits in 8..=15 {
+            let offer = format!("permessage-deflate; server_max_window_bits={bits}");
+            let expected = format!("{PLAIN}; server_max_window_bits={bits}");
+            assert_eq!(answer(&[&offer]), Some(&expected[..]), "{offer}");
+        }
+        // A quoted-string value is the same value (§7.1.2.1).
+        let quoted = answer(&["permessage-deflate; server_max_window_bits=\"10\""]);
+        assert_eq!(
+            quoted,
+            Some(&format!("{PLAIN}; server_max_window_bits=10")[..])
+        );
+    }
+
+    #[test]
+    fn malformed_offers_are_declined() {
+        for offer in [
+            "permessage-deflate; unknown",
+            "permessage-deflate; server_no_context_takeover=1",
+            "permessage-deflate; client_no_context_takeover=\"\"",
+            "permessage-deflate; server_max_window_bits",
+            "permessage-deflate; server_max_window_bits=7",
+            "permessage-deflate; server_max_window_bits=16",
+            "permessage-deflate; server_max_window_bits=08",
+            "permessage-deflate; server_max_window_bits=9.0",
+            "permessage-deflate; server_max_window_bits=\"1\\0\"",
+            "permessage-deflate; server_max_window_bits=\"10",
+            "permessage-deflate; client_max_window_bits=0",
+            "permessage-deflate; client_max_window_bits=abc",
+            "permessage-deflate; client_max_window_bits; client_max_window_bits",
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+            "permessage-deflate; ; client_max_window_bits",
+            "x-webkit-deflate-frame",
+            "deflate-frame; no_context_takeover",
+        ] {
+            assert_eq!(answer(&[offer]), None, "{offer}");
+        }
+    }
+
+    #[test]
+    fn the_first_acceptable_offer_wins_in_the_clients_order() {
+        // A declined offer is skipped, not fatal: the next one is judged (§7.1).
+        let second =
+            answer(&["permessage-deflate; bogus, permessage-deflate; server_max_window_bits=9"]);
+        assert_eq!(
+            second,
+            Some(&format!("{PLAIN}; server_max_window_bits=9")[..])
+        );
+        let first = answer(&["permessage-deflate; server_max_window_bits=11, permessage-deflate"]);
+        assert_eq!(
+            first,
+            Some(&format!("{PLAIN}; server_max_window_bits=11")[..])
+        );
+        // Offers spread over several fields are one list (RFC 9110 §5.3).
+        let fields = answer(&[
+            "x-webkit-deflate-frame",
+            "permessage-deflate; foo=1",
+            "permessage-deflate",
+        ]);
+        assert_eq!(fields, Some(PLAIN));
+        // A quoted comma does not split an offer.
+        let quoted = answer(&["other; p=\"a,permessage-deflate\", permessage-deflate"]);
+        assert_eq!(quoted, Some(PLAIN));
+        assert_eq!(answer(&[]), None);
+        assert_eq!(answer(&["other, another"]), None);
+    }
+
+    #[test]
+    fn declines_say_why() {
+        let judge = |params: &[&str]| accept(params.iter().map(|p| p.as_bytes()));
+        assert_eq!(judge(&["what"]), Err(Declined::UnknownParameter));
+        assert_eq!(
+            judge(&["client_max_window_bits", "client_max_window_bits=9"]),
+            Err(Declined::Duplicate)
+        );
+        assert_eq!(
+            judge(&["server_max_window_bits=99"]),
+            Err(Declined::InvalidValue)
+        );
+        let agreed = judge(&["server_max_window_bits=12"]).unwrap();
+        assert_eq!(agreed.server_window_bits(), 12);
+        assert!(
+            !agreed.takes_full_window(),
+            "a client may compress with 15 bits"
+        );
+        let agreed = judge(&["client_max_window_bits"]).unwrap();
+        assert_eq!(agreed.server_window_bits(), 15);
+        assert!(agreed.takes_full_window());
+    }
+}
