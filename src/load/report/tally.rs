@@ -208,6 +208,8 @@ impl Tally {
             hold_echo_rtt_us: Percentiles::of(&hold_echo),
             chat,
             workload,
+            // What the first handshake of the first process that made one negotiated.
+            tls: self.finals.iter().flatten().find_map(|f| f.tls.clone()),
             workers_lost: lost,
             interrupted: run.interrupted,
             ok,

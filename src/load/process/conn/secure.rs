@@ -1,0 +1,147 @@
+//! wss:// for the load generator: the client role of the same TLS layer the server
+//! uses (`crate::tls`, rustls' unbuffered API). Records are read into the first half of
+//! the process's read buffer and their plaintext lands in its second half, where the
+//! protocol core reads it in place; a call's output is gathered, sealed into as few
+//! records as its length needs and written with one write. A connection holds rustls'
+//! state behind one pointer and, while a record has not arrived whole, its start (in
+//! the spill): no buffer of its own.
+
+use std::io::{self, Read};
+
+use mio::net::TcpStream;
+use rustls::client::UnbufferedClientConnection;
+
+use super::layer::{Inbound, Layer};
+use crate::load::process::env::Env;
+use crate::load::process::socket::io_failure;
+use crate::load::process::tls::ClientTls;
+use crate::load::wire::Failure;
+use crate::stream::Spilled;
+use crate::tls::{Sealed, Tls, TlsError};
+
+/// wss://: TLS over the socket.
+#[derive(Debug)]
+pub struct Secure(Tls<UnbufferedClientConnection>);
+
+fn shared(env: &mut Env) -> &mut ClientTls {
+    env.tls.as_mut().expect("a --tls run has its TLS settings")
+}
+
+/// Writes what was sealed (handshake records, alerts, data) and forgets it.
+fn write_sealed(
+    stream: &mut TcpStream,
+    spill: &mut Spilled,
+    sealed: &mut Sealed,
+) -> Result<(), Failure> {
+    if sealed.is_empty() {
+        return Ok(());
+    }
+    let written = spill.write(stream, sealed.bytes(), &[]);
+    sealed.clear();
+    written.map(|_| ()).map_err(|e| io_failure(&e))
+}
+
+impl Secure {
+    /// Counts a TLS failure; the alert rustls queued goes out as far as the socket
+    /// takes it.
+    fn fail(
+        stream: &mut TcpStream,
+        spill: &mut Spilled,
+        tls: &mut ClientTls,
+        e: TlsError,
+    ) -> Failure {
+        let _ = write_sealed(stream, spill, &mut tls.sealed);
+        tls.failure(e)
+    }
+}
+
+impl Layer for Secure {
+    const SEALS: bool = true;
+
+    fn new(env: &mut Env) -> Result<Secure, Failure> {
+        Ok(Secure(Tls::new(shared(env).connect()?)))
+    }
+
+    /// Sends the ClientHello; the WebSocket handshake waits for the TLS one.
+    fn start(
+        &mut self,
+        stream: &mut TcpStream,
+        spill: &mut Spilled,
+        env: &mut Env,
+    ) -> Result<bool, Failure> {
+        let tls = shared(env);
+        if let Err(e) = self.0.open(&mut [], &mut [], &mut tls.sealed) {
+            return Err(Secure::fail(stream, spill, tls, e));
+        }
+        write_sealed(stream, spill, &mut tls.sealed)?;
+        Ok(false)
+    }
+
+    fn ready(&self) -> bool {
+        !self.0.conn().is_handshaking()
+    }
+
+    fn read(
+        &mut self,
+        stream: &mut TcpStream,
+        spill: &mut Spilled,
+        buf: &mut [u8],
+        env: &mut Env,
+    ) -> Result<Inbound, Failure> {
+        let half = buf.len() / 2;
+        let (records, plain) = buf.split_at_mut(half);
+        let (kept_plain, kept_records) = spill.kept();
+        // Room for records whose plaintext fits behind the kept plaintext.
+        let room = half - kept_plain;
+        let fresh = loop {
+            match stream.read(&mut records[kept_records..room]) {
+                Ok(0) => return Ok(Inbound::Eof),
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Inbound::WouldBlock),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_failure(&e)),
+            }
+        };
+        spill.restore(plain, records);
+        let end = kept_records + fresh;
+        let tls = shared(env);
+        let handshaking = self.0.conn().is_handshaking();
+        let opened = self.0.open(
+            &mut records[..end],
+            &mut plain[kept_plain..],
+            &mut tls.sealed,
+        );
+        let opened = opened.map_err(|e| Secure::fail(stream, spill, tls, e))?;
+        spill.keep_records(&records[opened.used..end]);
+        if handshaking && !self.0.conn().is_handshaking() {
+            tls.note_session(self.0.conn());
+        }
+        // The handshake's answers (the client's Finished) leave now.
+        write_sealed(stream, spill, &mut tls.sealed)?;
+        Ok(Inbound::Data {
+            start: half,
+            len: kept_plain + opened.plain,
+            kept: kept_plain,
+            drained: end < room,
+        })
+    }
+
+    fn send(
+        &mut self,
+        stream: &mut TcpStream,
+        spill: &mut Spilled,
+        env: &mut Env,
+        plain: &[u8],
+    ) -> Result<(), Failure> {
+        if plain.is_empty() {
+            return Ok(());
+        }
+        let tls = shared(env);
+        match self.0.seal(spill.records(), plain, &mut tls.sealed) {
+            Ok(true) => {}
+            Ok(false) => log::debug!("output before the TLS handshake was done: dropped"),
+            Err(e) => return Err(Secure::fail(stream, spill, tls, e)),
+        }
+        write_sealed(stream, spill, &mut tls.sealed)
+    }
+}
