@@ -245,6 +245,7 @@ mod tests {
             hold_echo_rtt_us: encode_histogram(&h),
             chat: None,
             workload: None,
+            tls: None,
         }))
     }
 
@@ -353,6 +354,7 @@ mod tests {
                     delivery_us: encode_histogram(&h),
                 }),
                 workload: None,
+                tls: None,
             })),
         );
         let mut info = run_info(members);
