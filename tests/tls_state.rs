@@ -3,7 +3,8 @@
 //! own), the client and server driven in memory through `wsreactor::tls` (sans-IO: no
 //! socket). Printed with `--nocapture`; docs/benchmarks.md has the figures and what
 //! the allocations are (rustls 0.23, ring: the boxed connection 1,088 B, two AES-GCM
-//! keys of 560 B, the traffic state, two emptied queues, the SNI).
+//! keys of 560 B, the traffic state, two emptied queues, the SNI). And the same for the
+//! load generator's client connection under its own configuration (`load --tls`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -79,6 +80,7 @@ fn client_config(
 
 #[test]
 fn an_idle_tls_connection_holds_only_rustls_state() {
+    let _counting = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let dir = std::env::temp_dir().join(format!("wsreactor-tls-state-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -135,5 +137,71 @@ fn an_idle_tls_connection_holds_only_rustls_state() {
         );
         assert!(idle <= 4096, "{name}: {idle} B per idle connection");
         drop(server);
+    }
+}
+
+/// The live-byte counter is the whole binary's: one test counts at a time.
+static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn an_idle_load_client_connection_holds_only_rustls_state() {
+    let _counting = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
+    // The load generator's own configuration (`load --tls --insecure`): resumption on,
+    // so all but a process's first handshake resume; and the same without it.
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let chain = vec![made.cert.der().clone()];
+    let key = rustls::pki_types::PrivateKeyDer::try_from(made.signing_key.serialize_der()).unwrap();
+    let server_config = wsreactor::tls::config::server_config_for(chain, key).unwrap();
+    let resuming = wsreactor::tls::client_config(None).unwrap();
+    let mut full = (*resuming).clone();
+    full.resumption = rustls::client::Resumption::disabled();
+    for config in [std::sync::Arc::new(full), resuming] {
+        let mut idle = 0;
+        // The first connection initialises what a process does once (and fills the
+        // ticket cache the configuration shares, bounded per server); the second is
+        // counted.
+        for _ in 0..2 {
+            let mut server =
+                Tls::new(UnbufferedServerConnection::new(server_config.clone()).unwrap());
+            let before = live();
+            let name = ServerName::try_from("localhost").unwrap();
+            let mut client =
+                Tls::new(UnbufferedClientConnection::new(config.clone(), name).unwrap());
+            let (mut to_server, mut to_client) = (Sealed::default(), Sealed::default());
+            client.open(&mut [], &mut [], &mut to_server).unwrap();
+            for _ in 0..8 {
+                deliver(&mut to_server, &mut server, &mut to_client);
+                deliver(&mut to_client, &mut client, &mut to_server);
+                if to_server.is_empty() && to_client.is_empty() {
+                    break;
+                }
+            }
+            assert!(client.seal(&mut [], b"hello", &mut to_server).unwrap());
+            assert_eq!(
+                deliver(&mut to_server, &mut server, &mut to_client),
+                b"hello"
+            );
+            assert!(server.seal(&mut [], b"hello", &mut to_client).unwrap());
+            assert_eq!(
+                deliver(&mut to_client, &mut client, &mut to_server),
+                b"hello"
+            );
+            // The server and the scratch buffers go: what is left is the client's.
+            drop((to_server, to_client, server));
+            idle = live() - before;
+            eprintln!(
+                "load client: {} B inline (boxed), {idle} B live when idle ({:?} handshake, \
+                 {:?})",
+                std::mem::size_of::<UnbufferedClientConnection>(),
+                client.conn().handshake_kind().unwrap(),
+                client
+                    .conn()
+                    .negotiated_key_exchange_group()
+                    .unwrap()
+                    .name(),
+            );
+            drop(client);
+        }
+        assert!(idle <= 8192, "{idle} B per idle load connection");
     }
 }
