@@ -254,9 +254,10 @@ in_hold = [r.get("echo_p99_us") for r in timeline
 n = $N
 established = $ss_established
 # CPU over the ramp (start to every connection verified), each end, per connection: the
-# handshakes (TCP, TLS if any, WebSocket) and the verification echo. By whole seconds,
-# the last one partial; host_cpu says whether the two cores were the bound.
-ramp = [r for r in timeline if r["elapsed"] < math.ceil($started - start + load["ramp_secs"])]
+# handshakes (TCP, TLS if any, WebSocket) and the verification echo. By the sampler's
+# whole seconds, up to the one the ramp ends in (so a second of the hold's start may be
+# in it: meaningful for ramps of many seconds); host_cpu says whether the cores bound it.
+ramp = [r for r in timeline if r["elapsed"] <= math.ceil($started - start + load["ramp_secs"])]
 def per_conn(key):
     total = sum(r.get(key) or 0 for r in ramp)
     return round(total * 1e6 / load["verified"], 1) if load["verified"] else None
