@@ -74,6 +74,13 @@ fn ok_run(run: &LoadRun) -> serde_json::Value {
         r["tls"]["group"], "X25519",
         "the client offers X25519 first: {r:#}"
     );
+    let handshakes = r["tls"]["full"].as_u64().unwrap();
+    assert_eq!(r["tls"]["resumed"], 0, "no resumption: {r:#}");
+    assert_eq!(
+        Some(handshakes),
+        r["established"].as_u64(),
+        "every TLS handshake counted: {r:#}"
+    );
     assert!(
         r["tls"]["cipher_suite"]
             .as_str()

@@ -147,8 +147,9 @@ pub struct LoadArgs {
 
     /// wss://: every connection speaks TLS (1.3 or 1.2, rustls with ring) to a server
     /// started with --tls-cert/--tls-key; the certificate must be signed by --ca, or
-    /// --insecure accepts any (a self-signed one on loopback). The handshake latency
-    /// includes the TLS handshake.
+    /// --insecure accepts any (a self-signed one on loopback). Every handshake is a full
+    /// one (no resumption: each connection stands for a client of its own); the
+    /// handshake latency includes it.
     #[arg(long)]
     pub tls: bool,
 

@@ -243,7 +243,7 @@ fn preflight(
 }
 
 /// `--tls`: rustls' client configuration, trusting the certificates in `--ca` (or,
-/// with `--insecure`, any certificate).
+/// with `--insecure`, any certificate), without resumption.
 fn tls_config(args: &LoadArgs) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
     if !args.tls {
         return Ok(None);
@@ -252,7 +252,13 @@ fn tls_config(args: &LoadArgs) -> Result<Option<Arc<rustls::ClientConfig>>, Stri
         return Err("--tls needs --ca FILE, or --insecure for any certificate".into());
     }
     let config = crate::tls::client_config(args.ca.as_deref()).map_err(|e| format!("--ca {e}"))?;
-    Ok(Some(config))
+    // Every connection stands for a client of its own, on its first visit: a full
+    // handshake, no session to resume (with rustls' ticket cache, shared by the process,
+    // a ramp resumed a few in a hundred, as tickets came back: a mix no reader could
+    // tell apart).
+    let mut config = (*config).clone();
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Some(Arc::new(config)))
 }
 
 /// The driver settings of worker `slot` (or of the single in-process run).

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
+use rustls::HandshakeKind;
 
 use crate::load::wire::{Failure, TlsSession};
 use crate::tls::{Sealed, TlsError};
@@ -52,9 +53,14 @@ impl ClientTls {
             .map_err(|e| self.failure(TlsError(e)))
     }
 
-    /// Notes what a completed handshake negotiated, the first time.
+    /// Notes what a completed handshake negotiated (the first one's names) and how
+    /// (full or resumed).
     pub fn note_session(&mut self, conn: &UnbufferedClientConnection) {
-        if self.session.is_some() {
+        if let Some(s) = &mut self.session {
+            match conn.handshake_kind() {
+                Some(HandshakeKind::Resumed) => s.resumed += 1,
+                _ => s.full += 1,
+            }
             return;
         }
         let name = |s: Option<String>| s.unwrap_or_else(|| "unknown".into());
@@ -68,7 +74,10 @@ impl ClientTls {
                 conn.negotiated_key_exchange_group()
                     .map(|g| format!("{:?}", g.name())),
             ),
+            full: 0,
+            resumed: 0,
         });
+        self.note_session(conn);
     }
 
     /// The failure a TLS error counts as. The first of a process is told on stderr in

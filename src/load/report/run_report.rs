@@ -125,8 +125,9 @@ impl Report {
         if let Some(t) = &self.tls {
             let _ = writeln!(
                 w,
-                "  tls                 {} {} {} (handshake latency includes TLS)",
-                t.version, t.cipher_suite, t.group
+                "  tls                 {} {} {} ({} full handshakes, {} resumed; the \
+                 handshake latency includes TLS)",
+                t.version, t.cipher_suite, t.group, t.full, t.resumed
             );
         }
         let _ = writeln!(w, "  processes           {}", self.processes);

@@ -16,7 +16,7 @@ use super::run_report::{Report, RunInfo};
 use super::timeline_file::Timeline;
 use super::workload_section::WorkloadReport;
 use crate::load::wire::{
-    decode_histogram, new_histogram, ChatFinal, Counters, WorkerFinal, WorkerMsg,
+    decode_histogram, new_histogram, ChatFinal, Counters, TlsSession, WorkerFinal, WorkerMsg,
 };
 
 /// What each worker has said so far.
@@ -208,8 +208,7 @@ impl Tally {
             hold_echo_rtt_us: Percentiles::of(&hold_echo),
             chat,
             workload,
-            // What the first handshake of the first process that made one negotiated.
-            tls: self.finals.iter().flatten().find_map(|f| f.tls.clone()),
+            tls: merged_tls(&self.finals),
             workers_lost: lost,
             interrupted: run.interrupted,
             ok,
@@ -222,6 +221,18 @@ fn merge_histogram(into: &mut Histogram<u64>, encoded: &str) {
         Ok(Ok(())) => {}
         Ok(Err(e)) | Err(e) => log::warn!("dropping a worker's histogram: {e}"),
     }
+}
+
+/// What the first handshake of the first process that made one negotiated, with the
+/// full and resumed handshakes of every process.
+fn merged_tls(finals: &[Option<WorkerFinal>]) -> Option<TlsSession> {
+    let mut all = finals.iter().flatten().filter_map(|f| f.tls.as_ref());
+    let mut merged = all.next()?.clone();
+    for t in all {
+        merged.full += t.full;
+        merged.resumed += t.resumed;
+    }
+    Some(merged)
 }
 
 #[cfg(test)]

@@ -62,6 +62,13 @@ pub struct TlsSession {
     pub cipher_suite: String,
     /// The key exchange group, e.g. `X25519`.
     pub group: String,
+    /// Handshakes completed in full (a certificate sent and checked).
+    #[serde(default)]
+    pub full: u64,
+    /// Handshakes that resumed a session from a ticket (RFC 8446 §2.2): the client
+    /// keeps the server's tickets, as browsers do.
+    #[serde(default)]
+    pub resumed: u64,
 }
 
 /// What a chat run measured (the message counts are in [`Counters`]).

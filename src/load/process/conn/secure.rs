@@ -6,8 +6,6 @@
 //! state behind one pointer and, while a record has not arrived whole, its start (in
 //! the spill): no buffer of its own.
 
-use std::io::{self, Read};
-
 use mio::net::TcpStream;
 use rustls::client::UnbufferedClientConnection;
 
@@ -16,7 +14,7 @@ use crate::load::process::env::Env;
 use crate::load::process::socket::io_failure;
 use crate::load::process::tls::ClientTls;
 use crate::load::wire::Failure;
-use crate::stream::Spilled;
+use crate::stream::{RecordsRead, Spilled};
 use crate::tls::{Sealed, Tls, TlsError};
 
 /// wss://: TLS over the socket.
@@ -88,41 +86,27 @@ impl Layer for Secure {
         buf: &mut [u8],
         env: &mut Env,
     ) -> Result<Inbound, Failure> {
-        let half = buf.len() / 2;
-        let (records, plain) = buf.split_at_mut(half);
-        let (kept_plain, kept_records) = spill.kept();
-        // Room for records whose plaintext fits behind the kept plaintext.
-        let room = half - kept_plain;
-        let fresh = loop {
-            match stream.read(&mut records[kept_records..room]) {
-                Ok(0) => return Ok(Inbound::Eof),
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Inbound::WouldBlock),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_failure(&e)),
-            }
+        let read = match spill.read_records(stream, buf) {
+            Ok(RecordsRead::Data(read)) => read,
+            Ok(RecordsRead::Eof) => return Ok(Inbound::Eof),
+            Ok(RecordsRead::WouldBlock) => return Ok(Inbound::WouldBlock),
+            Err(e) => return Err(io_failure(&e)),
         };
-        spill.restore(plain, records);
-        let end = kept_records + fresh;
         let tls = shared(env);
         let handshaking = self.0.conn().is_handshaking();
-        let opened = self.0.open(
-            &mut records[..end],
-            &mut plain[kept_plain..],
-            &mut tls.sealed,
-        );
+        let opened = self.0.open(read.records, read.plain, &mut tls.sealed);
         let opened = opened.map_err(|e| Secure::fail(stream, spill, tls, e))?;
-        spill.keep_records(&records[opened.used..end]);
+        spill.keep_records(&read.records[opened.used..]);
         if handshaking && !self.0.conn().is_handshaking() {
             tls.note_session(self.0.conn());
         }
         // The handshake's answers (the client's Finished) leave now.
         write_sealed(stream, spill, &mut tls.sealed)?;
         Ok(Inbound::Data {
-            start: half,
-            len: kept_plain + opened.plain,
-            kept: kept_plain,
-            drained: end < room,
+            start: read.start,
+            len: read.kept + opened.plain,
+            kept: read.kept,
+            drained: read.drained,
         })
     }
 
