@@ -322,7 +322,8 @@ print(f"  distinct client (address, port)     {$distinct_pairs:,}")
 print(f"  client source addresses             {$source_count}, at most {$max_per_source:,} ports from one (range allows {$ports:,})")
 if report["tls"]:
     t = report["tls"]
-    print(f"  TLS                                 {t['version']} {t['cipher_suite']} {t['group']}")
+    print(f"  TLS                                 {t['version']} {t['cipher_suite']} {t['group']}"
+          f" ({t.get('full', 0):,} full handshakes, {t.get('resumed', 0):,} resumed)")
 if established:
     print(f"  server RSS                          {$rss_during / 2**20:,.1f} MiB in all, {rss_delta / established:,.1f} B per connection")
     print(f"  load RSS                            {$load_rss_during / 2**20:,.1f} MiB in all, {$load_rss_during / established:,.1f} B per connection (an upper bound)")

@@ -196,7 +196,9 @@ def headline(report):
                       f"{cpu['cpus']} cores busy"))
     tls = report.get("tls")
     if tls:
-        cards.insert(0, ("TLS", tls["version"], f"{tls['cipher_suite']}, {tls['group']}"))
+        cards.insert(0, ("TLS", tls["version"],
+                         f"{tls['cipher_suite']}, {tls['group']}; {number(tls.get('full', 0))} full "
+                         f"handshakes, {number(tls.get('resumed', 0))} resumed"))
     return "".join(
         f'<div class="card"><div class="label">{html.escape(a)}</div>'
         f'<div class="value">{html.escape(b)}</div><div class="note">{html.escape(c)}</div></div>'
