@@ -38,7 +38,7 @@ impl<L: Layer> Conn<L> {
                     kept,
                     drained,
                 } => {
-                    if let Phase::Securing = self.phase {
+                    if L::HANDSHAKES && matches!(self.phase, Phase::Securing) {
                         if !self.layer.ready() {
                             if drained && !read_closed {
                                 return Ok(());

@@ -5,7 +5,7 @@
 //! process's shared buffer and hand the core plaintext there.
 
 use std::fmt;
-use std::io::Write;
+use std::io;
 
 use mio::net::TcpStream;
 
@@ -37,9 +37,12 @@ pub enum Inbound {
 
 /// The layer between a load connection's socket and its protocol core.
 pub trait Layer: Sized + fmt::Debug {
-    /// Whether the core's output is gathered and sealed ([`Layer::send`]) rather than
-    /// written as it comes.
-    const SEALS: bool;
+    /// Where the protocol core's output goes during one call into it.
+    type Out<'c>: Transmit;
+
+    /// Whether the layer has a handshake of its own (TLS): without one, the code that
+    /// waits for it is compiled out of the read loop, which stays as it was for ws://.
+    const HANDSHAKES: bool;
 
     /// The layer of a connection whose connect is starting.
     fn new(env: &mut Env) -> Result<Self, Failure>;
@@ -65,15 +68,17 @@ pub trait Layer: Sized + fmt::Debug {
         env: &mut Env,
     ) -> Result<Inbound, Failure>;
 
-    /// Seals `plain` (the core's output of one call) and writes it, spilling what the
-    /// socket does not take. Only when [`Layer::SEALS`].
-    fn send(
+    /// Runs `f` with the connection's output: written as it comes (ws://), or gathered
+    /// and then sealed and written (wss://); what the socket does not take is spilled.
+    /// A write error counts as `on_io` says.
+    fn output<T>(
         &mut self,
         stream: &mut TcpStream,
         spill: &mut Spilled,
         env: &mut Env,
-        plain: &[u8],
-    ) -> Result<(), Failure>;
+        on_io: fn(&io::Error) -> Failure,
+        f: impl FnOnce(&mut Env, &mut Self::Out<'_>) -> T,
+    ) -> Result<T, Failure>;
 }
 
 /// ws://: bytes as they are.
@@ -81,7 +86,8 @@ pub trait Layer: Sized + fmt::Debug {
 pub struct Plain;
 
 impl Layer for Plain {
-    const SEALS: bool = false;
+    type Out<'c> = Link<'c, TcpStream>;
+    const HANDSHAKES: bool = false;
 
     fn new(_: &mut Env) -> Result<Plain, Failure> {
         Ok(Plain)
@@ -114,45 +120,18 @@ impl Layer for Plain {
         })
     }
 
-    fn send(
+    #[inline(always)]
+    fn output<T>(
         &mut self,
-        _: &mut TcpStream,
-        _: &mut Spilled,
-        _: &mut Env,
-        _: &[u8],
-    ) -> Result<(), Failure> {
-        Ok(())
-    }
-}
-
-/// The core's output for one call: written through the link as it comes (ws://), or
-/// gathered for the layer to seal (wss://).
-#[derive(Debug)]
-pub struct Out<'c, S> {
-    link: Link<'c, S>,
-    gather: Option<&'c mut Vec<u8>>,
-}
-
-impl<'c, S: Write> Out<'c, S> {
-    /// Output through `link`, or into `gather` if given.
-    pub fn new(link: Link<'c, S>, gather: Option<&'c mut Vec<u8>>) -> Out<'c, S> {
-        Out { link, gather }
-    }
-
-    /// The link's outcome (see [`Link::finish`]).
-    pub fn finish(self) -> std::io::Result<u64> {
-        self.link.finish()
-    }
-}
-
-impl<S: Write> Transmit for Out<'_, S> {
-    fn transmit(&mut self, head: &[u8], body: &[u8]) {
-        match &mut self.gather {
-            Some(plain) => {
-                plain.extend_from_slice(head);
-                plain.extend_from_slice(body);
-            }
-            None => self.link.transmit(head, body),
-        }
+        stream: &mut TcpStream,
+        spill: &mut Spilled,
+        env: &mut Env,
+        on_io: fn(&io::Error) -> Failure,
+        f: impl FnOnce(&mut Env, &mut Link<'_, TcpStream>) -> T,
+    ) -> Result<T, Failure> {
+        let mut link = Link::new(stream, spill);
+        let r = f(env, &mut link);
+        link.finish().map_err(|e| on_io(&e))?;
+        Ok(r)
     }
 }

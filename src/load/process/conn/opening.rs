@@ -6,7 +6,6 @@
 use std::io;
 
 use super::layer::Layer;
-use super::output::output;
 use super::{Conn, Echo, End, Phase, ESTABLISHED, VERIFIED};
 use crate::load::process::env::{Env, NEVER};
 use crate::load::process::socket::{connect_failure, io_failure};
@@ -41,7 +40,9 @@ impl<L: Layer> Conn<L> {
         Ok(true)
     }
 
-    /// The layer's handshake (TLS) is done: the WebSocket handshake starts.
+    /// The layer's handshake (TLS) is done: the WebSocket handshake starts. Once per
+    /// connection: kept out of the read loop.
+    #[inline(never)]
     pub(super) fn secured(&mut self, env: &mut Env) -> Result<(), Failure> {
         self.open_websocket(env, io_failure)
     }
@@ -53,8 +54,8 @@ impl<L: Layer> Conn<L> {
         on_io: fn(&io::Error) -> Failure,
     ) -> Result<(), Failure> {
         let key = client_key(env.rng.nonce());
-        let (layer, stream, spill) = (&mut self.layer, &mut self.stream, &mut self.spill);
-        let core = output(layer, stream, spill, env, on_io, |env, out| {
+        let (stream, spill) = (&mut self.stream, &mut self.spill);
+        let core = self.layer.output(stream, spill, env, on_io, |env, out| {
             ClientConnection::start(&env.cfg.host, &env.cfg.path, key, out)
         })?;
         self.phase = Phase::Running {

@@ -6,6 +6,8 @@
 //! state behind one pointer and, while a record has not arrived whole, its start (in
 //! the spill): no buffer of its own.
 
+use std::io;
+
 use mio::net::TcpStream;
 use rustls::client::UnbufferedClientConnection;
 
@@ -14,6 +16,7 @@ use crate::load::process::env::Env;
 use crate::load::process::socket::io_failure;
 use crate::load::process::tls::ClientTls;
 use crate::load::wire::Failure;
+use crate::protocol::transmit::Transmit;
 use crate::stream::{RecordsRead, Spilled};
 use crate::tls::{Sealed, Tls, TlsError};
 
@@ -54,7 +57,8 @@ impl Secure {
 }
 
 impl Layer for Secure {
-    const SEALS: bool = true;
+    type Out<'c> = Gather<'c>;
+    const HANDSHAKES: bool = true;
 
     fn new(env: &mut Env) -> Result<Secure, Failure> {
         Ok(Secure(Tls::new(shared(env).connect()?)))
@@ -110,22 +114,54 @@ impl Layer for Secure {
         })
     }
 
-    fn send(
+    /// Gathers the core's output in the process's plaintext buffer (lent for the call:
+    /// it stays allocated), then seals it into as few records as its length needs and
+    /// writes them.
+    fn output<T>(
         &mut self,
         stream: &mut TcpStream,
         spill: &mut Spilled,
         env: &mut Env,
+        _: fn(&io::Error) -> Failure,
+        f: impl FnOnce(&mut Env, &mut Gather<'_>) -> T,
+    ) -> Result<T, Failure> {
+        let mut plain = std::mem::take(&mut shared(env).plain);
+        let r = f(env, &mut Gather(&mut plain));
+        let sent = self.send(stream, spill, shared(env), &plain);
+        plain.clear();
+        shared(env).plain = plain;
+        sent.map(|_| r)
+    }
+}
+
+impl Secure {
+    /// Seals `plain` and writes the records.
+    fn send(
+        &mut self,
+        stream: &mut TcpStream,
+        spill: &mut Spilled,
+        tls: &mut ClientTls,
         plain: &[u8],
     ) -> Result<(), Failure> {
         if plain.is_empty() {
             return Ok(());
         }
-        let tls = shared(env);
         match self.0.seal(spill.records(), plain, &mut tls.sealed) {
             Ok(true) => {}
             Ok(false) => log::debug!("output before the TLS handshake was done: dropped"),
             Err(e) => return Err(Secure::fail(stream, spill, tls, e)),
         }
         write_sealed(stream, spill, &mut tls.sealed)
+    }
+}
+
+/// The protocol core's output of one call, gathered to be sealed.
+#[derive(Debug)]
+pub struct Gather<'c>(&'c mut Vec<u8>);
+
+impl Transmit for Gather<'_> {
+    fn transmit(&mut self, head: &[u8], body: &[u8]) {
+        self.0.extend_from_slice(head);
+        self.0.extend_from_slice(body);
     }
 }
