@@ -310,6 +310,40 @@ mod tests {
     }
 
     #[test]
+    fn tls_is_reported_with_every_process_handshakes() {
+        let mut t = Tally::new(2, Instant::now());
+        for (worker, full) in [(0, 3), (1, 2)] {
+            let WorkerMsg::Final(mut fin) = final_with(done(full), &[100], vec![full]) else {
+                unreachable!();
+            };
+            fin.tls = Some(TlsSession {
+                version: "TLSv1_3".into(),
+                cipher_suite: "TLS13_AES_256_GCM_SHA384".into(),
+                group: "X25519".into(),
+                full,
+                resumed: 0,
+            });
+            t.on_msg(worker, WorkerMsg::Final(fin));
+        }
+        let r = t.report(run_info(5));
+        let tls = r.tls.clone().expect("TLS was used");
+        assert_eq!(
+            (tls.full, tls.resumed, tls.group.as_str()),
+            (5, 0, "X25519")
+        );
+        assert!(r
+            .to_text()
+            .contains("TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519 (5 full"));
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["tls"]["full"], 5);
+        // Over plain TCP the report has no `tls` at all.
+        let mut plain = Tally::new(1, Instant::now());
+        plain.on_msg(0, final_with(done(1), &[100], vec![1]));
+        let json = plain.report(run_info(1)).to_json();
+        assert!(!json.contains("\"tls\""), "{json}");
+    }
+
+    #[test]
     fn failures_and_lost_workers_fail_the_run() {
         let mut t = Tally::new(2, Instant::now());
         let mut c = done(2);

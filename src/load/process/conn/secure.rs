@@ -54,6 +54,25 @@ impl Secure {
         let _ = write_sealed(stream, spill, &mut tls.sealed);
         tls.failure(e)
     }
+
+    /// Seals `plain` and writes the records.
+    fn send(
+        &mut self,
+        stream: &mut TcpStream,
+        spill: &mut Spilled,
+        tls: &mut ClientTls,
+        plain: &[u8],
+    ) -> Result<(), Failure> {
+        if plain.is_empty() {
+            return Ok(());
+        }
+        match self.0.seal(spill.records(), plain, &mut tls.sealed) {
+            Ok(true) => {}
+            Ok(false) => log::debug!("output before the TLS handshake was done: dropped"),
+            Err(e) => return Err(Secure::fail(stream, spill, tls, e)),
+        }
+        write_sealed(stream, spill, &mut tls.sealed)
+    }
 }
 
 impl Layer for Secure {
@@ -131,27 +150,6 @@ impl Layer for Secure {
         plain.clear();
         shared(env).plain = plain;
         sent.map(|_| r)
-    }
-}
-
-impl Secure {
-    /// Seals `plain` and writes the records.
-    fn send(
-        &mut self,
-        stream: &mut TcpStream,
-        spill: &mut Spilled,
-        tls: &mut ClientTls,
-        plain: &[u8],
-    ) -> Result<(), Failure> {
-        if plain.is_empty() {
-            return Ok(());
-        }
-        match self.0.seal(spill.records(), plain, &mut tls.sealed) {
-            Ok(true) => {}
-            Ok(false) => log::debug!("output before the TLS handshake was done: dropped"),
-            Err(e) => return Err(Secure::fail(stream, spill, tls, e)),
-        }
-        write_sealed(stream, spill, &mut tls.sealed)
     }
 }
 
