@@ -2,7 +2,13 @@
 # The connection-scaling benchmark: far more than 65,535 concurrent WebSocket
 # connections to ONE server port, each verified with an echo, and what they cost.
 #
-#   scripts/scale.sh [CONNECTIONS]        (default 100000)
+#   scripts/scale.sh [--tls] [CONNECTIONS]        (default 100000)
+#
+# --tls: wss:// end to end. A throwaway self-signed P-256 certificate for 127.0.0.1 is
+# made (openssl) in the work directory, the server is started with it
+# (--tls-cert/--tls-key) and the load trusts it (--tls --ca). The report then says TLS
+# (version, cipher suite, key exchange group) and gives each end's CPU per connection
+# over the ramp: the handshakes, TLS and WebSocket, and the verification echo.
 #
 # Environment: HOLD (seconds to hold once all are established, default 60), ECHO_EVERY
 # (each connection echoes this often while held, default 60; 0 = only the verification
@@ -25,10 +31,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+tls=false
+if [ "${1:-}" = "--tls" ]; then
+  tls=true
+  shift
+fi
 N=${1:-100000}
 # The command as typed, for the report's stamp: the settings given in the environment
 # (read before the defaults below fill them in).
 command="scripts/scale.sh $N"
+$tls && command="scripts/scale.sh --tls $N"
 for v in HOLD ECHO_EVERY RATE SERVER_ARGS LOAD_ARGS; do
   [ -n "${!v:-}" ] && command="$v=\"${!v}\" $command"
 done
@@ -38,12 +50,14 @@ RATE=${RATE:-}
 OUT=${OUT:-scale-results}
 read -r -a server_extra <<<"${SERVER_ARGS:-}"
 read -r -a load_extra <<<"${LOAD_ARGS:-}"
-[[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -gt 0 ] || { echo "usage: $0 [CONNECTIONS]" >&2; exit 2; }
+[[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -gt 0 ] || { echo "usage: $0 [--tls] [CONNECTIONS]" >&2; exit 2; }
 
 # The evidence needs these: without them the counts and charts would be empty, not wrong
 # in a way anyone would see.
-for tool in ss pgrep; do
-  command -v "$tool" >/dev/null || { echo "scale.sh needs $tool (Debian: iproute2, procps)" >&2; exit 1; }
+tools="ss pgrep"
+$tls && tools="$tools openssl"
+for tool in $tools; do
+  command -v "$tool" >/dev/null || { echo "scale.sh needs $tool (Debian: iproute2, procps, openssl)" >&2; exit 1; }
 done
 cargo build --release --quiet
 bin=./target/release/wsreactor
@@ -78,6 +92,20 @@ echo "== wsreactor scale: $N connections"
 echo "   server: $workers worker processes x ~$per_process connections (RLIMIT_NOFILE hard $hard, $reserve reserved)"
 echo "   client: $procs processes, source addresses $source_range ($sources x $ports ephemeral ports each, at most $per_source used)"
 
+# --- TLS ------------------------------------------------------------------------------
+if $tls; then
+  # CA:FALSE: webpki refuses a CA certificate as the server's own (CaUsedAsEndEntity),
+  # and openssl's self-signed certificates are CAs unless told otherwise.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -addext "basicConstraints=critical,CA:FALSE" \
+    -keyout "$work/key.pem" -out "$work/cert.pem" 2>"$work/openssl.log" \
+    || { cat "$work/openssl.log" >&2; exit 1; }
+  server_extra+=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+  load_extra=(--tls --ca "$work/cert.pem" "${load_extra[@]}")
+  echo "   TLS: a self-signed P-256 certificate for 127.0.0.1 ($work/cert.pem)"
+fi
+
 # --- server ---------------------------------------------------------------------------
 start_server --workers "$workers" --idle-timeout 0 --ping-interval 0 "${server_extra[@]}"
 port=${addr##*:}
@@ -97,7 +125,7 @@ if [ "$workers" -gt 1 ] && [ "$found" -ne $((workers + 1)) ]; then
 fi
 rss_total() {
   local total=0 pid kb pids
-  pids=$(server_pids) || return 1
+  pids=${1:-$(server_pids)} || return 1
   for pid in $pids; do
     kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
     total=$((total + ${kb:-0}))
@@ -147,12 +175,15 @@ while kill -0 "$load_pid" 2>/dev/null; do
 done
 
 # --- evidence, sampled while every connection is held ----------------------------------
-ss_established=0 distinct_pairs=0 source_count=0 max_per_source=0 rss_during=0
+ss_established=0 distinct_pairs=0 source_count=0 max_per_source=0 rss_during=0 load_rss_during=0
 tcp_mem_during=$tcp_mem_before sockets_used=0 slab_during=$slab_before
 : >"$work/peers"
 if kill -0 "$load_pid" 2>/dev/null; then
   sleep 2  # let the verification echoes settle
   rss_during=$(rss_total)
+  # The load generator and its workers (pgrep's status 1: no workers, one process).
+  load_pids="$load_pid $(pgrep -P "$load_pid" || true)"
+  load_rss_during=$(rss_total "$load_pids")
   tcp_mem_during=$(sockstat_tcp mem)
   slab_during=$(slab_kib)
   sockets_used=$(awk '$1 == "sockets:" {print $3}' /proc/net/sockstat)
@@ -222,6 +253,18 @@ in_hold = [r.get("echo_p99_us") for r in timeline
            if r["elapsed"] >= hold_start and r["elapsed"] + 1 <= hold_end]
 n = $N
 established = $ss_established
+# CPU over the ramp (start to every connection verified), each end, per connection: the
+# handshakes (TCP, TLS if any, WebSocket) and the verification echo. By the sampler's
+# whole seconds, up to the one the ramp ends in (so a second of the hold's start may be
+# in it: meaningful for ramps of many seconds); host_cpu says whether the cores bound it.
+ramp = [r for r in timeline if r["elapsed"] <= math.ceil($started - start + load["ramp_secs"])]
+def per_conn(key):
+    total = sum(r.get(key) or 0 for r in ramp)
+    return round(total * 1e6 / load["verified"], 1) if load["verified"] else None
+ramp_cpu = {"server_us_per_connection": per_conn("server_cpu"),
+            "load_us_per_connection": per_conn("load_cpu"),
+            "host_cores_busy_avg": round(sum(r.get("host_cpu") or 0 for r in ramp) / len(ramp), 2) if ramp else None,
+            "cpus": os.cpu_count()}
 rss_delta = $rss_during - $rss_before
 kernel_delta = ($tcp_mem_during - $tcp_mem_before) * $page_size
 slab_delta = ($slab_during - $slab_before) * 1024
@@ -252,6 +295,12 @@ report = {
     "time_to_establish_secs": round($established_at - $started, 2) if "$established_at" else None,
     "total_secs": round($finished - $started, 2),
     "load": load,
+    # The load's RSS over every one of its processes while all are held, per connection:
+    # an upper bound (each process's own baseline, a few MiB, is in it).
+    "load_rss_bytes_during": $load_rss_during,
+    "load_rss_bytes_per_connection": $load_rss_during / established if established else None,
+    "tls": load.get("tls"),
+    "ramp_cpu": ramp_cpu,
     "hold": {"secs": $HOLD, "echo_every": $ECHO_EVERY,
              "start_elapsed": round(hold_start, 2), "end_elapsed": round(hold_end, 2),
              # Every second's p99 bounds the p99 of the seconds together.
@@ -271,12 +320,19 @@ print(f"  server port                         {report['server']['address']}  (on
 print(f"  established on that port (ss)       {established:,}")
 print(f"  distinct client (address, port)     {$distinct_pairs:,}")
 print(f"  client source addresses             {$source_count}, at most {$max_per_source:,} ports from one (range allows {$ports:,})")
+if report["tls"]:
+    t = report["tls"]
+    print(f"  TLS                                 {t['version']} {t['cipher_suite']} {t['group']}"
+          f" ({t.get('full', 0):,} full handshakes, {t.get('resumed', 0):,} resumed)")
 if established:
     print(f"  server RSS                          {$rss_during / 2**20:,.1f} MiB in all, {rss_delta / established:,.1f} B per connection")
+    print(f"  load RSS                            {$load_rss_during / 2**20:,.1f} MiB in all, {$load_rss_during / established:,.1f} B per connection (an upper bound)")
     print(f"  kernel slab memory (/proc/meminfo)  {slab_delta / 2**20:,.1f} MiB for {2 * established:,} sockets"
           f" (both ends), {slab_delta / (2 * established):,.0f} B per socket")
     print(f"  kernel socket buffers (sockstat)    {kernel_delta / 2**20:,.1f} MiB")
 print(f"  time to establish all               {report['time_to_establish_secs']} s")
+print(f"  ramp CPU per connection             server {ramp_cpu['server_us_per_connection']} µs, load {ramp_cpu['load_us_per_connection']} µs"
+      f" (host {ramp_cpu['host_cores_busy_avg']} of {ramp_cpu['cpus']} cores busy on average)")
 print(f"  load: established / verified        {L['established']:,} / {L['verified']:,} of {L['requested']:,}"
       f" ({L['processes']} client processes, ramp {L['ramp_secs']:.1f} s)")
 print(f"  load: echoes verified (all rounds)  {L['echoes']:,}")

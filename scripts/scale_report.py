@@ -175,9 +175,30 @@ def headline(report):
          f"{number(server['rss_bytes_during'] / MIB, 1)} MiB in {server['workers']} workers"),
         ("kernel slab per socket", f"{number(osr['kernel_slab_bytes_per_socket'])} B",
          f"{number(2 * osr['established_on_port'])} sockets, both ends"),
+        ("kernel socket buffers", f"{number(osr['tcp_socket_buffer_bytes'] / MIB, 1)} MiB",
+         "TCP socket buffer pages (sockstat), both ends"),
         ("source addresses", number(osr["source_addresses"]),
          f"at most {number(osr['max_ports_from_one_source'])} ports from one"),
     ]
+    # Reports from before these figures lack them.
+    if report.get("load_rss_bytes_per_connection") is not None:
+        cards.append(("load RSS per connection",
+                      f"{number(report['load_rss_bytes_per_connection'], 1)} B",
+                      f"{number(report['load_rss_bytes_during'] / MIB, 1)} MiB in "
+                      f"{load['processes']} processes (an upper bound: their baselines too)"))
+    cpu = report.get("ramp_cpu")
+    if cpu and cpu.get("server_us_per_connection") is not None:
+        cards.append(("ramp CPU per connection",
+                      f"{number(cpu['server_us_per_connection'])} + "
+                      f"{number(cpu['load_us_per_connection'])} µs",
+                      f"server + load: the handshakes{' (TLS too)' if report.get('tls') else ''}"
+                      f" and the verification echo; host {cpu['host_cores_busy_avg']} of "
+                      f"{cpu['cpus']} cores busy"))
+    tls = report.get("tls")
+    if tls:
+        cards.insert(0, ("TLS", tls["version"],
+                         f"{tls['cipher_suite']}, {tls['group']}; {number(tls.get('full', 0))} full "
+                         f"handshakes, {number(tls.get('resumed', 0))} resumed"))
     return "".join(
         f'<div class="card"><div class="label">{html.escape(a)}</div>'
         f'<div class="value">{html.escape(b)}</div><div class="note">{html.escape(c)}</div></div>'
@@ -232,7 +253,8 @@ def render(report):
     charts = "".join(chart(i, t, u, s, rows, phases) for i, t, u, s in CHARTS)
     verdict = ("OK: every connection established on one port, verified and echoing"
                if ok else "FAILED: see the failures and the charts")
-    title = f"wsreactor scale: {number(report['requested'])} WebSocket connections on one port"
+    kind = "secure (wss://) " if report.get("tls") else ""
+    title = f"wsreactor scale: {number(report['requested'])} {kind}WebSocket connections on one port"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -3,7 +3,8 @@
 //! own), the client and server driven in memory through `wsreactor::tls` (sans-IO: no
 //! socket). Printed with `--nocapture`; docs/benchmarks.md has the figures and what
 //! the allocations are (rustls 0.23, ring: the boxed connection 1,088 B, two AES-GCM
-//! keys of 560 B, the traffic state, two emptied queues, the SNI).
+//! keys of 560 B, the traffic state, two emptied queues, the SNI). And the same for the
+//! load generator's client connection under its own configuration (`load --tls`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -59,6 +60,31 @@ fn deliver<C: wsreactor::tls::layer::Side>(
     plain
 }
 
+/// Runs the handshake between `server` and `client` in memory, then a message each way.
+/// The scratch buffers are dropped after: they are the reactor's (or the load process's),
+/// shared by all connections, not a connection's.
+fn handshake_and_echo(
+    server: &mut Tls<UnbufferedServerConnection>,
+    client: &mut Tls<UnbufferedClientConnection>,
+) {
+    let (mut to_server, mut to_client) = (Sealed::default(), Sealed::default());
+    client.open(&mut [], &mut [], &mut to_server).unwrap();
+    for _ in 0..8 {
+        deliver(&mut to_server, server, &mut to_client);
+        deliver(&mut to_client, client, &mut to_server);
+        if to_server.is_empty() && to_client.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        client.seal(&mut [], b"hello", &mut to_server).unwrap(),
+        "handshake done"
+    );
+    assert_eq!(deliver(&mut to_server, server, &mut to_client), b"hello");
+    assert!(server.seal(&mut [], b"hello", &mut to_client).unwrap());
+    assert_eq!(deliver(&mut to_client, client, &mut to_server), b"hello");
+}
+
 /// A client that trusts `cert` and offers only `version`, without resumption.
 #[allow(deprecated)] // ring: see src/tls/config.rs
 fn client_config(
@@ -79,6 +105,7 @@ fn client_config(
 
 #[test]
 fn an_idle_tls_connection_holds_only_rustls_state() {
+    let _counting = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let dir = std::env::temp_dir().join(format!("wsreactor-tls-state-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -103,30 +130,8 @@ fn an_idle_tls_connection_holds_only_rustls_state() {
         let fresh = live() - before;
         let name_ = ServerName::try_from("localhost").unwrap();
         let mut client = Tls::new(UnbufferedClientConnection::new(config.clone(), name_).unwrap());
-        let (mut to_server, mut to_client) = (Sealed::default(), Sealed::default());
-        client.open(&mut [], &mut [], &mut to_server).unwrap();
-        for _ in 0..8 {
-            deliver(&mut to_server, &mut server, &mut to_client);
-            deliver(&mut to_client, &mut client, &mut to_server);
-            if to_server.is_empty() && to_client.is_empty() {
-                break;
-            }
-        }
-        assert!(
-            client.seal(&mut [], b"hello", &mut to_server).unwrap(),
-            "{name}: handshake done"
-        );
-        assert_eq!(
-            deliver(&mut to_server, &mut server, &mut to_client),
-            b"hello"
-        );
-        assert!(server.seal(&mut [], b"hello", &mut to_client).unwrap());
-        assert_eq!(
-            deliver(&mut to_client, &mut client, &mut to_server),
-            b"hello"
-        );
-        // The scratch buffers are the reactor's, shared by all: not the connection's.
-        drop((to_server, to_client, client));
+        handshake_and_echo(&mut server, &mut client);
+        drop(client);
         let idle = live() - before;
         eprintln!(
             "{name}: rustls server connection: {} B inline (boxed), {fresh} B live before \
@@ -136,4 +141,47 @@ fn an_idle_tls_connection_holds_only_rustls_state() {
         assert!(idle <= 4096, "{name}: {idle} B per idle connection");
         drop(server);
     }
+}
+
+/// The live-byte counter is the whole binary's: one test counts at a time.
+static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn an_idle_load_client_connection_holds_only_rustls_state() {
+    let _counting = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
+    // The load generator's own configuration (`load --tls --insecure`, which turns
+    // resumption off: every connection a client of its own).
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let chain = vec![made.cert.der().clone()];
+    let key = rustls::pki_types::PrivateKeyDer::try_from(made.signing_key.serialize_der()).unwrap();
+    let server_config = wsreactor::tls::config::server_config_for(chain, key).unwrap();
+    let mut config = (*wsreactor::tls::client_config(None).unwrap()).clone();
+    config.resumption = rustls::client::Resumption::disabled();
+    let config = std::sync::Arc::new(config);
+    let mut idle = 0;
+    // The first connection initialises what a process does once; the second is
+    // counted.
+    for _ in 0..2 {
+        let mut server = Tls::new(UnbufferedServerConnection::new(server_config.clone()).unwrap());
+        let before = live();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut client = Tls::new(UnbufferedClientConnection::new(config.clone(), name).unwrap());
+        handshake_and_echo(&mut server, &mut client);
+        // The server goes: what is left is the client's.
+        drop(server);
+        idle = live() - before;
+        eprintln!(
+            "load client: {} B inline (boxed), {idle} B live when idle ({:?} handshake, \
+             {:?})",
+            std::mem::size_of::<UnbufferedClientConnection>(),
+            client.conn().handshake_kind().unwrap(),
+            client
+                .conn()
+                .negotiated_key_exchange_group()
+                .unwrap()
+                .name(),
+        );
+        drop(client);
+    }
+    assert!(idle <= 8192, "{idle} B per idle load connection");
 }

@@ -145,6 +145,29 @@ pub struct LoadArgs {
     #[arg(long, value_name = "SECS", default_value = "0.05", value_parser = parse_secs)]
     pub ramp_target: Duration,
 
+    /// wss://: every connection speaks TLS (1.3 or 1.2, rustls with ring) to a server
+    /// started with --tls-cert/--tls-key; the certificate must be signed by --ca, or
+    /// --insecure accepts any (a self-signed one on loopback). Every handshake is a full
+    /// one (no resumption: each connection stands for a client of its own); the
+    /// handshake latency includes it.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// --tls: the PEM file of the certificate(s) the server's must be signed by (it must
+    /// name the target's address, e.g. an IP SAN 127.0.0.1).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls",
+        conflicts_with = "insecure"
+    )]
+    pub ca: Option<PathBuf>,
+
+    /// --tls: accept any certificate (its signatures are still checked): for a
+    /// self-signed certificate on loopback, never across a network.
+    #[arg(long, requires = "tls")]
+    pub insecure: bool,
+
     /// Write what happened in each second (connections, handshakes, echoes, latency
     /// p50/p99, failures, load CPU), merged over every process, to FILE as JSON lines.
     #[arg(long, value_name = "FILE")]

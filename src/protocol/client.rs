@@ -89,6 +89,9 @@ impl ClientConnection {
     /// the first `scanned` bytes were seen by an earlier call) and returns how many,
     /// with the event they completed if any; `(0, None)` means more input is needed.
     /// `mask` masks a Pong or Close this call may send (§5.3: a fresh key per frame).
+    /// Inlined into the load's read loop, where it runs once per frame (the load's
+    /// generic connection left it a call of its own: 8% more instructions per echo).
+    #[inline]
     pub fn poll<'a>(
         &mut self,
         data: &'a mut [u8],

@@ -5,7 +5,6 @@
 //! its length needs, and written with one write. Nothing is held per connection but
 //! rustls' state and, while a record has not arrived whole, its start (in the spill).
 
-use std::io::{self, Read};
 use std::sync::Arc;
 
 use log::debug;
@@ -14,7 +13,7 @@ use rustls::server::UnbufferedServerConnection;
 
 use super::transport::{Broken, Inbound, Outbound, Transport};
 use crate::protocol::transmit::Transmit;
-use crate::stream::Spilled;
+use crate::stream::{RecordsRead, Spilled};
 use crate::tls::{Sealed, Tls, TlsError};
 
 /// wss://: TLS over the socket (see `crate::tls`).
@@ -90,28 +89,12 @@ impl Transport for Secure {
         buf: &mut [u8],
         shared: &mut SecureShared,
     ) -> Result<Inbound, Broken> {
-        let half = buf.len() / 2;
-        let (records, plain) = buf.split_at_mut(half);
-        let (kept_plain, kept_records) = spill.kept();
-        // Room for records whose plaintext fits behind the kept plaintext.
-        let room = half - kept_plain;
-        let fresh = loop {
-            match socket.read(&mut records[kept_records..room]) {
-                Ok(0) => return Ok(Inbound::Eof),
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Inbound::WouldBlock),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
+        let read = match spill.read_records(socket, buf)? {
+            RecordsRead::Data(read) => read,
+            RecordsRead::Eof => return Ok(Inbound::Eof),
+            RecordsRead::WouldBlock => return Ok(Inbound::WouldBlock),
         };
-        spill.restore(plain, records);
-        let end = kept_records + fresh;
-        let opened = self.0.open(
-            &mut records[..end],
-            &mut plain[kept_plain..],
-            &mut shared.sealed,
-        );
-        let opened = match opened {
+        let opened = match self.0.open(read.records, read.plain, &mut shared.sealed) {
             Ok(opened) => opened,
             Err(e) => {
                 // The alert goes out as far as the socket takes it; the caller drops.
@@ -120,13 +103,13 @@ impl Transport for Secure {
                 return Err(e.into());
             }
         };
-        spill.keep_records(&records[opened.used..end]);
+        spill.keep_records(&read.records[opened.used..]);
         Ok(Inbound::Data {
-            start: half,
-            len: kept_plain + opened.plain,
-            kept: kept_plain,
-            fresh,
-            drained: end < room,
+            start: read.start,
+            len: read.kept + opened.plain,
+            kept: read.kept,
+            fresh: read.fresh,
+            drained: read.drained,
             closed: opened.closed,
         })
     }

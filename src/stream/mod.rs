@@ -9,12 +9,14 @@
 
 mod cork;
 mod output;
+mod records;
 
 use std::io::{self, IoSlice, Read, Write};
 use std::rc::Rc;
 
 pub use cork::{Cork, Corked};
 pub use output::Output;
+pub use records::{Records, RecordsRead};
 
 use crate::protocol::transmit::Transmit;
 
@@ -155,7 +157,7 @@ impl Spilled {
     }
 
     /// Kept input and kept TLS record bytes: how long each is.
-    pub fn kept(&self) -> (usize, usize) {
+    fn kept(&self) -> (usize, usize) {
         self.0
             .as_ref()
             .map_or((0, 0), |s| (s.input.len(), s.records.len()))
@@ -163,7 +165,7 @@ impl Spilled {
 
     /// Moves the kept input and the kept TLS record bytes to the front of `input` and
     /// `records` (each at least as long as [`Spilled::kept`] says), releasing them here.
-    pub fn restore(&mut self, input: &mut [u8], records: &mut [u8]) {
+    fn restore(&mut self, input: &mut [u8], records: &mut [u8]) {
         if let Some(s) = self.0.as_mut() {
             input[..s.input.len()].copy_from_slice(&s.input);
             records[..s.records.len()].copy_from_slice(&s.records);

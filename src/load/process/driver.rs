@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 use slab::Slab;
 
-use super::conn::{Conn, Next, Readiness};
+use super::conn::{Conn, Layer, Next, Readiness};
 use super::env::Env;
 use super::pacing::Pacer;
 use super::ramp_cap::InFlightCap;
@@ -62,10 +62,10 @@ pub struct Control {
 
 /// One process's load: built with [`Driver::new`], consumed by [`Driver::run`].
 #[derive(Debug)]
-pub struct Driver {
+pub struct Driver<L: Layer> {
     poll: Poll,
     events: Events,
-    conns: Slab<Conn>,
+    conns: Slab<Conn<L>>,
     env: Env,
     buf: Box<[u8]>,
     cfg: DriverConfig,
@@ -83,10 +83,10 @@ pub struct Driver {
     drain_cursor: usize,
 }
 
-impl Driver {
+impl<L: Layer> Driver<L> {
     /// A driver for `cfg`, with its poll and waker; nothing connects before
     /// [`Driver::run`].
-    pub fn new(cfg: DriverConfig) -> io::Result<Driver> {
+    pub fn new(cfg: DriverConfig) -> io::Result<Driver<L>> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let sources = cfg.sources.map_or(0, |s| s.len() as usize);
@@ -264,6 +264,7 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::process::conn::Plain;
     use crate::load::process::plan::{share, WorkerSlot};
     use crate::load::process::settings::{ChatConfig, ConnConfig};
     use crate::load::wire::{decode_histogram, Failure, Second};
@@ -316,6 +317,7 @@ mod tests {
                 max_spill: 64 * 1024,
                 chat: None,
                 workload: None,
+                tls: None,
             },
             wait_for_go: false,
             progress_every: Duration::from_millis(50),
@@ -330,7 +332,7 @@ mod tests {
         let mut msgs = Vec::new();
         let mut cfg = config(target, 40);
         cfg.timeline = true;
-        let fin = Driver::new(cfg)
+        let fin = Driver::<Plain>::new(cfg)
             .unwrap()
             .run(&Control::default(), &mut |m| {
                 msgs.push(m);
@@ -388,7 +390,7 @@ mod tests {
             rate: None,
             chat_window: 2,
         });
-        let fin = Driver::new(cfg)
+        let fin = Driver::<Plain>::new(cfg)
             .unwrap()
             .run(&Control::default(), &mut |_| true)
             .unwrap();
@@ -417,7 +419,7 @@ mod tests {
             .port();
         let target = SocketAddr::from(([127, 0, 0, 1], port));
         let started = Instant::now();
-        let fin = Driver::new(config(target, 100))
+        let fin = Driver::<Plain>::new(config(target, 100))
             .unwrap()
             .run(&Control::default(), &mut |_| true)
             .unwrap();
@@ -436,7 +438,7 @@ mod tests {
         let control = Control::default();
         let stop = control.stop.clone();
         let mut progress = 0;
-        let fin = Driver::new(cfg)
+        let fin = Driver::<Plain>::new(cfg)
             .unwrap()
             .run(&control, &mut |_| {
                 progress += 1;

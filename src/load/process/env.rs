@@ -1,6 +1,6 @@
 //! What every connection of one load process shares: the settings they follow, the
 //! clock the driver sets, the scratch buffer frames are built in, the chat room or the
-//! workload, the ramp cap, and the measurements.
+//! workload, the ramp cap, TLS's shared state, and the measurements.
 
 use hdrhistogram::Histogram;
 
@@ -9,6 +9,7 @@ use super::ramp_cap::InFlightCap;
 use super::rng::Rng;
 use super::seconds::{unix_ms, Recorder};
 use super::settings::ConnConfig;
+use super::tls::ClientTls;
 use super::workload::Workload;
 use crate::load::wire::{new_histogram, Counters, Second, WorkerMsg};
 
@@ -34,6 +35,8 @@ pub struct Env {
     pub workload: Option<Workload>,
     /// How many attempts may be in flight; handshake latencies steer it.
     pub ramp_cap: InFlightCap,
+    /// `--tls`: what every TLS connection shares.
+    pub tls: Option<ClientTls>,
 }
 
 impl Env {
@@ -46,6 +49,10 @@ impl Env {
             chat: cfg.chat.clone().map(|c| Room::new(c, rng.next_u32())),
             workload: cfg.workload.clone().map(Workload::new),
             ramp_cap,
+            tls: cfg
+                .tls
+                .clone()
+                .map(|config| ClientTls::new(config, &cfg.host)),
             cfg,
             now_us: 0,
             rng,

@@ -1,5 +1,6 @@
 //! The middle layer: what runs inside each load process. Its event loop (`driver`),
-//! one connection's state machine (`conn/`), what the connections share (`env`), the
+//! one connection's state machine (`conn/`), what the connections share (`env`, and
+//! over TLS `tls`), the
 //! pacing and the ramp cap of connection attempts, chat mode's room and workloads'
 //! measured period, and each second for `--timeline`; the worker process's main; and
 //! the settings and plan the parent hands each process.
@@ -16,6 +17,8 @@ pub mod seconds;
 pub mod settings;
 pub mod worker;
 
+pub use conn::{Layer, Plain, Secure};
+
 mod chat_progress;
 mod conn;
 mod env;
@@ -24,4 +27,5 @@ mod payload;
 mod ramp_cap;
 mod rng;
 mod socket;
+mod tls;
 mod workload;

@@ -4,6 +4,7 @@
 //! line; a worker rebuilds the same from the same command line and its slot.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::addr::SourceRange;
@@ -59,6 +60,8 @@ pub struct ConnConfig {
     pub chat: Option<ChatConfig>,
     /// A workload (echo window or churn) instead of holding.
     pub workload: Option<WorkloadConfig>,
+    /// `--tls`: rustls' client configuration (wss://).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Settings of a chat run.

@@ -12,11 +12,20 @@ use std::sync::atomic::Ordering;
 
 use super::driver::{Control, Driver};
 use super::settings::DriverConfig;
+use super::{Layer, Plain, Secure};
 use crate::load::wire::WorkerMsg;
 use crate::signals::{self, Again};
 
-/// The worker process's main: runs its part of the run (`cfg`) to completion.
+/// The worker process's main: runs its part of the run (`cfg`) to completion, over
+/// TLS if `cfg` says so.
 pub fn main(cfg: DriverConfig) -> ExitCode {
+    match cfg.conn.tls {
+        Some(_) => run::<Secure>(cfg),
+        None => run::<Plain>(cfg),
+    }
+}
+
+fn run<L: Layer>(cfg: DriverConfig) -> ExitCode {
     let control = match signals::stop_flag(Again::Exits) {
         Ok(stop) => Control {
             stop,
@@ -27,7 +36,7 @@ pub fn main(cfg: DriverConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let driver = match Driver::new(cfg) {
+    let driver = match Driver::<L>::new(cfg) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("wsreactor load worker: {e}");

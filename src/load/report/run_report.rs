@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::chat_section::{ChatInfo, ChatReport};
 use super::percentiles::Percentiles;
 use super::workload_section::WorkloadReport;
+use crate::load::wire::TlsSession;
 
 /// Facts about the run that the workers do not report.
 #[derive(Debug, Clone)]
@@ -91,6 +92,10 @@ pub struct Report {
     pub chat: Option<ChatReport>,
     /// Echo window or churn: the measured period.
     pub workload: Option<WorkloadReport>,
+    /// `--tls`: what the handshakes negotiated (the first one's; every connection has
+    /// the same configuration). Absent over plain TCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSession>,
     /// Workers that ended without a final result.
     pub workers_lost: u32,
     /// A stop signal arrived.
@@ -117,6 +122,14 @@ impl Report {
             ),
             None => "kernel-chosen".to_owned(),
         };
+        if let Some(t) = &self.tls {
+            let _ = writeln!(
+                w,
+                "  tls                 {} {} {} ({} full handshakes, {} resumed; the \
+                 handshake latency includes TLS)",
+                t.version, t.cipher_suite, t.group, t.full, t.resumed
+            );
+        }
         let _ = writeln!(w, "  processes           {}", self.processes);
         let _ = writeln!(w, "  sources             {sources}");
         let _ = writeln!(w, "  requested           {}", self.requested);

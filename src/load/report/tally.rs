@@ -16,7 +16,7 @@ use super::run_report::{Report, RunInfo};
 use super::timeline_file::Timeline;
 use super::workload_section::WorkloadReport;
 use crate::load::wire::{
-    decode_histogram, new_histogram, ChatFinal, Counters, WorkerFinal, WorkerMsg,
+    decode_histogram, new_histogram, ChatFinal, Counters, TlsSession, WorkerFinal, WorkerMsg,
 };
 
 /// What each worker has said so far.
@@ -208,6 +208,7 @@ impl Tally {
             hold_echo_rtt_us: Percentiles::of(&hold_echo),
             chat,
             workload,
+            tls: merged_tls(&self.finals),
             workers_lost: lost,
             interrupted: run.interrupted,
             ok,
@@ -220,6 +221,18 @@ fn merge_histogram(into: &mut Histogram<u64>, encoded: &str) {
         Ok(Ok(())) => {}
         Ok(Err(e)) | Err(e) => log::warn!("dropping a worker's histogram: {e}"),
     }
+}
+
+/// What the first handshake of the first process that made one negotiated, with the
+/// full and resumed handshakes of every process.
+fn merged_tls(finals: &[Option<WorkerFinal>]) -> Option<TlsSession> {
+    let mut all = finals.iter().flatten().filter_map(|f| f.tls.as_ref());
+    let mut merged = all.next()?.clone();
+    for t in all {
+        merged.full += t.full;
+        merged.resumed += t.resumed;
+    }
+    Some(merged)
 }
 
 #[cfg(test)]
@@ -243,6 +256,7 @@ mod tests {
             hold_echo_rtt_us: encode_histogram(&h),
             chat: None,
             workload: None,
+            tls: None,
         }))
     }
 
@@ -293,6 +307,40 @@ mod tests {
         assert_eq!(json["verified"], 5);
         assert_eq!(json["ok"], true);
         assert!(r.to_text().contains("OK"));
+    }
+
+    #[test]
+    fn tls_is_reported_with_every_process_handshakes() {
+        let mut t = Tally::new(2, Instant::now());
+        for (worker, full) in [(0, 3), (1, 2)] {
+            let WorkerMsg::Final(mut fin) = final_with(done(full), &[100], vec![full]) else {
+                unreachable!();
+            };
+            fin.tls = Some(TlsSession {
+                version: "TLSv1_3".into(),
+                cipher_suite: "TLS13_AES_256_GCM_SHA384".into(),
+                group: "X25519".into(),
+                full,
+                resumed: 0,
+            });
+            t.on_msg(worker, WorkerMsg::Final(fin));
+        }
+        let r = t.report(run_info(5));
+        let tls = r.tls.clone().expect("TLS was used");
+        assert_eq!(
+            (tls.full, tls.resumed, tls.group.as_str()),
+            (5, 0, "X25519")
+        );
+        assert!(r
+            .to_text()
+            .contains("TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519 (5 full"));
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["tls"]["full"], 5);
+        // Over plain TCP the report has no `tls` at all.
+        let mut plain = Tally::new(1, Instant::now());
+        plain.on_msg(0, final_with(done(1), &[100], vec![1]));
+        let json = plain.report(run_info(1)).to_json();
+        assert!(!json.contains("\"tls\""), "{json}");
     }
 
     #[test]
@@ -351,6 +399,7 @@ mod tests {
                     delivery_us: encode_histogram(&h),
                 }),
                 workload: None,
+                tls: None,
             })),
         );
         let mut info = run_info(members);

@@ -56,6 +56,12 @@ pub enum Failure {
     SendStalled,
     /// Any other errno on an established socket.
     IoErrno(i32),
+    /// `--tls`: the server's certificate was not accepted (not signed by `--ca`, or not
+    /// for the target's address).
+    TlsCertificate,
+    /// `--tls`: the TLS handshake or a record failed otherwise (an alert from the server,
+    /// a bad record).
+    TlsFailed,
 }
 
 impl Failure {
@@ -95,6 +101,8 @@ impl fmt::Display for Failure {
             Failure::ProtocolError => f.write_str("protocol_error"),
             Failure::SendStalled => f.write_str("send_stalled"),
             Failure::IoErrno(e) => write!(f, "io_errno_{e}"),
+            Failure::TlsCertificate => f.write_str("tls_bad_certificate"),
+            Failure::TlsFailed => f.write_str("tls_failed"),
         }
     }
 }
@@ -123,6 +131,8 @@ impl FromStr for Failure {
             "reset_by_server" => Failure::Reset,
             "protocol_error" => Failure::ProtocolError,
             "send_stalled" => Failure::SendStalled,
+            "tls_bad_certificate" => Failure::TlsCertificate,
+            "tls_failed" => Failure::TlsFailed,
             _ => {
                 if let Some(e) = number(s, "connect_errno_") {
                     Failure::ConnectErrno(e)
@@ -181,6 +191,8 @@ mod tests {
             Failure::ProtocolError,
             Failure::SendStalled,
             Failure::IoErrno(5),
+            Failure::TlsCertificate,
+            Failure::TlsFailed,
         ] {
             assert_eq!(f.to_string().parse::<Failure>(), Ok(f), "{f}");
         }

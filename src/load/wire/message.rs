@@ -48,6 +48,27 @@ pub struct WorkerFinal {
     /// Echo window or churn: what the measured period saw.
     #[serde(default)]
     pub workload: Option<WorkloadFinal>,
+    /// `--tls`: what the first handshake negotiated.
+    #[serde(default)]
+    pub tls: Option<TlsSession>,
+}
+
+/// What a TLS handshake of the load negotiated (rustls' names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsSession {
+    /// E.g. `TLSv1_3`.
+    pub version: String,
+    /// E.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher_suite: String,
+    /// The key exchange group, e.g. `X25519`.
+    pub group: String,
+    /// Handshakes completed in full (a certificate sent and checked).
+    #[serde(default)]
+    pub full: u64,
+    /// Handshakes that resumed a session from a ticket (RFC 8446 §2.2): the client
+    /// keeps the server's tickets, as browsers do.
+    #[serde(default)]
+    pub resumed: u64,
 }
 
 /// What a chat run measured (the message counts are in [`Counters`]).
@@ -163,6 +184,7 @@ mod tests {
             hold_echo_rtt_us: encode_histogram(&new_histogram()),
             chat: None,
             workload: None,
+            tls: None,
         }));
         let line = serde_json::to_string(&fin).unwrap();
         let WorkerMsg::Final(f) = serde_json::from_str(&line).unwrap() else {

@@ -14,4 +14,6 @@ mod message;
 pub use counters::Counters;
 pub use failure::Failure;
 pub use histogram::{decode_histogram, encode_histogram, new_histogram};
-pub use message::{ChatFinal, Second, WorkerFinal, WorkerMsg, WorkloadFinal, WorkloadMode};
+pub use message::{
+    ChatFinal, Second, TlsSession, WorkerFinal, WorkerMsg, WorkloadFinal, WorkloadMode,
+};

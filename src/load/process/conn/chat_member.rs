@@ -2,6 +2,7 @@
 //! against the room's sequence, byte for byte (`chat_message.rs`), and reports each
 //! delivery to the room; one member, the sender, also sends the room's messages.
 
+use super::layer::Layer;
 use super::{Conn, Echo, End, Next, Phase};
 use crate::load::process::chat_message;
 use crate::load::process::env::Env;
@@ -10,7 +11,7 @@ use crate::load::wire::Failure;
 use crate::protocol::frame::OpCode;
 use crate::protocol::receiver::DataChunk;
 
-impl Conn {
+impl<L: Layer> Conn<L> {
     /// Checks a piece of a chat message: the next in sequence, byte for byte, with the
     /// opcode it was sent with; a whole one is a delivery.
     pub(super) fn on_chat_chunk(

@@ -11,6 +11,7 @@
 
 use std::os::fd::AsRawFd;
 
+use super::layer::Layer;
 use super::{Conn, Echo, End, Phase};
 use crate::load::process::env::{Env, NEVER};
 use crate::load::process::payload;
@@ -20,7 +21,7 @@ use crate::protocol::frame::OpCode;
 use crate::protocol::receiver::DataChunk;
 use crate::protocol::transmit::Transmit;
 
-impl Conn {
+impl<L: Layer> Conn<L> {
     /// The verification echo is back (the connection is idle): start the workload.
     pub(super) fn on_verified_workload(&mut self, env: &mut Env) -> Result<(), End> {
         let Some(w) = &env.workload else {

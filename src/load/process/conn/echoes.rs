@@ -3,6 +3,7 @@
 //! copy is kept for checking, and each echo is checked byte for byte as it streams
 //! back.
 
+use super::layer::Layer;
 use super::{Conn, Echo, End, Phase, VERIFIED};
 use crate::load::process::env::{Env, NEVER};
 use crate::load::process::payload;
@@ -10,7 +11,7 @@ use crate::load::wire::Failure;
 use crate::protocol::frame::OpCode;
 use crate::protocol::receiver::DataChunk;
 
-impl Conn {
+impl<L: Layer> Conn<L> {
     /// Checks a piece of the echo against what was sent, byte for byte.
     pub(super) fn on_echo_chunk(
         &mut self,

@@ -2,12 +2,13 @@
 //! server's Close and EOF), an abort when the run stops, and the count of the outcome,
 //! which keeps the `open`/`pending`/`closing` gauges and a chat room's members right.
 
+use super::layer::Layer;
 use super::{Conn, Echo, End, Next, Phase, CLOSING, ESTABLISHED, VERIFIED};
 use crate::load::process::env::Env;
 use crate::load::wire::Failure;
 use crate::protocol::close::CloseCode;
 
-impl Conn {
+impl<L: Layer> Conn<L> {
     /// Starts the closing handshake (Close 1000); only when [`Conn::can_close`].
     pub fn begin_close(&mut self, env: &mut Env) -> Next {
         if !self.can_close() {

@@ -1,18 +1,18 @@
-//! A load connection's input: reading the socket behind any kept input, feeding the
+//! A load connection's input: reading the socket (through its layer) behind any kept
+//! input, feeding the
 //! bytes to the protocol core, and acting on each event it reports (established, a
 //! piece of a message, the server's Close); and what a broken response or frame stream
 //! counts as.
 
-use super::{Conn, End};
+use super::layer::{Inbound, Layer};
+use super::{Conn, End, Phase};
 use crate::load::process::env::Env;
-use crate::load::process::socket::io_failure;
 use crate::load::wire::Failure;
 use crate::protocol::client::{ClientError, Event};
 use crate::protocol::close::CloseCode;
 use crate::protocol::handshake::ResponseError;
-use crate::stream::Received;
 
-impl Conn {
+impl<L: Layer> Conn<L> {
     /// Reads into the shared buffer behind any kept input until the socket is drained.
     /// A read that does not fill the buffer has drained it: under edge-triggered epoll,
     /// bytes arriving later raise a new edge, so reading on would only collect EAGAIN
@@ -28,11 +28,27 @@ impl Conn {
         read_closed: bool,
     ) -> Result<(), End> {
         loop {
-            match self.spill.read(&mut self.stream, buf) {
-                Ok(Received::Data { len, fresh }) => {
-                    let drained = len < buf.len();
-                    let data = &mut buf[..len];
-                    let used = self.on_bytes(env, data, len - fresh);
+            let read = self
+                .layer
+                .read(&mut self.stream, &mut self.spill, buf, env)?;
+            match read {
+                Inbound::Data {
+                    start,
+                    len,
+                    kept,
+                    drained,
+                } => {
+                    if L::HANDSHAKES && matches!(self.phase, Phase::Securing) {
+                        if !self.layer.ready() {
+                            if drained && !read_closed {
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                        self.secured(env)?;
+                    }
+                    let data = &mut buf[start..start + len];
+                    let used = self.on_bytes(env, data, kept);
                     self.flush_cork(env, used.is_ok())?;
                     let used = used?;
                     self.spill.keep(&data[used..]);
@@ -41,9 +57,8 @@ impl Conn {
                         return Ok(());
                     }
                 }
-                Ok(Received::Eof) => return Err(self.eof()),
-                Ok(Received::WouldBlock) => return Ok(()),
-                Err(e) => return Err(io_failure(&e).into()),
+                Inbound::Eof => return Err(self.eof()),
+                Inbound::WouldBlock => return Ok(()),
             }
         }
     }

@@ -20,7 +20,8 @@
 //! - `ending.rs`: the closing handshake, an abort, and counting how it ended;
 //! - `echoes.rs`: the verification and periodic echoes;
 //! - `chat_member.rs`: a room member's messages and the sender's;
-//! - `echo_window.rs`: the echo workload's messages in flight.
+//! - `echo_window.rs`: the echo workload's messages in flight;
+//! - `layer.rs`: what lies between socket and core: nothing, or (`secure.rs`) TLS.
 //!
 //! Invariants:
 //! - Small: an idle connection is its slab entry only (see `conn_is_small`); bytes that
@@ -44,8 +45,13 @@ mod echo_window;
 mod echoes;
 mod ending;
 mod input;
+mod layer;
 mod opening;
 mod output;
+mod secure;
+
+pub use layer::{Layer, Plain};
+pub use secure::Secure;
 
 /// What the poll reported for one connection.
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +121,8 @@ enum Echo {
 enum Phase {
     /// Non-blocking connect in progress.
     Connecting,
+    /// Connected; the layer's own handshake (TLS) is under way.
+    Securing,
     /// Connected: the protocol core (handshake, then frames, then our closing
     /// handshake) and what this connection expects to receive next.
     Running { core: ClientConnection, echo: Echo },
@@ -125,9 +133,10 @@ const VERIFIED: u8 = 2;
 /// We sent Close; waiting for the server's Close, then its EOF.
 const CLOSING: u8 = 4;
 
-/// One connection: its socket and a few words of state.
+/// One connection: its socket, its layer (zero-sized for ws://) and a few words of
+/// state.
 #[derive(Debug)]
-pub struct Conn {
+pub struct Conn<L: Layer = Plain> {
     stream: TcpStream,
     /// Start of the span being timed (connect start, then the outstanding echo, or the
     /// chat message arriving, by its stamp), in wrapping microseconds.
@@ -141,11 +150,13 @@ pub struct Conn {
     flags: u8,
     spill: Spilled,
     phase: Phase,
+    layer: L,
 }
 
-impl Conn {
-    /// A connection whose connect has just been started on `stream` (already registered).
-    pub fn new(stream: TcpStream, source: u16, env: &mut Env) -> Conn {
+impl<L: Layer> Conn<L> {
+    /// A connection whose connect has just been started on `stream` (already
+    /// registered), over `layer`.
+    pub fn new(stream: TcpStream, source: u16, layer: L, env: &mut Env) -> Conn<L> {
         env.stats.counters.pending += 1;
         Conn {
             stream,
@@ -156,6 +167,7 @@ impl Conn {
             flags: 0,
             spill: Spilled::default(),
             phase: Phase::Connecting,
+            layer,
         }
     }
 
@@ -190,6 +202,7 @@ impl Conn {
     pub fn on_deadline(&mut self, env: &mut Env) -> Next {
         let r = match self.phase {
             Phase::Connecting => Err(Failure::ConnectTimeout.into()),
+            Phase::Securing => Err(Failure::HandshakeTimeout.into()),
             _ if self.flags & CLOSING != 0 => Err(End::CloseTimeout),
             _ if self.flags & ESTABLISHED == 0 => Err(Failure::HandshakeTimeout.into()),
             Phase::Running {
@@ -257,6 +270,9 @@ mod tests {
         let limit = if cfg!(debug_assertions) { 104 } else { 96 };
         let size = std::mem::size_of::<Conn>();
         assert!(size <= limit, "Conn is {size} bytes");
+        // Over TLS, one pointer more: rustls' state is boxed.
+        let secure = std::mem::size_of::<Conn<Secure>>();
+        assert!(secure <= limit + 8, "Conn<Secure> is {secure} bytes");
     }
 
     #[test]

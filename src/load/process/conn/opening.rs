@@ -1,18 +1,19 @@
-//! A load connection's opening: the non-blocking connect completing, the opening
+//! A load connection's opening: the non-blocking connect completing, the layer's own
+//! handshake (TLS) done, the opening
 //! handshake's request, and the 101 that makes it established (its handshake latency
 //! recorded; then the verification echo, or in chat mode the join that verifies it).
 
 use std::io;
 
+use super::layer::Layer;
 use super::{Conn, Echo, End, Phase, ESTABLISHED, VERIFIED};
 use crate::load::process::env::{Env, NEVER};
-use crate::load::process::socket::connect_failure;
+use crate::load::process::socket::{connect_failure, io_failure};
 use crate::load::wire::Failure;
 use crate::protocol::client::ClientConnection;
 use crate::protocol::handshake::client_key;
-use crate::stream::Link;
 
-impl Conn {
+impl<L: Layer> Conn<L> {
     /// Readiness while connecting: once the connect has completed, sends the opening
     /// handshake's request. Returns whether it did (if not, the connect is still under
     /// way and the next edge brings it here again).
@@ -30,15 +31,38 @@ impl Conn {
         if (readable || !writable) && !self.connected()? {
             return Ok(false);
         }
+        if !self.layer.start(&mut self.stream, &mut self.spill, env)? {
+            // TLS: the request waits for its handshake (`Conn::secured`).
+            self.phase = Phase::Securing;
+            return Ok(true);
+        }
+        self.open_websocket(env, connect_failure)?;
+        Ok(true)
+    }
+
+    /// The layer's handshake (TLS) is done: the WebSocket handshake starts. Once per
+    /// connection: kept out of the read loop.
+    #[inline(never)]
+    pub(super) fn secured(&mut self, env: &mut Env) -> Result<(), Failure> {
+        self.open_websocket(env, io_failure)
+    }
+
+    /// Sends the opening handshake's request.
+    fn open_websocket(
+        &mut self,
+        env: &mut Env,
+        on_io: fn(&io::Error) -> Failure,
+    ) -> Result<(), Failure> {
         let key = client_key(env.rng.nonce());
-        let mut link = Link::new(&mut self.stream, &mut self.spill);
-        let core = ClientConnection::start(&env.cfg.host, &env.cfg.path, key, &mut link);
-        link.finish().map_err(|e| connect_failure(&e))?;
+        let (stream, spill) = (&mut self.stream, &mut self.spill);
+        let core = self.layer.output(stream, spill, env, on_io, |env, out| {
+            ClientConnection::start(&env.cfg.host, &env.cfg.path, key, out)
+        })?;
         self.phase = Phase::Running {
             core,
             echo: Echo::Idle { seq: 0 },
         };
-        Ok(true)
+        Ok(())
     }
 
     /// Whether the pending connect has completed (mio: check `take_error`, then

@@ -5,9 +5,10 @@
 
 use super::stages::Stage;
 use super::Driver;
+use crate::load::process::conn::Layer;
 use crate::load::process::conn::Next;
 
-impl Driver {
+impl<L: Layer> Driver<L> {
     /// Starts the chat with every open connection as a member, and the first of them as
     /// the sender.
     pub(super) fn start_chat(&mut self) {

@@ -3,9 +3,10 @@
 //! not yet verified.
 
 use super::Driver;
+use crate::load::process::conn::Layer;
 use crate::load::process::conn::Next;
 
-impl Driver {
+impl<L: Layer> Driver<L> {
     /// Starts closes while fewer than this process's share of `--max-pending` are under
     /// way (no limit when stopping: then speed matters more than tidiness). Walks the
     /// slab with a cursor, so the whole drain costs one pass, not one per close.

@@ -5,14 +5,14 @@
 use mio::{Interest, Token};
 
 use super::Driver;
-use crate::load::process::conn::Conn;
+use crate::load::process::conn::{Conn, Layer};
 use crate::load::process::socket;
 
 /// Attempts started per loop turn at most, so events keep being served while unpaced
 /// attempts pour out.
 pub(super) const MAX_STARTS_PER_TURN: u32 = 256;
 
-impl Driver {
+impl<L: Layer> Driver<L> {
     /// Every attempt has started and has been verified or has failed.
     pub(super) fn ramp_done(&self) -> bool {
         self.started == self.cfg.share.connections && self.env.stats.counters.pending == 0
@@ -48,6 +48,13 @@ impl Driver {
         // The handshake latency starts here, not at the top of a turn that may start
         // hundreds of sockets.
         self.tick_clock();
+        let layer = match L::new(&mut self.env) {
+            Ok(layer) => layer,
+            Err(why) => {
+                self.env.stats.counters.fail(why);
+                return;
+            }
+        };
         let mut stream = match socket::start_connect(ip, self.cfg.target) {
             Ok(stream) => stream,
             Err(why) => {
@@ -68,6 +75,6 @@ impl Driver {
             self.env.stats.counters.fail(socket::io_failure(&e));
             return;
         }
-        entry.insert(Conn::new(stream, source, &mut self.env));
+        entry.insert(Conn::new(stream, source, layer, &mut self.env));
     }
 }

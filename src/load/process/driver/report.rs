@@ -3,9 +3,10 @@
 //! that no longer listens stops the run.
 
 use super::Driver;
+use crate::load::process::conn::Layer;
 use crate::load::wire::{encode_histogram, WorkerFinal, WorkerMsg};
 
-impl Driver {
+impl<L: Layer> Driver<L> {
     /// Sends the counters at the end of the ramp; returns whether anyone listened.
     pub(super) fn report_ramped(&self, emit: &mut dyn FnMut(WorkerMsg) -> bool) -> bool {
         let counters = self.env.stats.counters.clone();
@@ -33,6 +34,7 @@ impl Driver {
             hold_echo_rtt_us: encode_histogram(&stats.hold_echo_rtt_us),
             chat: self.env.chat.map(|room| room.into_final()),
             workload: self.env.workload.map(|w| w.into_final()),
+            tls: self.env.tls.and_then(|t| t.session),
         }
     }
 }

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use super::Driver;
+use crate::load::process::conn::Layer;
 use crate::load::wire::WorkerMsg;
 
 /// Where the run is (see the header).
@@ -27,7 +28,7 @@ pub(super) enum Stage {
     Draining,
 }
 
-impl Driver {
+impl<L: Layer> Driver<L> {
     /// Every attempt has settled: tells the parent, then waits for its go or holds.
     pub(super) fn end_ramp(&mut self, emit: &mut dyn FnMut(WorkerMsg) -> bool) {
         if !self.report_ramped(emit) {

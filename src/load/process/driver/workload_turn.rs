@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use super::ramp::MAX_STARTS_PER_TURN;
 use super::Driver;
+use crate::load::process::conn::Layer;
 use crate::load::wire::WorkloadMode;
 
-impl Driver {
+impl<L: Layer> Driver<L> {
     /// Whether this is a churn run (its slots keep cycling while holding).
     pub(super) fn churns(&self) -> bool {
         self.env
