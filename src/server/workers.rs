@@ -152,7 +152,10 @@ pub fn supervise(config: Config) -> io::Result<()> {
                 "listening on {listen} with {} worker processes",
                 config.workers
             );
-            info!("chat rooms are per worker: members on different workers do not meet");
+            match &config.pubsub {
+                Some(url) => info!("chat rooms span workers and hosts through Redis at {url}"),
+                None => info!("chat rooms span the workers: they relay over Unix sockets"),
+            }
             announce = false;
         }
         if !status_every.is_zero() && last_status.elapsed() >= status_every {
