@@ -24,7 +24,7 @@ use super::env::{Broadcast, Env};
 use super::fan_out::{FanOut, FAN_OUT_WORK, FAN_OUT_WRITES};
 use super::feed::{self, FIRST_VIEW_WAIT};
 use super::head_queue::HeadQueue;
-use super::pubsub::Bus;
+use super::pubsub::hook::Pubsub;
 use super::rooms::Rooms;
 use super::stats::{rss_bytes, Stats};
 use super::trim::Trim;
@@ -100,9 +100,7 @@ pub struct Reactor {
     feed: Option<feed::Receiver>,
     view: Option<View>,
     /// Rooms past this process: Redis pub/sub, or the mesh of workers (`pubsub`).
-    bus: Option<Bus>,
-    /// What the bus held when last counted in the budget.
-    bus_held: usize,
+    pubsub: Pubsub,
 }
 
 impl Reactor {
@@ -125,11 +123,8 @@ impl Reactor {
         // A worker accepts once it has the supervisor's view, so it never has to answer
         // /stats without one; the clients meanwhile wait in the backlog, briefly.
         let accept_paused_until = feed.as_ref().map(|_| Instant::now() + FIRST_VIEW_WAIT);
-        let bus = Bus::new(&config, config.bus_limit(), poll.registry())?;
         let mut rooms = Rooms::default();
-        if bus.is_some() {
-            rooms.watch();
-        }
+        let pubsub = Pubsub::new(&config, poll.registry(), &mut rooms)?;
         Ok(Reactor {
             poll,
             acceptor: Acceptor::new(listener, accept_paused_until),
@@ -152,8 +147,7 @@ impl Reactor {
             shutdown,
             feed,
             view: None,
-            bus,
-            bus_held: 0,
+            pubsub,
         })
     }
 
@@ -189,15 +183,18 @@ impl Reactor {
                 return Ok(());
             }
             let mut wake = next_sweep;
-            let bus_wake = self.bus.as_ref().and_then(Bus::next_wake);
-            for until in [self.acceptor.paused_until(), next_status, bus_wake]
-                .into_iter()
-                .flatten()
+            for until in [
+                self.acceptor.paused_until(),
+                next_status,
+                self.pubsub.wake(),
+            ]
+            .into_iter()
+            .flatten()
             {
                 wake = wake.min(until);
             }
-            let bus_busy = self.bus.as_ref().is_some_and(Bus::has_work);
-            let timeout = if self.again.is_empty() && self.fan_out.is_idle() && !bus_busy {
+            let idle = self.again.is_empty() && self.fan_out.is_idle();
+            let timeout = if idle && !self.pubsub.is_busy() {
                 wake.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
@@ -217,10 +214,9 @@ impl Reactor {
                 match event.token() {
                     LISTENER => accept = true,
                     FEED => self.read_feed(),
-                    token if self.bus.as_ref().is_some_and(|b| b.owns(token)) => {
-                        if let Some(bus) = &mut self.bus {
-                            bus.event(token, self.poll.registry(), &mut self.stats);
-                        }
+                    token if self.pubsub.owns(token) => {
+                        self.pubsub
+                            .event(token, self.poll.registry(), &mut self.stats)
                     }
                     // A FIN that came before this event raises no later edge.
                     token => self.drive(token, event.is_read_closed() || event.is_error()),
@@ -229,7 +225,10 @@ impl Reactor {
             for token in retry {
                 self.drive(token, true);
             }
-            self.bus_turn(now);
+            let rooms = (&mut self.rooms, &mut self.fan_out);
+            let (registry, held) = (self.poll.registry(), &mut self.budget.held);
+            self.pubsub
+                .turn(now, rooms, registry, &mut self.stats, held);
             self.fan_out_some();
             // The high mark is taken before shedding, so that memory freed by shedding
             // counts as a fall.
@@ -294,36 +293,13 @@ impl Reactor {
         }
         let mut sh = shared!(self);
         let verdict = conn.drive(token, &mut self.buf, until_eof, &mut sh);
-        if let Some(bus) = &mut self.bus {
-            bus.publish_all(
-                &self.outbox,
-                &self.rooms,
-                self.poll.registry(),
-                &mut self.stats,
-            );
-        }
+        let registry = self.poll.registry();
+        self.pubsub
+            .publish(&self.outbox, &self.rooms, registry, &mut self.stats);
         // Queue the messages before following the verdict: a sender whose last message
         // came with its Close and EOF is dropped now, and leaves its room with it.
         self.fan_out.collect(&mut self.outbox, &self.rooms);
         self.follow(token, verdict);
-    }
-
-    /// The bus's share of a turn (see [`Bus::turn`]); what it holds counts in the budget.
-    fn bus_turn(&mut self, now: Instant) {
-        let Some(bus) = &mut self.bus else {
-            return;
-        };
-        let registry = self.poll.registry();
-        bus.turn(
-            now,
-            &mut self.rooms,
-            &mut self.fan_out,
-            registry,
-            &mut self.stats,
-        );
-        let held = bus.held();
-        self.budget.held.bytes = self.budget.held.bytes + held - self.bus_held;
-        self.bus_held = held;
     }
 
     /// Does what a connection's verdict asks.

@@ -7,6 +7,7 @@
 //! are the sans-IO parts; `link` is the one stream's IO.
 
 pub mod envelope;
+pub mod hook;
 pub mod link;
 pub mod mesh;
 pub mod redis;
