@@ -112,11 +112,12 @@ impl Mesh {
         if token.0 > self.incoming_base() {
             let id = (self.first_token - 1 - token.0) as u32;
             if let Some(i) = self.peers.iter().position(|p| p.id == id) {
-                let peer = &mut self.peers[i];
-                let result = peer
-                    .link
-                    .ready(|_| Ok(true))
-                    .and_then(|_| peer.link.flush());
+                // A peer never writes back: anything readable is its end of stream (it
+                // exited), noticed now rather than by the next message's failed write.
+                let link = &mut self.peers[i].link;
+                let result = (link.ready(|_| Ok(true)))
+                    .and_then(|_| link.flush())
+                    .and_then(|_| link.read().map(drop));
                 if let Err(e) = result {
                     self.lost_peer(i, e, registry, stats);
                 }
