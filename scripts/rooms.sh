@@ -86,7 +86,7 @@ for round in $(seq "$ROUNDS"); do
     redis_ticks=$(( $(ticks "$redis_pid") - redis_before ))
     # Workers report their counters once a second.
     sleep 1.5
-    curl -s --max-time 30 "http://$addr/stats" >"$work/stats.json"
+    curl -s --max-time 30 "http://$addr/stats" >"$work/stats.json" || echo '{}' >"$work/stats.json"
     stop_server
     python3 - "$setup" "$round" "$status" "$server_ticks" "$redis_ticks" "$(getconf CLK_TCK)" \
       "$work/load.json" "$work/stats.json" >>"$work/rows.jsonl" <<'PY'
