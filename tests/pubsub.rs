@@ -8,11 +8,11 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::redis::{free_port, Redis};
+use common::rooms::chat_exactly_once;
 use common::{eventually, op, Raw, Server};
 use wsreactor::protocol::frame::OpCode;
 
@@ -42,45 +42,6 @@ fn members_on_both_workers(server: &Server) -> Vec<Raw> {
         }
     }
     panic!("24 members and all of them on one worker");
-}
-
-/// Every member sends `each` messages (`sender:seq`, all senders interleaved); every
-/// member must then get every message exactly once, each sender's in order.
-fn chat_exactly_once(members: &mut [Raw], each: usize, tag: &str) {
-    for seq in 0..each {
-        for (i, m) in members.iter_mut().enumerate() {
-            m.send_frame(true, OpCode::Text, format!("{tag}{i}:{seq}").as_bytes());
-        }
-    }
-    let total = members.len() * each;
-    for (me, m) in members.iter_mut().enumerate() {
-        let mut next: HashMap<usize, usize> = HashMap::new();
-        for _ in 0..total {
-            let frame = m.read_message();
-            assert_eq!(frame.opcode, op::TEXT);
-            let text = String::from_utf8(frame.payload).unwrap();
-            let (sender, seq) = text
-                .strip_prefix(tag)
-                .and_then(|t| t.split_once(':'))
-                .unwrap_or_else(|| panic!("member {me} got {text:?}"));
-            let (sender, seq): (usize, usize) = (sender.parse().unwrap(), seq.parse().unwrap());
-            let want = next.entry(sender).or_default();
-            assert_eq!(
-                seq, *want,
-                "member {me}: sender {sender}'s messages out of order or twice"
-            );
-            *want += 1;
-        }
-        assert!(next.values().all(|&n| n == each), "member {me}: {next:?}");
-    }
-    for (me, m) in members.iter_mut().enumerate() {
-        m.set_read_timeout(Duration::from_millis(200));
-        assert!(
-            m.try_read_frame().is_err(),
-            "member {me} got a message twice"
-        );
-        m.set_read_timeout(common::IO_TIMEOUT);
-    }
 }
 
 /// Waits until `n` connections subscribe to the room's channel.
