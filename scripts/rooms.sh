@@ -2,13 +2,13 @@
 # Rooms past one process, side by side: one room of MEMBERS members, one sender of
 # MESSAGES messages (`wsreactor load --chat`), served by
 #   one     one process (the room in one reactor),
-#   mesh    `--workers 2` (the workers relay the room over Unix sockets),
-#   redis   `--workers 2 --pubsub redis://...` (through a redis-server of this script's),
+#   mesh    `--workers W` (the workers relay the room over Unix sockets),
+#   redis   `--workers W --pubsub redis://...` (through a redis-server of this script's),
 # interleaved over ROUNDS rounds (default 3), with the medians of each.
 #
 #   scripts/rooms.sh [MEMBERS] [MESSAGES]      (default 2000 members, 2000 messages)
 #
-# Environment: ROUNDS, WINDOW (messages in flight, default 16), SIZE (bytes a message,
+# Environment: WORKERS (W, default 2), ROUNDS, WINDOW (messages in flight, default 16), SIZE (bytes a message,
 # default 32), SERVER_CPUS / LOAD_CPUS (taskset lists; default 0 and 1: the servers
 # and Redis share one core, the load generator has the other), OUT (report directory,
 # default scale-results). Every server process and Redis share this machine's cores and
@@ -22,12 +22,13 @@ cd "$(dirname "$0")/.."
 MEMBERS=${1:-2000}
 MESSAGES=${2:-2000}
 ROUNDS=${ROUNDS:-3}
+WORKERS=${WORKERS:-2}
 WINDOW=${WINDOW:-16}
 SIZE=${SIZE:-32}
 SERVER_CPUS=${SERVER_CPUS:-0}
 LOAD_CPUS=${LOAD_CPUS:-1}
 OUT=${OUT:-scale-results}
-for n in "$MEMBERS" "$MESSAGES" "$ROUNDS"; do
+for n in "$MEMBERS" "$MESSAGES" "$ROUNDS" "$WORKERS"; do
   [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -gt 0 ] || { echo "usage: $0 [MEMBERS] [MESSAGES]" >&2; exit 2; }
 done
 command -v redis-server >/dev/null || { echo "needs redis-server (Debian: apt-get install redis-server)" >&2; exit 1; }
@@ -63,15 +64,15 @@ ticks() {
 }
 
 server_wrap=(taskset -c "$SERVER_CPUS")
-echo "== rooms past one process: $MEMBERS members, $MESSAGES messages of $SIZE bytes, window $WINDOW, $ROUNDS rounds"
+echo "== rooms past one process: $MEMBERS members, $MESSAGES messages of $SIZE bytes, window $WINDOW, $WORKERS workers, $ROUNDS rounds"
 echo "   servers and redis-server on CPU $SERVER_CPUS, load on CPU $LOAD_CPUS; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$work/rows.jsonl"
 for round in $(seq "$ROUNDS"); do
   for setup in one mesh redis; do
     case $setup in
       one) args=() ;;
-      mesh) args=(--workers 2) ;;
-      redis) args=(--workers 2 --pubsub "redis://127.0.0.1:$redis_port") ;;
+      mesh) args=(--workers "$WORKERS") ;;
+      redis) args=(--workers "$WORKERS" --pubsub "redis://127.0.0.1:$redis_port") ;;
     esac
     start_server --stats-interval 0 "${args[@]}"
     # The workers' first subscriptions and the mesh's streams come up within a second.

@@ -201,33 +201,29 @@ fn member(addr: SocketAddr) -> Raw {
     raw
 }
 
-#[test]
-fn a_room_spans_three_hosts_exactly_once_and_in_order() {
-    let mut hosts = Hosts::up("a", 3);
+/// Three server hosts on one Redis host, and two members of the room on each, from the
+/// client host, once every server subscribes.
+fn three_hosts(name: &str) -> (Hosts, Vec<Raw>) {
+    let mut hosts = Hosts::up(name, 3);
     hosts.start_redis();
     let servers: Vec<SocketAddr> = (1..=3).map(|i| hosts.start_server(i)).collect();
-    let mut members = hosts.on_client(|| {
-        servers
-            .iter()
-            .flat_map(|&a| [member(a), member(a)])
-            .collect::<Vec<_>>()
+    let members = hosts.on_client(|| {
+        let pairs = servers.iter().flat_map(|&a| [member(a), member(a)]);
+        pairs.collect::<Vec<_>>()
     });
     hosts.wait_subscribers(3);
+    (hosts, members)
+}
+
+#[test]
+fn a_room_spans_three_hosts_exactly_once_and_in_order() {
+    let (hosts, mut members) = three_hosts("a");
     hosts.on_client(|| chat_exactly_once(&mut members, 20, "x"));
 }
 
 #[test]
 fn redis_killed_and_restarted_between_hosts_loses_no_connection() {
-    let mut hosts = Hosts::up("b", 3);
-    hosts.start_redis();
-    let servers: Vec<SocketAddr> = (1..=3).map(|i| hosts.start_server(i)).collect();
-    let mut members = hosts.on_client(|| {
-        servers
-            .iter()
-            .flat_map(|&a| [member(a), member(a)])
-            .collect::<Vec<_>>()
-    });
-    hosts.wait_subscribers(3);
+    let (mut hosts, mut members) = three_hosts("b");
     hosts.on_client(|| chat_exactly_once(&mut members, 5, "before"));
 
     hosts.kill_redis();

@@ -9,7 +9,9 @@
 //! supervisor's pid, so servers on one host never meet; abstract, so nothing is left in
 //! the file system), and connects to every other worker's address for what it sends: a
 //! stream per ordered pair, so each worker's messages reach each other worker in the
-//! order they were sent. A restarted worker is connected to again with a backoff. Each
+//! order they were sent. A worker that is not up yet, or restarted, is connected to
+//! again with a short backoff; the supervisor says "listening on" only once every
+//! worker's streams are up, so a room is whole from the first client on. Each
 //! record: length (4 bytes, big-endian, of what follows), the room's name's length (2
 //! bytes) and name, then the message's envelope (`envelope.rs`).
 
@@ -30,7 +32,9 @@ use crate::protocol::frame::SharedFrame;
 use crate::server::stats::Stats;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A local connect costs microseconds: a worker that is not up yet (they start
+/// together) or restarting is tried again soon.
+const BACKOFF_MAX: Duration = Duration::from_millis(250);
 /// Incoming streams at most (workers restart, each time connecting anew).
 const MAX_INCOMING: usize = 1024;
 
