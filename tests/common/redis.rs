@@ -2,7 +2,7 @@
 //! saved to disk, killed by its PID when the guard drops (panics included), and
 //! `redis-cli` to look at it and to publish like another service would.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,12 +14,20 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Starts one on a free port and waits until it accepts connections.
+    /// Starts one on a free port and waits until it answers. A port found free can be
+    /// taken by another test's process before Redis binds it: then Redis exits, and
+    /// another port is tried.
     pub fn start() -> Redis {
-        let port = free_port();
-        let mut redis = Redis { child: None, port };
-        redis.restart();
-        redis
+        for _ in 0..5 {
+            let mut redis = Redis {
+                child: None,
+                port: free_port(),
+            };
+            if redis.try_start() {
+                return redis;
+            }
+        }
+        panic!("redis-server did not start on any of 5 free ports");
     }
 
     /// `redis://127.0.0.1:PORT`, for `--pubsub`.
@@ -42,6 +50,15 @@ impl Redis {
 
     /// Starts it again on the same port (after [`Redis::kill`]).
     pub fn restart(&mut self) {
+        assert!(
+            self.try_start(),
+            "redis-server did not start again on {}",
+            self.port
+        );
+    }
+
+    /// Starts the server on `self.port`; false if it exited (the port was taken).
+    fn try_start(&mut self) -> bool {
         self.kill();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -53,10 +70,25 @@ impl Redis {
             .spawn()
             .expect("spawn redis-server (Debian's redis-server package)");
         self.child = Some(child);
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
+        loop {
+            let child = self.child.as_mut().expect("just started");
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return false;
+            }
+            // Our own server answers: something else on the port would not say PONG,
+            // or would leave ours to exit.
+            if self
+                .cli_output(&["PING"])
+                .is_some_and(|out| out.trim() == "PONG")
+            {
+                let child = self.child.as_mut().expect("just started");
+                if let Ok(None) = child.try_wait() {
+                    return true;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not answer");
             thread::sleep(Duration::from_millis(20));
         }
     }
@@ -69,13 +101,19 @@ impl Redis {
 
     /// Runs `redis-cli` with `args` against this server; its output.
     pub fn cli(&self, args: &[&str]) -> String {
+        self.cli_output(args)
+            .unwrap_or_else(|| panic!("redis-cli {args:?} failed"))
+    }
+
+    fn cli_output(&self, args: &[&str]) -> Option<String> {
         let out = Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(args)
             .output()
             .expect("run redis-cli");
-        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // redis-cli exits 0 on a refused connection too, saying so on stderr.
+        (out.status.success() && out.stderr.is_empty()).then_some(text)
     }
 
     /// How many connections subscribe to `channel`.
