@@ -9,9 +9,9 @@
 #   scripts/rooms.sh [MEMBERS] [MESSAGES]      (default 2000 members, 2000 messages)
 #
 # Environment: WORKERS (W, default 2), ROUNDS, WINDOW (messages in flight, default 16),
-# SIZE (bytes a message, default 32), SERVER_CPUS / LOAD_CPUS (taskset lists; default 0 and 1: the servers
-# and Redis share one core, the load generator has the other), OUT (report directory,
-# default scale-results). Every server process and Redis share this machine's cores and
+# SIZE (bytes a message, default 32), SERVER_CPUS / LOAD_CPUS (taskset lists; default 0
+# and 1: the servers and Redis share one core, the load generator has the other), OUT
+# (report directory, default scale-results). Every server process and Redis share this machine's cores and
 # kernel, so this measures what the bus costs, not what more hosts would add.
 # Reports deliveries/s, delivery latency p50/p99 (the load generator's), the server's
 # CPU per delivery (every process of it) and Redis's CPU per message published.

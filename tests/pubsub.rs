@@ -182,6 +182,12 @@ fn a_stopped_redis_never_stalls_the_reactor() {
     echo.send_frame(true, OpCode::Text, b"still here");
     echo.expect_message(op::TEXT, b"still here");
     let stats = a.stats();
+    eprintln!(
+        "Redis stopped: {} bytes queued, {} published, {} not published",
+        stats["pubsub_queued_bytes"],
+        stats["pubsub_published_total"],
+        stats["pubsub_unpublished_total"]
+    );
     assert!(
         stats["pubsub_unpublished_total"].as_u64() >= Some(1),
         "{stats}"
