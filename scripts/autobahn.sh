@@ -3,10 +3,18 @@
 # against the release binary. Passes only if every selected case ran and ended OK or
 # INFORMATIONAL in both its exchange and its close (scripts/autobahn_verdict.py, which
 # takes the selection from kosoku's own case list and checks itself first).
-# Usage: scripts/autobahn.sh [CASES...]   (globs such as 5.* or 7.1.1; default: all of 1-10)
+# Usage: scripts/autobahn.sh [--tls] [CASES...]   (globs such as 5.* or 7.1.1; default: all of 1-10)
+# --tls: the server speaks wss:// (a throwaway self-signed certificate made with openssl)
+# and kosoku, which speaks only ws://, reaches it through socat (plain in, TLS out).
 # Reports: reports/autobahn/index.json and one HTML page per case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+tls=
+if [ "${1:-}" = --tls ]; then
+  tls=1
+  shift
+fi
 
 kosoku_version=0.1.0
 venv=.venv
@@ -23,14 +31,25 @@ checked=$("$venv/bin/python" -m unittest -q tests/scripts/test_autobahn_verdict.
 cargo build --release --quiet
 
 log=$(mktemp)
+tmp=$(mktemp -d)
 server_pid=
+shim_pid=
 cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  rm -f "$log"
+  for pid in "$shim_pid" "$server_pid"; do
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  done
+  rm -rf "$log" "$tmp"
 }
 trap cleanup EXIT INT TERM
 
-./target/release/wsreactor --listen 127.0.0.1:0 2>"$log" &
+tls_args=()
+if [ -n "$tls" ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+  tls_args=(--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
+fi
+./target/release/wsreactor --listen 127.0.0.1:0 "${tls_args[@]}" 2>"$log" &
 server_pid=$!
 addr=
 for _ in $(seq 100); do
@@ -39,6 +58,20 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ -n "$addr" ] || { echo "server did not start:"; cat "$log"; exit 1; }
+if [ -n "$tls" ]; then
+  # The shim: kosoku connects to it in plain TCP, and it speaks TLS to the server,
+  # verifying the certificate against itself.
+  shim_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  socat "TCP-LISTEN:$shim_port,bind=127.0.0.1,reuseaddr,fork" \
+    "OPENSSL:$addr,cafile=$tmp/cert.pem,commonname=localhost" 2>>"$log" &
+  shim_pid=$!
+  for _ in $(seq 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$shim_port") 2>/dev/null && break
+    sleep 0.1
+  done
+  echo "autobahn over TLS: kosoku -> socat 127.0.0.1:$shim_port -> wss://$addr"
+  addr=127.0.0.1:$shim_port
+fi
 
 out=reports/autobahn
 rm -rf "$out"

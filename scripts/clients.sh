@@ -8,7 +8,10 @@
 #            (tests/clients/test_metrics.py, pytest, prometheus_client)
 #   report   headless Chromium renders the scale report's HTML page
 #            (tests/clients/scale_report.test.mjs, playwright-core)
-# Usage: scripts/clients.sh [python|node|browser|nginx|metrics|report]...   (default: all six)
+#   tls      wss:// and https:// (serve --tls-cert/--tls-key, a throwaway certificate
+#            made with openssl): Python websockets (tests/clients/test_tls.py), Node ws
+#            and headless Chromium (tests/clients/tls.test.mjs)
+# Usage: scripts/clients.sh [python|node|browser|nginx|metrics|report|tls]...   (default: all seven)
 # Installs its own Python venv (tests/clients/.venv) and npm packages (npm ci), pinned.
 # Needs Python 3, Node 20+, and for the browser and nginx suites Debian's `chromium` and
 # `nginx` packages (.ci/run installs them). Exits non-zero if any suite fails.
@@ -17,27 +20,28 @@ cd "$(dirname "$0")/.."
 
 dir=tests/clients
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(python node browser nginx metrics report)
+[ ${#suites[@]} -gt 0 ] || suites=(python node browser nginx metrics report tls)
 for s in "${suites[@]}"; do
-  case "$s" in python | node | browser | nginx | metrics | report) ;; *) echo "unknown suite: $s" >&2; exit 2 ;; esac
+  case "$s" in python | node | browser | nginx | metrics | report | tls) ;; *) echo "unknown suite: $s" >&2; exit 2 ;; esac
 done
 wants() { [[ " ${suites[*]} " == *" $1 "* ]]; }
 
 missing=()
-{ wants browser || wants report; } && ! command -v "${CHROMIUM:-chromium}" >/dev/null && missing+=(chromium)
+{ wants browser || wants report || wants tls; } && ! command -v "${CHROMIUM:-chromium}" >/dev/null && missing+=(chromium)
 wants nginx && ! command -v "${NGINX:-nginx}" >/dev/null && [ ! -x /usr/sbin/nginx ] && missing+=(nginx)
+wants tls && ! command -v openssl >/dev/null && missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "missing: ${missing[*]} (Debian: apt-get install ${missing[*]})" >&2
   exit 1
 fi
 
-if wants python || wants nginx || wants metrics; then
+if wants python || wants nginx || wants metrics || wants tls; then
   venv=$dir/.venv
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   # Already-satisfied pins install nothing and need no network.
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$dir/requirements.txt"
 fi
-if wants node || wants browser || wants report; then
+if wants node || wants browser || wants report || wants tls; then
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
@@ -63,6 +67,8 @@ wants browser && run_suite "browser-chromium" "${node_test[@]}" "$dir/browser.te
 wants nginx && run_suite "nginx-proxy" "${pytest[@]}" "$dir/test_nginx_proxy.py"
 wants metrics && run_suite "metrics-prometheus" "${pytest[@]}" "$dir/test_metrics.py"
 wants report && run_suite "scale-report-chromium" "${node_test[@]}" "$dir/scale_report.test.mjs"
+wants tls && run_suite "tls-python-websockets" "${pytest[@]}" "$dir/test_tls.py"
+wants tls && run_suite "tls-node-ws-chromium" "${node_test[@]}" "$dir/tls.test.mjs"
 
 echo "== clients: suites passed: ${passed[*]:-none}"
 if [ ${#failed[@]} -gt 0 ]; then

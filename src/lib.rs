@@ -23,3 +23,4 @@ pub mod signals;
 pub mod stream;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod tls;

@@ -7,7 +7,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use wsreactor::testkit::{connection, frame, http_head};
+use wsreactor::testkit::{connection, frame, http_head, tls};
 
 /// Runs `target` on every file in `fuzz/corpus/<name>/` and fails naming each file
 /// whose checks panic.
@@ -94,4 +94,9 @@ fn seeds_decode_as_named() {
             Seen::Close(Some(1000), "bye".into())
         ]
     );
+}
+
+#[test]
+fn tls_corpus() {
+    replay("tls", tls::tls);
 }

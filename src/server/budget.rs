@@ -15,6 +15,7 @@ use mio::Token;
 use slab::Slab;
 
 use super::connection::Connection;
+use super::transport::Transport;
 use crate::stream::Held;
 
 /// The budget, the pool, and what connections hold now.
@@ -49,7 +50,7 @@ impl Budget {
 
     /// The connections to drop, most bytes first, until nine tenths of the budget is
     /// left (counting what each holds now).
-    pub fn largest_holders(&self, conns: &Slab<Connection>) -> Vec<Token> {
+    pub fn largest_holders<T: Transport>(&self, conns: &Slab<Connection<T>>) -> Vec<Token> {
         let mut holders: Vec<(usize, Token)> = conns
             .iter()
             .map(|(i, conn)| (conn.held(), Token(i)))

@@ -18,6 +18,15 @@ pub struct Config {
     #[arg(long, default_value = "127.0.0.1:9001", overrides_with = "listen")]
     pub listen: SocketAddr,
 
+    /// PEM certificate chain, leaf first (e.g. Let's Encrypt's fullchain.pem): the
+    /// --listen address then speaks TLS only (wss://, https://). Needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of --tls-cert: PKCS#8, RSA or EC (e.g. privkey.pem).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Reactor processes sharing the port through SO_REUSEPORT (1 = this process only).
     #[arg(long, default_value_t = 1)]
     pub workers: u32,
@@ -104,6 +113,14 @@ impl Config {
     pub fn bus_limit(&self) -> usize {
         let limit = (self.memory_budget() / 16).clamp(1 << 20, 64 << 20);
         usize::try_from(limit).unwrap_or(usize::MAX)
+    }
+
+    /// The certificate and key, when the server speaks TLS.
+    pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+        })
     }
 
     /// What `route` needs of the configuration.

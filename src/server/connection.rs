@@ -21,11 +21,12 @@ use super::env::Env;
 use super::relay::Gather;
 use super::session::{Admit, Handled, Session};
 use super::stats::Stats;
+use super::transport::{Broken, Inbound, Outbound, Plain, Transport};
 use crate::protocol::deadline::Tick;
 use crate::protocol::frame::SharedFrame;
 use crate::protocol::server::{Flushed, Misuse, HIGH_WATER};
 use crate::protocol::transmit::Transmit;
-use crate::stream::{Cork, Corked, Held, Received, Spilled};
+use crate::stream::{Cork, Corked, Held, Spilled};
 
 /// The reactor-wide read buffer every connection reads into in turn. Large enough that
 /// a 64 KiB message and its header arrive in one read (the minimal echo that
@@ -37,9 +38,10 @@ pub const READ_BUFFER_SIZE: usize = 256 * 1024;
 /// per turn.
 pub const READS_PER_TURN: usize = 4;
 
-/// What the reactor lends a connection while it runs.
+/// What the reactor lends a connection while it runs (`L`: what its transport layer
+/// shares, see `Transport::Shared`).
 #[derive(Debug)]
-pub struct Shared<'a> {
+pub struct Shared<'a, L = ()> {
     /// What the connection's session borrows.
     pub env: Env<'a>,
     /// Where the socket's interest is registered.
@@ -51,6 +53,8 @@ pub struct Shared<'a> {
     /// Whether the pool for messages in progress has room: see
     /// `ServerConnection::poll_read`.
     pub relaxed: bool,
+    /// What the connections' transport layer shares.
+    pub layer: &'a mut L,
 }
 
 /// What the reactor should do with the connection afterwards.
@@ -82,6 +86,8 @@ enum Turn {
 enum Fault {
     /// The socket failed.
     Io(io::Error),
+    /// The client's TLS failed; its alert has been sent.
+    Tls(crate::tls::TlsError),
     /// This shell called its session out of order: a bug here, not the client's.
     Misuse(Misuse),
 }
@@ -89,6 +95,15 @@ enum Fault {
 impl From<io::Error> for Fault {
     fn from(e: io::Error) -> Fault {
         Fault::Io(e)
+    }
+}
+
+impl From<Broken> for Fault {
+    fn from(e: Broken) -> Fault {
+        match e {
+            Broken::Io(e) => Fault::Io(e),
+            Broken::Tls(e) => Fault::Tls(e),
+        }
     }
 }
 
@@ -102,6 +117,7 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Fault::Io(e) => e.fmt(f),
+            Fault::Tls(e) => e.fmt(f),
             Fault::Misuse(e) => write!(f, "call out of order: {e}"),
         }
     }
@@ -126,9 +142,9 @@ impl Gather for Io<'_> {
     }
 }
 
-/// One client connection over a TCP socket.
+/// One client connection over a TCP socket, through the transport layer `T`.
 #[derive(Debug)]
-pub struct Connection {
+pub struct Connection<T = Plain> {
     socket: TcpStream,
     /// The interest currently registered, so reregistration happens only on change.
     registered: Interest,
@@ -136,15 +152,18 @@ pub struct Connection {
     queued: bool,
     spill: Spilled,
     session: Session,
+    /// Plain: zero-sized; TLS: one pointer.
+    transport: T,
 }
 
-impl Connection {
+impl<T: Transport> Connection<T> {
     /// Registers an accepted socket for reading.
     pub fn new(
         mut socket: TcpStream,
         token: Token,
         registry: &Registry,
         now: Tick,
+        transport: T,
     ) -> io::Result<Self> {
         registry.register(&mut socket, token, Interest::READABLE)?;
         Ok(Connection {
@@ -153,6 +172,7 @@ impl Connection {
             queued: false,
             spill: Spilled::default(),
             session: Session::new(now),
+            transport,
         })
     }
 
@@ -187,7 +207,7 @@ impl Connection {
 
     /// Gives way to a newcomer (see `Session::give_way`): the 503 gets one write; the
     /// caller then drops the connection at once, since its descriptor is what is needed.
-    pub fn give_way(&mut self, token: Token, sh: &mut Shared<'_>) {
+    pub fn give_way(&mut self, token: Token, sh: &mut Shared<'_, T::Shared>) {
         debug!("connection {}: gave way to a newcomer", token.0);
         // Its half head is read now, so that the close after the 503 is a FIN.
         crate::stream::discard_unread(&mut self.socket);
@@ -205,7 +225,7 @@ impl Connection {
     }
 
     /// Asks an open connection to close with 1001 (server shutting down).
-    pub fn go_away(&mut self, token: Token, sh: &mut Shared<'_>) -> Verdict {
+    pub fn go_away(&mut self, token: Token, sh: &mut Shared<'_, T::Shared>) -> Verdict {
         let was_open = self.session.is_open();
         let mut io = Io {
             out: sh.cork.open(&[]),
@@ -231,7 +251,7 @@ impl Connection {
         token: Token,
         buf: &mut [u8],
         until_eof: bool,
-        sh: &mut Shared<'_>,
+        sh: &mut Shared<'_, T::Shared>,
     ) -> Verdict {
         debug_assert!(sh.cork.is_empty());
         let was_open = self.session.is_open();
@@ -251,12 +271,13 @@ impl Connection {
         &mut self,
         token: Token,
         frame: &SharedFrame,
-        sh: &mut Shared<'_>,
+        sh: &mut Shared<'_, T::Shared>,
     ) -> Option<Verdict> {
         let unsent = self.spill.unsent();
+        let mut queue = self.transport.queue(&mut self.spill, sh.layer);
         let admit = self
             .session
-            .deliver(frame, unsent, sh.env.stats, &mut self.spill);
+            .deliver(frame, unsent, sh.env.stats, &mut queue);
         match admit {
             Ok(Admit::Skip) => Some(Verdict::Keep),
             Ok(Admit::Drop) => {
@@ -281,14 +302,14 @@ impl Connection {
     }
 
     /// Writes the chat frames queued for this member, with one `writev`.
-    pub fn write_queued(&mut self, token: Token, sh: &mut Shared<'_>) -> Verdict {
+    pub fn write_queued(&mut self, token: Token, sh: &mut Shared<'_, T::Shared>) -> Verdict {
         self.queued = false;
         let was_open = self.session.is_open();
         self.finish_turn(token, was_open, Ok(Turn::Idle), sh)
     }
 
     /// Acts on a due deadline, if any.
-    pub fn handle_timeout(&mut self, token: Token, sh: &mut Shared<'_>) -> Verdict {
+    pub fn handle_timeout(&mut self, token: Token, sh: &mut Shared<'_, T::Shared>) -> Verdict {
         let was_open = self.session.is_open();
         let mut io = Io {
             out: sh.cork.open(&[]),
@@ -316,49 +337,68 @@ impl Connection {
         token: Token,
         buf: &mut [u8],
         until_eof: bool,
-        sh: &mut Shared<'_>,
+        sh: &mut Shared<'_, T::Shared>,
     ) -> Result<Turn, Fault> {
-        let (now, capacity) = (sh.env.now, buf.len());
+        let now = sh.env.now;
         for _ in 0..READS_PER_TURN {
             let unsent = self.spill.unsent();
             if !self.session.poll_read(unsent, sh.relaxed, &sh.env) {
                 return Ok(Turn::Idle);
             }
-            match self.spill.read(&mut self.socket, buf)? {
+            let inbound = self
+                .transport
+                .read(&mut self.socket, &mut self.spill, buf, sh.layer)?;
+            match inbound {
                 // EOF: the client is done sending.
-                Received::Eof => {
+                Inbound::Eof => {
                     let done = self.session.handle_eof(self.spill.unsent(), now)?;
                     return Ok(if done { Turn::Done } else { Turn::Idle });
                 }
-                Received::WouldBlock => return Ok(Turn::Idle),
-                Received::Data { len, fresh } => {
+                Inbound::WouldBlock => return Ok(Turn::Idle),
+                Inbound::Data {
+                    start,
+                    len,
+                    kept,
+                    fresh,
+                    drained,
+                    closed,
+                } => {
                     sh.env.stats.bytes_in_total += fresh as u64;
-                    let data = &mut buf[..len];
+                    let data = &mut buf[start..start + len];
                     let mut io = Io {
                         out: sh.cork.open(data),
                         spill: &mut self.spill,
                     };
-                    let kept = len - fresh;
-                    let handled =
+                    // Bytes that carried no new plaintext (a TLS handshake, a partial
+                    // record) give the session nothing to look at.
+                    let handled = (len > kept).then(|| {
                         self.session
-                            .handle_read(token.0, data, kept, &mut sh.env, &mut io);
+                            .handle_read(token.0, data, kept, &mut sh.env, &mut io)
+                    });
                     // Whatever was corked leaves now, even on a misuse: the cork is the
                     // reactor's, and must be empty for the next connection.
                     self.uncork(data, sh)?;
-                    let Handled {
-                        consumed: used,
-                        ending,
-                    } = handled?;
-                    if let Some(ending) = ending {
-                        debug!("connection {}: {ending}", token.0);
-                    }
+                    let used = match handled {
+                        Some(handled) => {
+                            let Handled { consumed, ending } = handled?;
+                            if let Some(ending) = ending {
+                                debug!("connection {}: {ending}", token.0);
+                            }
+                            consumed
+                        }
+                        None => 0,
+                    };
                     // Only what cannot be consumed yet is copied out, and released once
                     // it is: a partial head, frame header or control frame.
                     self.spill.keep(&data[used..]);
+                    if closed {
+                        let done = self.session.handle_eof(self.spill.unsent(), now)?;
+                        return Ok(if done { Turn::Done } else { Turn::Idle });
+                    }
                     // A read that did not fill the buffer drained the socket: under
                     // edge-triggered epoll, bytes arriving later raise a new edge, so a
                     // read now would only collect EAGAIN.
-                    if len < capacity && !until_eof {
+                    if drained && !until_eof {
                         return Ok(Turn::Idle);
                     }
                 }
@@ -368,11 +408,15 @@ impl Connection {
     }
 
     /// Writes what the last call corked (`input` is the buffer it was opened over).
-    fn uncork(&mut self, input: &[u8], sh: &mut Shared<'_>) -> io::Result<()> {
-        let fin_follows = self.session.shuts_down_when_flushed();
-        let written = sh
-            .cork
-            .flush(input, &mut self.socket, &mut self.spill, fin_follows)?;
+    fn uncork(&mut self, input: &[u8], sh: &mut Shared<'_, T::Shared>) -> Result<(), Broken> {
+        let out = Outbound {
+            cork: sh.cork,
+            input,
+            fin_follows: self.session.shuts_down_when_flushed(),
+        };
+        let written = self
+            .transport
+            .write(out, &mut self.socket, &mut self.spill, sh.layer)?;
         sh.env.stats.bytes_out_total += written as u64;
         Ok(())
     }
@@ -386,7 +430,7 @@ impl Connection {
         token: Token,
         was_open: bool,
         result: Result<Turn, Fault>,
-        sh: &mut Shared<'_>,
+        sh: &mut Shared<'_, T::Shared>,
     ) -> Verdict {
         self.session.track(was_open, sh.env.stats);
         let result = result.and_then(|turn| {
@@ -425,6 +469,9 @@ impl Connection {
         match result {
             Ok(verdict) => verdict,
             Err(e) => {
+                if let Fault::Tls(e) = &e {
+                    sh.env.stats.handshake_failed(e.reason());
+                }
                 debug!("connection {}: dropped: {e}", token.0);
                 Verdict::Drop
             }
@@ -432,7 +479,7 @@ impl Connection {
     }
 
     /// Writes spilled output until done or `WouldBlock`.
-    fn flush(&mut self, sh: &mut Shared<'_>) -> io::Result<()> {
+    fn flush(&mut self, sh: &mut Shared<'_, T::Shared>) -> io::Result<()> {
         sh.env.stats.bytes_out_total += self.spill.flush(&mut self.socket)? as u64;
         Ok(())
     }
@@ -463,6 +510,12 @@ mod tests {
         // debug layout cannot fold the registered interest into the core's padding).
         let expected = if cfg!(debug_assertions) { 80 } else { 64 };
         assert_eq!(std::mem::size_of::<Connection>(), expected);
+        // Over TLS, one pointer more: rustls' state, boxed (its size is measured in
+        // docs/benchmarks.md).
+        assert_eq!(
+            std::mem::size_of::<Connection<super::super::secure::Secure>>(),
+            expected + 8
+        );
         assert_eq!(
             std::mem::size_of::<Session>(),
             48,
@@ -523,7 +576,8 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         let mut outbox = Vec::new();
         let token = Token(0);
         let socket = TcpStream::from_std(accepted);
-        let mut conn: Connection = Connection::new(socket, token, poll.registry(), 0).unwrap();
+        let mut conn: Connection =
+            Connection::new(socket, token, poll.registry(), 0, Plain).unwrap();
         let mut buf = vec![0u8; 64 * 1024];
         let mut cork = Cork::default();
         let mut held = Held::default();
@@ -543,6 +597,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
                 cork: &mut cork,
                 held: &mut held,
                 relaxed: true,
+                layer: &mut (),
             };
             if conn.drive(token, &mut buf, true, &mut sh) == Verdict::Drop {
                 break;

@@ -1,7 +1,7 @@
 //! The server: a thin IO shell over the sans-IO protocol core. `reactor` (the event
 //! loop, the slab), `accept` (the listener, the spare descriptor), `head_queue` (who
 //! gives way when descriptors run out), `budget` and `trim` (memory), `warnings`,
-//! `connection` (one socket's IO), `routes` (where a request
+//! `connection` (one socket's IO), `transport` (plain or TLS between socket and session; `secure` is TLS's), `routes` (where a request
 //! leads), `relay` (echo and chat), `rooms`, `stats`, `clock`, `config`, `workers`;
 //! `view` (the whole server's counters), `feed` (their way from the supervisor to the
 //! workers), `observe` (/stats, /metrics, /dashboard), `prometheus` (the text format);
@@ -23,8 +23,10 @@ pub mod reactor;
 pub mod relay;
 pub mod rooms;
 pub mod routes;
+pub mod secure;
 pub mod session;
 pub mod stats;
+pub mod transport;
 pub mod trim;
 pub mod view;
 pub mod warnings;
@@ -73,6 +75,14 @@ pub fn serve(config: Config) -> io::Result<()> {
     if config.worker_id.is_some() {
         crate::children::die_with_parent();
     }
+    // A certificate that does not load is an error before anything listens.
+    let tls = match config.tls_files() {
+        Some(files) => Some(
+            crate::tls::server_config(&files)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        ),
+        None => None,
+    };
     let listener = bind(config.listen, config.worker_id.is_some())?;
     // Only the supervisor says "listening on", once every worker accepts: scripts and
     // tests wait for that line before they connect.
@@ -95,8 +105,13 @@ pub fn serve(config: Config) -> io::Result<()> {
         Err(e) => warn!("could not raise RLIMIT_NOFILE: {e}"),
     }
     let shutdown = crate::signals::stop_flag(crate::signals::Again::Ignored)?;
-    let mut reactor = reactor::Reactor::new(config, listener, shutdown)?;
-    reactor.run()
+    match tls {
+        Some(tls) => {
+            let layer = secure::SecureShared::new(tls);
+            reactor::Reactor::<secure::Secure>::new(config, listener, shutdown, layer)?.run()
+        }
+        None => reactor::Reactor::<transport::Plain>::new(config, listener, shutdown, ())?.run(),
+    }
 }
 
 #[cfg(test)]

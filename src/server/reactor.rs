@@ -27,6 +27,7 @@ use super::head_queue::HeadQueue;
 use super::pubsub::hook::Pubsub;
 use super::rooms::Rooms;
 use super::stats::{rss_bytes, Stats};
+use super::transport::{Plain, Transport};
 use super::trim::Trim;
 use super::view::View;
 use super::warnings::Warnings;
@@ -56,6 +57,7 @@ macro_rules! shared {
             cork: &mut $reactor.cork,
             relaxed: $reactor.budget.pool_has_room(),
             held: &mut $reactor.budget.held,
+            layer: &mut $reactor.layer,
         }
     };
 }
@@ -64,11 +66,13 @@ macro_rules! shared {
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One process's event loop and everything it owns: the poller, the listener, the
-/// connections and what they share.
-pub struct Reactor {
+/// connections and what they share; `T` is their transport (plain or TLS).
+pub struct Reactor<T: Transport = Plain> {
     poll: Poll,
     acceptor: Acceptor,
-    conns: Slab<Connection>,
+    conns: Slab<Connection<T>>,
+    /// What the connections' transport shares (TLS: its configuration and buffers).
+    layer: T::Shared,
     buf: Box<[u8]>,
     /// The output of the connection being driven, written once per read.
     cork: Cork,
@@ -103,13 +107,14 @@ pub struct Reactor {
     pubsub: Pubsub,
 }
 
-impl Reactor {
+impl<T: Transport> Reactor<T> {
     /// A reactor for `listener`, which runs until `shutdown` is set.
     pub fn new(
         config: Config,
         listener: std::net::TcpListener,
         shutdown: Arc<AtomicBool>,
-    ) -> io::Result<Reactor> {
+        layer: T::Shared,
+    ) -> io::Result<Reactor<T>> {
         let poll = Poll::new()?;
         listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(listener);
@@ -129,6 +134,7 @@ impl Reactor {
             poll,
             acceptor: Acceptor::new(listener, accept_paused_until),
             conns: Slab::new(),
+            layer,
             buf: vec![0; READ_BUFFER_SIZE].into_boxed_slice(),
             cork: Cork::default(),
             budget: Budget::new(config.memory_budget(), config.message_pool()),
@@ -385,9 +391,17 @@ impl Reactor {
 
     /// Makes an accepted socket a connection, waiting for its request head.
     fn admit(&mut self, socket: TcpStream) {
+        let transport = match T::accept(&self.layer) {
+            Ok(transport) => transport,
+            Err(e) => {
+                return self
+                    .warnings
+                    .warn(|| format!("cannot serve a connection: {e}"))
+            }
+        };
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
-        match Connection::new(socket, token, self.poll.registry(), self.tick) {
+        match Connection::new(socket, token, self.poll.registry(), self.tick, transport) {
             Ok(conn) => {
                 entry.insert(conn);
                 self.stats.accepted_total += 1;
@@ -456,7 +470,7 @@ impl Reactor {
     fn visit(
         &mut self,
         slots: std::ops::Range<usize>,
-        mut f: impl FnMut(&mut Connection, Token, &mut Shared<'_>) -> Verdict,
+        mut f: impl FnMut(&mut Connection<T>, Token, &mut Shared<'_, T::Shared>) -> Verdict,
     ) {
         let mut sh = shared!(self);
         let mut verdicts = Vec::new();
@@ -474,7 +488,7 @@ impl Reactor {
     }
 }
 
-impl std::fmt::Debug for Reactor {
+impl<T: Transport> std::fmt::Debug for Reactor<T> {
     /// The state worth a look: the connections and the counters, not the read buffer.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reactor")
@@ -488,7 +502,7 @@ impl std::fmt::Debug for Reactor {
 
 /// Whether the connection in `token`'s slot still waits for the request head it began
 /// waiting for at `since` (see `HeadQueue`).
-fn waiting(conns: &Slab<Connection>, token: Token, since: Tick) -> bool {
+fn waiting<T: Transport>(conns: &Slab<Connection<T>>, token: Token, since: Tick) -> bool {
     conns
         .get(token.0)
         .is_some_and(|conn| conn.awaiting_head_since() == Some(since))

@@ -95,6 +95,17 @@ impl Supervision {
 /// Runs the supervisor until SIGINT/SIGTERM. Workers re-run this process's command
 /// line ([`crate::children`]), so `config` must be the one parsed from it.
 pub fn supervise(config: Config) -> io::Result<()> {
+    if let Some(files) = config.tls_files() {
+        // A certificate that does not load fails here, once, not in every worker.
+        crate::tls::server_config(&files).map_err(io::Error::other)?;
+        // One session-ticket key for every worker (tls::tickets), inherited through the
+        // environment; set before this process starts any thread.
+        let key = crate::tls::tickets::new_ticket_key().map_err(io::Error::other)?;
+        std::env::set_var(
+            crate::tls::tickets::TICKET_KEY_ENV,
+            crate::tls::tickets::key_to_hex(&key),
+        );
+    }
     let reserve = Socket::new(
         Domain::for_address(config.listen),
         Type::STREAM,

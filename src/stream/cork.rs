@@ -106,6 +106,19 @@ impl Cork {
         }
     }
 
+    /// Appends the corked output to `out` as one slice, and empties the cork: for a
+    /// layer that must see a turn's bytes whole (TLS seals them into as few records as
+    /// their length needs). `input` as for [`Cork::flush`].
+    pub fn gather(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        out.reserve(self.len);
+        for &part in &self.parts {
+            out.extend_from_slice(self.bytes(part, input));
+        }
+        self.arena.clear();
+        self.parts.clear();
+        self.len = 0;
+    }
+
     /// Writes the corked output with one `writev` (more only past `MAX_SLICES` parts),
     /// after anything already spilled; what the socket does not take is copied into the
     /// spill. Empties the cork; returns the bytes written. `input` must be the buffer

@@ -26,6 +26,8 @@ pub struct Spill {
     pub input: Vec<u8>,
     /// Payload gathered for a frame or message still arriving.
     pub gathered: Vec<u8>,
+    /// Over TLS, a record not whole yet (at most one record: 16 KiB and its overhead).
+    pub records: Vec<u8>,
     /// Output the socket would not take yet.
     pub output: Output,
     /// What [`Spilled::settle`] last added to the caller's [`Held`].
@@ -34,11 +36,14 @@ pub struct Spill {
 
 impl Spill {
     fn is_empty(&self) -> bool {
-        self.input.is_empty() && self.gathered.is_empty() && self.output.is_empty()
+        self.input.is_empty()
+            && self.gathered.is_empty()
+            && self.records.is_empty()
+            && self.output.is_empty()
     }
 
     fn held(&self) -> usize {
-        self.input.len() + self.gathered.len() + self.output.len()
+        self.input.len() + self.gathered.len() + self.records.len() + self.output.len()
     }
 
     fn counts(&self, pool_mark: Option<usize>) -> Held {
@@ -142,6 +147,36 @@ impl Spilled {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Kept input and kept TLS record bytes: how long each is.
+    pub fn kept(&self) -> (usize, usize) {
+        self.0
+            .as_ref()
+            .map_or((0, 0), |s| (s.input.len(), s.records.len()))
+    }
+
+    /// Moves the kept input and the kept TLS record bytes to the front of `input` and
+    /// `records` (each at least as long as [`Spilled::kept`] says), releasing them here.
+    pub fn restore(&mut self, input: &mut [u8], records: &mut [u8]) {
+        if let Some(s) = self.0.as_mut() {
+            input[..s.input.len()].copy_from_slice(&s.input);
+            records[..s.records.len()].copy_from_slice(&s.records);
+            s.input = Vec::new();
+            s.records = Vec::new();
+        }
+    }
+
+    /// Keeps the start of a TLS record that has not arrived whole.
+    pub fn keep_records(&mut self, partial: &[u8]) {
+        if !partial.is_empty() {
+            self.get().records.extend_from_slice(partial);
+        }
+    }
+
+    /// The kept TLS record bytes (empty without a spill).
+    pub fn records(&mut self) -> &mut [u8] {
+        self.0.as_mut().map_or(&mut [], |s| &mut s.records[..])
     }
 
     /// Keeps input that could not be consumed yet, for the next read.

@@ -25,5 +25,6 @@ pub mod frame;
 pub mod http_head;
 mod input;
 pub mod memory;
+pub mod tls;
 
 pub use input::Input;

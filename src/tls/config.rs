@@ -1,0 +1,150 @@
+//! rustls' configuration from PEM files: the certificate chain and its private key.
+//!
+//! The crypto provider is `ring`: it builds from a clean target in seconds with the C
+//! compiler every Rust toolchain here has (aws-lc-rs needs a much longer C build), and
+//! offers X25519, P-256 and P-384 for key exchange (X25519 first), AES-GCM and
+//! ChaCha20-Poly1305. TLS 1.3 and 1.2, rustls' defaults otherwise; early data is off.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+
+use super::tickets::{key_from_hex, SharedTickets, TICKET_KEY_ENV};
+
+/// Where a server's certificate chain and private key are.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first (e.g. Let's Encrypt's `fullchain.pem`).
+    pub cert: PathBuf,
+    /// Its private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC) (e.g. `privkey.pem`).
+    pub key: PathBuf,
+}
+
+/// The server's configuration from `files`, or what is wrong with them.
+pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
+    let chain = load_chain(&files.cert)?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| format!("{}: no private key: {e}", files.key.display()))?;
+    server_config_for(chain, key).map_err(|e| format!("{}: {e}", files.cert.display()))
+}
+
+/// The server's configuration for a certificate chain and its key.
+pub fn server_config_for(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, String> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+    // Stateless resumption: the ticket carries the session, so resuming costs the
+    // server no memory per client (RFC 8446 §4.6.1). Under the key the supervisor of
+    // `--workers` handed down, if any, so that any worker resumes any ticket.
+    config.ticketer = match std::env::var(TICKET_KEY_ENV).ok().as_deref() {
+        Some(hex) => {
+            let key = key_from_hex(hex).ok_or_else(|| format!("{TICKET_KEY_ENV} is not a key"))?;
+            Arc::new(SharedTickets::new(&key))
+        }
+        None => rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?,
+    };
+    Ok(Arc::new(config))
+}
+
+/// A client's configuration that trusts the certificates in `ca` (PEM), or, with
+/// `None`, any certificate at all (a self-signed one on loopback: `--insecure`).
+pub fn client_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?;
+    let config = match ca {
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in load_chain(path)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(insecure::AnyCertificate(provider)))
+            .with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// ring's provider: X25519, P-256, P-384; AES-GCM, ChaCha20-Poly1305. rustls marks it
+/// deprecated for want of post-quantum key exchange, which aws-lc-rs has (at a higher
+/// handshake cost and a long C build); see the module header.
+#[allow(deprecated)]
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let chain = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no certificate", path.display()));
+    }
+    Ok(chain)
+}
+
+/// A verifier that accepts any certificate but still checks the handshake's
+/// signatures: for a self-signed certificate on loopback, never across a network.
+mod insecure {
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, Error, SignatureScheme};
+
+    #[derive(Debug)]
+    pub struct AnyCertificate(pub Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            let algs = &self.0.signature_verification_algorithms;
+            verify_tls12_signature(message, cert, dss, algs)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            let algs = &self.0.signature_verification_algorithms;
+            verify_tls13_signature(message, cert, dss, algs)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+}
