@@ -128,8 +128,7 @@ impl<T: Transport> Reactor<T> {
         // A worker accepts once it has the supervisor's view, so it never has to answer
         // /stats without one; the clients meanwhile wait in the backlog, briefly.
         let accept_paused_until = feed.as_ref().map(|_| Instant::now() + FIRST_VIEW_WAIT);
-        let mut rooms = Rooms::default();
-        let pubsub = Pubsub::new(&config, poll.registry(), &mut rooms)?;
+        let (pubsub, rooms) = Pubsub::new(&config, poll.registry())?;
         Ok(Reactor {
             poll,
             acceptor: Acceptor::new(listener, accept_paused_until),
@@ -188,14 +187,10 @@ impl<T: Transport> Reactor<T> {
                 info!("shut down with {} connections left", self.conns.len());
                 return Ok(());
             }
-            let mut wake = next_sweep;
-            for until in [
-                self.acceptor.paused_until(),
-                next_status,
-                self.pubsub.wake(),
-            ]
-            .into_iter()
-            .flatten()
+            let mut wake = self.pubsub.wake().map_or(next_sweep, |w| w.min(next_sweep));
+            for until in [self.acceptor.paused_until(), next_status]
+                .into_iter()
+                .flatten()
             {
                 wake = wake.min(until);
             }
@@ -220,10 +215,7 @@ impl<T: Transport> Reactor<T> {
                 match event.token() {
                     LISTENER => accept = true,
                     FEED => self.read_feed(),
-                    token if self.pubsub.owns(token) => {
-                        self.pubsub
-                            .event(token, self.poll.registry(), &mut self.stats)
-                    }
+                    token if self.pubsub.owns(token) => self.pubsub.event(token, &mut self.stats),
                     // A FIN that came before this event raises no later edge.
                     token => self.drive(token, event.is_read_closed() || event.is_error()),
                 }
@@ -232,9 +224,8 @@ impl<T: Transport> Reactor<T> {
                 self.drive(token, true);
             }
             let rooms = (&mut self.rooms, &mut self.fan_out);
-            let (registry, held) = (self.poll.registry(), &mut self.budget.held);
             self.pubsub
-                .turn(now, rooms, registry, &mut self.stats, held);
+                .turn(now, rooms, &mut self.stats, &mut self.budget.held);
             self.fan_out_some();
             // The high mark is taken before shedding, so that memory freed by shedding
             // counts as a fall.
@@ -299,9 +290,8 @@ impl<T: Transport> Reactor<T> {
         }
         let mut sh = shared!(self);
         let verdict = conn.drive(token, &mut self.buf, until_eof, &mut sh);
-        let registry = self.poll.registry();
         self.pubsub
-            .publish(&self.outbox, &self.rooms, registry, &mut self.stats);
+            .publish(&self.outbox, &self.rooms, &mut self.stats);
         // Queue the messages before following the verdict: a sender whose last message
         // came with its Close and EOF is dropped now, and leaves its room with it.
         self.fan_out.collect(&mut self.outbox, &self.rooms);

@@ -20,19 +20,29 @@ use crate::stream::Held;
 #[derive(Debug)]
 pub struct Pubsub {
     bus: Option<Bus>,
+    /// The reactor's poll registry (a clone: its own descriptor of the same epoll), so
+    /// that the reactor's calls stay short.
+    registry: Registry,
     /// What the bus held when last counted in the budget.
     counted: usize,
 }
 
 impl Pubsub {
-    /// The bus `config` asks for (see [`Bus::new`]); `rooms` then tell it when they
-    /// come and go.
-    pub fn new(config: &Config, registry: &Registry, rooms: &mut Rooms) -> io::Result<Pubsub> {
+    /// The bus `config` asks for (see [`Bus::new`]), and the rooms, which tell it when
+    /// they come and go.
+    pub fn new(config: &Config, registry: &Registry) -> io::Result<(Pubsub, Rooms)> {
         let bus = Bus::new(config, config.bus_limit(), registry)?;
+        let mut rooms = Rooms::default();
         if bus.is_some() {
             rooms.watch();
         }
-        Ok(Pubsub { bus, counted: 0 })
+        let registry = registry.try_clone()?;
+        let pubsub = Pubsub {
+            bus,
+            registry,
+            counted: 0,
+        };
+        Ok((pubsub, rooms))
     }
 
     /// Whether `token` is one of the bus's.
@@ -41,22 +51,16 @@ impl Pubsub {
     }
 
     /// An event on one of the bus's sockets.
-    pub fn event(&mut self, token: Token, registry: &Registry, stats: &mut Stats) {
+    pub fn event(&mut self, token: Token, stats: &mut Stats) {
         if let Some(bus) = &mut self.bus {
-            bus.event(token, registry, stats);
+            bus.event(token, &self.registry, stats);
         }
     }
 
     /// Publishes the chat messages a drive completed (see [`Bus::publish_all`]).
-    pub fn publish(
-        &mut self,
-        outbox: &[Broadcast],
-        rooms: &Rooms,
-        registry: &Registry,
-        stats: &mut Stats,
-    ) {
+    pub fn publish(&mut self, outbox: &[Broadcast], rooms: &Rooms, stats: &mut Stats) {
         if let Some(bus) = &mut self.bus {
-            bus.publish_all(outbox, rooms, registry, stats);
+            bus.publish_all(outbox, rooms, &self.registry, stats);
         }
     }
 
@@ -66,14 +70,13 @@ impl Pubsub {
         &mut self,
         now: Instant,
         (rooms, fan_out): (&mut Rooms, &mut FanOut),
-        registry: &Registry,
         stats: &mut Stats,
         held: &mut Held,
     ) {
         let Some(bus) = &mut self.bus else {
             return;
         };
-        bus.turn(now, rooms, fan_out, registry, stats);
+        bus.turn(now, rooms, fan_out, &self.registry, stats);
         let now_held = bus.held();
         held.bytes = held.bytes + now_held - self.counted;
         self.counted = now_held;
