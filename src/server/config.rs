@@ -101,12 +101,26 @@ pub struct Config {
     #[arg(long)]
     pub deflate: bool,
 
+    /// Rooms across workers and hosts through Redis pub/sub (`redis://HOST:PORT`): each
+    /// room is the channel `wsreactor:room:NAME`. Without it, the workers of one server
+    /// relay rooms to each other over Unix sockets.
+    #[arg(long, value_name = "redis://HOST:PORT")]
+    pub pubsub: Option<String>,
+
     /// Set by the supervisor on the workers it starts: this process is worker N.
     #[arg(long, hide = true)]
     pub worker_id: Option<u32>,
 }
 
 impl Config {
+    /// Bytes the pub/sub bus may queue for other processes (a sixteenth of the memory
+    /// budget, between 1 MiB and 64 MiB): counted in the budget; past it, messages are
+    /// fanned out locally only, and counted as unpublished.
+    pub fn bus_limit(&self) -> usize {
+        let limit = (self.memory_budget() / 16).clamp(1 << 20, 64 << 20);
+        usize::try_from(limit).unwrap_or(usize::MAX)
+    }
+
     /// The certificate and key, when the server speaks TLS.
     pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
         Some(crate::tls::TlsFiles {

@@ -52,6 +52,11 @@ impl FanOut {
         }
     }
 
+    /// Queues a message that came from another process for the members of `room` here.
+    pub fn push(&mut self, room: RoomKey, message: RoomMessage) {
+        self.pending.push_back((room, message));
+    }
+
     /// The next message and the members of its room (hand the list back with
     /// [`FanOut::done_with`]).
     pub fn next_message(&mut self, rooms: &Rooms) -> Option<(RoomMessage, Vec<usize>)> {

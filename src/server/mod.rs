@@ -4,7 +4,8 @@
 //! `connection` (one socket's IO), `transport` (plain or TLS between socket and session; `secure` is TLS's), `routes` (where a request
 //! leads), `relay` (echo and chat), `rooms`, `stats`, `clock`, `config`, `workers`;
 //! `view` (the whole server's counters), `feed` (their way from the supervisor to the
-//! workers), `observe` (/stats, /metrics, /dashboard), `prometheus` (the text format).
+//! workers), `observe` (/stats, /metrics, /dashboard), `prometheus` (the text format);
+//! `pubsub` (rooms past one process: Redis, or the workers' mesh).
 
 pub mod accept;
 pub mod budget;
@@ -17,6 +18,7 @@ pub mod feed;
 pub mod head_queue;
 pub mod observe;
 pub mod prometheus;
+pub mod pubsub;
 pub mod reactor;
 pub mod relay;
 pub mod room_message;
@@ -62,6 +64,12 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListe
 
 /// `wsreactor serve`: one reactor in this process, or a supervisor of `--workers N`.
 pub fn serve(config: Config) -> io::Result<()> {
+    // Checked once, here, so that restarting workers never loops on a Redis that is
+    // not there.
+    if let (None, Some(url)) = (config.worker_id, &config.pubsub) {
+        pubsub::probe(url)?;
+        info!("pubsub: Redis at {url} answers; rooms span every server on it");
+    }
     if config.worker_id.is_none() && config.workers > 1 {
         return workers::supervise(config);
     }

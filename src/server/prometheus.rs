@@ -69,7 +69,7 @@ const FAMILIES: &[Family] = &[
     Family {
         name: "rooms",
         kind: Kind::Gauge,
-        help: "Chat rooms with at least one member (rooms belong to one worker).",
+        help: "Chat rooms with at least one member in a worker (a room spanning workers counts in each).",
         samples: plain!(rooms),
     },
     Family {
@@ -188,6 +188,43 @@ const FAMILIES: &[Family] = &[
         kind: Kind::Gauge,
         help: "Resident set size of the reactor processes, in bytes.",
         samples: plain!(rss_bytes),
+    },
+    Family {
+        name: "pubsub_up",
+        kind: Kind::Gauge,
+        help: "Processes whose pub/sub bus (Redis, or the workers' mesh) is connected.",
+        samples: plain!(pubsub_up),
+    },
+    Family {
+        name: "pubsub_queued_bytes",
+        kind: Kind::Gauge,
+        help: "Bytes queued for the pub/sub bus and not sent yet.",
+        samples: plain!(pubsub_queued_bytes),
+    },
+    Family {
+        name: "pubsub_published_total",
+        kind: Kind::Counter,
+        help: "Chat messages published to the pub/sub bus.",
+        samples: plain!(pubsub_published_total),
+    },
+    Family {
+        name: "pubsub_received_total",
+        kind: Kind::Counter,
+        help: "Chat messages from other processes received from the pub/sub bus.",
+        samples: plain!(pubsub_received_total),
+    },
+    Family {
+        name: "pubsub_unpublished_total",
+        kind: Kind::Counter,
+        help: "Chat messages that could not be published (bus down or its queue full): \
+               only local members got them.",
+        samples: plain!(pubsub_unpublished_total),
+    },
+    Family {
+        name: "pubsub_reconnects_total",
+        kind: Kind::Counter,
+        help: "Times the pub/sub bus connected to Redis again after losing it.",
+        samples: plain!(pubsub_reconnects_total),
     },
 ];
 

@@ -24,6 +24,7 @@ use super::env::{Broadcast, Env};
 use super::fan_out::{FanOut, FAN_OUT_WORK, FAN_OUT_WRITES};
 use super::feed::{self, FIRST_VIEW_WAIT};
 use super::head_queue::HeadQueue;
+use super::pubsub::hook::Pubsub;
 use super::rooms::Rooms;
 use super::stats::{rss_bytes, Stats};
 use super::transport::{Plain, Transport};
@@ -107,6 +108,8 @@ pub struct Reactor<T: Transport = Plain> {
     /// A worker's feed of the whole server's counters, and the newest it brought.
     feed: Option<feed::Receiver>,
     view: Option<View>,
+    /// Rooms past this process: Redis pub/sub, or the mesh of workers (`pubsub`).
+    pubsub: Pubsub,
 }
 
 impl<T: Transport> Reactor<T> {
@@ -130,6 +133,7 @@ impl<T: Transport> Reactor<T> {
         // A worker accepts once it has the supervisor's view, so it never has to answer
         // /stats without one; the clients meanwhile wait in the backlog, briefly.
         let accept_paused_until = feed.as_ref().map(|_| Instant::now() + FIRST_VIEW_WAIT);
+        let (pubsub, rooms) = Pubsub::new(&config, poll.registry())?;
         Ok(Reactor {
             poll,
             acceptor: Acceptor::new(listener, accept_paused_until),
@@ -141,7 +145,7 @@ impl<T: Transport> Reactor<T> {
             trim: Trim::default(),
             config,
             stats: Stats::default(),
-            rooms: Rooms::default(),
+            rooms,
             outbox: Vec::new(),
             codec: None,
             fan_out: FanOut::default(),
@@ -154,6 +158,7 @@ impl<T: Transport> Reactor<T> {
             shutdown,
             feed,
             view: None,
+            pubsub,
         })
     }
 
@@ -188,14 +193,15 @@ impl<T: Transport> Reactor<T> {
                 info!("shut down with {} connections left", self.conns.len());
                 return Ok(());
             }
-            let mut wake = next_sweep;
+            let mut wake = self.pubsub.wake().map_or(next_sweep, |w| w.min(next_sweep));
             for until in [self.acceptor.paused_until(), next_status]
                 .into_iter()
                 .flatten()
             {
                 wake = wake.min(until);
             }
-            let timeout = if self.again.is_empty() && self.fan_out.is_idle() {
+            let idle = self.again.is_empty() && self.fan_out.is_idle();
+            let timeout = if idle && !self.pubsub.is_busy() {
                 wake.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
@@ -215,6 +221,7 @@ impl<T: Transport> Reactor<T> {
                 match event.token() {
                     LISTENER => accept = true,
                     FEED => self.read_feed(),
+                    token if self.pubsub.owns(token) => self.pubsub.event(token, &mut self.stats),
                     // A FIN that came before this event raises no later edge.
                     token => self.drive(token, event.is_read_closed() || event.is_error()),
                 }
@@ -222,6 +229,9 @@ impl<T: Transport> Reactor<T> {
             for token in retry {
                 self.drive(token, true);
             }
+            let rooms = (&mut self.rooms, &mut self.fan_out);
+            self.pubsub
+                .turn(now, rooms, &mut self.stats, &mut self.budget.held);
             self.fan_out_some();
             // The high mark is taken before shedding, so that memory freed by shedding
             // counts as a fall.
@@ -286,6 +296,8 @@ impl<T: Transport> Reactor<T> {
         }
         let mut sh = shared!(self);
         let verdict = conn.drive(token, &mut self.buf, until_eof, &mut sh);
+        self.pubsub
+            .publish(&self.outbox, &self.rooms, &mut self.stats);
         // Queue the messages before following the verdict: a sender whose last message
         // came with its Close and EOF is dropped now, and leaves its room with it.
         self.fan_out.collect(&mut self.outbox, &self.rooms);

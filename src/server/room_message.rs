@@ -37,6 +37,16 @@ impl RoomMessage {
         RoomMessage::new(opcode, plain, compressed)
     }
 
+    /// A message that came from another process (`--pubsub`, or another worker) as a
+    /// plain frame: it goes to every member as it came, uncompressed, which RFC 7692 §6
+    /// allows since compression is chosen per message.
+    pub fn uncompressed(plain: SharedFrame) -> RoomMessage {
+        RoomMessage {
+            plain,
+            compressed: None,
+        }
+    }
+
     /// The encoding for a member with this permessage-deflate agreement (if any): the
     /// compressed one only for a member that inflates with the full window.
     pub fn frame_for(&self, agreement: Option<Agreement>) -> &SharedFrame {

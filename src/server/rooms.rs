@@ -29,9 +29,12 @@ pub struct RoomKey {
     serial: u64,
 }
 
-/// Every room of one reactor process (rooms are not shared between `--workers`).
+/// Every room of one reactor process (the pub/sub bus joins them across processes).
 #[derive(Debug, Default)]
 pub struct Rooms {
+    /// Rooms created (`true`) and removed since last taken, for the pub/sub bus to
+    /// subscribe and unsubscribe; kept only once [`Rooms::watch`] was called.
+    changes: Option<Vec<(Box<str>, bool)>>,
     by_name: HashMap<Box<str>, usize>,
     rooms: Slab<Room>,
     /// The serial the next new room gets.
@@ -54,6 +57,9 @@ impl Rooms {
                     members: Vec::new(),
                 });
                 self.by_name.insert(name.into(), room);
+                if let Some(changes) = &mut self.changes {
+                    changes.push((name.into(), true));
+                }
                 room
             }
         };
@@ -84,7 +90,38 @@ impl Rooms {
         if room.members.is_empty() {
             let room = self.rooms.remove(seat.room);
             self.by_name.remove(&room.name);
+            if let Some(changes) = &mut self.changes {
+                changes.push((room.name, false));
+            }
         }
+    }
+
+    /// Keeps the rooms created and removed from now on (see [`Rooms::take_changes`]).
+    pub fn watch(&mut self) {
+        self.changes.get_or_insert_with(Vec::new);
+    }
+
+    /// The rooms created (`true`) and removed since the last call, in order.
+    pub fn take_changes(&mut self) -> Vec<(Box<str>, bool)> {
+        self.changes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// The name of the room `id` is in, if any.
+    pub fn name_of(&self, id: usize) -> Option<&str> {
+        let seat = self.seats.get(&id)?;
+        Some(&self.rooms[seat.room].name)
+    }
+
+    /// The key of the room called `name`, if it has members.
+    pub fn key_named(&self, name: &str) -> Option<RoomKey> {
+        let &index = self.by_name.get(name)?;
+        Some(RoomKey {
+            index,
+            serial: self.rooms[index].serial,
+        })
     }
 
     /// The members of the room `id` is in (itself included); empty if in none.
@@ -156,6 +193,30 @@ mod tests {
         rooms.leave(1);
         rooms.leave(3);
         assert!(rooms.is_empty() && rooms.by_name.is_empty() && rooms.seats.is_empty());
+    }
+
+    #[test]
+    fn watched_rooms_tell_when_they_come_and_go() {
+        let mut rooms = Rooms::default();
+        rooms.join(1, "a");
+        assert!(rooms.take_changes().is_empty(), "not watched yet");
+        rooms.watch();
+        rooms.join(2, "a");
+        rooms.join(3, "b");
+        rooms.leave(1);
+        rooms.leave(2);
+        rooms.join(3, "c");
+        let changes: Vec<(String, bool)> = rooms
+            .take_changes()
+            .into_iter()
+            .map(|(n, j)| (n.into(), j))
+            .collect();
+        let want = [("b", true), ("a", false), ("b", false), ("c", true)];
+        assert_eq!(changes, want.map(|(n, j)| (n.to_owned(), j)));
+        assert!(rooms.take_changes().is_empty());
+        assert_eq!(rooms.name_of(3), Some("c"));
+        assert_eq!(rooms.key_named("c"), rooms.key_of(3));
+        assert_eq!(rooms.key_named("a"), None);
     }
 
     #[test]

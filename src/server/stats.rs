@@ -57,6 +57,25 @@ pub struct Stats {
     pub evictions: BTreeMap<String, u64>,
     /// The process's resident set size when these counters were read (bytes).
     pub rss_bytes: u64,
+    /// Processes whose pub/sub bus (Redis, or the workers' mesh) is connected (gauge).
+    #[serde(default)]
+    pub pubsub_up: u64,
+    /// Bytes queued for the bus and not yet sent (gauge).
+    #[serde(default)]
+    pub pubsub_queued_bytes: u64,
+    /// Chat messages published to the bus.
+    #[serde(default)]
+    pub pubsub_published_total: u64,
+    /// Chat messages from other processes received from the bus.
+    #[serde(default)]
+    pub pubsub_received_total: u64,
+    /// Chat messages that could not be published (bus down, or its queue full): local
+    /// members got them, members elsewhere did not.
+    #[serde(default)]
+    pub pubsub_unpublished_total: u64,
+    /// Times the bus connected again after losing Redis.
+    #[serde(default)]
+    pub pubsub_reconnects_total: u64,
 }
 
 impl Stats {
@@ -116,6 +135,12 @@ impl Stats {
             shed_total,
             evictions,
             rss_bytes,
+            pubsub_up,
+            pubsub_queued_bytes,
+            pubsub_published_total,
+            pubsub_received_total,
+            pubsub_unpublished_total,
+            pubsub_reconnects_total,
         } = other;
         self.connections += connections;
         self.websockets += websockets;
@@ -143,6 +168,12 @@ impl Stats {
             *self.evictions.entry(reason.clone()).or_default() += n;
         }
         self.rss_bytes += rss_bytes;
+        self.pubsub_up += pubsub_up;
+        self.pubsub_queued_bytes += pubsub_queued_bytes;
+        self.pubsub_published_total += pubsub_published_total;
+        self.pubsub_received_total += pubsub_received_total;
+        self.pubsub_unpublished_total += pubsub_unpublished_total;
+        self.pubsub_reconnects_total += pubsub_reconnects_total;
     }
 
     /// These counters without the gauges: what a worker that has exited leaves to the
@@ -170,6 +201,12 @@ impl Stats {
             shed_total,
             evictions,
             rss_bytes: _,
+            pubsub_up: _,
+            pubsub_queued_bytes: _,
+            pubsub_published_total,
+            pubsub_received_total,
+            pubsub_unpublished_total,
+            pubsub_reconnects_total,
         } = self;
         Stats {
             connections: 0,
@@ -192,6 +229,12 @@ impl Stats {
             shed_total: *shed_total,
             evictions: evictions.clone(),
             rss_bytes: 0,
+            pubsub_up: 0,
+            pubsub_queued_bytes: 0,
+            pubsub_published_total: *pubsub_published_total,
+            pubsub_received_total: *pubsub_received_total,
+            pubsub_unpublished_total: *pubsub_unpublished_total,
+            pubsub_reconnects_total: *pubsub_reconnects_total,
         }
     }
 

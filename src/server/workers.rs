@@ -34,6 +34,8 @@ const STOP_MARGIN: Duration = Duration::from_secs(2);
 /// A worker that dies sooner than this after starting is restarted only after a pause,
 /// so a worker that cannot start does not turn into a fork loop.
 const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+/// How long "listening on" waits for every worker's bus to connect.
+const BUS_WAIT: Duration = Duration::from_secs(10);
 /// How often the supervisor looks after its workers when none reports.
 const TICK: Duration = Duration::from_millis(100);
 /// The supervisor sends its workers the whole server's counters as soon as every worker
@@ -158,12 +160,15 @@ pub fn supervise(config: Config) -> io::Result<()> {
         } else {
             sup.feed.flush();
         }
-        if announce && workers.iter().all(|w| w.ready) {
+        if announce && workers.iter().all(|w| w.ready) && bus_ready(&workers, sup.started) {
             info!(
                 "listening on {listen} with {} worker processes",
                 config.workers
             );
-            info!("chat rooms are per worker: members on different workers do not meet");
+            match &config.pubsub {
+                Some(url) => info!("chat rooms span workers and hosts through Redis at {url}"),
+                None => info!("chat rooms span the workers: they relay over Unix sockets"),
+            }
             announce = false;
         }
         if !status_every.is_zero() && last_status.elapsed() >= status_every {
@@ -200,6 +205,18 @@ pub fn supervise(config: Config) -> io::Result<()> {
     sup.children.signal(libc::SIGTERM);
     sup.children.stop(Instant::now() + grace);
     Ok(())
+}
+
+/// Whether every worker's bus (the mesh, or Redis) is connected, so that a room is whole
+/// from the first client on; a bus that takes longer than [`BUS_WAIT`] is not waited for
+/// (its counters and log say why).
+fn bus_ready(workers: &[Worker], started: Instant) -> bool {
+    let up = workers.iter().all(|w| w.latest.pubsub_up > 0);
+    if !up && started.elapsed() >= BUS_WAIT {
+        warn!("not every worker's pub/sub bus is up after {BUS_WAIT:?}: accepting anyway");
+        return true;
+    }
+    up
 }
 
 /// Whether every worker that reports has done so since the last view.

@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use wsreactor::protocol::frame::{apply_mask, FrameHeader, OpCode};
 
+pub mod redis;
+pub mod rooms;
+
 /// The timeout of every socket read and write unless a test asks for another.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
