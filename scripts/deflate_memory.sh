@@ -28,8 +28,6 @@ for round in $(seq "$ROUNDS"); do
   for mode in plain deflate; do
     flags=(--stats-interval 0 --idle-timeout 0 --ping-interval 0)
     [ "$mode" = deflate ] && flags+=(--deflate)
-    # A fresh log: wait_listening must not read the previous server's address.
-    rm -f "$work/server.log"
     start_server "${flags[@]}"
     echo -n "round $round: "
     taskset -c 1 "$venv/bin/python" scripts/deflate_memory.py "$addr" "$server_pid" "$N" "$WARM" "$mode"

@@ -49,7 +49,10 @@ wait_listening() {
 # server (it must exec it, so that $server_pid is the server: e.g. prlimit, taskset).
 server_wrap=()
 start_server() {
-  "${server_wrap[@]}" "$bin" serve --listen 127.0.0.1:0 "$@" 2>"$work/server.log" &
+  # Emptied here, not by the child's redirection: the child may open the file after
+  # wait_listening has read it, which would then find the previous server's address.
+  : >"$work/server.log"
+  "${server_wrap[@]}" "$bin" serve --listen 127.0.0.1:0 "$@" 2>>"$work/server.log" &
   server_pid=$!
   wait_listening "$work/server.log" "the server"
 }
