@@ -74,8 +74,8 @@ if [ -n "$tls" ]; then
   # The shim: kosoku connects to it in plain TCP, and it speaks TLS to the server,
   # verifying the certificate against itself.
   shim_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  socat "TCP-LISTEN:$shim_port,bind=127.0.0.1,reuseaddr,fork" \
-    "OPENSSL:$addr,cafile=$tmp/cert.pem,commonname=localhost" 2>>"$log" &
+  socat "TCP-LISTEN:$shim_port,bind=127.0.0.1,reuseaddr,fork,nodelay" \
+    "OPENSSL:$addr,cafile=$tmp/cert.pem,commonname=localhost,nodelay" 2>>"$log" &
   shim_pid=$!
   for _ in $(seq 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$shim_port") 2>/dev/null && break
