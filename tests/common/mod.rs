@@ -796,6 +796,23 @@ pub struct LoadRun {
 }
 
 impl LoadRun {
+    /// Asserts that the run succeeded with nothing failed and every connection closed
+    /// cleanly, and returns its `--json` report.
+    pub fn clean_report(&self) -> serde_json::Value {
+        let r = self.report();
+        assert!(
+            self.status.success(),
+            "exit status {}:\n{r:#}\n{}",
+            self.status,
+            self.stderr
+        );
+        assert_eq!(r["ok"], true, "{r:#}");
+        assert_eq!(r["failed"], 0, "{r:#}");
+        assert_eq!(r["close_timeout"], 0, "{r:#}");
+        assert_eq!(r["close_unclean"], 0, "{r:#}");
+        r
+    }
+
     /// The `--json` report on stdout.
     pub fn report(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
