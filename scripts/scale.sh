@@ -2,19 +2,24 @@
 # The connection-scaling benchmark: far more than 65,535 concurrent WebSocket
 # connections to ONE server port, each verified with an echo, and what they cost.
 #
-#   scripts/scale.sh [--tls] [CONNECTIONS]        (default 100000)
+#   scripts/scale.sh [OPTIONS] [CONNECTIONS]        (default 100000)
 #
-# --tls: wss:// end to end. A throwaway self-signed P-256 certificate for 127.0.0.1 is
-# made (openssl) in the work directory, the server is started with it
-# (--tls-cert/--tls-key) and the load trusts it (--tls --ca). The report then says TLS
-# (version, cipher suite, key exchange group) and gives each end's CPU per connection
-# over the ramp: the handshakes, TLS and WebSocket, and the verification echo.
+# Options (one command line: every setting is a flag):
+#   --hold S            seconds to hold once all are established (default 60; or $HOLD)
+#   --echo-every S      each connection echoes this often while held (default 60; 0 = only
+#                       the verification echo; or $ECHO_EVERY)
+#   --rate R            connection attempts per second (default: as fast as the handshakes
+#                       stay quick)
+#   --out DIR           report directory (default scale-results)
+#   --server-args ARGS  extra options for `wsreactor serve` (one string, split on spaces)
+#   --load-args ARGS    extra options for `wsreactor load` (one string, split on spaces)
+#   --tls               wss:// end to end (below)
 #
-# Environment: HOLD (seconds to hold once all are established, default 60), ECHO_EVERY
-# (each connection echoes this often while held, default 60; 0 = only the verification
-# echo), RATE (connection attempts per second, default: as fast as the handshakes stay
-# quick), OUT (report directory, default scale-results), SERVER_ARGS and LOAD_ARGS
-# (extra options for `serve` and `load`).
+# --tls: a throwaway self-signed P-256 certificate for 127.0.0.1 is made (openssl) in the
+# work directory, the server is started with it (--tls-cert/--tls-key) and the load
+# trusts it (--tls --ca). The report then says TLS (version, cipher suite, key exchange
+# group) and gives each end's CPU per connection over the ramp: the handshakes, TLS and
+# WebSocket, and the verification echo.
 #
 # The defaults carry a million connections on this project's two-core machine: one echo
 # per connection a minute is 16,700 echoes a second at a million (every 10 s, as before,
@@ -31,26 +36,53 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tls=false
-if [ "${1:-}" = "--tls" ]; then
-  tls=true
-  shift
-fi
-N=${1:-100000}
-# The command as typed, for the report's stamp: the settings given in the environment
-# (read before the defaults below fill them in).
-command="scripts/scale.sh $N"
-$tls && command="scripts/scale.sh --tls $N"
-for v in HOLD ECHO_EVERY RATE SERVER_ARGS LOAD_ARGS; do
+usage() {
+  sed -n '/^#   scripts\/scale.sh/,/^# --tls:/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  exit "${1:-2}"
+}
+# Settings that were environment variables before the flags: refused, not ignored, so
+# that an old command line does not silently run with the defaults.
+for v in RATE OUT SERVER_ARGS LOAD_ARGS; do
+  [ -z "${!v+x}" ] || { echo "scale.sh: $v is now a flag (see --help)" >&2; exit 2; }
+done
+# The command as typed, for the report's stamp (HOLD and ECHO_EVERY may still come from
+# the environment, so they are part of it).
+command=scripts/scale.sh
+for arg in "$@"; do
+  case $arg in
+    *[!A-Za-z0-9_./:=,+-]* | '') command+=" ${arg@Q}" ;;
+    *) command+=" $arg" ;;
+  esac
+done
+for v in HOLD ECHO_EVERY; do
   [ -n "${!v:-}" ] && command="$v=\"${!v}\" $command"
 done
 HOLD=${HOLD:-60}
 ECHO_EVERY=${ECHO_EVERY:-60}
-RATE=${RATE:-}
-OUT=${OUT:-scale-results}
-read -r -a server_extra <<<"${SERVER_ARGS:-}"
-read -r -a load_extra <<<"${LOAD_ARGS:-}"
-[[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -gt 0 ] || { echo "usage: $0 [--tls] [CONNECTIONS]" >&2; exit 2; }
+RATE=
+OUT=scale-results
+server_extra=()
+load_extra=()
+tls=false
+N=100000
+while [ $# -gt 0 ]; do
+  case $1 in
+    --hold) HOLD=${2:?--hold needs seconds}; shift 2 ;;
+    --echo-every) ECHO_EVERY=${2:?--echo-every needs seconds}; shift 2 ;;
+    --rate) RATE=${2:?--rate needs a number}; shift 2 ;;
+    --out) OUT=${2:?--out needs a directory}; shift 2 ;;
+    --server-args) read -r -a server_extra <<<"${2?--server-args needs a string}"; shift 2 ;;
+    --load-args) read -r -a load_extra <<<"${2?--load-args needs a string}"; shift 2 ;;
+    --tls) tls=true; shift ;;
+    -h | --help) usage 0 ;;
+    -*) echo "scale.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) N=$1; shift ;;
+  esac
+done
+for v in HOLD ECHO_EVERY; do
+  [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "scale.sh: ${v,,} must be whole seconds, not ${!v}" >&2; exit 2; }
+done
+[[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -gt 0 ] || { echo "scale.sh: CONNECTIONS must be a positive number, not $N (see --help)" >&2; exit 2; }
 
 # The evidence needs these: without them the counts and charts would be empty, not wrong
 # in a way anyone would see.
