@@ -10,8 +10,8 @@
 # second, 250), ECHO_EVERY (seconds between echoes per connection, 1), WATCH (seconds
 # from the start of the load to the screenshot, 45). Needs Node 20+ and Debian's
 # chromium; runs `npm ci` in tests/clients. Stops every process it started on exit,
-# Ctrl-C or failure. Targets 127.0.0.1 only. Wrap it in `flock /work/heavy.lock` on a
-# shared machine: it is a load run.
+# Ctrl-C or failure. Targets 127.0.0.1 only. On a shared machine, run it under the lock
+# other load runs take (`flock LOCKFILE scripts/dashboard.sh`): it is a load run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

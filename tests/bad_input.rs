@@ -283,7 +283,8 @@ fn frame_header_split_across_writes_is_still_echoed() {
 
 #[test]
 fn frames_in_the_same_write_as_the_request_are_processed() {
-    // §4.2.1/DESIGN: bytes right after the request head belong to the frame stream.
+    // RFC 6455 §4.2.1, §5: a client may send frames in the same write as its request head;
+    // they belong to the frame stream (docs/design.md#protocol-checklist).
     let mut server = Server::start();
     let mut ws = server.connect();
     let mut burst = upgrade_request("/echo", "");

@@ -1,4 +1,4 @@
-//! The interop checklist of issue 5 for `tungstenite`: text, binary, a 1 MiB message,
+//! The interop checklist for `tungstenite`: text, binary, a 1 MiB message,
 //! ping/pong, and the closing handshake with a code and a reason. The other clients
 //! (Python `websockets`, Node `ws`, Chromium) run the same list in tests/clients/, by
 //! scripts/clients.sh.

@@ -41,8 +41,9 @@ pub const REUSEPORT_HEADROOM_PERCENT: u64 = 15;
 /// The first client source address; 127.0.0.1 is left to the server.
 pub const FIRST_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
-/// Sources used however small the run (127.0.0.2-127.0.0.40, the README's example):
-/// more sources cost nothing, and a small run then looks like a big one to the kernel.
+/// Sources used however small the run (127.0.0.2-127.0.0.40, the default `load --help`
+/// gives for `--sources`): more sources cost nothing, and a small run then looks like a
+/// big one to the kernel.
 pub const MIN_SOURCES: u32 = 39;
 
 /// The most source addresses a run may use (the load generator stores a connection's

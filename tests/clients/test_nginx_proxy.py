@@ -1,5 +1,6 @@
 """wsreactor behind a real nginx with the usual WebSocket proxy configuration (the block
-the README shows): the demo page, echo and a chat room, all through the proxy.
+docs/operations.md#behind-nginx shows): the demo page, echo and a chat room, all through
+the proxy.
 
 nginx runs as a child of this test from a config in a temporary directory, with every
 path it writes (pid, logs, temp files) inside that directory, and is killed in the
@@ -20,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from conftest import IO_TIMEOUT, client, recv, unique
 
-# The location block is the README's "Behind nginx" configuration, word for word.
+# The location block is docs/operations.md#behind-nginx's configuration, word for word.
 NGINX_CONF = """\
 daemon off;
 # One process, so the test can stop nginx by the one PID it started.
