@@ -10,6 +10,7 @@
 //! and no more. The *budget* (`--memory-budget`) bounds everything: past it, the
 //! connections holding the most are dropped until nine tenths of it is left. Their bytes
 //! are what is over budget, so they cannot be told with a Close frame queued behind them.
+//! The bounds together, innermost first: docs/design.md#memory-budget.
 
 use mio::Token;
 use slab::Slab;

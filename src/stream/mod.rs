@@ -5,7 +5,8 @@
 //!
 //! Memory (an idle connection's budget is under 96 bytes): an idle connection holds no
 //! buffer. Bytes that cannot be handled now live in a boxed [`Spill`] that exists only
-//! while it holds some, and is released (not just cleared) once drained.
+//! while it holds some, and is released (not just cleared) once drained
+//! (docs/design.md#memory-budget).
 
 mod cork;
 mod output;

@@ -1,5 +1,5 @@
-"""The documents must not point at what is not there: every relative link in README.md and
-docs/*.md resolves to a file in the repository (and, with a #fragment into a Markdown
+"""The documents must not point at what is not there: every relative link in README.md,
+fuzz/README.md and docs/*.md resolves to a file in the repository (and, with a #fragment into a Markdown
 file, to one of its headings, by GitHub's rule for heading anchors); every
 `docs/NAME.md#anchor` a comment in the code cites resolves the same way; no comment
 cites DESIGN.md (a file outside the repository); and the Layout section of
@@ -28,13 +28,13 @@ CITATION = re.compile(r"docs/([A-Za-z0-9_.-]+\.md)#([A-Za-z0-9_-]+)")
 
 
 def documents():
-    """README.md and every docs/*.md, as paths relative to the root."""
+    """README.md, fuzz/README.md and every docs/*.md, as paths relative to the root."""
     docs = sorted(
         os.path.join("docs", name)
         for name in os.listdir(os.path.join(ROOT, "docs"))
         if name.endswith(".md")
     )
-    return ["README.md"] + docs
+    return ["README.md", os.path.join("fuzz", "README.md")] + docs
 
 
 def read(rel):
