@@ -4,7 +4,7 @@
 //! Timer cost (the aim: well under 1% of a core with a million idle connections):
 //! once a second the reactor sweeps the slab and asks each connection's core whether a
 //! deadline is due, O(connections) a second and no memory beyond a `u32` each. Measured
-//! (`cargo bench --bench timers`): about 3 ms per sweep of a million connections
+//! with `cargo bench --bench timers`: milliseconds per sweep of a million connections
 //! (docs/design.md#timeouts, docs/benchmarks.md#what-timers-cost).
 
 use std::time::{Duration, Instant};
