@@ -31,7 +31,8 @@
 # samples the evidence while every connection is held, prints a report and writes it as
 # JSON and as one self-contained HTML page with per-second charts (the load generator's
 # --timeline, and server RSS, server CPU and kernel socket memory sampled once a second
-# by scripts/scale_sample.py; rendered by scripts/scale_report.py). Every process it starts is stopped on exit, Ctrl-C or
+# by scripts/scale_sample.py; figures computed by scripts/scale_result.py, rendered by
+# scripts/scale_report.py). Every process it starts is stopped on exit, Ctrl-C or
 # failure. Targets 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -258,128 +259,18 @@ mkdir -p "$OUT"
 report="$OUT/scale-$N-$(date -u +%Y%m%dT%H%M%SZ).json"
 ok=false
 [ "$load_status" -eq 0 ] && [ "$ss_established" -ge "$N" ] && ok=true
-SCALE_COMMAND=$command python3 - "$work/load.json" "$report" "$work/timeline.jsonl" "$work/samples.jsonl" <<PY
-import json, math, os, platform, subprocess, sys, time
-load = json.load(open(sys.argv[1]))
-def lines(path):
-    try:
-        return [json.loads(l) for l in open(path) if l.strip()]
-    except OSError:
-        return []
-# One row per second: the load generator's timeline and the samples, by Unix second.
-start = math.floor($started)
-rows = {}
-for r in lines(sys.argv[3]):
-    row = rows.setdefault(r["t"], {"t": r["t"]})
-    for k in ("established", "pending", "handshakes", "verified", "echoes", "failed", "closed"):
-        row[k] = r[k]
-    for name, key in (("handshake", "handshake_us"), ("echo", "echo_rtt_us")):
-        for q in ("p50", "p99"):
-            row[f"{name}_{q}_us"] = r[key][q]
-for r in lines(sys.argv[4]):
-    rows.setdefault(r["t"], {"t": r["t"]}).update(r)
-timeline = [dict(rows[t], elapsed=t - start) for t in sorted(rows) if t >= start]
-hold_start = $started - start + load["ramp_secs"]
-hold_end = hold_start + $HOLD
-in_hold = [r.get("echo_p99_us") for r in timeline
-           if r["elapsed"] >= hold_start and r["elapsed"] + 1 <= hold_end]
-n = $N
-established = $ss_established
-# CPU over the ramp (start to every connection verified), each end, per connection: the
-# handshakes (TCP, TLS if any, WebSocket) and the verification echo. By the sampler's
-# whole seconds, up to the one the ramp ends in (so a second of the hold's start may be
-# in it: meaningful for ramps of many seconds); host_cpu says whether the cores bound it.
-ramp = [r for r in timeline if r["elapsed"] <= math.ceil($started - start + load["ramp_secs"])]
-def per_conn(key):
-    total = sum(r.get(key) or 0 for r in ramp)
-    return round(total * 1e6 / load["verified"], 1) if load["verified"] else None
-ramp_cpu = {"server_us_per_connection": per_conn("server_cpu"),
-            "load_us_per_connection": per_conn("load_cpu"),
-            "host_cores_busy_avg": round(sum(r.get("host_cpu") or 0 for r in ramp) / len(ramp), 2) if ramp else None,
-            "cpus": os.cpu_count()}
-rss_delta = $rss_during - $rss_before
-kernel_delta = ($tcp_mem_during - $tcp_mem_before) * $page_size
-slab_delta = ($slab_during - $slab_before) * 1024
-def sh(cmd):
-    try: return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
-    except Exception: return ""
-report = {
-    "command": os.environ["SCALE_COMMAND"],
-    "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime($started)),
-    "ok": "$ok" == "true",
-    "sizing": json.load(open("$work/limits.json"))["sizing"],
-    "machine": {
-        "kernel": platform.release(), "cpus": os.cpu_count(),
-        "mem_total_kib": int(open("/proc/meminfo").readline().split()[1]),
-        "rustc": sh("rustc --version"), "wsreactor": "$(version_stamp)",
-        "nofile_hard": $hard, "ip_local_port_range": [$port_lo, $port_hi],
-    },
-    "requested": n,
-    "server": {"address": "$addr", "port": $port, "workers": $workers,
-               "rss_bytes_before": $rss_before, "rss_bytes_during": $rss_during,
-               "rss_bytes_per_connection": rss_delta / established if established else None},
-    "os": {"established_on_port": established, "distinct_client_pairs": $distinct_pairs,
-           "source_addresses": $source_count, "max_ports_from_one_source": $max_per_source,
-           "ports_per_source_pair": $ports,
-           "tcp_socket_buffer_bytes": kernel_delta, "sockets_used": $sockets_used,
-           "kernel_slab_bytes": slab_delta,
-           "kernel_slab_bytes_per_socket": slab_delta / (2 * established) if established else None},
-    "time_to_establish_secs": round($established_at - $started, 2) if "$established_at" else None,
-    "total_secs": round($finished - $started, 2),
-    "load": load,
-    # The load's RSS over every one of its processes while all are held, per connection:
-    # an upper bound (each process's own baseline, a few MiB, is in it).
-    "load_rss_bytes_during": $load_rss_during,
-    "load_rss_bytes_per_connection": $load_rss_during / established if established else None,
-    "tls": load.get("tls"),
-    "ramp_cpu": ramp_cpu,
-    "hold": {"secs": $HOLD, "echo_every": $ECHO_EVERY,
-             "start_elapsed": round(hold_start, 2), "end_elapsed": round(hold_end, 2),
-             # Every second's p99 bounds the p99 of the seconds together.
-             "echo_p99_worst_second_us": max((v for v in in_hold if v is not None), default=None)},
-    "baseline": {"rss_bytes": $rss_before, "slab_bytes": $slab_before * 1024,
-                 "tcp_mem_bytes": $tcp_mem_before * $page_size},
-    "timeline": timeline,
-}
-json.dump(report, open(sys.argv[2], "w"), indent=2)
-
-def pct(h, k):
-    v = (h or {}).get(k)
-    return f"{v / 1000:.2f} ms" if isinstance(v, (int, float)) else "n/a"
-L = load
-print()
-print(f"  server port                         {report['server']['address']}  (one port, {$workers} SO_REUSEPORT workers)")
-print(f"  established on that port (ss)       {established:,}")
-print(f"  distinct client (address, port)     {$distinct_pairs:,}")
-print(f"  client source addresses             {$source_count}, at most {$max_per_source:,} ports from one (range allows {$ports:,})")
-if report["tls"]:
-    t = report["tls"]
-    print(f"  TLS                                 {t['version']} {t['cipher_suite']} {t['group']}"
-          f" ({t.get('full', 0):,} full handshakes, {t.get('resumed', 0):,} resumed)")
-if established:
-    print(f"  server RSS                          {$rss_during / 2**20:,.1f} MiB in all, {rss_delta / established:,.1f} B per connection")
-    print(f"  load RSS                            {$load_rss_during / 2**20:,.1f} MiB in all, {$load_rss_during / established:,.1f} B per connection (an upper bound)")
-    print(f"  kernel slab memory (/proc/meminfo)  {slab_delta / 2**20:,.1f} MiB for {2 * established:,} sockets"
-          f" (both ends), {slab_delta / (2 * established):,.0f} B per socket")
-    print(f"  kernel socket buffers (sockstat)    {kernel_delta / 2**20:,.1f} MiB")
-print(f"  time to establish all               {report['time_to_establish_secs']} s")
-print(f"  ramp CPU per connection             server {ramp_cpu['server_us_per_connection']} µs, load {ramp_cpu['load_us_per_connection']} µs"
-      f" (host {ramp_cpu['host_cores_busy_avg']} of {ramp_cpu['cpus']} cores busy on average)")
-print(f"  load: established / verified        {L['established']:,} / {L['verified']:,} of {L['requested']:,}"
-      f" ({L['processes']} client processes, ramp {L['ramp_secs']:.1f} s)")
-print(f"  load: echoes verified (all rounds)  {L['echoes']:,}")
-print(f"  load: closed cleanly                {L['closed_clean']:,}")
-print(f"  load: failed                        {L['failed']:,} {L['failures'] or ''}")
-for name in ("handshake_us", "echo_rtt_us", "hold_echo_rtt_us"):
-    h = L[name]
-    if not h.get("count"):
-        print(f"  {name:<35} n/a (none measured)")
-        continue
-    print(f"  {name:<35} p50 {pct(h,'p50')}  p99 {pct(h,'p99')}  p999 {pct(h,'p999')}  max {pct(h,'max')}")
-hp = report["hold"]["echo_p99_worst_second_us"]
-print(f"  hold: the worst second's echo p99   {pct({'v': hp}, 'v')}")
-print(f"\n  report: {sys.argv[2]}")
-PY
+# What the shell measured goes to scale_result.py as data (run.json, every value a
+# string), which computes the figures, writes the JSON report and prints the summary.
+python3 -c 'import json, sys; json.dump(dict(a.split("=", 1) for a in sys.argv[2:]), open(sys.argv[1], "w"))' \
+  "$work/run.json" command="$command" version="$(version_stamp)" addr="$addr" ok="$ok" \
+  started="$started" finished="$finished" established_at="$established_at" \
+  n="$N" hold="$HOLD" echo_every="$ECHO_EVERY" port="$port" workers="$workers" page_size="$page_size" \
+  ss_established="$ss_established" distinct_pairs="$distinct_pairs" source_count="$source_count" \
+  max_per_source="$max_per_source" ports="$ports" hard="$hard" port_lo="$port_lo" port_hi="$port_hi" \
+  rss_before="$rss_before" rss_during="$rss_during" load_rss_during="$load_rss_during" \
+  slab_before="$slab_before" slab_during="$slab_during" tcp_mem_before="$tcp_mem_before" \
+  tcp_mem_during="$tcp_mem_during" sockets_used="$sockets_used"
+python3 scripts/scale_result.py "$work" "$report"
 python3 scripts/scale_report.py "$report" "${report%.json}.html"
 echo "  charts: ${report%.json}.html"
 
