@@ -119,10 +119,10 @@ def cpu_per(rows, first, last, count, unit):
 def ramp_cpu(rows, ramp_end, verified):
     """CPU from the start to every connection verified, each end, per connection: the
     handshakes (TCP, TLS if any, WebSocket) and the verification echo. By the sampler's
-    whole seconds, up to the one the ramp ends in (so a second of the hold may be in it:
-    meaningful for ramps of many seconds)."""
+    whole seconds, up to the one the ramp ends in (a row covers [elapsed, elapsed + 1),
+    so part of that second may be the hold's: meaningful for ramps of many seconds)."""
     sampled = [i for i, r in enumerate(rows) if "server_user_cpu_secs" in r]
-    upto = [i for i in sampled if rows[i]["elapsed"] <= math.ceil(ramp_end)]
+    upto = [i for i in sampled if rows[i]["elapsed"] < ramp_end]
     out = cpu_per(rows, 0 if upto else None, upto[-1] if upto else None, verified, "connection")
     out["cpus"] = os.cpu_count()
     return out
@@ -151,8 +151,13 @@ def stopped(run, load, timeline, samples, limits):
     evidence; {"reason": "did_not_stop"} when it did not."""
     n = run["n"]
     failures = load.get("failures") or {}
-    # The most the load held (the timeline can have dropped by the time the run stopped).
+    # The most the load held (the timeline can have dropped by the time the run stopped,
+    # or not have said it yet).
     held = max([run["held_at_stop"] or 0] + [r.get("established") or 0 for r in timeline])
+    if run["stop_kind"] == "server_exited":
+        # Nothing connects once the server is gone: every connection the load ever
+        # established was open when it exited (the run closes none before its hold ends).
+        held = max(held, load.get("established") or 0)
     fd = last_sample_with(samples, "server_fds_max")
     evidence = {
         "established_when_stopped": held,
@@ -182,10 +187,12 @@ def stopped(run, load, timeline, samples, limits):
         evidence["connections_dropped"] = held
         detail = (f"the server exited (status {status}) holding {held:,} connections: "
                   f"all {held:,} were dropped with it")
-        if fd and fd.get("server_fds_limit") and fd["server_fds_max"] >= fd["server_fds_limit"] - FD_SLACK:
-            detail += (f"; its last sample had {fd['server_fds_max']:,} descriptors open of its"
-                       f" RLIMIT_NOFILE {fd['server_fds_limit']:,}: an accept failed (EMFILE)"
-                       " and it gave up")
+        log = run["server_log_tail"] or ""
+        if "os error 24" in log or "Too many open files" in log:
+            detail += "; its last words say an accept failed with EMFILE (too many open files)"
+        if fd and fd.get("server_fds_limit"):
+            detail += (f"; sampled last (up to a second before) with {fd['server_fds_max']:,} "
+                       f"descriptors open of its RLIMIT_NOFILE {fd['server_fds_limit']:,}")
         return {"reason": "server_exited", "detail": detail, "evidence": evidence}
     if fd and fd.get("server_fds_limit") and fd["server_fds_max"] >= fd["server_fds_limit"] - FD_SLACK:
         return {"reason": "descriptor_limit",
@@ -232,6 +239,11 @@ def processes(limits, run, load):
             "nofile_hard": hard, "why": why}
 
 
+def mem_total_kib():
+    with open("/proc/meminfo") as f:
+        return int(f.readline().split()[1])
+
+
 def sh(cmd):
     try:
         return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
@@ -268,7 +280,7 @@ def build(work):
         "sizing": s,
         "machine": {
             "kernel": platform.release(), "cpus": os.cpu_count(),
-            "mem_total_kib": int(open("/proc/meminfo").readline().split()[1]),
+            "mem_total_kib": mem_total_kib(),
             "rustc": sh("rustc --version"), "wsreactor": run["version"],
             "nofile_hard": limits["nofile"]["hard"],
             "ip_local_port_range": [limits["port_range"]["low"], limits["port_range"]["high"]],
