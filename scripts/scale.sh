@@ -205,7 +205,7 @@ start_command_server() {
 # supervisor and its workers). pgrep's status 1 is "no children"; any other failure ends
 # the run.
 server_pids() {
-  local -a todo all=()
+  local -a todo all=() more
   local pid kids
   read -r -a todo <<<"$server_pid"
   while [ ${#todo[@]} -gt 0 ]; do
@@ -213,8 +213,8 @@ server_pids() {
     todo=("${todo[@]:1}")
     all+=("$pid")
     kids=$(pgrep -P "$pid") || [ $? -eq 1 ] || { echo "pgrep failed" >&2; return 1; }
-    read -r -a kids <<<"$kids"
-    todo+=("${kids[@]}")
+    # pgrep prints one pid a line.
+    [ -z "$kids" ] || { mapfile -t more <<<"$kids"; todo+=("${more[@]}"); }
   done
   echo "${all[*]}"
 }
@@ -271,7 +271,7 @@ echo "$load_pid" >"$work/load.pid"
 # sockstat's TCP count: other programs' sockets come and go in it.
 timeline_field() { tail -n1 "$work/timeline.jsonl" 2>/dev/null | grep -o "\"$1\":[0-9]*" | cut -d: -f2 || true; }
 established_at=
-stop_kind=none server_exit_status="" server_exited=""
+stop_kind=none server_exit_status="" server_exited="" stop_at=""
 best=0 still=0
 while kill -0 "$load_pid" 2>/dev/null; do
   held=$(timeline_field established)
@@ -284,14 +284,14 @@ while kill -0 "$load_pid" 2>/dev/null; do
     kill -0 "$pid" 2>/dev/null && continue
     server_exit_status=0
     wait "$pid" || server_exit_status=$?
-    server_exited=$pid stop_kind=server_exited
+    server_exited=$pid stop_kind=server_exited stop_at=$(date +%s.%N)
     echo "   the server (pid $pid) exited with status $server_exit_status holding $best connections: stopping the run" >&2
     break 2
   done
   if [ "$held" -gt "$best" ]; then
     best=$held still=0
   elif [ $((still += 1)) -ge 20 ]; then
-    stop_kind=stalled
+    stop_kind=stalled stop_at=$(date +%s.%N)
     echo "   connections stopped growing at $best for 10 s: taking the evidence, then stopping the run" >&2
     break
   fi
@@ -387,7 +387,7 @@ python3 -c 'import json, sys; json.dump(dict(a.split("=", 1) for a in sys.argv[2
   load_rss_during="$load_rss_during" slab_before_kib="$slab_before" slab_during_kib="$slab_during" \
   tcp_mem_before_pages="$tcp_mem_before" sockets_used="$sockets_used" \
   tcp_buffer_server="$tcp_buffer_server" tcp_buffer_client="$tcp_buffer_client" \
-  load_status="$load_status" stop_kind="$stop_kind" server_exit_status="$server_exit_status" \
+  load_status="$load_status" stop_kind="$stop_kind" stop_at="$stop_at" server_exit_status="$server_exit_status" \
   held_at_stop="$best" server_log_tail="$log_tail"
 python3 scripts/scale_result.py "$work" "$report"
 python3 scripts/scale_report.py "$report" "${report%.json}.html"

@@ -158,6 +158,10 @@ def stopped(run, load, timeline, samples, limits):
         # Nothing connects once the server is gone: every connection the load ever
         # established was open when it exited (the run closes none before its hold ends).
         held = max(held, load.get("established") or 0)
+    # What the sampler saw up to the stop (it goes on while the load closes what it has);
+    # row t is read at the end of its second, t + 1.
+    if run["stop_at"] is not None:
+        samples = [r for r in samples if r["t"] + 1 <= run["stop_at"]]
     fd = last_sample_with(samples, "server_fds_max")
     evidence = {
         "established_when_stopped": held,
@@ -165,6 +169,8 @@ def stopped(run, load, timeline, samples, limits):
         "load_failures": failures,
     }
     if fd:
+        # The sampler's last reading: up to a second before the stop.
+        evidence["sampled_at_elapsed"] = fd["t"] - math.floor(run["started"])
         evidence["server_fds"] = fd["server_fds"]
         evidence["server_fds_most_in_one_process"] = fd["server_fds_max"]
         evidence["that_process_nofile_soft"] = fd.get("server_fds_limit")
@@ -185,14 +191,13 @@ def stopped(run, load, timeline, samples, limits):
         if status is not None and status > 128:
             evidence["killed_by_signal"] = status - 128
         evidence["connections_dropped"] = held
-        detail = (f"the server exited (status {status}) holding {held:,} connections: "
-                  f"all {held:,} were dropped with it")
+        detail = (f"the server exited (status {status}) holding {held:,} connections, "
+                  f"all dropped with it")
         log = run["server_log_tail"] or ""
         if "os error 24" in log or "Too many open files" in log:
-            detail += "; its last words say an accept failed with EMFILE (too many open files)"
-        if fd and fd.get("server_fds_limit"):
-            detail += (f"; sampled last (up to a second before) with {fd['server_fds_max']:,} "
-                       f"descriptors open of its RLIMIT_NOFILE {fd['server_fds_limit']:,}")
+            detail += ": its log says a call failed with EMFILE (too many open files)"
+            if fd and fd.get("server_fds_limit"):
+                detail += f", at its RLIMIT_NOFILE of {fd['server_fds_limit']:,} descriptors"
         return {"reason": "server_exited", "detail": detail, "evidence": evidence}
     if fd and fd.get("server_fds_limit") and fd["server_fds_max"] >= fd["server_fds_limit"] - FD_SLACK:
         return {"reason": "descriptor_limit",
@@ -350,7 +355,8 @@ def summary(report, path):
     p("")
     who = f"{server['name']}: {server['command']}" if server["command"] else "wsreactor"
     p(f"  server                              {who}")
-    p(f"  server port                         {server['address']}  (one port, {server['workers']} SO_REUSEPORT processes)")
+    p(f"  server port                         {server['address']}  (one port, {server['workers']} process(es)"
+      f"{', SO_REUSEPORT' if server['workers'] > 1 else ''})")
     p(f"  established on that port (ss)       {established:,}")
     p(f"  distinct client (address, port)     {osr['distinct_client_pairs']:,}")
     p(f"  client source addresses             {osr['source_addresses']}, at most {osr['max_ports_from_one_source']:,}"
@@ -371,7 +377,8 @@ def summary(report, path):
           f" (both ends), {slab / (2 * established):,.0f} B per socket")
         p(f"  kernel socket buffers (ss -m)       {osr['tcp_socket_buffer_bytes'] / 2**20:,.1f} MiB,"
           f" {osr['tcp_socket_buffer_bytes'] / (2 * established):,.0f} B per socket")
-    p(f"  time to establish all               {report['time_to_establish_secs']} s")
+    t = report["time_to_establish_secs"]
+    p(f"  time to establish all               {'n/a (not all were)' if t is None else f'{t} s'}")
     r = report["ramp_cpu"]
     p(f"  ramp CPU per handshake              server {us(r['server_us_per_connection'])}"
       f" (user {us(r['server_user_us_per_connection'])}, system {us(r['server_system_us_per_connection'])}),"

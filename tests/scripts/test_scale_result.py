@@ -212,6 +212,18 @@ class Stopped(Fixture):
         self.assertEqual(s["evidence"]["that_process_nofile_soft"], 20000)
         self.assertEqual(s["evidence"]["established_when_stopped"], 700)
 
+    def test_evidence_is_what_was_sampled_before_the_stop(self):
+        # The sampler goes on while the load closes: its later rows must not count.
+        samples = [sample(t, c) for t, c in enumerate(CPU)]
+        samples[4].update(server_fds_max=19990, server_fds_limit=20000)
+        samples[5].update(server_fds_max=12, server_fds_limit=20000)
+        run = run_json(ss_established="700", established_at="", load_status="130",
+                       stop_kind="stalled", held_at_stop="700", stop_at=str(T0 + 5.1))
+        s = self.build(run=run, load_over={"failures": {"connect_timeout": 300}},
+                       samples=samples, rows=[timeline(t, 700) for t in range(6)])["stopped"]
+        self.assertEqual(s["reason"], "descriptor_limit")
+        self.assertEqual(s["evidence"]["sampled_at_elapsed"], 4)
+
     def test_server_exited_drops_every_connection(self):
         s = self.stopped({"established": 750, "failures": {"reset_by_server": 750}},
                          run_over={"stop_kind": "server_exited", "server_exit_status": "1",
