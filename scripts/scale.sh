@@ -23,6 +23,12 @@
 # can do. The server's processes are the COMMAND's and their descendants. The load is
 # sized as for wsreactor; the report is the same, with the server's command and name.
 #
+# A run stops short when established connections stop growing for 10 s or a server
+# process exits, and says why with the evidence (descriptors against RLIMIT_NOFILE,
+# memory, the load's refusals and timeouts, the exit status and connections dropped):
+# `stopped` in the JSON, the summary and the HTML page; it then exits 1.
+# scripts/scale_compare.py puts several reports side by side.
+#
 # --tls: a throwaway self-signed P-256 certificate for 127.0.0.1 is made (openssl) in the
 # work directory, the server is started with it (--tls-cert/--tls-key) and the load
 # trusts it (--tls --ca). The report then says TLS (version, cipher suite, key exchange
@@ -316,19 +322,32 @@ if kill -0 "$load_pid" 2>/dev/null; then
   # At a million, ss walks two million sockets for seconds: at the lowest priority, so
   # that the echoes of the hold it runs in go first. The counting waits for the end.
   # Filtered on the address too: another program's sockets on the same port number at
-  # another local address must not count. Both ends, with -m: each socket's buffer
-  # memory (skmem r + w + f: receive queue, send queue, reserve) summed per end.
-  nice -n 19 ss -Htnm state established "( src $host and sport = :$port ) or ( dst $host and dport = :$port )" |
-    awk -v local="$host:$port" -v peers="$work/peers" -v sums="$work/tcp_buffers" '
-      /^[^ \t]/ { server = ($3 == local); if (server) print $4 >peers; next }
+  # another local address must not count. With -m: each socket's buffer memory (skmem
+  # r + w + f: receive queue, send queue, reserve), summed; the server's end first (the
+  # count), then the client's.
+  skmem_sum() {
+    awk -v peers="$1" '
+      /^[^ \t]/ { if (peers != "") print $4 >peers; next }
       /skmem:/ {
         match($0, /skmem:\([^)]*\)/)
         n = split(substr($0, RSTART + 6, RLENGTH - 7), f, ",")
-        for (i = 1; i <= n; i++) if (f[i] ~ /^[rwf][0-9]/) bytes[server] += substr(f[i], 2)
+        for (i = 1; i <= n; i++) if (f[i] ~ /^[rwf][0-9]/) bytes += substr(f[i], 2)
       }
-      END { print bytes[1] + 0, bytes[0] + 0 >sums }'
-  read -r tcp_buffer_server tcp_buffer_client <"$work/tcp_buffers"
+      END { print bytes + 0 }'
+  }
+  tcp_buffer_server=$(nice -n 19 ss -Htnm state established "( src $host and sport = :$port )" | skmem_sum "$work/peers")
+  tcp_buffer_client=$(nice -n 19 ss -Htnm state established "( dst $host and dport = :$port )" | skmem_sum "")
 fi
+# A server that exited as the load ended (the load's last attempts refused at once) is
+# the reason, not the load's end.
+for pid in $server_pid; do
+  [ "$stop_kind" = load_ended ] || break
+  kill -0 "$pid" 2>/dev/null && continue
+  server_exit_status=0
+  wait "$pid" || server_exit_status=$?
+  server_exited=$pid stop_kind=server_exited stop_at=$(date +%s.%N)
+  echo "   the server (pid $pid) exited with status $server_exit_status" >&2
+done
 # A run stopped short ends here: the load's report says what it had (it exits 130).
 [ "$stop_kind" = none ] || kill -TERM "$load_pid" 2>/dev/null || true
 

@@ -41,6 +41,22 @@ def per_connection(value, established):
     return None if value is None or not established else value / established
 
 
+def rss_row(server, stop):
+    """Server RSS growth per connection: at the hold, or (a server that exited before it)
+    at the sampler's last reading before the stop."""
+    per = server.get("rss_bytes_per_connection")
+    if per is not None:
+        return ("server RSS per connection", f"{number(per, 1)} B",
+                f"{number((server.get('rss_bytes_during') or 0) / MIB, 1)} MiB in all: user space")
+    ev = (stop or {}).get("evidence") or {}
+    rss, held, before = ev.get("server_rss_bytes"), ev.get("established_at_that_second"), server.get("rss_bytes_before")
+    if rss is None or not held or before is None:
+        return ("server RSS per connection", "n/a", "no connection held at the hold")
+    return ("server RSS per connection", f"{number((rss - before) / held, 1)} B",
+            f"{number(rss / MIB, 1)} MiB with {number(held)} connections, {ev.get('sampled_at_elapsed')} s"
+            " into the run (the last sample before it stopped)")
+
+
 def rows(report):
     """(figure, value, note) for one run, in the page's row order."""
     load, server, osr = report["load"], report["server"], report["os"]
@@ -59,8 +75,7 @@ def rows(report):
         ("verified / failed", f"{number(load.get('verified'))} / {number(load.get('failed'))}",
          ", ".join(f"{k} {number(v)}" for k, v in (load.get("failures") or {}).items())),
         ("stopped", (stop.get("reason") or "n/a").replace("_", " "), stop.get("detail", "")),
-        ("server RSS per connection", f"{number(server.get('rss_bytes_per_connection'), 1)} B",
-         f"{number((server.get('rss_bytes_during') or 0) / MIB, 1)} MiB in all: user space"),
+        rss_row(server, stop),
         ("kernel slab per connection", f"{number(per_connection(slab, established))} B",
          "growth of the host's Slab, both ends' sockets"),
         ("kernel socket buffers per connection", f"{number(per_connection(tcp, established))} B",

@@ -172,6 +172,11 @@ def stopped(run, load, timeline, samples, limits):
         # The sampler's last reading: up to a second before the stop.
         evidence["sampled_at_elapsed"] = fd["t"] - math.floor(run["started"])
         evidence["server_fds"] = fd["server_fds"]
+        # What the server held then, and its RSS: the memory side of where it stopped
+        # (a server that exited has no RSS left to measure at the hold).
+        then = next((r for r in timeline if r["t"] == fd["t"]), {})
+        evidence["established_at_that_second"] = then.get("established")
+        evidence["server_rss_bytes"] = fd.get("server_rss_bytes")
         evidence["server_fds_most_in_one_process"] = fd["server_fds_max"]
         evidence["that_process_nofile_soft"] = fd.get("server_fds_limit")
     mem = last_sample_with(samples, "mem_available_bytes")
@@ -223,7 +228,14 @@ def stopped(run, load, timeline, samples, limits):
                     "detail": f"{what}: {count:,} of {failed:,} failures ("
                               + ", ".join(f"{k} {failures[k]:,}" for k in names if failures.get(k)) + ")",
                     "evidence": evidence}
-    return {"reason": "unknown" if kind != "none" else "incomplete",
+    if kind == "none":
+        # The load held every one, but ss counted fewer on the port: the count came late
+        # (the hold ended while a busy host ran it) or sockets went missing.
+        evidence["established_on_port"] = run["ss_established"]
+        return {"reason": "counted_short",
+                "detail": (f"the load held all {n:,}, but ss counted {run['ss_established'] or 0:,} on the"
+                           " port during the hold"), "evidence": evidence}
+    return {"reason": "unknown",
             "detail": f"{held:,} of {n:,} established; no limit, exit or failure pattern explains it",
             "evidence": evidence}
 

@@ -223,6 +223,8 @@ class Stopped(Fixture):
                        samples=samples, rows=[timeline(t, 700) for t in range(6)])["stopped"]
         self.assertEqual(s["reason"], "descriptor_limit")
         self.assertEqual(s["evidence"]["sampled_at_elapsed"], 4)
+        self.assertEqual(s["evidence"]["established_at_that_second"], 700)
+        self.assertEqual(s["evidence"]["server_rss_bytes"], 10 * MIB)
 
     def test_server_exited_drops_every_connection(self):
         s = self.stopped({"established": 750, "failures": {"reset_by_server": 750}},
@@ -252,6 +254,12 @@ class Stopped(Fixture):
     def test_timeouts(self):
         s = self.stopped({"failures": {"connect_timeout": 200, "handshake_timeout": 100}})
         self.assertEqual(s["reason"], "timeouts")
+
+    def test_counted_short(self):
+        # The load held all 1000; ss, run late, counted 400 on the port.
+        s = self.build(run=run_json(ss_established="400"))["stopped"]
+        self.assertEqual(s["reason"], "counted_short")
+        self.assertEqual(s["evidence"]["established_on_port"], 400)
 
     def test_unexplained(self):
         s = self.stopped({"failures": {}})
