@@ -162,14 +162,17 @@ def stopped(run, load, timeline, samples, limits):
     # row t is read at the end of its second, t + 1.
     if run["stop_at"] is not None:
         samples = [r for r in samples if r["t"] + 1 <= run["stop_at"]]
-    fd = last_sample_with(samples, "server_fds_max")
+    # The second the server held the most descriptors: where it stopped. Not the last
+    # sample: a server that gives up drops its connections as it exits, which takes
+    # seconds at 20,000 of them.
+    fd = max((r for r in samples if r.get("server_fds_max") is not None),
+             key=lambda r: r["server_fds_max"], default=None)
     evidence = {
         "established_when_stopped": held,
         "requested": n,
         "load_failures": failures,
     }
     if fd:
-        # The sampler's last reading: up to a second before the stop.
         evidence["sampled_at_elapsed"] = fd["t"] - math.floor(run["started"])
         evidence["server_fds"] = fd["server_fds"]
         # What the server held then, and its RSS: the memory side of where it stopped

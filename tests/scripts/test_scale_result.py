@@ -216,7 +216,7 @@ class Stopped(Fixture):
         # The sampler goes on while the load closes: its later rows must not count.
         samples = [sample(t, c) for t, c in enumerate(CPU)]
         samples[4].update(server_fds_max=19990, server_fds_limit=20000)
-        samples[5].update(server_fds_max=12, server_fds_limit=20000)
+        samples[5].update(server_fds_max=19999, server_fds_limit=20000, server_rss_bytes=99 * MIB)
         run = run_json(ss_established="700", established_at="", load_status="130",
                        stop_kind="stalled", held_at_stop="700", stop_at=str(T0 + 5.1))
         s = self.build(run=run, load_over={"failures": {"connect_timeout": 300}},
@@ -235,6 +235,21 @@ class Stopped(Fixture):
         # The load established 750 before the exit (its timeline said 700 last).
         self.assertEqual(s["evidence"]["connections_dropped"], 750)
         self.assertIn("EMFILE", s["detail"])
+
+    def test_a_crash_is_shown_at_its_peak(self):
+        # The server gave up at t=2 and dropped its connections over the seconds after.
+        samples = [sample(t, c, server_fds_max=f, server_rss_bytes=m * MIB)
+                   for t, (c, f, m) in enumerate(zip(CPU, [500, 900, 1000, 600, 200, 5],
+                                                     [20, 30, 40, 40, 40, 0]))]
+        run = run_json(ss_established="0", established_at="", load_status="1",
+                       stop_kind="server_exited", server_exit_status="1", held_at_stop="990",
+                       stop_at=str(T0 + 6.5))
+        rows = [timeline(t, e) for t, e in enumerate([480, 890, 990, 590, 190, 0])]
+        s = self.build(run=run, load_over={"established": 990}, samples=samples, rows=rows)["stopped"]
+        self.assertEqual(s["evidence"]["sampled_at_elapsed"], 2)
+        self.assertEqual(s["evidence"]["server_fds_most_in_one_process"], 1000)
+        self.assertEqual(s["evidence"]["established_at_that_second"], 990)
+        self.assertEqual(s["evidence"]["server_rss_bytes"], 40 * MIB)
 
     def test_killed_by_a_signal(self):
         s = self.stopped({}, run_over={"stop_kind": "server_exited", "server_exit_status": "137"})
