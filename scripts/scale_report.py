@@ -243,6 +243,18 @@ def headline(report):
         for a, b, c in cards)
 
 
+def evidence(report):
+    """Where and why a run stopped short: the evidence, as the JSON has it."""
+    stop = report.get("stopped") or {}
+    ev = stop.get("evidence")
+    if not ev:
+        return ""
+    items = "".join(f"<dt>{html.escape(k.replace('_', ' '))}</dt><dd>{html.escape(str(v))}</dd>"
+                    for k, v in ev.items())
+    return (f'<section class="evidence"><h2>Why it stopped: {html.escape(stop["reason"].replace("_", " "))}'
+            f'</h2><p>{html.escape(stop["detail"])}</p><dl>{items}</dl></section>')
+
+
 def stamp(report):
     m = report["machine"]
     items = [
@@ -305,6 +317,7 @@ def render(report):
 <h1>{html.escape(title)}</h1>
 <div class="verdict {'ok' if ok else 'failed'}">{html.escape(verdict)}</div>
 <div class="cards">{headline(report)}</div>
+{evidence(report)}
 <dl>{stamp(report)}</dl>
 {charts}
 </body></html>
