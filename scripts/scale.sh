@@ -119,8 +119,9 @@ for tool in $tools; do
   command -v "$tool" >/dev/null || { echo "scale.sh needs $tool (Debian: iproute2, procps, openssl)" >&2; exit 1; }
 done
 # The report's arithmetic proves itself on a synthetic run first (each figure against
-# the raw samples it comes from), so that a wrong figure cannot ride on a good run.
-checked=$(python3 -m unittest -q tests/scripts/test_scale_result.py 2>&1) || { echo "$checked" >&2; exit 1; }
+# the raw samples it comes from; the comparison page likewise), so that a wrong figure
+# cannot ride on a good run.
+checked=$(python3 -m unittest -q tests/scripts/test_scale_result.py tests/scripts/test_scale_compare.py 2>&1) || { echo "$checked" >&2; exit 1; }
 cargo build --release --quiet
 bin=./target/release/wsreactor
 

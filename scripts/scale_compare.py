@@ -37,6 +37,10 @@ def cpu(block, unit, side):
     return f"{us(total)} (user {number(u, 1)} + system {number(s, 1)})"
 
 
+def nbytes(v, digits=0):
+    return "n/a" if v is None else f"{number(v, digits)} B"
+
+
 def per_connection(value, established):
     return None if value is None or not established else value / established
 
@@ -46,13 +50,13 @@ def rss_row(server, stop):
     at the sampler's last reading before the stop."""
     per = server.get("rss_bytes_per_connection")
     if per is not None:
-        return ("server RSS per connection", f"{number(per, 1)} B",
+        return ("server RSS per connection", nbytes(per, 1),
                 f"{number((server.get('rss_bytes_during') or 0) / MIB, 1)} MiB in all: user space")
     ev = (stop or {}).get("evidence") or {}
     rss, held, before = ev.get("server_rss_bytes"), ev.get("established_at_that_second"), server.get("rss_bytes_before")
     if rss is None or not held or before is None:
         return ("server RSS per connection", "n/a", "no connection held at the hold")
-    return ("server RSS per connection", f"{number((rss - before) / held, 1)} B",
+    return ("server RSS per connection", nbytes((rss - before) / held, 1),
             f"{number(rss / MIB, 1)} MiB with {number(held)} connections, {ev.get('sampled_at_elapsed')} s"
             " into the run (the last sample before it stopped)")
 
@@ -76,9 +80,9 @@ def rows(report):
          ", ".join(f"{k} {number(v)}" for k, v in (load.get("failures") or {}).items())),
         ("stopped", (stop.get("reason") or "n/a").replace("_", " "), stop.get("detail", "")),
         rss_row(server, stop),
-        ("kernel slab per connection", f"{number(per_connection(slab, established))} B",
+        ("kernel slab per connection", nbytes(per_connection(slab, established)),
          "growth of the host's Slab, both ends' sockets"),
-        ("kernel socket buffers per connection", f"{number(per_connection(tcp, established))} B",
+        ("kernel socket buffers per connection", nbytes(per_connection(tcp, established)),
          "ss -m skmem r + w + f, both ends"),
         ("ramp", f"{load.get('ramp_secs') or 0:.1f} s", f"{number(load.get('connect_rate'))} connections/s"),
         ("handshake p99", f"{number(ms((load.get('handshake_us') or {}).get('p99')), 1)} ms",
