@@ -126,18 +126,10 @@ def render(reports):
                      f"wsreactor {html.escape(r['machine']['wsreactor'])}</dd>" for r in reports)
     m = reports[0]["machine"]
     title = "Connection scaling, side by side"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title><style>{CSS}</style></head>
-<body>
-<h1>{html.escape(title)}</h1>
-<div class="note">{html.escape(m['kernel'])}, {m['cpus']} CPUs, {m['mem_total_kib'] / 2**20:.1f} GiB,
+    return scale_report.page(title, CSS, f"""<div class="note">{html.escape(m['kernel'])}, {m['cpus']} CPUs, {m['mem_total_kib'] / 2**20:.1f} GiB,
 RLIMIT_NOFILE hard {number(m['nofile_hard'])}</div>
 <table><tr><th></th>{head}</tr>{''.join(body)}</table>
-<dl>{stamps}</dl>
-</body></html>
-"""
+<dl>{stamps}</dl>""")
 
 
 def main(argv):

@@ -309,17 +309,22 @@ def render(report):
     kind = "secure (wss://) " if report.get("tls") else ""
     name = report["server"].get("name", "wsreactor")
     title = f"{name} scale: {number(report['requested'])} {kind}WebSocket connections on one port"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title><style>{CSS}</style></head>
-<body>
-<h1>{html.escape(title)}</h1>
-<div class="verdict {'ok' if ok else 'failed'}">{html.escape(verdict)}</div>
+    return page(title, CSS, f"""<div class="verdict {'ok' if ok else 'failed'}">{html.escape(verdict)}</div>
 <div class="cards">{headline(report)}</div>
 {evidence(report)}
 <dl>{stamp(report)}</dl>
-{charts}
+{charts}""")
+
+
+def page(title, css, body):
+    """One self-contained page: the title, inline CSS, the body; no script."""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{css}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+{body}
 </body></html>
 """
 
