@@ -14,6 +14,20 @@
 #   --server-args ARGS  extra options for `wsreactor serve` (one string, split on spaces)
 #   --load-args ARGS    extra options for `wsreactor load` (one string, split on spaces)
 #   --tls               wss:// end to end (below)
+#   --server COMMAND    benchmark another WebSocket echo server instead (below)
+#   --server-procs N    --server: run N copies of COMMAND on the one port (default 1)
+#
+# --server 'COMMAND with {PORT}': COMMAND (run as `bash -c "exec COMMAND"`, {PORT}
+# replaced by a free port) must start a WebSocket echo server on 127.0.0.1:{PORT}; with
+# --server-procs N, N copies share the port, which only a server that sets SO_REUSEPORT
+# can do. The server's processes are the COMMAND's and their descendants. The load is
+# sized as for wsreactor; the report is the same, with the server's command and name.
+#
+# A run stops short when established connections stop growing for 10 s or a server
+# process exits, and says why with the evidence (descriptors against RLIMIT_NOFILE,
+# memory, the load's refusals and timeouts, the exit status and connections dropped):
+# `stopped` in the JSON, the summary and the HTML page; it then exits 1.
+# scripts/scale_compare.py puts several reports side by side.
 #
 # --tls: a throwaway self-signed P-256 certificate for 127.0.0.1 is made (openssl) in the
 # work directory, the server is started with it (--tls-cert/--tls-key) and the load
@@ -31,7 +45,8 @@
 # samples the evidence while every connection is held, prints a report and writes it as
 # JSON and as one self-contained HTML page with per-second charts (the load generator's
 # --timeline, and server RSS, server CPU and kernel socket memory sampled once a second
-# by scripts/scale_sample.py; rendered by scripts/scale_report.py). Every process it starts is stopped on exit, Ctrl-C or
+# by scripts/scale_sample.py; figures computed by scripts/scale_result.py, rendered by
+# scripts/scale_report.py). Every process it starts is stopped on exit, Ctrl-C or
 # failure. Targets 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +79,8 @@ OUT=scale-results
 server_extra=()
 load_extra=()
 tls=false
+server_cmd=
+server_procs=1
 N=100000
 while [ $# -gt 0 ]; do
   case $1 in
@@ -74,6 +91,8 @@ while [ $# -gt 0 ]; do
     --server-args) read -r -a server_extra <<<"${2?--server-args needs a string}"; shift 2 ;;
     --load-args) read -r -a load_extra <<<"${2?--load-args needs a string}"; shift 2 ;;
     --tls) tls=true; shift ;;
+    --server) server_cmd=${2:?--server needs a command with {PORT\}}; shift 2 ;;
+    --server-procs) server_procs=${2:?--server-procs needs a number}; shift 2 ;;
     -h | --help) usage 0 ;;
     -*) echo "scale.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) N=$1; shift ;;
@@ -83,6 +102,14 @@ for v in HOLD ECHO_EVERY; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "scale.sh: ${v,,} must be whole seconds, not ${!v}" >&2; exit 2; }
 done
 [[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -gt 0 ] || { echo "scale.sh: CONNECTIONS must be a positive number, not $N (see --help)" >&2; exit 2; }
+[[ "$server_procs" =~ ^[1-9][0-9]*$ ]] || { echo "scale.sh: --server-procs must be a positive number, not $server_procs" >&2; exit 2; }
+if [ -n "$server_cmd" ]; then
+  [[ "$server_cmd" == *"{PORT}"* ]] || { echo "scale.sh: the --server command must say where to listen: 127.0.0.1:{PORT}" >&2; exit 2; }
+  [ ${#server_extra[@]} -eq 0 ] || { echo "scale.sh: --server-args are wsreactor's; put the server's options in its --server command" >&2; exit 2; }
+  ! $tls || { echo "scale.sh: --tls runs wsreactor with its own certificate; it does not apply to --server" >&2; exit 2; }
+elif [ "$server_procs" -ne 1 ]; then
+  echo "scale.sh: --server-procs goes with --server (wsreactor's workers are sized by \`wsreactor limits\`)" >&2; exit 2
+fi
 
 # The evidence needs these: without them the counts and charts would be empty, not wrong
 # in a way anyone would see.
@@ -91,6 +118,10 @@ $tls && tools="$tools openssl"
 for tool in $tools; do
   command -v "$tool" >/dev/null || { echo "scale.sh needs $tool (Debian: iproute2, procps, openssl)" >&2; exit 1; }
 done
+# The report's arithmetic proves itself on a synthetic run first (each figure against
+# the raw samples it comes from; the comparison page likewise), so that a wrong figure
+# cannot ride on a good run.
+checked=$(python3 -m unittest -q tests/scripts/test_scale_result.py tests/scripts/test_scale_compare.py 2>&1) || { echo "$checked" >&2; exit 1; }
 cargo build --release --quiet
 bin=./target/release/wsreactor
 
@@ -110,18 +141,27 @@ s = r["sizing"]
 free = r["file_max"] - (r["file_nr"] or 0) if r.get("file_max") else -1
 print(s["server_workers"], s["load_procs"], s["sources"], s["source_count"],
       s["ports_per_source"], s["max_per_source"], s["per_process"], s["fd_reserve"],
-      s["descriptors_needed"], free, r["nofile"]["hard"],
-      r["port_range"]["low"], r["port_range"]["high"])
+      s["descriptors_needed"], free, r["nofile"]["hard"])
 PY
 )
 read -r workers procs source_range sources ports per_source per_process reserve \
-  need_fds file_free hard port_lo port_hi <<<"$sizing"
+  need_fds file_free hard <<<"$sizing"
 if [ "$file_free" -ge 0 ] && [ "$need_fds" -gt "$file_free" ]; then
   echo "warning: $N connections need about $need_fds descriptors (server + client), fs.file-max leaves $file_free" >&2
 fi
 
-echo "== wsreactor scale: $N connections"
-echo "   server: $workers worker processes x ~$per_process connections (RLIMIT_NOFILE hard $hard, $reserve reserved)"
+server_name=wsreactor
+if [ -n "$server_cmd" ]; then
+  # The program's name (the first word that is not an assignment or a wrapper's option).
+  server_name=$(basename "$(awk '{ for (i = 1; i <= NF; i++) if ($i !~ /=/ && $i !~ /^-/ && $i != "taskset" && $i != "prlimit" && $i != "env") { print $i; exit } }' <<<"$server_cmd")")
+  workers=$server_procs
+fi
+echo "== $server_name scale: $N connections"
+if [ -n "$server_cmd" ]; then
+  echo "   server: $workers process(es) of: $server_cmd"
+else
+  echo "   server: $workers worker processes x ~$per_process connections (RLIMIT_NOFILE hard $hard, $reserve reserved)"
+fi
 echo "   client: $procs processes, source addresses $source_range ($sources x $ports ephemeral ports each, at most $per_source used)"
 
 # --- TLS ------------------------------------------------------------------------------
@@ -139,22 +179,65 @@ if $tls; then
 fi
 
 # --- server ---------------------------------------------------------------------------
-start_server --workers "$workers" --idle-timeout 0 --ping-interval 0 "${server_extra[@]}"
+# start_command_server: $server_procs copies of the --server command on one free port;
+# $server_pid lists them (lib.sh's cleanup stops each). Returns once the port has a
+# listening socket per copy (SO_REUSEPORT gives each its own), or fails with the log of
+# a copy that exited (a second copy of a server without SO_REUSEPORT cannot bind).
+start_command_server() {
+  local i pid cmd listening
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cmd=${server_cmd//\{PORT\}/$port}
+  server_pid=
+  for i in $(seq "$server_procs"); do
+    "${server_wrap[@]}" bash -c "exec $cmd" >"$work/server-$i.log" 2>&1 &
+    server_pid+="${server_pid:+ }$!"
+  done
+  for _ in $(seq 600); do
+    listening=$(ss -Hltn "( sport = :$port )" | wc -l)
+    [ "$listening" -ge "$server_procs" ] && break
+    i=0
+    for pid in $server_pid; do
+      i=$((i + 1))
+      kill -0 "$pid" 2>/dev/null && continue
+      echo "server copy $i of $server_procs exited before $server_procs listened on port $port:" >&2
+      cat "$work/server-$i.log" >&2
+      exit 1
+    done
+    sleep 0.1
+  done
+  [ "$listening" -ge "$server_procs" ] || { echo "$listening of $server_procs copies listen on port $port after 60 s" >&2; exit 1; }
+  addr=127.0.0.1:$port
+}
+# The server's processes: each started process and its descendants (wsreactor's
+# supervisor and its workers). pgrep's status 1 is "no children"; any other failure ends
+# the run.
+server_pids() {
+  local -a todo all=() more
+  local pid kids
+  read -r -a todo <<<"$server_pid"
+  while [ ${#todo[@]} -gt 0 ]; do
+    pid=${todo[0]}
+    todo=("${todo[@]:1}")
+    all+=("$pid")
+    kids=$(pgrep -P "$pid") || [ $? -eq 1 ] || { echo "pgrep failed" >&2; return 1; }
+    # pgrep prints one pid a line.
+    [ -z "$kids" ] || { mapfile -t more <<<"$kids"; todo+=("${more[@]}"); }
+  done
+  echo "${all[*]}"
+}
+if [ -n "$server_cmd" ]; then
+  start_command_server
+else
+  start_server --workers "$workers" --idle-timeout 0 --ping-interval 0 "${server_extra[@]}"
+  # The supervisor says "listening on" once every worker accepts: take the baseline now.
+  found=$(server_pids | wc -w)
+  if [ "$workers" -gt 1 ] && [ "$found" -ne $((workers + 1)) ]; then
+    echo "found $((found - 1)) of the server's $workers workers" >&2
+    exit 1
+  fi
+fi
 port=${addr##*:}
 host=${addr%:*}
-# The supervisor says "listening on" once every worker accepts: take the baseline now.
-# pgrep's status 1 is "no children" (one worker runs in the supervisor's process); any
-# other failure ends the run.
-server_pids() {
-  local workers_found
-  workers_found=$(pgrep -P "$server_pid") || [ $? -eq 1 ] || { echo "pgrep failed" >&2; return 1; }
-  echo "$server_pid" $workers_found
-}
-found=$(server_pids | wc -w)
-if [ "$workers" -gt 1 ] && [ "$found" -ne $((workers + 1)) ]; then
-  echo "found $((found - 1)) of the server's $workers workers" >&2
-  exit 1
-fi
 rss_total() {
   local total=0 pid kb pids
   pids=${1:-$(server_pids)} || return 1
@@ -177,18 +260,25 @@ load_args=(load --addr "$addr" --connections "$N" --sources "$source_range" --pr
 [ -n "$RATE" ] && load_args+=(--rate "$RATE")
 load_args+=("${load_extra[@]}")
 echo "   running: $bin ${load_args[*]}"
+# The sampler first: the server's CPU counts from its start, and the load's pid reaches
+# it through a file (the load's CPU counts from its birth, so none is missed).
+python3 scripts/scale_sample.py "${server_pid// /,}" "$work/load.pid" "$work/samples.jsonl" &
+sampler_pid=$!
+sleep 0.5
 started=$(date +%s.%N)
 "$bin" "${load_args[@]}" >"$work/load.json" 2>"$work/load.log" &
 load_pid=$!
-python3 scripts/scale_sample.py "$server_pid" "$load_pid" "$work/samples.jsonl" &
-sampler_pid=$!
+echo "$load_pid" >"$work/load.pid"
 
 # The load generator's timeline says, each second, how many connections it holds: all
-# N are up when it says so (the OS count is taken next, with ss). If some fail, sample
-# once the count has stopped growing for a while (the load generator is then holding
-# what it has). Not sockstat's TCP count: other programs' sockets come and go in it.
+# N are up when it says so (the OS count is taken next, with ss). The run stops short
+# when that count has not grown for 10 s (the evidence is taken, then the load is
+# stopped), or when a server process exits (a crash: its status and the connections it
+# held are the evidence); scale_result.py says why from what the sampler saw. Not
+# sockstat's TCP count: other programs' sockets come and go in it.
 timeline_field() { tail -n1 "$work/timeline.jsonl" 2>/dev/null | grep -o "\"$1\":[0-9]*" | cut -d: -f2 || true; }
 established_at=
+stop_kind=none server_exit_status="" server_exited="" stop_at=""
 best=0 still=0
 while kill -0 "$load_pid" 2>/dev/null; do
   held=$(timeline_field established)
@@ -197,34 +287,70 @@ while kill -0 "$load_pid" 2>/dev/null; do
     established_at=$(date +%s.%N)
     break
   fi
+  for pid in $server_pid; do
+    kill -0 "$pid" 2>/dev/null && continue
+    server_exit_status=0
+    wait "$pid" || server_exit_status=$?
+    server_exited=$pid stop_kind=server_exited stop_at=$(date +%s.%N)
+    echo "   the server (pid $pid) exited with status $server_exit_status holding $best connections: stopping the run" >&2
+    break 2
+  done
   if [ "$held" -gt "$best" ]; then
     best=$held still=0
-  elif [ "$best" -gt 0 ] && [ $((still += 1)) -ge 20 ]; then
-    echo "   connections stopped growing at $best; sampling what is held" >&2
+  elif [ $((still += 1)) -ge 20 ]; then
+    stop_kind=stalled stop_at=$(date +%s.%N)
+    echo "   connections stopped growing at $best for 10 s: taking the evidence, then stopping the run" >&2
     break
   fi
   sleep 0.5
 done
+if [ "$stop_kind" = none ] && [ -z "$established_at" ]; then
+  stop_kind=load_ended
+fi
 
 # --- evidence, sampled while every connection is held ----------------------------------
 ss_established=0 distinct_pairs=0 source_count=0 max_per_source=0 rss_during=0 load_rss_during=0
-tcp_mem_during=$tcp_mem_before sockets_used=0 slab_during=$slab_before
+sockets_used=0 slab_during=$slab_before tcp_buffer_server=0 tcp_buffer_client=0
 : >"$work/peers"
 if kill -0 "$load_pid" 2>/dev/null; then
-  sleep 2  # let the verification echoes settle
+  [ "$stop_kind" != none ] || sleep 2  # let the verification echoes settle
   rss_during=$(rss_total)
   # The load generator and its workers (pgrep's status 1: no workers, one process).
   load_pids="$load_pid $(pgrep -P "$load_pid" || true)"
   load_rss_during=$(rss_total "$load_pids")
-  tcp_mem_during=$(sockstat_tcp mem)
   slab_during=$(slab_kib)
   sockets_used=$(awk '$1 == "sockets:" {print $3}' /proc/net/sockstat)
   # At a million, ss walks two million sockets for seconds: at the lowest priority, so
   # that the echoes of the hold it runs in go first. The counting waits for the end.
   # Filtered on the address too: another program's sockets on the same port number at
-  # another local address must not count.
-  nice -n 19 ss -Htn state established "( src $host and sport = :$port )" >"$work/peers"
+  # another local address must not count. With -m: each socket's buffer memory (skmem
+  # r + w + f: receive queue, send queue, reserve), summed; the server's end first (the
+  # count), then the client's.
+  skmem_sum() {
+    awk -v peers="$1" '
+      /^[^ \t]/ { if (peers != "") print $4 >peers; next }
+      /skmem:/ {
+        match($0, /skmem:\([^)]*\)/)
+        n = split(substr($0, RSTART + 6, RLENGTH - 7), f, ",")
+        for (i = 1; i <= n; i++) if (f[i] ~ /^[rwf][0-9]/) bytes += substr(f[i], 2)
+      }
+      END { print bytes + 0 }'
+  }
+  tcp_buffer_server=$(nice -n 19 ss -Htnm state established "( src $host and sport = :$port )" | skmem_sum "$work/peers")
+  tcp_buffer_client=$(nice -n 19 ss -Htnm state established "( dst $host and dport = :$port )" | skmem_sum "")
 fi
+# A server that exited as the load ended (the load's last attempts refused at once) is
+# the reason, not the load's end.
+for pid in $server_pid; do
+  [ "$stop_kind" = load_ended ] || break
+  kill -0 "$pid" 2>/dev/null && continue
+  server_exit_status=0
+  wait "$pid" || server_exit_status=$?
+  server_exited=$pid stop_kind=server_exited stop_at=$(date +%s.%N)
+  echo "   the server (pid $pid) exited with status $server_exit_status" >&2
+done
+# A run stopped short ends here: the load's report says what it had (it exits 130).
+[ "$stop_kind" = none ] || kill -TERM "$load_pid" 2>/dev/null || true
 
 load_status=0
 wait "$load_pid" || load_status=$?
@@ -236,11 +362,13 @@ sampler_status=0
 kill -TERM "$sampler_pid" 2>/dev/null || true
 wait "$sampler_pid" || sampler_status=$?
 sampler_pid=
-if [ "$sampler_status" -ne 0 ] || ! [ -s "$work/samples.jsonl" ]; then
+# A server that exits in its first second leaves nothing to sample: the crash is the
+# finding then, not a failure of the sampler.
+if [ "$sampler_status" -ne 0 ] || { ! [ -s "$work/samples.jsonl" ] && [ "$stop_kind" != server_exited ]; }; then
   echo "the sampler (scripts/scale_sample.py) failed (exit $sampler_status) or sampled nothing" >&2
   exit 1
 fi
-awk '{print $4}' "$work/peers" >"$work/peer_addrs"
+cp "$work/peers" "$work/peer_addrs"
 ss_established=$(wc -l <"$work/peer_addrs")
 distinct_pairs=$(sort -u "$work/peer_addrs" | wc -l)
 sed 's/:[0-9]*$//' "$work/peer_addrs" | sort | uniq -c | sort -rn >"$work/per_source"
@@ -256,135 +384,37 @@ fi
 # --- report ---------------------------------------------------------------------------
 mkdir -p "$OUT"
 report="$OUT/scale-$N-$(date -u +%Y%m%dT%H%M%SZ).json"
-ok=false
-[ "$load_status" -eq 0 ] && [ "$ss_established" -ge "$N" ] && ok=true
-SCALE_COMMAND=$command python3 - "$work/load.json" "$report" "$work/timeline.jsonl" "$work/samples.jsonl" <<PY
-import json, math, os, platform, subprocess, sys, time
-load = json.load(open(sys.argv[1]))
-def lines(path):
-    try:
-        return [json.loads(l) for l in open(path) if l.strip()]
-    except OSError:
-        return []
-# One row per second: the load generator's timeline and the samples, by Unix second.
-start = math.floor($started)
-rows = {}
-for r in lines(sys.argv[3]):
-    row = rows.setdefault(r["t"], {"t": r["t"]})
-    for k in ("established", "pending", "handshakes", "verified", "echoes", "failed", "closed"):
-        row[k] = r[k]
-    for name, key in (("handshake", "handshake_us"), ("echo", "echo_rtt_us")):
-        for q in ("p50", "p99"):
-            row[f"{name}_{q}_us"] = r[key][q]
-for r in lines(sys.argv[4]):
-    rows.setdefault(r["t"], {"t": r["t"]}).update(r)
-timeline = [dict(rows[t], elapsed=t - start) for t in sorted(rows) if t >= start]
-hold_start = $started - start + load["ramp_secs"]
-hold_end = hold_start + $HOLD
-in_hold = [r.get("echo_p99_us") for r in timeline
-           if r["elapsed"] >= hold_start and r["elapsed"] + 1 <= hold_end]
-n = $N
-established = $ss_established
-# CPU over the ramp (start to every connection verified), each end, per connection: the
-# handshakes (TCP, TLS if any, WebSocket) and the verification echo. By the sampler's
-# whole seconds, up to the one the ramp ends in (so a second of the hold's start may be
-# in it: meaningful for ramps of many seconds); host_cpu says whether the cores bound it.
-ramp = [r for r in timeline if r["elapsed"] <= math.ceil($started - start + load["ramp_secs"])]
-def per_conn(key):
-    total = sum(r.get(key) or 0 for r in ramp)
-    return round(total * 1e6 / load["verified"], 1) if load["verified"] else None
-ramp_cpu = {"server_us_per_connection": per_conn("server_cpu"),
-            "load_us_per_connection": per_conn("load_cpu"),
-            "host_cores_busy_avg": round(sum(r.get("host_cpu") or 0 for r in ramp) / len(ramp), 2) if ramp else None,
-            "cpus": os.cpu_count()}
-rss_delta = $rss_during - $rss_before
-kernel_delta = ($tcp_mem_during - $tcp_mem_before) * $page_size
-slab_delta = ($slab_during - $slab_before) * 1024
-def sh(cmd):
-    try: return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
-    except Exception: return ""
-report = {
-    "command": os.environ["SCALE_COMMAND"],
-    "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime($started)),
-    "ok": "$ok" == "true",
-    "sizing": json.load(open("$work/limits.json"))["sizing"],
-    "machine": {
-        "kernel": platform.release(), "cpus": os.cpu_count(),
-        "mem_total_kib": int(open("/proc/meminfo").readline().split()[1]),
-        "rustc": sh("rustc --version"), "wsreactor": "$(version_stamp)",
-        "nofile_hard": $hard, "ip_local_port_range": [$port_lo, $port_hi],
-    },
-    "requested": n,
-    "server": {"address": "$addr", "port": $port, "workers": $workers,
-               "rss_bytes_before": $rss_before, "rss_bytes_during": $rss_during,
-               "rss_bytes_per_connection": rss_delta / established if established else None},
-    "os": {"established_on_port": established, "distinct_client_pairs": $distinct_pairs,
-           "source_addresses": $source_count, "max_ports_from_one_source": $max_per_source,
-           "ports_per_source_pair": $ports,
-           "tcp_socket_buffer_bytes": kernel_delta, "sockets_used": $sockets_used,
-           "kernel_slab_bytes": slab_delta,
-           "kernel_slab_bytes_per_socket": slab_delta / (2 * established) if established else None},
-    "time_to_establish_secs": round($established_at - $started, 2) if "$established_at" else None,
-    "total_secs": round($finished - $started, 2),
-    "load": load,
-    # The load's RSS over every one of its processes while all are held, per connection:
-    # an upper bound (each process's own baseline, a few MiB, is in it).
-    "load_rss_bytes_during": $load_rss_during,
-    "load_rss_bytes_per_connection": $load_rss_during / established if established else None,
-    "tls": load.get("tls"),
-    "ramp_cpu": ramp_cpu,
-    "hold": {"secs": $HOLD, "echo_every": $ECHO_EVERY,
-             "start_elapsed": round(hold_start, 2), "end_elapsed": round(hold_end, 2),
-             # Every second's p99 bounds the p99 of the seconds together.
-             "echo_p99_worst_second_us": max((v for v in in_hold if v is not None), default=None)},
-    "baseline": {"rss_bytes": $rss_before, "slab_bytes": $slab_before * 1024,
-                 "tcp_mem_bytes": $tcp_mem_before * $page_size},
-    "timeline": timeline,
-}
-json.dump(report, open(sys.argv[2], "w"), indent=2)
-
-def pct(h, k):
-    v = (h or {}).get(k)
-    return f"{v / 1000:.2f} ms" if isinstance(v, (int, float)) else "n/a"
-L = load
-print()
-print(f"  server port                         {report['server']['address']}  (one port, {$workers} SO_REUSEPORT workers)")
-print(f"  established on that port (ss)       {established:,}")
-print(f"  distinct client (address, port)     {$distinct_pairs:,}")
-print(f"  client source addresses             {$source_count}, at most {$max_per_source:,} ports from one (range allows {$ports:,})")
-if report["tls"]:
-    t = report["tls"]
-    print(f"  TLS                                 {t['version']} {t['cipher_suite']} {t['group']}"
-          f" ({t.get('full', 0):,} full handshakes, {t.get('resumed', 0):,} resumed)")
-if established:
-    print(f"  server RSS                          {$rss_during / 2**20:,.1f} MiB in all, {rss_delta / established:,.1f} B per connection")
-    print(f"  load RSS                            {$load_rss_during / 2**20:,.1f} MiB in all, {$load_rss_during / established:,.1f} B per connection (an upper bound)")
-    print(f"  kernel slab memory (/proc/meminfo)  {slab_delta / 2**20:,.1f} MiB for {2 * established:,} sockets"
-          f" (both ends), {slab_delta / (2 * established):,.0f} B per socket")
-    print(f"  kernel socket buffers (sockstat)    {kernel_delta / 2**20:,.1f} MiB")
-print(f"  time to establish all               {report['time_to_establish_secs']} s")
-print(f"  ramp CPU per connection             server {ramp_cpu['server_us_per_connection']} µs, load {ramp_cpu['load_us_per_connection']} µs"
-      f" (host {ramp_cpu['host_cores_busy_avg']} of {ramp_cpu['cpus']} cores busy on average)")
-print(f"  load: established / verified        {L['established']:,} / {L['verified']:,} of {L['requested']:,}"
-      f" ({L['processes']} client processes, ramp {L['ramp_secs']:.1f} s)")
-print(f"  load: echoes verified (all rounds)  {L['echoes']:,}")
-print(f"  load: closed cleanly                {L['closed_clean']:,}")
-print(f"  load: failed                        {L['failed']:,} {L['failures'] or ''}")
-for name in ("handshake_us", "echo_rtt_us", "hold_echo_rtt_us"):
-    h = L[name]
-    if not h.get("count"):
-        print(f"  {name:<35} n/a (none measured)")
-        continue
-    print(f"  {name:<35} p50 {pct(h,'p50')}  p99 {pct(h,'p99')}  p999 {pct(h,'p999')}  max {pct(h,'max')}")
-hp = report["hold"]["echo_p99_worst_second_us"]
-print(f"  hold: the worst second's echo p99   {pct({'v': hp}, 'v')}")
-print(f"\n  report: {sys.argv[2]}")
-PY
+log_tail=
+if [ -n "$server_cmd" ]; then
+  i=1
+  for pid in $server_pid; do
+    { [ "$pid" = "$server_exited" ] || [ -z "$server_exited" ]; } && break
+    i=$((i + 1))
+  done
+  log_tail=$(tail -n 3 "$work/server-$i.log" 2>/dev/null || true)
+elif [ -n "$server_exited" ]; then
+  log_tail=$(tail -n 3 "$work/server.log" 2>/dev/null || true)
+fi
+# What the shell measured goes to scale_result.py as data (run.json, every value a
+# string), which computes the figures, writes the JSON report and prints the summary.
+python3 -c 'import json, sys; json.dump(dict(a.split("=", 1) for a in sys.argv[2:]), open(sys.argv[1], "w"))' \
+  "$work/run.json" command="$command" version="$(version_stamp)" addr="$addr" \
+  server_name="$server_name" server_command="$server_cmd" \
+  started="$started" finished="$finished" established_at="$established_at" \
+  n="$N" hold="$HOLD" echo_every="$ECHO_EVERY" port="$port" workers="$workers" page_size="$page_size" \
+  ss_established="$ss_established" distinct_pairs="$distinct_pairs" source_count="$source_count" \
+  max_per_source="$max_per_source" rss_before="$rss_before" rss_during="$rss_during" \
+  load_rss_during="$load_rss_during" slab_before_kib="$slab_before" slab_during_kib="$slab_during" \
+  tcp_mem_before_pages="$tcp_mem_before" sockets_used="$sockets_used" \
+  tcp_buffer_server="$tcp_buffer_server" tcp_buffer_client="$tcp_buffer_client" \
+  load_status="$load_status" stop_kind="$stop_kind" stop_at="$stop_at" server_exit_status="$server_exit_status" \
+  held_at_stop="$best" server_log_tail="$log_tail"
+python3 scripts/scale_result.py "$work" "$report"
 python3 scripts/scale_report.py "$report" "${report%.json}.html"
 echo "  charts: ${report%.json}.html"
 
 if [ "$load_status" -ne 0 ] || [ "$ss_established" -lt "$N" ]; then
-  echo "FAILED: load exit $load_status, $ss_established of $N established on the port" >&2
+  echo "FAILED: load exit $load_status, $ss_established of $N established on the port (stopped: $(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["stopped"]["reason"])' "$report"))" >&2
   tail -5 "$work/load.log" >&2
   exit 1
 fi

@@ -35,7 +35,7 @@ CHARTS = [
      [("server_cpu", "server"), ("load_cpu", "load generator"),
       ("other_cpu", "other programs"), ("host_cpu", "whole host")]),
     ("kernel-memory", "Kernel socket memory", "MiB",
-     [("slab_mib", "slab, growth since start"), ("tcp_mem_mib", "TCP buffers (sockstat mem)")]),
+     [("slab_mib", "slab, growth since start"), ("tcp_mem_mib", "TCP buffers, whole host (sockstat mem)")]),
 ]
 
 
@@ -148,6 +148,32 @@ def chart(chart_id, title, unit, series, rows, phases):
             f'<div class="legend">{legend}</div>{"".join(out)}</section>')
 
 
+def slab_per_socket(osr):
+    # Reports from before the rename call it kernel_slab_bytes_per_socket.
+    return osr.get("kernel_slab_growth_bytes_per_socket", osr.get("kernel_slab_bytes_per_socket"))
+
+
+def split(cpu, unit):
+    """'user U + system S µs' for each side, where the report has the split."""
+    parts = []
+    for side in ("server", "load"):
+        u, s = cpu.get(f"{side}_user_us_per_{unit}"), cpu.get(f"{side}_system_us_per_{unit}")
+        if u is not None and s is not None:
+            parts.append(f"{side} user {number(u, 1)} + system {number(s, 1)} µs")
+    return ", ".join(parts) or "user and system not sampled apart"
+
+
+def stop_card(report):
+    """Where and why the run stopped, or that it did not."""
+    stop = report.get("stopped")
+    if not stop:
+        return None
+    if stop["reason"] == "did_not_stop":
+        return ("stopped", "did not stop", stop["detail"])
+    return ("stopped: " + stop["reason"].replace("_", " "),
+            number(stop.get("evidence", {}).get("established_when_stopped")) + " held", stop["detail"])
+
+
 def headline(report):
     """The figures a reader looks for first, as (label, value, note) cards."""
     load, server, osr = report["load"], report["server"], report["os"]
@@ -173,10 +199,10 @@ def headline(report):
          f"one per connection every {hold.get('echo_every', '?')} s while held"),
         ("server RSS per connection", f"{number(server['rss_bytes_per_connection'], 1)} B",
          f"{number(server['rss_bytes_during'] / MIB, 1)} MiB in {server['workers']} workers"),
-        ("kernel slab per socket", f"{number(osr['kernel_slab_bytes_per_socket'])} B",
-         f"{number(2 * osr['established_on_port'])} sockets, both ends"),
+        ("kernel slab growth per socket", f"{number(slab_per_socket(osr))} B",
+         f"{number(2 * osr['established_on_port'])} sockets, both ends (the host's Slab growth)"),
         ("kernel socket buffers", f"{number(osr['tcp_socket_buffer_bytes'] / MIB, 1)} MiB",
-         "TCP socket buffer pages (sockstat), both ends"),
+         "the run's TCP sockets, both ends: receive and send queues and reserve (ss -m)"),
         ("source addresses", number(osr["source_addresses"]),
          f"at most {number(osr['max_ports_from_one_source'])} ports from one"),
     ]
@@ -192,8 +218,20 @@ def headline(report):
                       f"{number(cpu['server_us_per_connection'])} + "
                       f"{number(cpu['load_us_per_connection'])} µs",
                       f"server + load: the handshakes{' (TLS too)' if report.get('tls') else ''}"
-                      f" and the verification echo; host {cpu['host_cores_busy_avg']} of "
-                      f"{cpu['cpus']} cores busy"))
+                      f" and the verification echo; {split(cpu, 'connection')}; host "
+                      f"{cpu['host_cores_busy_avg']} of {cpu['cpus']} cores busy"))
+    cpu = report.get("hold_cpu")
+    if cpu and cpu.get("server_us_per_echo") is not None:
+        cards.append(("hold CPU per echo",
+                      f"{number(cpu['server_us_per_echo'], 1)} + {number(cpu['load_us_per_echo'], 1)} µs",
+                      f"server + load over {cpu['seconds']} s of the hold, {number(cpu['echoes'])} echoes; "
+                      f"{split(cpu, 'echo')}; host {cpu['host_cores_busy_avg']} cores busy"))
+    procs = report.get("processes")
+    if procs:
+        cards.append(("processes, server / load", f"{procs['server']} / {procs['load']}", procs["why"]))
+    stop = stop_card(report)
+    if stop:
+        cards.insert(0, stop)
     tls = report.get("tls")
     if tls:
         cards.insert(0, ("TLS", tls["version"],
@@ -203,6 +241,18 @@ def headline(report):
         f'<div class="card"><div class="label">{html.escape(a)}</div>'
         f'<div class="value">{html.escape(b)}</div><div class="note">{html.escape(c)}</div></div>'
         for a, b, c in cards)
+
+
+def evidence(report):
+    """Where and why a run stopped short: the evidence, as the JSON has it."""
+    stop = report.get("stopped") or {}
+    ev = stop.get("evidence")
+    if not ev:
+        return ""
+    items = "".join(f"<dt>{html.escape(k.replace('_', ' '))}</dt><dd>{html.escape(str(v))}</dd>"
+                    for k, v in ev.items())
+    return (f'<section class="evidence"><h2>Why it stopped: {html.escape(stop["reason"].replace("_", " "))}'
+            f'</h2><p>{html.escape(stop["detail"])}</p><dl>{items}</dl></section>')
 
 
 def stamp(report):
@@ -217,6 +267,7 @@ def stamp(report):
         ("ephemeral ports", "–".join(map(str, m["ip_local_port_range"]))),
         ("rustc", m["rustc"]),
         ("wsreactor", m["wsreactor"]),
+        ("server command", report["server"].get("command") or "wsreactor serve (scripts/scale.sh)"),
         ("server / load processes", f"{report['server']['workers']} / {report['load']['processes']}"),
     ]
     return "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items)
@@ -251,20 +302,29 @@ def render(report):
     last = max((r["x"] for r in rows), default=None)
     phases = [("ramp", 0, start, False), ("hold", start, end, True), ("close", end, last, False)]
     charts = "".join(chart(i, t, u, s, rows, phases) for i, t, u, s in CHARTS)
+    stop = report.get("stopped") or {}
     verdict = ("OK: every connection established on one port, verified and echoing"
-               if ok else "FAILED: see the failures and the charts")
+               if ok else f"STOPPED: {stop['detail']}" if stop.get("detail")
+               else "FAILED: see the failures and the charts")
     kind = "secure (wss://) " if report.get("tls") else ""
-    title = f"wsreactor scale: {number(report['requested'])} {kind}WebSocket connections on one port"
+    name = report["server"].get("name", "wsreactor")
+    title = f"{name} scale: {number(report['requested'])} {kind}WebSocket connections on one port"
+    return page(title, CSS, f"""<div class="verdict {'ok' if ok else 'failed'}">{html.escape(verdict)}</div>
+<div class="cards">{headline(report)}</div>
+{evidence(report)}
+<dl>{stamp(report)}</dl>
+{charts}""")
+
+
+def page(title, css, body):
+    """One self-contained page: the title, inline CSS, the body; no script."""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title><style>{CSS}</style></head>
+<title>{html.escape(title)}</title><style>{css}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<div class="verdict {'ok' if ok else 'failed'}">{html.escape(verdict)}</div>
-<div class="cards">{headline(report)}</div>
-<dl>{stamp(report)}</dl>
-{charts}
+{body}
 </body></html>
 """
 

@@ -2,12 +2,24 @@
 """Samples, once a wall-clock second, what the server and the kernel spend while
 scripts/scale.sh runs, and appends it to a JSON-lines file.
 
-    scale_sample.py SERVER_PID LOAD_PID OUT.jsonl
+    scale_sample.py SERVER_PID[,SERVER_PID...] LOAD_PID_FILE OUT.jsonl
+
+Started before the load generator: its pid is read from LOAD_PID_FILE once the file
+holds it. The server's CPU counts from the sampler's start (its own start-up is not
+the run's); the load's from each of its processes' birth (all of it is the run's), so
+nothing the run spent before the pid was known is lost.
 
 One line per second t (the Unix second, as in `wsreactor load --timeline`):
-server_rss_bytes (VmRSS of the supervisor and every worker, at the second's end),
+server_rss_bytes (VmRSS of the supervisor and every worker, or of every server process
+given and its descendants, at the second's end),
 server_cpu and load_cpu (cores the server's / the load generator's processes used
-within the second: utime + stime deltas from /proc/PID/stat), host_cpu (cores busy
+within the second: utime + stime deltas from /proc/PID/stat), the same split into
+server_cpu_user, server_cpu_system, load_cpu_user and load_cpu_system (utime and
+stime apart), server_user_cpu_secs, server_system_cpu_secs, load_user_cpu_secs and
+load_system_cpu_secs (CPU seconds since sampling began, at the second's end), server_fds (descriptors the server's processes hold), server_fds_max and
+server_fds_limit (the most any one of them holds, and that one's RLIMIT_NOFILE soft
+limit: how near the descriptor limit the server is), mem_available_bytes
+(/proc/meminfo MemAvailable), host_cpu (cores busy
 on the whole host, /proc/stat: softirq work, and other programs, that the two do not
 account for), other_cpu and other_top (cores every other process used, and the three
 busiest by command name), tcp_mem_bytes
@@ -16,7 +28,7 @@ ends), slab_bytes (/proc/meminfo Slab: socket structures live there).
 
 Why Python and one process: a bash loop would fork awk per process per second, which
 at a million connections (about 110 processes) costs more CPU than it measures. Stops
-when the server is gone or on SIGTERM; each line is flushed as written.
+when every server process is gone or on SIGTERM; each line is flushed as written.
 Stdlib only.
 """
 
@@ -31,9 +43,9 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 CPUS = os.cpu_count() or 1
 
 
-def family(pid):
-    """The process and its descendants (the supervisor's workers, the load workers)."""
-    pids, todo = [], [pid]
+def family(*roots):
+    """The processes and their descendants (the supervisor's workers, the load workers)."""
+    pids, todo = [], list(roots)
     while todo:
         p = todo.pop()
         pids.append(p)
@@ -46,14 +58,60 @@ def family(pid):
 
 
 def cpu_ticks(pid):
-    """utime + stime in clock ticks, or None once the process is gone."""
+    """(utime, stime) in clock ticks, or None once the process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             # The command name may hold spaces: fields count from after its ')'.
             fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
+        return int(fields[11]), int(fields[12])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def fd_count(pid):
+    """Descriptors open in the process: the size Linux 6.2+ reports for /proc/PID/fd
+    (no walk of the table: at 20,000 descriptors a listing each second would cost more
+    than the server it watches), else a listing."""
+    try:
+        size = os.stat(f"/proc/{pid}/fd").st_size
+        return size if size > 0 else len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def nofile_soft(pid):
+    """The process's RLIMIT_NOFILE soft limit, from /proc/PID/limits."""
+    try:
+        with open(f"/proc/{pid}/limits") as f:
+            for line in f:
+                if line.startswith("Max open files"):
+                    return int(line.split()[3])
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
+
+
+class Fds:
+    """Descriptors of a process tree: the sum, and the fullest process against its own
+    limit (read once per process: a limit does not change under a running server)."""
+
+    def __init__(self, roots):
+        self.roots, self.limits = roots, {}
+
+    def sample(self):
+        total, fullest = 0, None
+        for pid in family(*self.roots):
+            n = fd_count(pid)
+            if n is None:
+                continue
+            total += n
+            if pid not in self.limits:
+                self.limits[pid] = nofile_soft(pid)
+            if fullest is None or n > fullest[0]:
+                fullest = (n, self.limits[pid])
+        return {"server_fds": total,
+                "server_fds_max": fullest[0] if fullest else None,
+                "server_fds_limit": fullest[1] if fullest else None}
 
 
 def rss_bytes(pid):
@@ -81,10 +139,10 @@ def sockstat_tcp():
     return {}
 
 
-def slab_bytes():
+def meminfo(field):
     with open("/proc/meminfo") as f:
         for line in f:
-            if line.startswith("Slab:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
 
@@ -126,57 +184,92 @@ class Others:
 
 
 class Cpu:
-    """CPU used by a process tree between two calls, in ticks. A process's ticks
-    count from its first sighting (those before are the previous second's, unseen)."""
+    """CPU used by a process tree between two calls, in ticks, (user, system). A
+    process's ticks count from its first sighting (those before are the previous
+    second's, unseen), or with `from_birth` from its start."""
 
-    def __init__(self, root):
-        self.root, self.seen = root, {}
+    def __init__(self, roots, from_birth=False):
+        self.roots, self.seen, self.from_birth = roots, {}, from_birth
 
     def delta(self):
-        total, now = 0, {}
-        for pid in family(self.root):
+        user = system = 0
+        now = {}
+        for pid in family(*self.roots):
             ticks = cpu_ticks(pid)
             if ticks is None:
                 continue
             now[pid] = ticks
-            total += ticks - self.seen.get(pid, ticks)
+            u0, s0 = self.seen.get(pid, (0, 0) if self.from_birth else ticks)
+            user, system = user + ticks[0] - u0, system + ticks[1] - s0
         self.seen = now
-        return total
+        return user, system
+
+
+def load_pid(path):
+    """[the load generator's pid] once the file says it, else []."""
+    try:
+        with open(path) as f:
+            return [int(f.read())]
+    except (OSError, ValueError):
+        return []
 
 
 def main():
-    server, load, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    servers = [int(p) for p in sys.argv[1].split(",")]
+    load_file, path = sys.argv[2], sys.argv[3]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    server_cpu, load_cpu = Cpu(server), Cpu(load)
+    server_cpu, load_cpu = Cpu(servers), Cpu([], from_birth=True)
+    fds = Fds(servers)
     server_cpu.delta()
-    load_cpu.delta()
     last = time.monotonic()
+    # CPU seconds since sampling began, each side, user and system: the figures per
+    # handshake and per echo are differences of these (nothing lost to rounding, or to
+    # the first partial second, which has no row of its own).
+    spent = dict.fromkeys(("server_user", "server_system", "load_user", "load_system"), 0)
     host = host_ticks()
     others = Others()
     with open(path, "a") as out:
-        while os.path.exists(f"/proc/{server}"):
+        while any(os.path.exists(f"/proc/{p}") for p in servers):
             # Wake just after the second turns: what was measured belongs to the one
             # that ended. A late wake-up (busy CPUs) stretches the interval, so CPU is
             # divided by the interval measured, not by one second.
             time.sleep(1.0 - time.time() % 1.0 + 0.005)
+            if not load_cpu.roots:
+                load_cpu.roots = load_pid(load_file)
             t = int(time.time()) - 1
             now = time.monotonic()
             secs, last = max(now - last, 0.001), now
             tcp = sockstat_tcp()
             (busy, total), (busy0, total0) = host_ticks(), host
             host = (busy, total)
+            (su, ss), (lu, ls) = server_cpu.delta(), load_cpu.delta()
+
+            def cores(ticks):
+                return round(ticks / TICKS / secs, 3)
+
+            for key, ticks in (("server_user", su), ("server_system", ss),
+                               ("load_user", lu), ("load_system", ls)):
+                spent[key] += ticks
+
             row = {
                 "t": t,
-                "server_rss_bytes": sum(rss_bytes(p) for p in family(server)),
-                "server_cpu": round(server_cpu.delta() / TICKS / secs, 3),
-                "load_cpu": round(load_cpu.delta() / TICKS / secs, 3),
+                "server_rss_bytes": sum(rss_bytes(p) for p in family(*servers)),
+                "server_cpu": cores(su + ss),
+                "server_cpu_user": cores(su),
+                "server_cpu_system": cores(ss),
+                "load_cpu": cores(lu + ls),
+                "load_cpu_user": cores(lu),
+                "load_cpu_system": cores(ls),
                 # Every CPU of the host, busy (softirq and other programs included).
                 "host_cpu": round((busy - busy0) / max(total - total0, 1) * CPUS, 3),
                 "tcp_mem_bytes": tcp.get("mem", 0) * PAGE,
                 "tcp_inuse": tcp.get("inuse", 0),
-                "slab_bytes": slab_bytes(),
+                "slab_bytes": meminfo("Slab"),
+                "mem_available_bytes": meminfo("MemAvailable"),
+                **fds.sample(),
+                **{f"{key}_cpu_secs": round(ticks / TICKS, 2) for key, ticks in spent.items()},
             }
-            ours = set(family(server)) | set(family(load)) | {os.getpid()}
+            ours = set(family(*servers)) | set(family(*load_cpu.roots)) | {os.getpid()}
             other = others.delta(ours)
             if secs < 0.5:
                 # The first, partial second: CPU is counted in 10 ms ticks, and a few

@@ -5,7 +5,8 @@
 // page is one self-contained file).
 //
 // The report is a real run's (tests/clients/fixtures/scale-70000.json, from
-// `HOLD=10 ECHO_EVERY=5 scripts/scale.sh 70000`), or $SCALE_REPORT to check another.
+// `scripts/scale.sh --hold 10 --echo-every 5 70000` at e5c16e8), or $SCALE_REPORT to
+// check another.
 // With $SCALE_SCREENSHOT the rendered page is also saved there as a PNG.
 // Run: node --test tests/clients/scale_report.test.mjs
 
@@ -68,7 +69,16 @@ test("the headline figures and the machine stamp come first", async () => {
   const cards = page.locator(".card");
   assert.ok((await cards.count()) >= 8, "headline cards");
   const text = await page.locator(".cards").innerText();
-  for (const label of ["established on one port", "ramp", "handshake p99", "echo RTT p99", "server RSS per connection"]) {
+  for (const label of [
+    "established on one port",
+    "ramp",
+    "handshake p99",
+    "echo RTT p99",
+    "server RSS per connection",
+    "stopped",
+    "hold CPU per echo",
+    "processes, server / load",
+  ]) {
     assert.ok(text.toLowerCase().includes(label.toLowerCase()), `no "${label}" card in:\n${text}`);
   }
   const established = report.os.established_on_port.toLocaleString("en-US");
