@@ -86,6 +86,10 @@ pub struct Timeline {
     /// back no second), and whether it has ended.
     latest: Vec<Option<u64>>,
     ended: Vec<bool>,
+    /// Per process: whether it runs on another host, and then the whole seconds its
+    /// clock is behind this host's (once known), added to every second it reports.
+    remote: Vec<bool>,
+    shift: Vec<i64>,
     open: BTreeMap<u64, Merged>,
 }
 
@@ -98,6 +102,8 @@ impl Timeline {
             start_second: start_unix_ms / 1000,
             latest: vec![None; processes],
             ended: vec![false; processes],
+            remote: vec![false; processes],
+            shift: vec![0; processes],
             open: BTreeMap::new(),
         })
     }
@@ -109,8 +115,30 @@ impl Timeline {
         }
     }
 
-    /// Adds one second of process `worker`.
-    pub fn add(&mut self, worker: usize, s: Second) {
+    /// Process `worker` runs on another host: its seconds go on this host's clock.
+    pub fn remote(&mut self, worker: usize) {
+        if let Some(r) = self.remote.get_mut(worker) {
+            *r = true;
+        }
+    }
+
+    /// Process `worker` read `theirs_ms` on its clock as it started, and the line
+    /// arrived at `ours_ms` on this host's. A remote process's seconds move by the
+    /// difference, rounded to whole seconds (the timeline's grain): the line's way here
+    /// (ssh, milliseconds) is in the difference too, far under the half second that
+    /// would move a second. Local processes share this clock and never move.
+    pub fn clock(&mut self, worker: usize, theirs_ms: u64, ours_ms: u64) {
+        if self.remote.get(worker) == Some(&true) {
+            let behind = ours_ms as i64 - theirs_ms as i64;
+            self.shift[worker] = (behind + 500).div_euclid(1000);
+        }
+    }
+
+    /// Adds one second of process `worker` (on its own clock).
+    pub fn add(&mut self, worker: usize, mut s: Second) {
+        if let Some(&shift) = self.shift.get(worker) {
+            s.t = s.t.saturating_add_signed(shift);
+        }
         if let Some(latest) = self.latest.get_mut(worker) {
             *latest = Some(latest.map_or(s.t, |t| t.max(s.t)));
         }
