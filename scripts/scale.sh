@@ -14,6 +14,20 @@
 #   --server-args ARGS  extra options for `wsreactor serve` (one string, split on spaces)
 #   --load-args ARGS    extra options for `wsreactor load` (one string, split on spaces)
 #   --tls               wss:// end to end (below)
+#   --load-hosts HOSTS  run the load from these hosts: NAME=A-B,... (`wsreactor load
+#                       --hosts`: each NAME's source addresses A-B), an equal share each
+#   --remote CMD        how to run a program on a host, {host} its NAME (default
+#                       'ssh {host}'; simulated hosts: 'ip netns exec wsr-{host}')
+#   --server-host NAME=ADDR  run the server on host NAME too (through --remote),
+#                       listening on ADDR, one of its addresses
+#
+# --load-hosts: the binary must be at this checkout's path on every host. The report is
+# one: the hosts' results and timelines merged by the load generator on this host's
+# clock. Server RSS, CPU and the load's RSS and CPU are read from this machine's /proc,
+# so they are right when --remote keeps processes on it (ip netns exec); over ssh, run
+# this script on the server's host (no --server-host), and the load's CPU is each
+# worker's own report (the timeline's load_cpu). With --server-host, the socket counts
+# and buffers are the server host's.
 #
 # --tls: a throwaway self-signed P-256 certificate for 127.0.0.1 is made (openssl) in the
 # work directory, the server is started with it (--tls-cert/--tls-key) and the load
@@ -64,6 +78,9 @@ OUT=scale-results
 server_extra=()
 load_extra=()
 tls=false
+load_hosts=
+remote='ssh {host}'
+server_host=
 N=100000
 while [ $# -gt 0 ]; do
   case $1 in
@@ -74,6 +91,9 @@ while [ $# -gt 0 ]; do
     --server-args) read -r -a server_extra <<<"${2?--server-args needs a string}"; shift 2 ;;
     --load-args) read -r -a load_extra <<<"${2?--load-args needs a string}"; shift 2 ;;
     --tls) tls=true; shift ;;
+    --load-hosts) load_hosts=${2:?--load-hosts needs NAME=A-B,...}; shift 2 ;;
+    --remote) remote=${2:?--remote needs a command prefix}; shift 2 ;;
+    --server-host) server_host=${2:?--server-host needs NAME=ADDR}; shift 2 ;;
     -h | --help) usage 0 ;;
     -*) echo "scale.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) N=$1; shift ;;
@@ -122,7 +142,20 @@ fi
 
 echo "== wsreactor scale: $N connections"
 echo "   server: $workers worker processes x ~$per_process connections (RLIMIT_NOFILE hard $hard, $reserve reserved)"
-echo "   client: $procs processes, source addresses $source_range ($sources x $ports ephemeral ports each, at most $per_source used)"
+if [ -n "$load_hosts" ]; then
+  echo "   client: $procs processes over the hosts $load_hosts (through: $remote)"
+else
+  echo "   client: $procs processes, source addresses $source_range ($sources x $ports ephemeral ports each, at most $per_source used)"
+fi
+# on_server CMD...: CMD on the server's host (its sockets, its /proc/net).
+on_server=()
+if [ -n "$server_host" ]; then
+  [[ "$server_host" == *=* ]] || { echo "scale.sh: --server-host wants NAME=ADDR" >&2; exit 2; }
+  read -r -a on_server <<<"${remote//\{host\}/${server_host%%=*}}"
+  server_wrap=("${on_server[@]}")
+  server_listen=${server_host#*=}:0
+  echo "   server host: ${server_host%%=*} ($server_listen, through: ${on_server[*]})"
+fi
 
 # --- TLS ------------------------------------------------------------------------------
 if $tls; then
@@ -164,7 +197,7 @@ rss_total() {
   done
   echo $((total * 1024))
 }
-sockstat_tcp() { awk -v f="$1" '$1 == "TCP:" { for (i = 2; i < NF; i += 2) if ($i == f) print $(i + 1) }' /proc/net/sockstat; }
+sockstat_tcp() { "${on_server[@]}" awk -v f="$1" '$1 == "TCP:" { for (i = 2; i < NF; i += 2) if ($i == f) print $(i + 1) }' /proc/net/sockstat; }
 page_size=$(getconf PAGESIZE)
 rss_before=$(rss_total)
 tcp_mem_before=$(sockstat_tcp mem)
@@ -172,15 +205,20 @@ slab_kib() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
 slab_before=$(slab_kib)
 
 # --- load -----------------------------------------------------------------------------
-load_args=(load --addr "$addr" --connections "$N" --sources "$source_range" --procs "$procs"
+load_args=(load --addr "$addr" --connections "$N" --procs "$procs"
   --hold "$HOLD" --echo-every "$ECHO_EVERY" --timeline "$work/timeline.jsonl" --json)
+if [ -n "$load_hosts" ]; then
+  load_args+=(--hosts "$load_hosts" --remote "$remote")
+else
+  load_args+=(--sources "$source_range")
+fi
 [ -n "$RATE" ] && load_args+=(--rate "$RATE")
 load_args+=("${load_extra[@]}")
 echo "   running: $bin ${load_args[*]}"
 started=$(date +%s.%N)
 "$bin" "${load_args[@]}" >"$work/load.json" 2>"$work/load.log" &
 load_pid=$!
-python3 scripts/scale_sample.py "$server_pid" "$load_pid" "$work/samples.jsonl" &
+"${on_server[@]}" python3 scripts/scale_sample.py "$server_pid" "$load_pid" "$work/samples.jsonl" &
 sampler_pid=$!
 
 # The load generator's timeline says, each second, how many connections it holds: all
@@ -218,12 +256,12 @@ if kill -0 "$load_pid" 2>/dev/null; then
   load_rss_during=$(rss_total "$load_pids")
   tcp_mem_during=$(sockstat_tcp mem)
   slab_during=$(slab_kib)
-  sockets_used=$(awk '$1 == "sockets:" {print $3}' /proc/net/sockstat)
+  sockets_used=$("${on_server[@]}" awk '$1 == "sockets:" {print $3}' /proc/net/sockstat)
   # At a million, ss walks two million sockets for seconds: at the lowest priority, so
   # that the echoes of the hold it runs in go first. The counting waits for the end.
   # Filtered on the address too: another program's sockets on the same port number at
   # another local address must not count.
-  nice -n 19 ss -Htn state established "( src $host and sport = :$port )" >"$work/peers"
+  "${on_server[@]}" nice -n 19 ss -Htn state established "( src $host and sport = :$port )" >"$work/peers"
 fi
 
 load_status=0
