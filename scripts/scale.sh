@@ -143,7 +143,7 @@ fi
 echo "== wsreactor scale: $N connections"
 echo "   server: $workers worker processes x ~$per_process connections (RLIMIT_NOFILE hard $hard, $reserve reserved)"
 if [ -n "$load_hosts" ]; then
-  echo "   client: $procs processes over the hosts $load_hosts (through: $remote)"
+  echo "   client: $procs processes or more (an equal number per host) over the hosts $load_hosts (through: $remote)"
 else
   echo "   client: $procs processes, source addresses $source_range ($sources x $ports ephemeral ports each, at most $per_source used)"
 fi

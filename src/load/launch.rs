@@ -396,6 +396,20 @@ mod tests {
     }
 
     #[test]
+    fn hosts_take_any_target_but_need_a_prefix_that_names_them() {
+        let run = |addr: &str, extra: &[&str]| {
+            let base = ["--addr", addr, "--connections", "1"];
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            try_run(parse(&args).unwrap()).unwrap_err()
+        };
+        assert!(run("10.203.0.11:9001", &[]).contains("loopback"));
+        let err = run("10.203.0.11:9001", &["--hosts", "c1", "--remote", "ssh c1"]);
+        assert!(err.contains("{host}"), "{err}");
+        let err = run("0.0.0.0:9001", &["--hosts", "c1"]);
+        assert!(err.contains("--addr"), "{err}");
+    }
+
+    #[test]
     fn non_loopback_targets_fail_before_any_socket() {
         let a = parse(&["--addr", "10.1.2.3:80", "--connections", "1"]).unwrap();
         let err = try_run(a).unwrap_err();

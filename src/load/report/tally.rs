@@ -333,6 +333,20 @@ mod tests {
     }
 
     #[test]
+    fn hosts_sources_are_counted_apart() {
+        // Two hosts, three addresses each: their first addresses are not one address.
+        let mut t = Tally::new(2, Instant::now());
+        t.place(1, 3);
+        t.on_msg(0, final_with(done(6), &[100], vec![2, 2, 2]));
+        t.on_msg(1, final_with(done(6), &[100], vec![2, 2, 2]));
+        assert_eq!(t.report(run_info(12)).max_per_source, 2);
+        let mut unplaced = Tally::new(2, Instant::now());
+        unplaced.on_msg(0, final_with(done(6), &[100], vec![2, 2, 2]));
+        unplaced.on_msg(1, final_with(done(6), &[100], vec![2, 2, 2]));
+        assert_eq!(unplaced.report(run_info(12)).max_per_source, 4);
+    }
+
+    #[test]
     fn tls_is_reported_with_every_process_handshakes() {
         let mut t = Tally::new(2, Instant::now());
         for (worker, full) in [(0, 3), (1, 2)] {

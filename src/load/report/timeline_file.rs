@@ -335,6 +335,33 @@ mod tests {
     }
 
     #[test]
+    fn a_remote_process_seconds_go_on_this_hosts_clock() {
+        let dir = std::env::temp_dir().join(format!("wsreactor-timeline3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.jsonl");
+        let mut t = Timeline::create(&path, 3, 100_000).unwrap();
+        // Worker 0 is local; 1 runs 3.2 s behind us, 2 runs 0.3 s ahead of us (and its
+        // line took 40 ms to arrive): 1 moves 3 s on, 2 stays.
+        for worker in 0..3 {
+            t.started(worker, 100_000);
+        }
+        t.remote(1);
+        t.remote(2);
+        t.clock(0, 50_000, 100_000);
+        t.clock(1, 96_800, 100_000);
+        t.clock(2, 100_260, 100_000);
+        t.add(0, second(100, 1, 1, &[]));
+        t.add(1, second(97, 2, 2, &[]));
+        t.add(2, second(100, 4, 4, &[]));
+        t.finish();
+        let written = lines(&path);
+        assert_eq!(written.len(), 1, "{written:?}");
+        assert_eq!(written[0]["t"], 100);
+        assert_eq!(written[0]["established"], 7);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_process_started_later_holds_back_only_the_seconds_from_its_start() {
         let dir = std::env::temp_dir().join(format!("wsreactor-timeline2-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
