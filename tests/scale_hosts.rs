@@ -165,7 +165,7 @@ fn thirty_thousand_connections_from_three_load_hosts_to_a_server_host() {
     // One report over every host: a worker (at least) on each, their sources together.
     let processes = load["processes"].as_u64().unwrap();
     assert!(
-        processes >= 3 && processes % 3 == 0,
+        processes >= 3 && processes.is_multiple_of(3),
         "{processes} processes"
     );
     assert_eq!(load["sources"], hosts.join(","));
