@@ -42,6 +42,12 @@ pub struct LoadArgs {
     #[arg(long, value_name = "N|auto", default_value = "auto")]
     pub procs: Procs,
 
+    /// More servers: connection i goes to the (i mod n)-th of --addr and these, so one
+    /// chat room spreads over several servers (the sender, the first connection, is on
+    /// --addr's). The same address rule as --addr.
+    #[arg(long, value_name = "ADDR:PORT,...", value_delimiter = ',')]
+    pub also_addr: Vec<SocketAddr>,
+
     /// Connection attempts per second, over all processes (default: unpaced, limited
     /// by --max-pending).
     #[arg(long, value_name = "PER_SEC", value_parser = parse_rate)]

@@ -43,10 +43,12 @@ pub fn run(args: LoadArgs) -> ExitCode {
 /// [`run`], with the reason a run could not start as an error.
 fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
     let remote = !args.hosts.is_empty();
-    if remote {
-        addr::check_remote_target(args.addr)?;
-    } else {
-        addr::check_target(args.addr)?;
+    for &target in std::iter::once(&args.addr).chain(&args.also_addr) {
+        if remote {
+            addr::check_remote_target(target)?;
+        } else {
+            addr::check_target(target)?;
+        }
     }
     let ports = limits::port_range()
         .unwrap_or(limits::PortRange::LINUX_DEFAULT)
@@ -340,6 +342,7 @@ fn driver_config(
     let workload = workload_config(args);
     DriverConfig {
         target: args.addr,
+        more_targets: args.also_addr.clone(),
         sources,
         share: plan::share(args.connections, args.rate, args.max_pending, slot),
         hold: workload
