@@ -19,7 +19,8 @@
 #   --remote CMD        how to run a program on a host, {host} its NAME (default
 #                       'ssh {host}'; simulated hosts: 'ip netns exec wsr-{host}')
 #   --server-host NAME=ADDR  run the server on host NAME too (through --remote),
-#                       listening on ADDR, one of its addresses
+#                       listening on ADDR, one of its addresses; just ADDR: on this
+#                       host, listening on ADDR (where the load hosts reach it)
 #
 # --load-hosts: the binary must be at this checkout's path on every host. The report is
 # one: the hosts' results and timelines merged by the load generator on this host's
@@ -149,12 +150,14 @@ else
 fi
 # on_server CMD...: CMD on the server's host (its sockets, its /proc/net).
 on_server=()
-if [ -n "$server_host" ]; then
-  [[ "$server_host" == *=* ]] || { echo "scale.sh: --server-host wants NAME=ADDR" >&2; exit 2; }
+if [[ "$server_host" == *=* ]]; then
   read -r -a on_server <<<"${remote//\{host\}/${server_host%%=*}}"
   server_wrap=("${on_server[@]}")
   server_listen=${server_host#*=}:0
   echo "   server host: ${server_host%%=*} ($server_listen, through: ${on_server[*]})"
+elif [ -n "$server_host" ]; then
+  server_listen=$server_host:0
+  echo "   server: this host, on $server_listen"
 fi
 
 # --- TLS ------------------------------------------------------------------------------
