@@ -39,60 +39,14 @@ MESSAGES=${positional[1]:-$MESSAGES}
 for n in "$MEMBERS" "$MESSAGES" "$ROUNDS" "$WINDOW"; do
   [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -gt 0 ] || { echo "rooms_hosts.sh: want positive numbers (see --help)" >&2; exit 2; }
 done
-[ "$(id -u)" = 0 ] || { echo "rooms_hosts.sh: needs root (network namespaces)" >&2; exit 1; }
-command -v redis-server >/dev/null || { echo "needs redis-server (Debian: apt-get install redis-server)" >&2; exit 1; }
-
 cargo build --release --quiet
 bin=$PWD/target/release/wsreactor
 
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
-export HOSTS_PREFIX="wsrr$$" HOSTS_NET=10.205
-NET=$HOSTS_NET
-on() { local host=$1; shift; ip netns exec "$HOSTS_PREFIX-$host" "$@"; }
-servers=() redis_pid=
-# stop PID...: SIGTERM, SIGKILL after 5 s, reaped.
-stop() {
-  local pid
-  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "$@"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-}
-stop_servers() { stop "${servers[@]}"; servers=(); }
-trap 'status=$?; stop_servers; stop $redis_pid; scripts/hosts.sh down; (exit $status); cleanup' EXIT
-scripts/hosts.sh up 3 1 >/dev/null
-
-# Not through on(): a function run in the background is a subshell, and $! would be it.
-ip netns exec "$HOSTS_PREFIX-redis" taskset -c 0 redis-server --bind "$NET.0.2" --port 6379 --save '' --appendonly no \
-  --protected-mode no --loglevel warning >"$work/redis.log" 2>&1 &
-redis_pid=$!
-for _ in $(seq 100); do on redis redis-cli -h "$NET.0.2" PING >/dev/null 2>&1 && break; sleep 0.1; done
-on redis redis-cli -h "$NET.0.2" PING >/dev/null
-
-# ticks PID...: user + system CPU of the processes, in clock ticks (each `ip netns exec`
-# and taskset execs its program, so these are the servers' and Redis's own pids).
-ticks() {
-  local total=0 pid
-  for pid in "$@"; do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
-
-# serve HOST ARGS...: a server on HOST, port 9001 of its address; waits until it listens.
-serve() {
-  local host=$1 i=${1#s} log="$work/$1.log"
-  shift
-  : >"$log"
-  ip netns exec "$HOSTS_PREFIX-$host" taskset -c 0 "$bin" serve --listen "$NET.0.$((10 + i)):9001" --stats-interval 0 \
-    "$@" 2>>"$log" &
-  servers+=($!)
-  for _ in $(seq 100); do grep -q 'listening on' "$log" && return; sleep 0.1; done
-  echo "server on $host did not start:" >&2; cat "$log" >&2; exit 1
-}
+# shellcheck source=scripts/hosts_lib.sh
+source scripts/hosts_lib.sh
+start_redis
 
 echo "== a room over three hosts: $MEMBERS members, $MESSAGES messages of 32 bytes, window $WINDOW, $ROUNDS rounds"
 echo "   servers and redis-server on CPU 0, load on CPU 1; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -100,33 +54,25 @@ hz=$(getconf CLK_TCK)
 : >"$work/rows.jsonl"
 for round in $(seq "$ROUNDS"); do
   for setup in one hosts; do
-    also=()
     case $setup in
-      one) serve s1 ;;
-      hosts)
-        for s in s1 s2 s3; do serve "$s" --pubsub "redis://$NET.0.2:6379"; done
-        also=(--also-addr "$NET.0.12:9001,$NET.0.13:9001")
-        ;;
+      one) serve s1; spread=1 ;;
+      hosts) for s in s1 s2 s3; do serve "$s" --pubsub "redis://$REDIS"; done; spread=3 ;;
     esac
     # The first subscriptions come up with the first members; give the servers a moment.
     sleep 1
     server_before=$(ticks "${servers[@]}")
     redis_before=$(ticks "$redis_pid")
     status=0
-    taskset -c 1 "$bin" load --addr "$NET.0.11:9001" "${also[@]}" --connections "$MEMBERS" \
-      --hosts "c1=$NET.101.1-$NET.101.4" --remote "ip netns exec $HOSTS_PREFIX-{host} taskset -c 1" \
-      --chat "r$round" --chat-messages "$MESSAGES" --chat-window "$WINDOW" --json \
-      >"$work/load.json" 2>"$work/load.log" || status=$?
+    chat_load "$spread" --connections "$MEMBERS" --chat "r$round" --chat-messages "$MESSAGES" \
+      --chat-window "$WINDOW" --json >"$work/load.json" 2>"$work/load.log" || status=$?
     server_ticks=$(($(ticks "${servers[@]}") - server_before))
     redis_ticks=$(($(ticks "$redis_pid") - redis_before))
     # What the bus did: messages that could not be published, and messages each server
     # took from Redis (s2 and s3 each get every message the sender on s1 sent).
     unpublished=0 received=0
     if [ "$setup" = hosts ]; then
-      for i in 1 2 3; do
-        read -r u r < <(on "s$i" curl -s --max-time 10 "http://$NET.0.$((10 + i)):9001/stats" \
-          | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s.get("pubsub_unpublished_total", 0), s.get("pubsub_received_total", 0))' \
-          || echo "0 0")
+      for s in s1 s2 s3; do
+        read -r u r < <(stats "$s" pubsub_unpublished_total pubsub_received_total || echo "0 0")
         unpublished=$((unpublished + u)) received=$((received + r))
       done
     fi
