@@ -35,7 +35,7 @@ source scripts/lib.sh
 # shellcheck source=scripts/hosts_lib.sh
 source scripts/hosts_lib.sh
 
-fields="pubsub_up pubsub_reconnects_total pubsub_unpublished_total pubsub_published_total pubsub_received_total"
+fields="pubsub_up pubsub_reconnects_total pubsub_unpublished_total pubsub_published_total pubsub_received_total slow_members_dropped_total memory_shed_total"
 echo "== Redis faults under a chat: $MEMBERS members over 3 server hosts, $MESSAGES messages at $RATE/s"
 for fault in lost slow full; do
   start_redis
@@ -65,9 +65,10 @@ for fault in lost slow full; do
       while [ "$SECONDS" -lt "$end" ]; do
         # How long s1's /stats takes, and its bytes queued toward Redis (no Python
         # here: on a busy machine its start-up alone takes most of a period).
-        t=$(on s1 curl -s -o "$work/s1.json" -w '%{time_total}' --max-time 5 "http://$NET.0.11:9001/stats" || echo 5)
-        q=$(grep -o '"pubsub_queued_bytes":[0-9]*' "$work/s1.json" | cut -d: -f2 || true)
-        echo "$t ${q:-0}" >>"$work/probe"
+        rc=0
+        t=$(on s1 curl -s -o "$work/s1.json" -w '%{time_total}' --max-time 5 "http://$NET.0.11:9001/stats") || rc=$?
+        q=$(grep -o '"pubsub_queued_bytes": *[0-9]*' "$work/s1.json" | grep -o '[0-9]*$' | head -n1 || true)
+        echo "${t:-5} ${q:-0} $rc" >>"$work/probe"
         sleep 0.2
       done
       kill -CONT "$redis_pid"
@@ -92,10 +93,12 @@ for line in open(stats):
     print("     " + line.strip())
 rows = [l.split() for l in open(probe) if l.strip()]
 if rows:
-    times = [float(t) * 1000 for t, _ in rows]
-    queued = [int(q) for _, q in rows]
-    print(f"   while stopped: s1's /stats answered {len(rows)} times, slowest {max(times):.1f} ms,"
-          f" median {sorted(times)[len(times) // 2]:.1f} ms; queued toward Redis up to {max(queued):,} bytes")
+    ok = [r for r in rows if r[2] == "0"]
+    times = sorted(float(r[0]) * 1000 for r in ok) or [float("nan")]
+    queued = [int(r[1]) for r in ok] or [0]
+    print(f"   while stopped: s1's /stats answered {len(ok)} of {len(rows)} times (curl exit codes"
+          f" {sorted(set(r[2] for r in rows))}), slowest {times[-1]:.1f} ms, median"
+          f" {times[len(times) // 2]:.1f} ms; queued toward Redis up to {max(queued):,} bytes")
 PY
 done
 
