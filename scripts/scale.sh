@@ -26,8 +26,8 @@
 # one: the hosts' results and timelines merged by the load generator on this host's
 # clock. Server RSS, CPU and the load's RSS and CPU are read from this machine's /proc,
 # so they are right when --remote keeps processes on it (ip netns exec); over ssh, run
-# this script on the server's host (no --server-host), and the load's CPU is each
-# worker's own report (the timeline's load_cpu). With --server-host, the socket counts
+# this script on the server's host (--server-host ADDR, without NAME=), and the load's
+# CPU is each worker's own report (the timeline's load_cpu). With --server-host, the socket counts
 # and buffers are the server host's.
 #
 # --tls: a throwaway self-signed P-256 certificate for 127.0.0.1 is made (openssl) in the

@@ -4,7 +4,9 @@
 //! workers that do not finish after it.
 //!
 //! Why processes: RLIMIT_NOFILE caps a process's descriptors (20,000 here, hard), and a
-//! million connections need a million descriptors on the client side too.
+//! million connections need a million descriptors on the client side too. With
+//! `--hosts`, the workers run on other hosts, each started through `--remote` (ssh, `ip
+//! netns exec`), whose pipes carry the same lines.
 //!
 //! Starting, reading and reaping the processes is [`crate::children`]'s job (which also
 //! kills and reaps them on any path out, error and panic included); this file runs the
