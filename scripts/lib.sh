@@ -30,7 +30,8 @@ trap 'exit 143' TERM
 
 # wait_listening LOG NAME: waits until the server started as $server_pid writes
 # "listening on ADDR" to LOG (with --workers: once every worker accepts) and sets $addr;
-# exits with LOG shown if it dies first or takes over 60 s. Only loopback is accepted.
+# exits with LOG shown if it dies first or takes over 60 s. Only $server_listen's address
+# is accepted (127.0.0.1 unless the script set another).
 wait_listening() {
   local log=$1 name=$2
   addr=
@@ -41,18 +42,20 @@ wait_listening() {
     sleep 0.1
   done
   [ -n "$addr" ] || { echo "$name did not start:" >&2; cat "$log" >&2; exit 1; }
-  case "$addr" in 127.0.0.1:*) ;; *) echo "$name listens on $addr, not 127.0.0.1" >&2; exit 1 ;; esac
+  case "$addr" in "${server_listen%:*}":*) ;; *) echo "$name listens on $addr, not ${server_listen%:*}" >&2; exit 1 ;; esac
 }
 
-# start_server ARGS...: `serve --listen 127.0.0.1:0 ARGS...`, logging to $work/server.log;
-# returns once it is listening. A command in the array $server_wrap, if set, runs the
-# server (it must exec it, so that $server_pid is the server: e.g. prlimit, taskset).
+# start_server ARGS...: `serve --listen $server_listen ARGS...` (127.0.0.1:0 unless set),
+# logging to $work/server.log; returns once it is listening. A command in the array
+# $server_wrap, if set, runs the server (it must exec it, so that $server_pid is the
+# server: e.g. prlimit, taskset, ip netns exec).
 server_wrap=()
+server_listen=127.0.0.1:0
 start_server() {
   # Emptied here, not by the child's redirection: the child may open the file after
   # wait_listening has read it, which would then find the previous server's address.
   : >"$work/server.log"
-  "${server_wrap[@]}" "$bin" serve --listen 127.0.0.1:0 "$@" 2>>"$work/server.log" &
+  "${server_wrap[@]}" "$bin" serve --listen "$server_listen" "$@" 2>>"$work/server.log" &
   server_pid=$!
   wait_listening "$work/server.log" "the server"
 }

@@ -89,49 +89,14 @@ for round in $(seq "$ROUNDS"); do
     sleep 1.5
     curl -s --max-time 30 "http://$addr/stats" >"$work/stats.json" || echo '{}' >"$work/stats.json"
     stop_server
-    python3 - "$setup" "$round" "$status" "$server_ticks" "$redis_ticks" "$(getconf CLK_TCK)" \
-      "$work/load.json" "$work/stats.json" >>"$work/rows.jsonl" <<'PY'
-import json, sys
-setup, rnd, status, sticks, rticks, hz, load, stats = sys.argv[1:]
-chat = json.load(open(load))["chat"]
-stats = json.load(open(stats))
-got = chat["deliveries_received"]
-print(json.dumps({
-    "setup": setup, "round": int(rnd), "ok": status == "0" and chat["deliveries_missing"] == 0,
-    "deliveries": got, "expected": chat["deliveries_expected"],
-    "deliveries_per_sec": chat["deliveries_per_sec"],
-    "p50_us": chat["delivery_us"]["p50"], "p99_us": chat["delivery_us"]["p99"],
-    "server_cpu_us_per_delivery": int(sticks) / int(hz) * 1e6 / got if got else None,
-    "redis_cpu_us_per_message": (int(rticks) / int(hz) * 1e6 / chat["messages_sent"]
-                                 if setup == "redis" and chat["messages_sent"] else None),
-    "published": stats.get("pubsub_published_total", 0),
-    "received": stats.get("pubsub_received_total", 0),
-    "unpublished": stats.get("pubsub_unpublished_total", 0),
-}))
-PY
+    rticks=-
+    [ "$setup" = redis ] && rticks=$redis_ticks
+    python3 scripts/rooms_rows.py row "$setup" "$round" "$status" "$server_ticks" "$rticks" \
+      "$(getconf CLK_TCK)" "$work/load.json" "$work/stats.json" >>"$work/rows.jsonl"
     tail -n1 "$work/rows.jsonl"
   done
 done
 
 mkdir -p "$OUT"
 report="$OUT/rooms-$MEMBERS-$(date -u +%Y%m%dT%H%M%SZ).json"
-WSREACTOR_VERSION=$(version_stamp) python3 - "$work/rows.jsonl" "$report" <<'PY'
-import json, os, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-med = {}
-print(f"\n  {'setup':<6} {'deliveries/s':>12} {'p50 ms':>7} {'p99 ms':>7} {'server us/deliv':>15} {'redis us/msg':>12}  ok")
-for setup in ("one", "mesh", "redis"):
-    rs = [r for r in rows if r["setup"] == setup]
-    m = lambda k: statistics.median(r[k] for r in rs) if all(r[k] is not None for r in rs) else None
-    med[setup] = {k: m(k) for k in ("deliveries_per_sec", "p50_us", "p99_us",
-                                    "server_cpu_us_per_delivery", "redis_cpu_us_per_message")}
-    x = med[setup]
-    redis = f"{x['redis_cpu_us_per_message']:.1f}" if x["redis_cpu_us_per_message"] is not None else "-"
-    print(f"  {setup:<6} {x['deliveries_per_sec']:>12,.0f} {x['p50_us'] / 1000:>7.1f} {x['p99_us'] / 1000:>7.1f}"
-          f" {x['server_cpu_us_per_delivery']:>15.2f} {redis:>12}  {all(r['ok'] for r in rs)}")
-json.dump({"machine": {"kernel": os.uname().release, "cpus": os.cpu_count(),
-                       "wsreactor": os.environ["WSREACTOR_VERSION"]},
-           "rows": rows, "medians": med}, open(sys.argv[2], "w"), indent=2)
-print(f"\n  report: {sys.argv[2]}")
-sys.exit(0 if all(r["ok"] for r in rows) else 1)
-PY
+WSREACTOR_VERSION=$(version_stamp) python3 scripts/rooms_rows.py summary "$work/rows.jsonl" "$report" one mesh redis

@@ -16,6 +16,13 @@
 #   --tls               wss:// end to end (below)
 #   --server COMMAND    benchmark another WebSocket echo server instead (below)
 #   --server-procs N    --server: run N copies of COMMAND on the one port (default 1)
+#   --load-hosts HOSTS  run the load from these hosts: NAME=A-B,... (`wsreactor load
+#                       --hosts`: each NAME's source addresses A-B), an equal share each
+#   --remote CMD        how to run a program on a host, {host} its NAME (default
+#                       'ssh {host}'; simulated hosts: 'ip netns exec wsr-{host}')
+#   --server-host NAME=ADDR  run the server on host NAME too (through --remote),
+#                       listening on ADDR, one of its addresses; just ADDR: on this
+#                       host, listening on ADDR (where the load hosts reach it)
 #
 # --server 'COMMAND with {PORT}': COMMAND (run as `bash -c "exec COMMAND"`, {PORT}
 # replaced by a free port) must start a WebSocket echo server on 127.0.0.1:{PORT}; with
@@ -28,6 +35,14 @@
 # memory, the load's refusals and timeouts, the exit status and connections dropped):
 # `stopped` in the JSON, the summary and the HTML page; it then exits 1.
 # scripts/scale_compare.py puts several reports side by side.
+#
+# --load-hosts: the binary must be at this checkout's path on every host. The report is
+# one: the hosts' results and timelines merged by the load generator on this host's
+# clock. Server RSS, CPU and the load's RSS and CPU are read from this machine's /proc,
+# so they are right when --remote keeps processes on it (ip netns exec); over ssh, run
+# this script on the server's host (--server-host ADDR, without NAME=), and the load's
+# CPU is each worker's own report (the timeline's load_cpu). With --server-host, the
+# socket counts and buffers are the server host's.
 #
 # --tls: a throwaway self-signed P-256 certificate for 127.0.0.1 is made (openssl) in the
 # work directory, the server is started with it (--tls-cert/--tls-key) and the load
@@ -81,6 +96,9 @@ load_extra=()
 tls=false
 server_cmd=
 server_procs=1
+load_hosts=
+remote='ssh {host}'
+server_host=
 N=100000
 while [ $# -gt 0 ]; do
   case $1 in
@@ -93,6 +111,9 @@ while [ $# -gt 0 ]; do
     --tls) tls=true; shift ;;
     --server) server_cmd=${2:?--server needs a command with {PORT\}}; shift 2 ;;
     --server-procs) server_procs=${2:?--server-procs needs a number}; shift 2 ;;
+    --load-hosts) load_hosts=${2:?--load-hosts needs NAME=A-B,...}; shift 2 ;;
+    --remote) remote=${2:?--remote needs a command prefix}; shift 2 ;;
+    --server-host) server_host=${2:?--server-host needs NAME=ADDR}; shift 2 ;;
     -h | --help) usage 0 ;;
     -*) echo "scale.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) N=$1; shift ;;
@@ -162,7 +183,26 @@ if [ -n "$server_cmd" ]; then
 else
   echo "   server: $workers worker processes x ~$per_process connections (RLIMIT_NOFILE hard $hard, $reserve reserved)"
 fi
-echo "   client: $procs processes, source addresses $source_range ($sources x $ports ephemeral ports each, at most $per_source used)"
+if [ -n "$load_hosts" ]; then
+  echo "   client: $procs processes or more (an equal number per host) over the hosts $load_hosts (through: $remote)"
+else
+  echo "   client: $procs processes, source addresses $source_range ($sources x $ports ephemeral ports each, at most $per_source used)"
+fi
+# on_server CMD...: CMD on the server's host (its sockets, its /proc/net).
+on_server=()
+if [ -n "$server_host" ] && [ -n "$server_cmd" ]; then
+  echo "scale.sh: --server-host runs wsreactor's server; --server runs another here: not both" >&2
+  exit 2
+fi
+if [[ "$server_host" == *=* ]]; then
+  read -r -a on_server <<<"${remote//\{host\}/${server_host%%=*}}"
+  server_wrap=("${on_server[@]}")
+  server_listen=${server_host#*=}:0
+  echo "   server host: ${server_host%%=*} ($server_listen, through: ${on_server[*]})"
+elif [ -n "$server_host" ]; then
+  server_listen=$server_host:0
+  echo "   server: this host, on $server_listen"
+fi
 
 # --- TLS ------------------------------------------------------------------------------
 if $tls; then
@@ -247,7 +287,7 @@ rss_total() {
   done
   echo $((total * 1024))
 }
-sockstat_tcp() { awk -v f="$1" '$1 == "TCP:" { for (i = 2; i < NF; i += 2) if ($i == f) print $(i + 1) }' /proc/net/sockstat; }
+sockstat_tcp() { "${on_server[@]}" awk -v f="$1" '$1 == "TCP:" { for (i = 2; i < NF; i += 2) if ($i == f) print $(i + 1) }' /proc/net/sockstat; }
 page_size=$(getconf PAGESIZE)
 rss_before=$(rss_total)
 tcp_mem_before=$(sockstat_tcp mem)
@@ -255,14 +295,19 @@ slab_kib() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
 slab_before=$(slab_kib)
 
 # --- load -----------------------------------------------------------------------------
-load_args=(load --addr "$addr" --connections "$N" --sources "$source_range" --procs "$procs"
+load_args=(load --addr "$addr" --connections "$N" --procs "$procs"
   --hold "$HOLD" --echo-every "$ECHO_EVERY" --timeline "$work/timeline.jsonl" --json)
+if [ -n "$load_hosts" ]; then
+  load_args+=(--hosts "$load_hosts" --remote "$remote")
+else
+  load_args+=(--sources "$source_range")
+fi
 [ -n "$RATE" ] && load_args+=(--rate "$RATE")
 load_args+=("${load_extra[@]}")
 echo "   running: $bin ${load_args[*]}"
 # The sampler first: the server's CPU counts from its start, and the load's pid reaches
 # it through a file (the load's CPU counts from its birth, so none is missed).
-python3 scripts/scale_sample.py "${server_pid// /,}" "$work/load.pid" "$work/samples.jsonl" &
+"${on_server[@]}" python3 scripts/scale_sample.py "${server_pid// /,}" "$work/load.pid" "$work/samples.jsonl" &
 sampler_pid=$!
 sleep 0.5
 started=$(date +%s.%N)
@@ -319,7 +364,7 @@ if kill -0 "$load_pid" 2>/dev/null; then
   load_pids="$load_pid $(pgrep -P "$load_pid" || true)"
   load_rss_during=$(rss_total "$load_pids")
   slab_during=$(slab_kib)
-  sockets_used=$(awk '$1 == "sockets:" {print $3}' /proc/net/sockstat)
+  sockets_used=$("${on_server[@]}" awk '$1 == "sockets:" {print $3}' /proc/net/sockstat)
   # At a million, ss walks two million sockets for seconds: at the lowest priority, so
   # that the echoes of the hold it runs in go first. The counting waits for the end.
   # Filtered on the address too: another program's sockets on the same port number at
@@ -336,8 +381,8 @@ if kill -0 "$load_pid" 2>/dev/null; then
       }
       END { print bytes + 0 }'
   }
-  tcp_buffer_server=$(nice -n 19 ss -Htnm state established "( src $host and sport = :$port )" | skmem_sum "$work/peers")
-  tcp_buffer_client=$(nice -n 19 ss -Htnm state established "( dst $host and dport = :$port )" | skmem_sum "")
+  tcp_buffer_server=$("${on_server[@]}" nice -n 19 ss -Htnm state established "( src $host and sport = :$port )" | skmem_sum "$work/peers")
+  tcp_buffer_client=$("${on_server[@]}" nice -n 19 ss -Htnm state established "( dst $host and dport = :$port )" | skmem_sum "")
 fi
 # A server that exited as the load ended (the load's last attempts refused at once) is
 # the reason, not the load's end.

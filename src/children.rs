@@ -98,6 +98,28 @@ impl<M: DeserializeOwned + Send + 'static> Children<M> {
         self.spawn_command(index, command, stdin)
     }
 
+    /// [`Self::spawn`] on another host: the words of `prefix` (`ssh HOST`, `ip netns exec
+    /// NS`) then this binary's path (the same on that host) and arguments. The child's
+    /// stdin and stdout cross through the prefix, so it takes orders and reports as a
+    /// local one does; the pid is the prefix's.
+    pub fn spawn_via(
+        &mut self,
+        index: usize,
+        prefix: &[String],
+        extra: &[String],
+        stdin: Stdin,
+    ) -> io::Result<u32> {
+        let (program, words) = prefix
+            .split_first()
+            .ok_or_else(|| io::Error::other("an empty remote prefix"))?;
+        let mut command = Command::new(program);
+        command
+            .args(words)
+            .arg(std::env::current_exe()?)
+            .args(rerun_args(std::env::args_os(), extra));
+        self.spawn_command(index, command, stdin)
+    }
+
     /// Starts `command` in slot `index` with stdout piped to a reader thread.
     fn spawn_command(
         &mut self,

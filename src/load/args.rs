@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::process::addr::SourceRange;
+use super::process::hosts::LoadHost;
 use super::process::plan::{Procs, WorkerSlot};
 use crate::chat_route::{RoomName, CHAT_PATH};
 
@@ -21,7 +22,8 @@ const MAX_CHAT_MESSAGES: i64 = 1_000_000_000;
 /// Arguments of `wsreactor load`.
 #[derive(clap::Args, Debug, Clone, PartialEq)]
 pub struct LoadArgs {
-    /// Server to load (loopback only: 127.0.0.0/8 or ::1).
+    /// Server to load (loopback only: 127.0.0.0/8 or ::1; with --hosts, any address
+    /// they reach).
     #[arg(long, value_name = "ADDR:PORT")]
     pub addr: SocketAddr,
 
@@ -39,6 +41,12 @@ pub struct LoadArgs {
     /// Worker processes; auto = as few as RLIMIT_NOFILE allows.
     #[arg(long, value_name = "N|auto", default_value = "auto")]
     pub procs: Procs,
+
+    /// More servers: connection i goes to the (i mod n)-th of --addr and these, so one
+    /// chat room spreads over several servers (the sender, the first connection, is on
+    /// --addr's). The same address rule as --addr.
+    #[arg(long, value_name = "ADDR:PORT,...", value_delimiter = ',')]
+    pub also_addr: Vec<SocketAddr>,
 
     /// Connection attempts per second, over all processes (default: unpaced, limited
     /// by --max-pending).
@@ -172,6 +180,30 @@ pub struct LoadArgs {
     /// p50/p99, failures, load CPU), merged over every process, to FILE as JSON lines.
     #[arg(long, value_name = "FILE")]
     pub timeline: Option<PathBuf>,
+
+    /// Run the load from these hosts, not this one: NAME or NAME=A-B (the IPv4 source
+    /// addresses bound on that host), comma-separated. Each runs an equal share of the
+    /// worker processes (at least one), each started through --remote with this binary's
+    /// path and command line (the binary must be at the same path there); their results
+    /// and --timeline are merged here, on this host's clock. --addr is then any address
+    /// the hosts reach (not only loopback).
+    #[arg(
+        long,
+        value_name = "HOSTS",
+        value_delimiter = ',',
+        conflicts_with = "sources"
+    )]
+    pub hosts: Vec<LoadHost>,
+
+    /// --hosts: the command prefix that runs a program on a host; {host} is replaced by
+    /// its NAME (e.g. 'ssh {host}', 'ip netns exec wsr-{host}').
+    #[arg(
+        long,
+        value_name = "CMD",
+        default_value = "ssh {host}",
+        requires = "hosts"
+    )]
+    pub remote: String,
 
     /// Internal: run as worker K of P of a multi-process run (the parent's command line
     /// with this appended, so every other setting is the parent's).

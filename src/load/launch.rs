@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::args::LoadArgs;
-use super::parent;
+use super::parent::{self, Placement, Workers};
 use super::process::addr::{self, SourceRange};
 use super::process::chat_message;
 use super::process::cpu::tree_cpu;
 use super::process::driver::{Control, Driver};
+use super::process::hosts;
 use super::process::plan::{self, WorkerSlot};
 use super::process::seconds::unix_ms;
 use super::process::settings::{ChatConfig, ConnConfig, DriverConfig, WorkloadConfig};
@@ -41,20 +42,44 @@ pub fn run(args: LoadArgs) -> ExitCode {
 
 /// [`run`], with the reason a run could not start as an error.
 fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
-    addr::check_target(args.addr)?;
+    let remote = !args.hosts.is_empty();
+    for &target in std::iter::once(&args.addr).chain(&args.also_addr) {
+        if remote {
+            addr::check_remote_target(target)?;
+        } else {
+            addr::check_target(target)?;
+        }
+    }
     let ports = limits::port_range()
         .unwrap_or(limits::PortRange::LINUX_DEFAULT)
         .count;
-    let sources = addr::sources_for(args.addr, args.sources, args.connections, ports)?;
+    let sources = if remote {
+        // Each worker binds its own host's sources (below); the run as a whole has none.
+        None
+    } else {
+        addr::sources_for(args.addr, args.sources, args.connections, ports)?
+    };
     let nofile = limits::raise_nofile().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
     // A certificate file that does not load is an error before any socket.
     let tls = tls_config(&args)?;
     if let Some(slot) = args.worker {
+        let sources = match remote {
+            true => hosts::host_of(&args.hosts, slot).sources,
+            false => sources,
+        };
         let cfg = driver_config(&args, sources, slot, true, tls_config(&args)?);
         return Ok(worker::main(cfg));
     }
-    // The soft limit, now raised to the hard one: what every process of the run gets.
-    let procs = plan::process_count(args.procs, args.connections, nofile.soft);
+    // The soft limit, now raised to the hard one: what every process of the run gets
+    // (a load host's own limit is taken to be this host's).
+    let mut procs = plan::process_count(args.procs, args.connections, nofile.soft);
+    if remote {
+        procs = hosts::process_count(procs, args.hosts.len());
+        // Each host's command must at least be buildable before anything starts.
+        for host in &args.hosts {
+            hosts::remote_prefix(&args.remote, &host.name)?;
+        }
+    }
     if args.chat.is_some() {
         check_chat(&args, procs, nofile.soft)?;
     }
@@ -73,7 +98,7 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
     }
     let mut progress = Progress::new(args.json, u64::from(args.connections));
     let mut error = None;
-    if procs == 1 {
+    if procs == 1 && !remote {
         if let Some(t) = &mut tally.timeline {
             t.started(0, unix_ms());
         }
@@ -83,7 +108,22 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
             error = Some(e);
         }
     } else {
-        error = parent::run(procs, args.close_timeout, &stop, &mut tally, &mut progress).error;
+        let placement = remote.then(|| Placement {
+            hosts: &args.hosts,
+            remote: &args.remote,
+        });
+        let workers = Workers {
+            count: procs,
+            placement,
+        };
+        error = parent::run(
+            workers,
+            args.close_timeout,
+            &stop,
+            &mut tally,
+            &mut progress,
+        )
+        .error;
     }
     progress.finish();
     if let Some(t) = &mut tally.timeline {
@@ -95,8 +135,19 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
         path: args.request_path(),
         requested: u64::from(args.connections),
         processes: procs,
-        sources: sources.map(|s| s.to_string()),
-        source_count: sources.map_or(0, |s| s.len()),
+        sources: match remote {
+            true => Some(hosts_list(&args.hosts)),
+            false => sources.map(|s| s.to_string()),
+        },
+        source_count: match remote {
+            true => args
+                .hosts
+                .iter()
+                .filter_map(|h| h.sources)
+                .map(|s| s.len())
+                .sum(),
+            false => sources.map_or(0, |s| s.len()),
+        },
         elapsed: started.elapsed(),
         interrupted,
         chat: args.chat.as_ref().map(|room| ChatInfo {
@@ -120,6 +171,12 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `--hosts` as given: every host with its sources.
+fn hosts_list(hosts: &[hosts::LoadHost]) -> String {
+    let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+    names.join(",")
 }
 
 /// Runs the whole load in this process (no workers, no barrier).
@@ -285,6 +342,7 @@ fn driver_config(
     let workload = workload_config(args);
     DriverConfig {
         target: args.addr,
+        more_targets: args.also_addr.clone(),
         sources,
         share: plan::share(args.connections, args.rate, args.max_pending, slot),
         hold: workload
@@ -338,6 +396,20 @@ mod tests {
         };
         assert!(run(&["--procs", "2"]).contains("one process"));
         assert!(run(&["--message-size", "15"]).contains("at least 16"));
+    }
+
+    #[test]
+    fn hosts_take_any_target_but_need_a_prefix_that_names_them() {
+        let run = |addr: &str, extra: &[&str]| {
+            let base = ["--addr", addr, "--connections", "1"];
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            try_run(parse(&args).unwrap()).unwrap_err()
+        };
+        assert!(run("10.203.0.11:9001", &[]).contains("loopback"));
+        let err = run("10.203.0.11:9001", &["--hosts", "c1", "--remote", "ssh c1"]);
+        assert!(err.contains("{host}"), "{err}");
+        let err = run("0.0.0.0:9001", &["--hosts", "c1"]);
+        assert!(err.contains("--addr"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! workers that do not finish after it.
 //!
 //! Why processes: RLIMIT_NOFILE caps a process's descriptors (20,000 here, hard), and a
-//! million connections need a million descriptors on the client side too.
+//! million connections need a million descriptors on the client side too. With
+//! `--hosts`, the workers run on other hosts, each started through `--remote` (ssh, `ip
+//! netns exec`), whose pipes carry the same lines.
 //!
 //! Starting, reading and reaping the processes is [`crate::children`]'s job (which also
 //! kills and reaps them on any path out, error and panic included); this file runs the
@@ -14,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::process::hosts::{self, LoadHost};
 use super::process::plan::WorkerSlot;
 use super::process::seconds::unix_ms;
 use super::progress::Progress;
@@ -34,16 +37,35 @@ pub struct Ending {
     pub error: Option<String>,
 }
 
-/// Runs `procs` workers to completion, feeding `tally` and `progress`. `stop` is the
+/// The workers of a run: how many, and where they run.
+#[derive(Debug, Clone, Copy)]
+pub struct Workers<'a> {
+    /// Worker processes.
+    pub count: u32,
+    /// `--hosts`: on those hosts, through `--remote`; `None`: here.
+    pub placement: Option<Placement<'a>>,
+}
+
+/// `--hosts` and `--remote`.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement<'a> {
+    /// The load hosts, in `--hosts` order.
+    pub hosts: &'a [LoadHost],
+    /// The command prefix with `{host}` in it.
+    pub remote: &'a str,
+}
+
+/// Runs the workers to completion, feeding `tally` and `progress`. `stop` is the
 /// parent's signal flag; `close_timeout` is the workers' (`--close-timeout`).
 pub fn run(
-    procs: u32,
+    workers_of: Workers<'_>,
     close_timeout: Duration,
     stop: &Arc<AtomicBool>,
     tally: &mut Tally,
     progress: &mut Progress,
 ) -> Ending {
     let mut ending = Ending::default();
+    let procs = workers_of.count;
     let mut workers = Children::<WorkerMsg>::new("load worker", procs as usize);
     for index in 0..procs {
         let slot = WorkerSlot {
@@ -54,7 +76,19 @@ pub fn run(
         if let Some(t) = &mut tally.timeline {
             t.started(index as usize, unix_ms());
         }
-        if let Err(e) = workers.spawn(index as usize, &extra, Stdin::Control) {
+        let started = match workers_of.placement {
+            None => workers.spawn(index as usize, &extra, Stdin::Control),
+            Some(p) => {
+                let host = hosts::host_of(p.hosts, slot);
+                tally.place(index as usize, hosts::source_offset(p.hosts, slot));
+                hosts::remote_prefix(p.remote, &host.name)
+                    .map_err(std::io::Error::other)
+                    .and_then(|prefix| {
+                        workers.spawn_via(index as usize, &prefix, &extra, Stdin::Control)
+                    })
+            }
+        };
+        if let Err(e) = started {
             // `workers` is dropped on return: the ones already started are killed.
             ending.error = Some(format!("cannot start worker {slot}: {e}"));
             return ending;
@@ -67,6 +101,9 @@ pub fn run(
     // Until every worker's output has closed and it is reaped.
     while workers.running() > 0 {
         match workers.next(Duration::from_millis(100)) {
+            Some((k, Event::Line(WorkerMsg::Clock { unix_ms: theirs }))) => {
+                tally.on_clock(k, theirs, unix_ms());
+            }
             Some((k, Event::Line(msg))) => tally.on_msg(k, msg),
             Some((k, Event::Closed)) => {
                 let status = match workers.wait(k) {

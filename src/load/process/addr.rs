@@ -33,6 +33,17 @@ pub fn check_target(addr: SocketAddr) -> Result<(), String> {
     Ok(())
 }
 
+/// The target of a run from other hosts (`--hosts`): any address those hosts reach
+/// (this machine sends the load nothing itself), but a real one, with a port.
+pub fn check_remote_target(addr: SocketAddr) -> Result<(), String> {
+    if addr.ip().is_unspecified() || addr.port() == 0 {
+        return Err(format!(
+            "--addr {addr}: want the server's address and port as the load hosts reach it"
+        ));
+    }
+    Ok(())
+}
+
 /// An inclusive range of IPv4 loopback addresses, e.g. `127.0.0.2-127.0.0.40`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceRange {
@@ -67,8 +78,23 @@ impl SourceRange {
 impl FromStr for SourceRange {
     type Err = String;
 
-    /// Parses `A-B` (inclusive) or a single address `A`.
+    /// Parses `A-B` (inclusive) or a single address `A`, in 127.0.0.0/8.
     fn from_str(s: &str) -> Result<SourceRange, String> {
+        let range = SourceRange::parse_any(s)?;
+        if !range.first.is_loopback() || !range.last.is_loopback() {
+            return Err(format!(
+                "source range {s}: sources must be in 127.0.0.0/8 (only loopback is local \
+                 to every machine and allowed here)"
+            ));
+        }
+        Ok(range)
+    }
+}
+
+impl SourceRange {
+    /// Parses `A-B` (inclusive) or `A`, any IPv4 addresses: a load host's own
+    /// (`--hosts NAME=A-B`), which only that host can check.
+    pub fn parse_any(s: &str) -> Result<SourceRange, String> {
         let (a, b) = s.split_once('-').unwrap_or((s, s));
         let parse = |t: &str| {
             t.trim().parse::<Ipv4Addr>().map_err(|_| {
@@ -78,12 +104,6 @@ impl FromStr for SourceRange {
         let (first, last) = (parse(a)?, parse(b)?);
         if first > last {
             return Err(format!("source range {s}: {first} comes after {last}"));
-        }
-        if !first.is_loopback() || !last.is_loopback() {
-            return Err(format!(
-                "source range {s}: sources must be in 127.0.0.0/8 (only loopback is local \
-                 to every machine and allowed here)"
-            ));
         }
         let range = SourceRange { first, last };
         if range.len() > MAX_SOURCES {

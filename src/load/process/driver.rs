@@ -298,6 +298,7 @@ mod tests {
     fn config(target: SocketAddr, connections: u32) -> DriverConfig {
         DriverConfig {
             target,
+            more_targets: Vec::new(),
             sources: Some("127.0.0.2-127.0.0.4".parse().unwrap()),
             share: share(connections, None, 16, WorkerSlot { index: 0, count: 1 }),
             hold: Duration::from_millis(300),
@@ -324,6 +325,16 @@ mod tests {
             timeline: false,
             ramp_target: Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn connections_are_dealt_to_every_target_in_turn() {
+        let [a, b, c] = [9001, 9002, 9003].map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+        let mut cfg = config(a, 7);
+        assert!((0..3).all(|i| cfg.target_for(i) == a));
+        cfg.more_targets = vec![b, c];
+        let dealt: Vec<SocketAddr> = (0..7).map(|i| cfg.target_for(i)).collect();
+        assert_eq!(dealt, [a, b, c, a, b, c, a]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod addr;
 pub mod chat_message;
 pub mod cpu;
 pub mod driver;
+pub mod hosts;
 pub mod plan;
 pub mod seconds;
 pub mod settings;

@@ -17,6 +17,8 @@ use crate::protocol::receiver::ReceiverConfig;
 pub struct DriverConfig {
     /// The server to load.
     pub target: SocketAddr,
+    /// More servers (`--also-addr`): connections are dealt in turn to `target` and these.
+    pub more_targets: Vec<SocketAddr>,
     /// Source addresses (by global connection index); `None` lets the kernel choose.
     pub sources: Option<SourceRange>,
     /// This process's part of the connections, the rate and `--max-pending`.
@@ -33,6 +35,17 @@ pub struct DriverConfig {
     pub timeline: bool,
     /// The handshake latency the ramp cap steers under (`--ramp-target`).
     pub ramp_target: Duration,
+}
+
+impl DriverConfig {
+    /// The server of the connection with this global index.
+    pub fn target_for(&self, connection: u64) -> SocketAddr {
+        let n = self.more_targets.len() as u64 + 1;
+        match (connection % n) as usize {
+            0 => self.target,
+            k => self.more_targets[k - 1],
+        }
+    }
 }
 
 /// Settings every connection of a process follows.

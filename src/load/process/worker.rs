@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use super::driver::{Control, Driver};
+use super::seconds::unix_ms;
 use super::settings::DriverConfig;
 use super::{Layer, Plain, Secure};
 use crate::load::wire::WorkerMsg;
@@ -62,6 +63,10 @@ fn run<L: Layer>(cfg: DriverConfig) -> ExitCode {
         let _ = waker.wake();
     });
     let mut out = io::stdout().lock();
+    let clock = WorkerMsg::Clock { unix_ms: unix_ms() };
+    if write_line(&mut out, &clock).is_err() {
+        return ExitCode::FAILURE;
+    }
     let result = driver.run(&control, &mut |msg| write_line(&mut out, &msg).is_ok());
     match result {
         Ok(fin) => {

@@ -28,6 +28,8 @@ pub struct Tally {
     finals: Vec<Option<WorkerFinal>>,
     /// When the last worker finished its ramp (or ended).
     ramp_time: Option<Duration>,
+    /// Per worker: where its per-source counts go in the run's (`--hosts`; else 0).
+    source_offset: Vec<usize>,
     /// With `--timeline`: the seconds being merged and written.
     pub timeline: Option<Timeline>,
 }
@@ -41,6 +43,7 @@ impl Tally {
             ramped: vec![false; workers],
             finals: vec![None; workers],
             ramp_time: None,
+            source_offset: vec![0; workers],
             timeline: None,
         }
     }
@@ -63,6 +66,26 @@ impl Tally {
                     t.add(worker, *second);
                 }
             }
+            // Only the parent knows when it heard this: see [`Tally::on_clock`].
+            WorkerMsg::Clock { .. } => {}
+        }
+    }
+
+    /// Worker `worker` runs on another host, and its source addresses start at
+    /// `source_offset` in the run's list of every host's: its per-source counts go
+    /// there, and its seconds are put on this host's clock.
+    pub fn place(&mut self, worker: usize, source_offset: usize) {
+        self.source_offset[worker] = source_offset;
+        if let Some(t) = &mut self.timeline {
+            t.remote(worker);
+        }
+    }
+
+    /// Worker `worker` said its clock read `theirs_ms` as it started; it arrived here
+    /// at `ours_ms` (this host's clock).
+    pub fn on_clock(&mut self, worker: usize, theirs_ms: u64, ours_ms: u64) {
+        if let Some(t) = &mut self.timeline {
+            t.clock(worker, theirs_ms, ours_ms);
         }
     }
 
@@ -110,7 +133,7 @@ impl Tally {
         let mut delivery = new_histogram();
         let mut per_source: Vec<u64> = Vec::new();
         let (mut open_at_hold_start, mut not_attempted, mut lost) = (0, 0, 0);
-        for fin in &self.finals {
+        for (fin, &offset) in self.finals.iter().zip(&self.source_offset) {
             let Some(fin) = fin else {
                 lost += 1;
                 continue;
@@ -133,10 +156,10 @@ impl Tally {
                 sum.members_complete += room.members_complete;
                 sum.secs = sum.secs.max(room.secs);
             }
-            if per_source.len() < fin.per_source.len() {
-                per_source.resize(fin.per_source.len(), 0);
+            if per_source.len() < offset + fin.per_source.len() {
+                per_source.resize(offset + fin.per_source.len(), 0);
             }
-            for (sum, n) in per_source.iter_mut().zip(&fin.per_source) {
+            for (sum, n) in per_source[offset..].iter_mut().zip(&fin.per_source) {
                 *sum += n;
             }
         }
@@ -307,6 +330,20 @@ mod tests {
         assert_eq!(json["verified"], 5);
         assert_eq!(json["ok"], true);
         assert!(r.to_text().contains("OK"));
+    }
+
+    #[test]
+    fn hosts_sources_are_counted_apart() {
+        // Two hosts, three addresses each: their first addresses are not one address.
+        let mut t = Tally::new(2, Instant::now());
+        t.place(1, 3);
+        t.on_msg(0, final_with(done(6), &[100], vec![2, 2, 2]));
+        t.on_msg(1, final_with(done(6), &[100], vec![2, 2, 2]));
+        assert_eq!(t.report(run_info(12)).max_per_source, 2);
+        let mut unplaced = Tally::new(2, Instant::now());
+        unplaced.on_msg(0, final_with(done(6), &[100], vec![2, 2, 2]));
+        unplaced.on_msg(1, final_with(done(6), &[100], vec![2, 2, 2]));
+        assert_eq!(unplaced.report(run_info(12)).max_per_source, 4);
     }
 
     #[test]

@@ -86,6 +86,10 @@ pub struct Timeline {
     /// back no second), and whether it has ended.
     latest: Vec<Option<u64>>,
     ended: Vec<bool>,
+    /// Per process: whether it runs on another host, and then the whole seconds its
+    /// clock is behind this host's (once known), added to every second it reports.
+    remote: Vec<bool>,
+    shift: Vec<i64>,
     open: BTreeMap<u64, Merged>,
 }
 
@@ -98,6 +102,8 @@ impl Timeline {
             start_second: start_unix_ms / 1000,
             latest: vec![None; processes],
             ended: vec![false; processes],
+            remote: vec![false; processes],
+            shift: vec![0; processes],
             open: BTreeMap::new(),
         })
     }
@@ -109,8 +115,30 @@ impl Timeline {
         }
     }
 
-    /// Adds one second of process `worker`.
-    pub fn add(&mut self, worker: usize, s: Second) {
+    /// Process `worker` runs on another host: its seconds go on this host's clock.
+    pub fn remote(&mut self, worker: usize) {
+        if let Some(r) = self.remote.get_mut(worker) {
+            *r = true;
+        }
+    }
+
+    /// Process `worker` read `theirs_ms` on its clock as it started, and the line
+    /// arrived at `ours_ms` on this host's. A remote process's seconds move by the
+    /// difference, rounded to whole seconds (the timeline's grain): the line's way here
+    /// (ssh, milliseconds) is in the difference too, far under the half second that
+    /// would move a second. Local processes share this clock and never move.
+    pub fn clock(&mut self, worker: usize, theirs_ms: u64, ours_ms: u64) {
+        if self.remote.get(worker) == Some(&true) {
+            let behind = ours_ms as i64 - theirs_ms as i64;
+            self.shift[worker] = (behind + 500).div_euclid(1000);
+        }
+    }
+
+    /// Adds one second of process `worker` (on its own clock).
+    pub fn add(&mut self, worker: usize, mut s: Second) {
+        if let Some(&shift) = self.shift.get(worker) {
+            s.t = s.t.saturating_add_signed(shift);
+        }
         if let Some(latest) = self.latest.get_mut(worker) {
             *latest = Some(latest.map_or(s.t, |t| t.max(s.t)));
         }
@@ -303,6 +331,33 @@ mod tests {
         assert_eq!(ts, [100, 101, 102]);
         assert_eq!(written[1]["established"], 30);
         // Process 3 never started: it held nothing back.
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_remote_process_seconds_go_on_this_hosts_clock() {
+        let dir = std::env::temp_dir().join(format!("wsreactor-timeline3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.jsonl");
+        let mut t = Timeline::create(&path, 3, 100_000).unwrap();
+        // Worker 0 is local; 1 runs 3.2 s behind us, 2 runs 0.3 s ahead of us (and its
+        // line took 40 ms to arrive): 1 moves 3 s on, 2 stays.
+        for worker in 0..3 {
+            t.started(worker, 100_000);
+        }
+        t.remote(1);
+        t.remote(2);
+        t.clock(0, 50_000, 100_000);
+        t.clock(1, 96_800, 100_000);
+        t.clock(2, 100_260, 100_000);
+        t.add(0, second(100, 1, 1, &[]));
+        t.add(1, second(97, 2, 2, &[]));
+        t.add(2, second(100, 4, 4, &[]));
+        t.finish();
+        let written = lines(&path);
+        assert_eq!(written.len(), 1, "{written:?}");
+        assert_eq!(written[0]["t"], 100);
+        assert_eq!(written[0]["established"], 7);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

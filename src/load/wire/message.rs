@@ -24,6 +24,13 @@ pub enum WorkerMsg {
     Final(Box<WorkerFinal>),
     /// With `--timeline`: one second of this worker (every second, in order).
     Second(Box<Second>),
+    /// The worker's clock as it starts, before any connection (Unix ms): a worker on
+    /// another host (`--hosts`) may keep another time, and its seconds are put on the
+    /// parent's clock by the difference.
+    Clock {
+        /// Its time when it wrote this line.
+        unix_ms: u64,
+    },
 }
 
 /// Everything one process measured, sent once at its end.

@@ -55,7 +55,7 @@ impl<L: Layer> Driver<L> {
                 return;
             }
         };
-        let mut stream = match socket::start_connect(ip, self.cfg.target) {
+        let mut stream = match socket::start_connect(ip, self.cfg.target_for(global)) {
             Ok(stream) => stream,
             Err(why) => {
                 self.env.stats.counters.fail(why);
