@@ -104,6 +104,9 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
             chat_window: args.chat_window,
             rate: args.chat_rate,
         }),
+        payload: args.payload.name(),
+        deflate: args.deflate,
+        warmup_bytes: args.warmup_bytes,
     });
     if args.json {
         println!("{}", report.to_json());

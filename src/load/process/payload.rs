@@ -94,6 +94,15 @@ const WORDS: [&[u8; 8]; 64] = [
 ];
 
 impl Payload {
+    /// Its name, as `--payload` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Payload::Ascii => "ascii",
+            Payload::Compressible => "compressible",
+            Payload::Random => "random",
+        }
+    }
+
     /// The opcode of echo number `seq`.
     pub fn opcode(self, seq: u32) -> OpCode {
         if self != Payload::Random && seq.is_multiple_of(2) {
