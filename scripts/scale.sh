@@ -14,6 +14,14 @@
 #   --server-args ARGS  extra options for `wsreactor serve` (one string, split on spaces)
 #   --load-args ARGS    extra options for `wsreactor load` (one string, split on spaces)
 #   --tls               wss:// end to end (below)
+#   --deflate           permessage-deflate: `serve --deflate` and `load --deflate` (below)
+#   --deflate-window B  also `serve --deflate-window B` (9-15; implies --deflate)
+#
+# --deflate: every connection negotiates permessage-deflate; the load offers no context
+# takeover either way, so each message is compressed on its own and neither end keeps a
+# zlib stream per connection. Warm each connection up with --load-args '--warmup-bytes
+# 64KiB' (text echoed before the hold) so that what a session costs once it has talked
+# is measured, not a fresh connection. The report says deflate was used.
 #
 # --tls: a throwaway self-signed P-256 certificate for 127.0.0.1 is made (openssl) in the
 # work directory, the server is started with it (--tls-cert/--tls-key) and the load
@@ -64,6 +72,8 @@ OUT=scale-results
 server_extra=()
 load_extra=()
 tls=false
+deflate=false
+deflate_window=
 N=100000
 while [ $# -gt 0 ]; do
   case $1 in
@@ -74,6 +84,8 @@ while [ $# -gt 0 ]; do
     --server-args) read -r -a server_extra <<<"${2?--server-args needs a string}"; shift 2 ;;
     --load-args) read -r -a load_extra <<<"${2?--load-args needs a string}"; shift 2 ;;
     --tls) tls=true; shift ;;
+    --deflate) deflate=true; shift ;;
+    --deflate-window) deflate_window=${2:?--deflate-window needs bits}; deflate=true; shift 2 ;;
     -h | --help) usage 0 ;;
     -*) echo "scale.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) N=$1; shift ;;
@@ -82,6 +94,7 @@ done
 for v in HOLD ECHO_EVERY; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "scale.sh: ${v,,} must be whole seconds, not ${!v}" >&2; exit 2; }
 done
+[ -z "$deflate_window" ] || [[ "$deflate_window" =~ ^(9|1[0-5])$ ]] || { echo "scale.sh: --deflate-window must be 9 to 15, not $deflate_window" >&2; exit 2; }
 [[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -gt 0 ] || { echo "scale.sh: CONNECTIONS must be a positive number, not $N (see --help)" >&2; exit 2; }
 
 # The evidence needs these: without them the counts and charts would be empty, not wrong
@@ -136,6 +149,13 @@ if $tls; then
   server_extra+=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
   load_extra=(--tls --ca "$work/cert.pem" "${load_extra[@]}")
   echo "   TLS: a self-signed P-256 certificate for 127.0.0.1 ($work/cert.pem)"
+fi
+
+# --- permessage-deflate -----------------------------------------------------------------
+if $deflate; then
+  server_extra+=(--deflate ${deflate_window:+--deflate-window "$deflate_window"})
+  load_extra=(--deflate "${load_extra[@]}")
+  echo "   deflate: permessage-deflate on every connection${deflate_window:+, server --deflate-window $deflate_window}"
 fi
 
 # --- server ---------------------------------------------------------------------------
@@ -193,7 +213,9 @@ best=0 still=0
 while kill -0 "$load_pid" 2>/dev/null; do
   held=$(timeline_field established)
   held=${held:-0}
-  if [ "$held" -ge "$N" ]; then
+  # And none still pending: a --warmup-bytes warm-up runs between the 101 and the
+  # verification echo, and its messages in flight are not what an idle connection holds.
+  if [ "$held" -ge "$N" ] && [ "$(timeline_field pending)" = 0 ]; then
     established_at=$(date +%s.%N)
     break
   fi
@@ -332,6 +354,9 @@ report = {
     "load_rss_bytes_during": $load_rss_during,
     "load_rss_bytes_per_connection": $load_rss_during / established if established else None,
     "tls": load.get("tls"),
+    "deflate": {"window_bits": int("$deflate_window") if "$deflate_window" else None,
+                "payload": load.get("payload"), "warmup_bytes": load.get("warmup_bytes")}
+               if load.get("deflate") else None,
     "ramp_cpu": ramp_cpu,
     "hold": {"secs": $HOLD, "echo_every": $ECHO_EVERY,
              "start_elapsed": round(hold_start, 2), "end_elapsed": round(hold_end, 2),
@@ -356,6 +381,10 @@ if report["tls"]:
     t = report["tls"]
     print(f"  TLS                                 {t['version']} {t['cipher_suite']} {t['group']}"
           f" ({t.get('full', 0):,} full handshakes, {t.get('resumed', 0):,} resumed)")
+if report["deflate"]:
+    d = report["deflate"]
+    print(f"  permessage-deflate                  no context takeover offered; server window {d['window_bits'] or 'shared mode'},"
+          f" {d['payload']} payload, {d['warmup_bytes']:,} bytes of warm-up per connection")
 if established:
     print(f"  server RSS                          {$rss_during / 2**20:,.1f} MiB in all, {rss_delta / established:,.1f} B per connection")
     print(f"  load RSS                            {$load_rss_during / 2**20:,.1f} MiB in all, {$load_rss_during / established:,.1f} B per connection (an upper bound)")
