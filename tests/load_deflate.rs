@@ -111,6 +111,35 @@ fn the_echo_window_checks_every_compressed_echo_of_each_payload() {
 }
 
 #[test]
+fn a_compressed_echo_that_arrives_in_pieces_is_gathered_and_checked() {
+    // 1 MiB of random bytes compresses to a little more than 1 MiB: more than one read
+    // of the load's buffer, so every echo is gathered from several chunks.
+    let server = Server::with_args(&["--deflate"]);
+    let run = load(
+        &server,
+        &[
+            "--connections",
+            "1",
+            "--echo-window",
+            "2",
+            "--message-size",
+            "1MiB",
+            "--payload",
+            "random",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0",
+            "--deflate",
+            "--json",
+        ],
+    );
+    let r = run.clean_report();
+    assert!(r["workload"]["ops"].as_u64().unwrap() > 0, "{r:#}");
+    assert!(bytes_in(&server) > r["echoes"].as_u64().unwrap() << 20);
+}
+
+#[test]
 fn churn_with_deflate_completes_every_cycle() {
     let server = Server::with_args(&["--deflate"]);
     let run = load(

@@ -1,8 +1,9 @@
 //! A load connection's compressed echoes (permessage-deflate, RFC 7692 §6: RSV1 on a
 //! message's first frame): deflate data cannot be checked piece by piece as it streams
-//! back, so a compressed echo's bytes are gathered in the connection's spill while the
-//! message is in progress (it exists only then), inflated whole by the process's codec
-//! once it ends, and checked as one uncompressed chunk by the usual checks.
+//! back, so a compressed echo that arrives in pieces is gathered in the connection's
+//! spill while it is in progress (the spill exists only then), inflated whole by the
+//! process's codec once it ends, and checked as one uncompressed chunk by the usual
+//! checks.
 
 use super::layer::Layer;
 use super::{Conn, Echo, End, Phase};
@@ -32,19 +33,29 @@ impl<L: Layer> Conn<L> {
             } if next != sent => env.cfg.message_size,
             _ => return Err(Failure::UnexpectedMessage.into()),
         };
-        let gathered = &mut self.spill.get().gathered;
-        gathered.extend_from_slice(chunk.payload);
-        // Deflate data is at most a little longer than what it holds (stored blocks:
-        // 5 bytes per 64 KiB); much longer is not our echo.
-        if gathered.len() as u64 > u64::from(expected) + u64::from(expected / 64) + 64 {
-            return Err(Failure::EchoMismatch.into());
-        }
-        if !chunk.ends_message() {
-            return Ok(());
-        }
-        let compressed = std::mem::take(gathered);
+        // A message whole in one chunk (the usual echo) is inflated where it lies;
+        // only one that arrives in pieces is gathered.
+        let whole =
+            chunk.opcode != OpCode::Continuation && chunk.starts_frame() && chunk.ends_message();
+        let gathered;
+        let compressed = if whole {
+            chunk.payload
+        } else {
+            let spill = &mut self.spill.get().gathered;
+            spill.extend_from_slice(chunk.payload);
+            // Deflate data is at most a little longer than what it holds (stored
+            // blocks: 5 bytes per 64 KiB); much longer is not our echo.
+            if spill.len() as u64 > u64::from(expected) + u64::from(expected / 64) + 64 {
+                return Err(Failure::EchoMismatch.into());
+            }
+            if !chunk.ends_message() {
+                return Ok(());
+            }
+            gathered = std::mem::take(spill);
+            &gathered[..]
+        };
         let mut plain = std::mem::take(&mut env.inflated);
-        let result = inflate(env, &compressed, chunk.message, expected, &mut plain);
+        let result = inflate(env, compressed, chunk.message, expected, &mut plain);
         let result = result.and_then(|()| {
             let whole = DataChunk {
                 opcode: chunk.message,
