@@ -23,6 +23,14 @@
 #   --server-host NAME=ADDR  run the server on host NAME too (through --remote),
 #                       listening on ADDR, one of its addresses; just ADDR: on this
 #                       host, listening on ADDR (where the load hosts reach it)
+#   --deflate           permessage-deflate: `serve --deflate` and `load --deflate` (below)
+#   --deflate-window B  also `serve --deflate-window B` (9-15; implies --deflate)
+#
+# --deflate: every connection negotiates permessage-deflate; the load offers no context
+# takeover either way, so each message is compressed on its own and neither end keeps a
+# zlib stream per connection. Warm each connection up with --load-args '--warmup-bytes
+# 64KiB' (text echoed before the hold) so that what a session costs once it has talked
+# is measured, not a fresh connection. The report says deflate was used.
 #
 # --server 'COMMAND with {PORT}': COMMAND (run as `bash -c "exec COMMAND"`, {PORT}
 # replaced by a free port) must start a WebSocket echo server on 127.0.0.1:{PORT}; with
@@ -99,6 +107,8 @@ server_procs=1
 load_hosts=
 remote='ssh {host}'
 server_host=
+deflate=false
+deflate_window=
 N=100000
 while [ $# -gt 0 ]; do
   case $1 in
@@ -114,6 +124,8 @@ while [ $# -gt 0 ]; do
     --load-hosts) load_hosts=${2:?--load-hosts needs NAME=A-B,...}; shift 2 ;;
     --remote) remote=${2:?--remote needs a command prefix}; shift 2 ;;
     --server-host) server_host=${2:?--server-host needs NAME=ADDR}; shift 2 ;;
+    --deflate) deflate=true; shift ;;
+    --deflate-window) deflate_window=${2:?--deflate-window needs bits}; deflate=true; shift 2 ;;
     -h | --help) usage 0 ;;
     -*) echo "scale.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) N=$1; shift ;;
@@ -122,6 +134,7 @@ done
 for v in HOLD ECHO_EVERY; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "scale.sh: ${v,,} must be whole seconds, not ${!v}" >&2; exit 2; }
 done
+[ -z "$deflate_window" ] || [[ "$deflate_window" =~ ^(9|1[0-5])$ ]] || { echo "scale.sh: --deflate-window must be 9 to 15, not $deflate_window" >&2; exit 2; }
 [[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -gt 0 ] || { echo "scale.sh: CONNECTIONS must be a positive number, not $N (see --help)" >&2; exit 2; }
 [[ "$server_procs" =~ ^[1-9][0-9]*$ ]] || { echo "scale.sh: --server-procs must be a positive number, not $server_procs" >&2; exit 2; }
 if [ -n "$server_cmd" ]; then
@@ -216,6 +229,13 @@ if $tls; then
   server_extra+=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
   load_extra=(--tls --ca "$work/cert.pem" "${load_extra[@]}")
   echo "   TLS: a self-signed P-256 certificate for 127.0.0.1 ($work/cert.pem)"
+fi
+
+# --- permessage-deflate -----------------------------------------------------------------
+if $deflate; then
+  server_extra+=(--deflate ${deflate_window:+--deflate-window "$deflate_window"})
+  load_extra=(--deflate "${load_extra[@]}")
+  echo "   deflate: permessage-deflate on every connection${deflate_window:+, server --deflate-window $deflate_window}"
 fi
 
 # --- server ---------------------------------------------------------------------------
@@ -324,11 +344,14 @@ echo "$load_pid" >"$work/load.pid"
 timeline_field() { tail -n1 "$work/timeline.jsonl" 2>/dev/null | grep -o "\"$1\":[0-9]*" | cut -d: -f2 || true; }
 established_at=
 stop_kind=none server_exit_status="" server_exited="" stop_at=""
-best=0 still=0
+best=0 still=0 moved=0
 while kill -0 "$load_pid" 2>/dev/null; do
   held=$(timeline_field established)
   held=${held:-0}
-  if [ "$held" -ge "$N" ]; then
+  verified=$(timeline_field verified)
+  # And none still pending: a --warmup-bytes warm-up runs between the 101 and the
+  # verification echo, and its messages in flight are not what an idle connection holds.
+  if [ "$held" -ge "$N" ] && [ "$(timeline_field pending)" = 0 ]; then
     established_at=$(date +%s.%N)
     break
   fi
@@ -340,8 +363,10 @@ while kill -0 "$load_pid" 2>/dev/null; do
     echo "   the server (pid $pid) exited with status $server_exit_status holding $best connections: stopping the run" >&2
     break 2
   done
-  if [ "$held" -gt "$best" ]; then
-    best=$held still=0
+  # Progress is a connection established or verified (a warm-up verifies late).
+  if [ "$held" -gt "$best" ] || [ "$((held + ${verified:-0}))" -gt "$moved" ]; then
+    best=$((held > best ? held : best)) still=0
+    moved=$((held + ${verified:-0}))
   elif [ $((still += 1)) -ge 20 ]; then
     stop_kind=stalled stop_at=$(date +%s.%N)
     echo "   connections stopped growing at $best for 10 s: taking the evidence, then stopping the run" >&2
@@ -453,7 +478,7 @@ python3 -c 'import json, sys; json.dump(dict(a.split("=", 1) for a in sys.argv[2
   tcp_mem_before_pages="$tcp_mem_before" sockets_used="$sockets_used" \
   tcp_buffer_server="$tcp_buffer_server" tcp_buffer_client="$tcp_buffer_client" \
   load_status="$load_status" stop_kind="$stop_kind" stop_at="$stop_at" server_exit_status="$server_exit_status" \
-  held_at_stop="$best" server_log_tail="$log_tail"
+  held_at_stop="$best" server_log_tail="$log_tail" deflate_window="$deflate_window"
 python3 scripts/scale_result.py "$work" "$report"
 python3 scripts/scale_report.py "$report" "${report%.json}.html"
 echo "  charts: ${report%.json}.html"

@@ -31,7 +31,7 @@ FIELDS = {
     "slab_before_kib": int, "slab_during_kib": int, "tcp_mem_before_pages": int,
     "sockets_used": int, "tcp_buffer_server": int, "tcp_buffer_client": int,
     "load_status": int, "server_exit_status": int, "held_at_stop": int,
-    "stop_kind": str, "server_log_tail": str,
+    "stop_kind": str, "server_log_tail": str, "deflate_window": int,
 }
 
 # Failures of the load generator that say the server refused, or did not answer in time.
@@ -341,6 +341,8 @@ def build(work):
         "load_rss_bytes_during": run["load_rss_during"],
         "load_rss_bytes_per_connection": run["load_rss_during"] / established if established else None,
         "tls": load.get("tls"),
+        "deflate": ({"window_bits": run["deflate_window"], "payload": load.get("payload"),
+                     "warmup_bytes": load.get("warmup_bytes")} if load.get("deflate") else None),
         "ramp_cpu": ramp_cpu(rows, started - start + ramp_secs, load.get("verified")),
         "hold_cpu": hold_cpu(rows, hold_start, hold_end),
         "hold": {"secs": run["hold"], "echo_every": run["echo_every"],
@@ -382,6 +384,11 @@ def summary(report, path):
         t = report["tls"]
         p(f"  TLS                                 {t['version']} {t['cipher_suite']} {t['group']}"
           f" ({t.get('full', 0):,} full handshakes, {t.get('resumed', 0):,} resumed)")
+    if report["deflate"]:
+        d = report["deflate"]
+        p(f"  permessage-deflate                  no context takeover offered; server window"
+          f" {d['window_bits'] or 'shared mode'}, {d['payload']} payload,"
+          f" {d['warmup_bytes'] or 0:,} bytes of warm-up per connection")
     if established:
         p(f"  server RSS                          {server['rss_bytes_during'] / 2**20:,.1f} MiB in all,"
           f" {server['rss_bytes_per_connection']:,.1f} B per connection")

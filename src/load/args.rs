@@ -9,12 +9,15 @@ use std::time::Duration;
 use super::process::addr::SourceRange;
 use super::process::hosts::LoadHost;
 use super::process::plan::{Procs, WorkerSlot};
+use super::process::Payload;
 use crate::chat_route::{RoomName, CHAT_PATH};
 
 /// The longest time any duration flag may ask for (a day): runs stay bounded.
 const MAX_SECS: f64 = 86_400.0;
 /// The largest echo payload.
 const MAX_MESSAGE: u32 = 1 << 20;
+/// The most warm-up bytes a connection sends (`--warmup-bytes`).
+const MAX_WARMUP: u32 = 64 << 20;
 /// The most messages a chat run sends (a sequence number is 8 hex digits; a billion
 /// messages is days of fan-out anyway).
 const MAX_CHAT_MESSAGES: i64 = 1_000_000_000;
@@ -97,6 +100,26 @@ pub struct LoadArgs {
     /// Bytes in each echo message (chat: in each message, at least 16).
     #[arg(long, value_name = "BYTES", default_value = "32", value_parser = parse_message_size)]
     pub message_size: u32,
+
+    /// What echo payloads are made of: printable ASCII of 6 random bits a byte, text
+    /// that deflate compresses several-fold, or random bytes it cannot (always Binary).
+    #[arg(long, value_enum, default_value_t = Payload::Ascii, conflicts_with = "chat")]
+    pub payload: Payload,
+
+    /// permessage-deflate (RFC 7692): every connection offers it with no context
+    /// takeover either way, compresses every message it sends and inflates and checks
+    /// every compressed echo, with one compressor and decompressor per process. A server
+    /// that declines it fails the connection (`deflate_declined`).
+    #[arg(long, conflicts_with = "chat")]
+    pub deflate: bool,
+
+    /// Before its verification echo, every connection echoes this many bytes of text
+    /// (compressible, in messages of at most 16 KiB, each checked), as a session that
+    /// has talked a while has: a hold's one small echo a minute never fills a deflate
+    /// window. Not counted as echoes.
+    #[arg(long, value_name = "BYTES", default_value = "0", value_parser = parse_warmup_bytes,
+          conflicts_with = "chat")]
+    pub warmup_bytes: u32,
 
     /// Seconds from connect start to a verified 101.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_timeout)]
@@ -238,6 +261,15 @@ fn parse_message_size(s: &str) -> Result<u32, String> {
     match u32::try_from(bytes) {
         Ok(n) if (1..=MAX_MESSAGE).contains(&n) => Ok(n),
         _ => Err(format!("{bytes} is not in 1..={MAX_MESSAGE}")),
+    }
+}
+
+/// A warm-up size: bytes, with units if wanted (`64KiB`), up to [`MAX_WARMUP`].
+fn parse_warmup_bytes(s: &str) -> Result<u32, String> {
+    let bytes = crate::byte_size::parse(s)?;
+    match u32::try_from(bytes) {
+        Ok(n) if n <= MAX_WARMUP => Ok(n),
+        _ => Err(format!("{bytes} is not in 0..={MAX_WARMUP}")),
     }
 }
 
@@ -384,6 +416,41 @@ mod tests {
             assert!(parse(&args).is_err(), "{extra:?}");
         }
         assert!(parse(&["--addr", "127.0.0.1:9001", "--connections", "0"]).is_err());
+    }
+
+    #[test]
+    fn deflate_options_parse_and_stay_out_of_chat() {
+        let base = ["--addr", "127.0.0.1:9001", "--connections", "10"];
+        let with = |extra: &[&str]| {
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            parse(&args)
+        };
+        let a = with(&[]).unwrap();
+        assert_eq!(
+            (a.deflate, a.payload, a.warmup_bytes),
+            (false, Payload::Ascii, 0)
+        );
+        let a = with(&[
+            "--deflate",
+            "--payload",
+            "random",
+            "--warmup-bytes",
+            "64KiB",
+        ])
+        .unwrap();
+        assert_eq!(
+            (a.deflate, a.payload, a.warmup_bytes),
+            (true, Payload::Random, 65536)
+        );
+        for extra in [
+            &["--chat", "x", "--deflate"][..],
+            &["--chat", "x", "--payload", "random"],
+            &["--chat", "x", "--warmup-bytes", "1"],
+            &["--payload", "zeros"],
+            &["--warmup-bytes", "65MiB"],
+        ] {
+            assert!(with(extra).is_err(), "{extra:?}");
+        }
     }
 
     #[test]

@@ -155,6 +155,9 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
             chat_window: args.chat_window,
             rate: args.chat_rate,
         }),
+        payload: args.payload.name(),
+        deflate: args.deflate,
+        warmup_bytes: args.warmup_bytes,
     });
     if args.json {
         println!("{}", report.to_json());
@@ -352,6 +355,8 @@ fn driver_config(
             host: args.addr.to_string(),
             path: args.request_path(),
             message_size: args.message_size,
+            payload: args.payload,
+            warmup_bytes: args.warmup_bytes,
             connect_timeout_ms: ms(args.connect_timeout),
             echo_timeout_ms: ms(args.echo_timeout),
             close_timeout_ms: ms(args.close_timeout),
@@ -361,7 +366,7 @@ fn driver_config(
             receiver: ReceiverConfig {
                 role: Role::Client,
                 max_message_size: u64::MAX >> 1,
-                deflate: false,
+                deflate: args.deflate,
             },
             max_spill: unsent + 64 * 1024,
             chat,

@@ -1,6 +1,8 @@
 //! The client role of a WebSocket connection, sans-IO: the opening request and the
 //! check of its answer (§4.1), masked frames out (§5.3), pongs (§5.5.3), and the
-//! closing handshake the client starts (§7.1.2). The load generator runs it over its
+//! closing handshake the client starts (§7.1.2), and permessage-deflate's offer and its
+//! compressed messages out (RFC 7692, with the server's shared codec, in the client
+//! role). The load generator runs it over its
 //! sockets and decides what to send and what an answer means; the key, every masking
 //! key and the time are its arguments, so nothing here reads a random source or clock.
 //!
@@ -9,8 +11,9 @@
 //! client's ports).
 
 use super::close::{encode_close_payload, CloseCode};
+use super::deflate::{check_answer, Codec, ExtensionError, OFFER};
 use super::error::ProtocolError;
-use super::frame::{encode_frame, OpCode};
+use super::frame::{encode_frame, OpCode, RSV1};
 use super::handshake::{check_response, client_request, ResponseError};
 use super::http::{parse_response, Header, HttpError, MAX_HEADERS};
 use super::receiver::{self, DataChunk, Receiver, ReceiverConfig, Role};
@@ -37,6 +40,9 @@ pub enum ClientError {
     Http(HttpError),
     /// The server did not open a WebSocket.
     Handshake(ResponseError),
+    /// The server opened one without the extension offered, or answered the offer
+    /// wrongly.
+    Extension(ExtensionError),
     /// The server broke the frame protocol.
     Protocol(ProtocolError),
 }
@@ -64,11 +70,30 @@ pub struct ClientConnection {
     phase: Phase,
 }
 
+/// What a client's messages are built with, shared by every connection of a process:
+/// one frame buffer, reused, and with permessage-deflate the codec (the same one a
+/// server reactor shares), which compresses what is sent and inflates what arrives.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// The frame being built.
+    pub frame: Vec<u8>,
+    /// permessage-deflate's compressor and decompressor, when it is offered.
+    pub deflate: Option<Codec>,
+}
+
 impl ClientConnection {
     /// Sends the opening request for `path` on `host` with the `Sec-WebSocket-Key`
-    /// `key` (see `handshake::client_key`).
-    pub fn start(host: &str, path: &str, key: [u8; 24], tx: &mut impl Transmit) -> Self {
-        tx.transmit(&client_request(host, path, &key), &[]);
+    /// `key` (see `handshake::client_key`), offering permessage-deflate if `deflate`
+    /// (then [`poll`](Self::poll) must be given a `config` with `deflate` set).
+    pub fn start(
+        host: &str,
+        path: &str,
+        key: [u8; 24],
+        deflate: bool,
+        tx: &mut impl Transmit,
+    ) -> Self {
+        let offer = deflate.then_some(OFFER);
+        tx.transmit(&client_request(host, path, &key, offer), &[]);
         ClientConnection {
             phase: Phase::Handshake { key },
         }
@@ -110,6 +135,7 @@ impl ClientConnection {
                     return Ok((0, None));
                 };
                 check_response(&response, key).map_err(ClientError::Handshake)?;
+                check_answer(&response.headers, config.deflate).map_err(ClientError::Extension)?;
                 // Bytes after the head are the start of the frame stream.
                 self.phase = Phase::Open {
                     rx: Receiver::default(),
@@ -156,21 +182,37 @@ impl ClientConnection {
     }
 
     /// Sends one whole data message of `len` bytes that `fill` writes, masked with
-    /// `mask`, built in `scratch` (the caller's, reused). Nothing once closing.
+    /// `mask`, built in `scratch` (the caller's, reused): compressed, in a frame with
+    /// RSV1 set (RFC 7692 §6), when `scratch` has a codec. Nothing once closing.
     pub fn send_message(
         &self,
         opcode: OpCode,
         len: usize,
         fill: impl FnOnce(&mut [u8]),
         mask: [u8; 4],
-        scratch: &mut Vec<u8>,
+        scratch: &mut Scratch,
         tx: &mut impl Transmit,
     ) {
-        if self.is_open() {
-            scratch.clear();
-            encode_frame(scratch, true, opcode, Some(mask), len, fill);
-            tx.transmit(scratch, &[]);
+        if !self.is_open() {
+            return;
         }
+        let frame = &mut scratch.frame;
+        frame.clear();
+        match &mut scratch.deflate {
+            None => encode_frame(frame, true, opcode, Some(mask), len, fill),
+            Some(codec) => {
+                frame.resize(len, 0);
+                fill(frame);
+                // The full window: the offer has no client_max_window_bits (§7.1.2.2).
+                let compressed = codec.compress(frame, 15);
+                frame.clear();
+                encode_frame(frame, true, opcode, Some(mask), compressed.len(), |p| {
+                    p.copy_from_slice(compressed)
+                });
+                frame[0] |= RSV1;
+            }
+        }
+        tx.transmit(frame, &[]);
     }
 
     /// Starts the closing handshake with `code` (only while open).
@@ -248,8 +290,13 @@ mod tests {
     fn a_client_and_a_server_core_complete_a_whole_conversation() {
         let mut server = ServerConnection::new(0, ());
         let mut to_server = Vec::new();
-        let mut client =
-            ClientConnection::start("127.0.0.1:9", "/echo", client_key([5; 16]), &mut to_server);
+        let mut client = ClientConnection::start(
+            "127.0.0.1:9",
+            "/echo",
+            client_key([5; 16]),
+            false,
+            &mut to_server,
+        );
         let mut to_client = server_answers(&mut server, &mut to_server, 0);
         assert!(server.is_open());
         let (n, event) = client
@@ -258,7 +305,7 @@ mod tests {
         assert_eq!(event, Some(Event::Opened));
         assert_eq!(n, to_client.len());
 
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         client.send_message(
             OpCode::Text,
             5,
@@ -305,6 +352,94 @@ mod tests {
         assert!(to_server.is_empty(), "nothing after our Close");
     }
 
+    /// permessage-deflate in the client role against the server core: the offer is
+    /// agreed, a message goes out compressed (RSV1) and inflates to what was sent; a
+    /// server that declines fails the handshake, as the client asked for compression.
+    #[test]
+    fn a_client_offers_deflate_and_compresses_what_it_sends() {
+        let deflating = ReceiverConfig {
+            deflate: true,
+            ..CLIENT
+        };
+        let mut server = ServerConnection::new(0, ());
+        let config = ServerConfig {
+            policy: Policy {
+                deflate: true,
+                ..Policy::default()
+            },
+            max_message_size: 1 << 20,
+            timeouts: Timeouts::default(),
+        };
+        let mut to_server = Vec::new();
+        let mut client =
+            ClientConnection::start("h", "/", client_key([6; 16]), true, &mut to_server);
+        let mut to_client = Vec::new();
+        let request_len = to_server.len();
+        let (n, event) = server
+            .handle_read(&mut to_server, 0, &config, 0, &mut to_client)
+            .unwrap();
+        let Some(server::Event::Request { upgrade, .. }) = event else {
+            panic!("{event:?}");
+        };
+        assert_eq!(n, request_len);
+        let answer = server::Answer::Accept(upgrade.expect("a valid upgrade"));
+        server.handle_answer(answer, 0, &mut to_client).unwrap();
+        let (_, event) = client
+            .poll(&mut to_client, 0, &deflating, [1; 4], &mut Vec::new())
+            .unwrap();
+        assert_eq!(event, Some(Event::Opened));
+
+        let mut scratch = Scratch {
+            deflate: Some(Codec::default()),
+            ..Scratch::default()
+        };
+        let text = "a compressible message, ".repeat(40);
+        let mut to_server = Vec::new();
+        client.send_message(
+            OpCode::Text,
+            text.len(),
+            |p| p.copy_from_slice(text.as_bytes()),
+            [9, 8, 7, 6],
+            &mut scratch,
+            &mut to_server,
+        );
+        assert_eq!(to_server[0], 0x80 | RSV1 | OpCode::Text.as_u8());
+        assert!(
+            to_server.len() < text.len() / 4,
+            "{} bytes",
+            to_server.len()
+        );
+        let mut pos = 0;
+        let mut compressed = Vec::new();
+        while pos < to_server.len() {
+            let (n, event) = server
+                .handle_read(&mut to_server[pos..], 0, &config, 1, &mut Vec::new())
+                .unwrap();
+            pos += n;
+            if let Some(server::Event::Data(chunk)) = event {
+                assert!(chunk.compressed);
+                compressed.extend_from_slice(chunk.payload);
+            }
+        }
+        let codec = scratch.deflate.as_mut().unwrap();
+        assert_eq!(
+            codec.inflate(&compressed, true, 1 << 20).unwrap(),
+            text.as_bytes()
+        );
+
+        // The same offer to a server without deflate: declined, so the handshake fails.
+        let mut plain = ServerConnection::new(0, ());
+        let mut to_server = Vec::new();
+        let mut client =
+            ClientConnection::start("h", "/", client_key([7; 16]), true, &mut to_server);
+        let mut to_client = server_answers(&mut plain, &mut to_server, 0);
+        assert!(plain.is_open());
+        assert_eq!(
+            client.poll(&mut to_client, 0, &deflating, [1; 4], &mut Vec::new()),
+            Err(ClientError::Extension(ExtensionError::Declined))
+        );
+    }
+
     #[test]
     fn a_client_connection_is_its_receiver_and_a_tag() {
         assert_eq!(std::mem::size_of::<ClientConnection>(), 48);
@@ -313,7 +448,7 @@ mod tests {
     #[test]
     fn a_refusal_and_a_wrong_accept_fail_the_handshake() {
         let mut out = Vec::new();
-        let mut client = ClientConnection::start("h", "/", client_key([1; 16]), &mut out);
+        let mut client = ClientConnection::start("h", "/", client_key([1; 16]), false, &mut out);
         let mut refused = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec();
         assert_eq!(
             client.poll(&mut refused, 0, &CLIENT, [0; 4], &mut out),
@@ -330,7 +465,8 @@ mod tests {
     fn a_server_close_is_answered_with_its_code() {
         let mut server = ServerConnection::new(0, ());
         let mut to_server = Vec::new();
-        let mut client = ClientConnection::start("h", "/", client_key([5; 16]), &mut to_server);
+        let mut client =
+            ClientConnection::start("h", "/", client_key([5; 16]), false, &mut to_server);
         let mut to_client = server_answers(&mut server, &mut to_server, 0);
         client
             .poll(&mut to_client, 0, &CLIENT, [1; 4], &mut to_server)

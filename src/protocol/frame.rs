@@ -208,7 +208,7 @@ pub fn encode_frame(
 }
 
 /// RSV1 in a frame's first byte: a compressed message with permessage-deflate.
-const RSV1: u8 = 0x40;
+pub const RSV1: u8 = 0x40;
 
 /// One whole, unmasked server frame (§5.2) with FIN set, encoded once to be sent as the
 /// same bytes on many connections (a chat message to every member of its room). Only

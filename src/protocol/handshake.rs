@@ -273,12 +273,16 @@ pub fn client_key(nonce: [u8; 16]) -> [u8; 24] {
     out
 }
 
-/// The client's opening request (§4.1).
-pub fn client_request(host: &str, path: &str, key: &[u8; 24]) -> Vec<u8> {
+/// The client's opening request (§4.1), offering `extensions` (a
+/// `Sec-WebSocket-Extensions` value, §9.1) if given.
+pub fn client_request(host: &str, path: &str, key: &[u8; 24], extensions: Option<&str>) -> Vec<u8> {
     let key = std::str::from_utf8(key).expect("base64 is ASCII");
+    let offer = extensions.map_or(String::new(), |e| {
+        format!("Sec-WebSocket-Extensions: {e}\r\n")
+    });
     format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
     )
     .into_bytes()
 }
@@ -433,7 +437,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
     fn client_side_checks_the_accept_value() {
         let key = client_key([7; 16]);
         let mut storage = [Header::default(); MAX_HEADERS];
-        let req = client_request("127.0.0.1:9", "/", &key);
+        let req = client_request("127.0.0.1:9", "/", &key, None);
         let (parsed, _) = parse_request(&req, 0, &mut storage).unwrap().unwrap();
         let Ok(Some(Upgrade { accept, .. })) = check_request(&parsed, &Policy::default()) else {
             panic!("the client's own request must be a valid upgrade");

@@ -265,6 +265,7 @@ impl<L: Layer> Driver<L> {
 mod tests {
     use super::*;
     use crate::load::process::conn::Plain;
+    use crate::load::process::payload::Payload;
     use crate::load::process::plan::{share, WorkerSlot};
     use crate::load::process::settings::{ChatConfig, ConnConfig};
     use crate::load::wire::{decode_histogram, Failure, Second};
@@ -306,6 +307,8 @@ mod tests {
                 host: target.to_string(),
                 path: "/echo".to_owned(),
                 message_size: 300,
+                payload: Payload::Ascii,
+                warmup_bytes: 0,
                 connect_timeout_ms: 5_000,
                 echo_timeout_ms: 5_000,
                 close_timeout_ms: 5_000,

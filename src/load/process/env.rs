@@ -12,6 +12,8 @@ use super::settings::ConnConfig;
 use super::tls::ClientTls;
 use super::workload::Workload;
 use crate::load::wire::{new_histogram, Counters, Second, WorkerMsg};
+use crate::protocol::client::Scratch;
+use crate::protocol::deflate::Codec;
 
 /// A deadline that never comes.
 pub const NEVER: u32 = u32::MAX;
@@ -25,8 +27,11 @@ pub struct Env {
     pub now_us: u64,
     /// Mask keys, nonces, payload seeds.
     pub rng: Rng,
-    /// Scratch for one outgoing frame (reused; never per connection).
-    pub out: Vec<u8>,
+    /// Scratch for one outgoing frame, and with `--deflate` the process's codec
+    /// (reused; never per connection).
+    pub out: Scratch,
+    /// With `--deflate`: the echo being checked, inflated (reused).
+    pub inflated: Vec<u8>,
     /// What the process measures.
     pub stats: Stats,
     /// Chat mode: the room every connection joins.
@@ -45,7 +50,11 @@ impl Env {
     pub fn new(cfg: ConnConfig, sources: usize, ramp_cap: InFlightCap) -> Env {
         let mut rng = Rng::from_os();
         Env {
-            out: Vec::with_capacity(cfg.message_size as usize + 14),
+            out: Scratch {
+                frame: Vec::with_capacity(cfg.message_size as usize + 14),
+                deflate: cfg.receiver.deflate.then(Codec::default),
+            },
+            inflated: Vec::new(),
             chat: cfg.chat.clone().map(|c| Room::new(c, rng.next_u32())),
             workload: cfg.workload.clone().map(Workload::new),
             ramp_cap,

@@ -19,6 +19,7 @@ pub mod settings;
 pub mod worker;
 
 pub use conn::{Layer, Plain, Secure};
+pub use payload::Payload;
 
 mod chat_progress;
 mod conn;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::addr::SourceRange;
+use super::payload::Payload;
 use super::plan::Share;
 use crate::load::wire::WorkloadMode;
 use crate::protocol::receiver::ReceiverConfig;
@@ -57,6 +58,10 @@ pub struct ConnConfig {
     pub path: String,
     /// Bytes of each echo payload (chat: of each message).
     pub message_size: u32,
+    /// What echo payloads are made of.
+    pub payload: Payload,
+    /// Bytes of text each connection echoes before its verification echo.
+    pub warmup_bytes: u32,
     /// Connect start → 101 received.
     pub connect_timeout_ms: u32,
     /// Echo sent → echo back (chat: a message sent → received by every member).
@@ -75,6 +80,29 @@ pub struct ConnConfig {
     pub workload: Option<WorkloadConfig>,
     /// `--tls`: rustls' client configuration (wss://).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// The most bytes in one warm-up message (`--warmup-bytes` goes in messages of this).
+const WARMUP_MESSAGE: u32 = 16 * 1024;
+
+impl ConnConfig {
+    /// How many echoes a connection's warm-up takes (their sequence numbers come
+    /// first: 0 to this, less one).
+    pub fn warmup_echoes(&self) -> u32 {
+        self.warmup_bytes.div_ceil(WARMUP_MESSAGE)
+    }
+
+    /// What echo number `seq` is made of, and its length: a warm-up echo is text, of
+    /// at most [`WARMUP_MESSAGE`] bytes; every other echo is `--payload` of
+    /// `--message-size`.
+    pub fn echo_shape(&self, seq: u32) -> (Payload, u32) {
+        if seq < self.warmup_echoes() {
+            let left = self.warmup_bytes - seq * WARMUP_MESSAGE;
+            (Payload::Compressible, left.min(WARMUP_MESSAGE))
+        } else {
+            (self.payload, self.message_size)
+        }
+    }
 }
 
 /// Settings of a chat run.
@@ -104,4 +132,50 @@ pub struct WorkloadConfig {
     pub duration: Duration,
     /// The server process whose CPU time (with its descendants') is measured.
     pub server_pid: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::receiver::Role;
+
+    #[test]
+    fn the_warm_up_comes_first_in_text_messages_of_16_kib_at_most() {
+        let mut cfg = ConnConfig {
+            host: "h".to_owned(),
+            path: "/".to_owned(),
+            message_size: 32,
+            payload: Payload::Random,
+            warmup_bytes: 40_000,
+            connect_timeout_ms: 1,
+            echo_timeout_ms: 1,
+            close_timeout_ms: 1,
+            echo_every_ms: 0,
+            receiver: ReceiverConfig {
+                role: Role::Client,
+                max_message_size: 1,
+                deflate: true,
+            },
+            max_spill: 1,
+            chat: None,
+            workload: None,
+            tls: None,
+        };
+        assert_eq!(cfg.warmup_echoes(), 3);
+        let shapes: Vec<_> = (0..5).map(|seq| cfg.echo_shape(seq)).collect();
+        let text = Payload::Compressible;
+        assert_eq!(
+            shapes,
+            [
+                (text, 16_384),
+                (text, 16_384),
+                (text, 40_000 - 32_768),
+                (Payload::Random, 32),
+                (Payload::Random, 32)
+            ]
+        );
+        cfg.warmup_bytes = 0;
+        assert_eq!(cfg.warmup_echoes(), 0);
+        assert_eq!(cfg.echo_shape(0), (Payload::Random, 32));
+    }
 }

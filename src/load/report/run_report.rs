@@ -33,6 +33,13 @@ pub struct RunInfo {
     pub interrupted: bool,
     /// Chat mode's settings.
     pub chat: Option<ChatInfo>,
+    /// What echo payloads are made of (`--payload`).
+    pub payload: &'static str,
+    /// `--deflate`: every connection offered permessage-deflate (and any that did not
+    /// get it failed).
+    pub deflate: bool,
+    /// `--warmup-bytes`.
+    pub warmup_bytes: u32,
 }
 
 /// The run's result, printed as text or JSON.
@@ -92,6 +99,12 @@ pub struct Report {
     pub chat: Option<ChatReport>,
     /// Echo window or churn: the measured period.
     pub workload: Option<WorkloadReport>,
+    /// What echo payloads are made of (`--payload`).
+    pub payload: &'static str,
+    /// `--deflate`: permessage-deflate on every connection.
+    pub deflate: bool,
+    /// Bytes of text each connection echoed before its verification echo.
+    pub warmup_bytes: u32,
     /// `--tls`: what the handshakes negotiated (the first one's; every connection has
     /// the same configuration). Absent over plain TCP.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,6 +143,20 @@ impl Report {
                 t.version, t.cipher_suite, t.group, t.full, t.resumed
             );
         }
+        let _ = writeln!(
+            w,
+            "  messages            {} payload{}{}",
+            self.payload,
+            if self.deflate {
+                ", permessage-deflate (no context takeover)"
+            } else {
+                ""
+            },
+            match self.warmup_bytes {
+                0 => String::new(),
+                n => format!(", {n} bytes of warm-up echoed first"),
+            }
+        );
         let _ = writeln!(w, "  processes           {}", self.processes);
         let _ = writeln!(w, "  sources             {sources}");
         let _ = writeln!(w, "  requested           {}", self.requested);

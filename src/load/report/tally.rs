@@ -231,6 +231,9 @@ impl Tally {
             hold_echo_rtt_us: Percentiles::of(&hold_echo),
             chat,
             workload,
+            payload: run.payload,
+            deflate: run.deflate,
+            warmup_bytes: run.warmup_bytes,
             tls: merged_tls(&self.finals),
             workers_lost: lost,
             interrupted: run.interrupted,
@@ -294,6 +297,9 @@ mod tests {
             elapsed: Duration::from_secs(3),
             interrupted: false,
             chat: None,
+            payload: "ascii",
+            deflate: false,
+            warmup_bytes: 0,
         }
     }
 

@@ -33,6 +33,12 @@ pub enum Failure {
     BadAccept,
     /// A malformed response head, or a 101 without `Upgrade`/`Connection`.
     BadHandshake,
+    /// `--deflate`: the 101 did not accept permessage-deflate (the server runs without
+    /// it); the run does not go on uncompressed.
+    DeflateDeclined,
+    /// The 101 answered with an extension, or extension parameters, that were not
+    /// offered (RFC 6455 §4.1, RFC 7692 §7.1).
+    BadExtension,
     /// An echo came back different from what was sent (bytes or opcode).
     EchoMismatch,
     /// An echo did not come back within `--echo-timeout`.
@@ -90,6 +96,8 @@ impl fmt::Display for Failure {
             Failure::HandshakeRejected(s) => write!(f, "handshake_rejected_{s}"),
             Failure::BadAccept => f.write_str("bad_accept"),
             Failure::BadHandshake => f.write_str("bad_handshake"),
+            Failure::DeflateDeclined => f.write_str("deflate_declined"),
+            Failure::BadExtension => f.write_str("bad_extension"),
             Failure::EchoMismatch => f.write_str("echo_mismatch"),
             Failure::EchoTimeout => f.write_str("echo_timeout"),
             Failure::UnexpectedMessage => f.write_str("unexpected_message"),
@@ -122,6 +130,8 @@ impl FromStr for Failure {
             "handshake_timeout" => Failure::HandshakeTimeout,
             "bad_accept" => Failure::BadAccept,
             "bad_handshake" => Failure::BadHandshake,
+            "deflate_declined" => Failure::DeflateDeclined,
+            "bad_extension" => Failure::BadExtension,
             "echo_mismatch" => Failure::EchoMismatch,
             "echo_timeout" => Failure::EchoTimeout,
             "unexpected_message" => Failure::UnexpectedMessage,
@@ -180,6 +190,8 @@ mod tests {
             Failure::HandshakeRejected(503),
             Failure::BadAccept,
             Failure::BadHandshake,
+            Failure::DeflateDeclined,
+            Failure::BadExtension,
             Failure::EchoMismatch,
             Failure::EchoTimeout,
             Failure::UnexpectedMessage,

@@ -7,10 +7,12 @@
 //! `deflater` (§7.2.1). A reactor owns one [`Codec`] and lends it to each connection's
 //! call, as it lends the configuration: no connection owns a zlib stream.
 
+mod client_offer;
 mod deflater;
 mod inflater;
 mod negotiation;
 
+pub use client_offer::{check_answer, ExtensionError, OFFER};
 pub use deflater::Deflater;
 pub use inflater::Inflater;
 pub use negotiation::{accept, negotiate, Agreement, Declined};

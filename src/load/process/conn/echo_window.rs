@@ -14,7 +14,6 @@ use std::os::fd::AsRawFd;
 use super::layer::Layer;
 use super::{Conn, Echo, End, Phase};
 use crate::load::process::env::{Env, NEVER};
-use crate::load::process::payload;
 use crate::load::process::workload::Workload;
 use crate::load::wire::{Failure, WorkloadMode};
 use crate::protocol::frame::OpCode;
@@ -59,7 +58,7 @@ impl<L: Layer> Conn<L> {
         env: &mut Env,
         chunk: &DataChunk<'_>,
     ) -> Result<(), End> {
-        let size = u64::from(env.cfg.message_size);
+        let (payload, size) = (env.cfg.payload, u64::from(env.cfg.message_size));
         let Phase::Running {
             echo:
                 Echo::Window {
@@ -76,11 +75,11 @@ impl<L: Layer> Conn<L> {
             return Err(Failure::UnexpectedMessage.into());
         }
         let first_of_message = chunk.opcode != OpCode::Continuation && chunk.starts_frame();
-        if first_of_message && (*matched != 0 || chunk.opcode != payload::opcode(*next)) {
+        if first_of_message && (*matched != 0 || chunk.opcode != payload.opcode(*next)) {
             return Err(Failure::EchoMismatch.into());
         }
         let end = u64::from(*matched) + chunk.payload.len() as u64;
-        if end > size || !payload::matches(self.seed, *next, u64::from(*matched), chunk.payload) {
+        if end > size || !payload.matches(self.seed, *next, u64::from(*matched), chunk.payload) {
             return Err(Failure::EchoMismatch.into());
         }
         if !chunk.ends_message() {
@@ -122,7 +121,7 @@ impl<L: Layer> Conn<L> {
     fn cork_next(&mut self, env: &mut Env) {
         let fd = self.stream.as_raw_fd();
         let seed = self.seed;
-        let size = env.cfg.message_size as usize;
+        let (payload, size) = (env.cfg.payload, env.cfg.message_size as usize);
         let now = env.now_us32();
         let Phase::Running {
             core,
@@ -139,8 +138,8 @@ impl<L: Layer> Conn<L> {
             return;
         };
         w.on_sent(fd, seq, now);
-        let fill = |p: &mut [u8]| payload::fill(seed, seq, 0, p);
-        core.send_message(payload::opcode(seq), size, fill, mask, out, &mut w.cork);
+        let fill = |p: &mut [u8]| payload.fill(seed, seq, 0, p);
+        core.send_message(payload.opcode(seq), size, fill, mask, out, &mut w.cork);
     }
 
     /// Writes what the last read's echoes corked (one write), or drops it when that

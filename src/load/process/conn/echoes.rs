@@ -1,12 +1,12 @@
-//! A load connection's echoes: the verification echo that proves it live, and the
-//! hold's periodic ones (`--echo-every`). Each payload follows from (seed, seq), so no
-//! copy is kept for checking, and each echo is checked byte for byte as it streams
-//! back.
+//! A load connection's echoes: the warm-up's (`--warmup-bytes`), the verification echo
+//! that proves it live, and the hold's periodic ones (`--echo-every`). Each payload
+//! follows from (seed, seq), so no copy is kept for checking, and each echo is checked
+//! byte for byte as it streams back (a compressed one once it is whole and inflated,
+//! `compressed.rs`).
 
 use super::layer::Layer;
 use super::{Conn, Echo, End, Phase, VERIFIED};
 use crate::load::process::env::{Env, NEVER};
-use crate::load::process::payload;
 use crate::load::wire::Failure;
 use crate::protocol::frame::OpCode;
 use crate::protocol::receiver::DataChunk;
@@ -18,7 +18,9 @@ impl<L: Layer> Conn<L> {
         env: &mut Env,
         chunk: &DataChunk<'_>,
     ) -> Result<(), End> {
-        let size = u64::from(env.cfg.message_size);
+        if chunk.compressed {
+            return self.on_compressed_chunk(env, chunk);
+        }
         let Phase::Running { echo, .. } = &mut self.phase else {
             return Ok(());
         };
@@ -28,12 +30,14 @@ impl<L: Layer> Conn<L> {
         let Echo::Waiting { seq, matched } = *echo else {
             return Err(Failure::UnexpectedMessage.into());
         };
+        let (payload, size) = env.cfg.echo_shape(seq);
+        let size = u64::from(size);
         let first_of_message = chunk.opcode != OpCode::Continuation && chunk.starts_frame();
-        if first_of_message && (matched != 0 || chunk.opcode != payload::opcode(seq)) {
+        if first_of_message && (matched != 0 || chunk.opcode != payload.opcode(seq)) {
             return Err(Failure::EchoMismatch.into());
         }
         let end = u64::from(matched) + chunk.payload.len() as u64;
-        if end > size || !payload::matches(self.seed, seq, u64::from(matched), chunk.payload) {
+        if end > size || !payload.matches(self.seed, seq, u64::from(matched), chunk.payload) {
             return Err(Failure::EchoMismatch.into());
         }
         if !chunk.ends_message() {
@@ -49,6 +53,11 @@ impl<L: Layer> Conn<L> {
         *echo = Echo::Idle {
             seq: seq.wrapping_add(1),
         };
+        if seq < env.cfg.warmup_echoes() {
+            // A warm-up echo is not an echo of the run: the next one (or the
+            // verification echo) goes at once.
+            return self.send_echo(env);
+        }
         self.on_echo_done(env);
         self.on_verified_workload(env)
     }
@@ -101,12 +110,12 @@ impl<L: Layer> Conn<L> {
         self.since_us = env.now_us32();
         self.deadline_ms = env.after_ms(env.cfg.echo_timeout_ms);
         let seed = self.seed;
-        let size = env.cfg.message_size as usize;
-        let opcode = payload::opcode(seq);
+        let (payload, size) = env.cfg.echo_shape(seq);
+        let opcode = payload.opcode(seq);
         let mask = env.rng.next_u32().to_ne_bytes();
         Ok(self.with_core(env, |core, env, link| {
-            let fill = |p: &mut [u8]| payload::fill(seed, seq, 0, p);
-            core.send_message(opcode, size, fill, mask, &mut env.out, link)
+            let fill = |p: &mut [u8]| payload.fill(seed, seq, 0, p);
+            core.send_message(opcode, size as usize, fill, mask, &mut env.out, link)
         })?)
     }
 }

@@ -10,6 +10,7 @@ use crate::load::process::env::Env;
 use crate::load::wire::Failure;
 use crate::protocol::client::{ClientError, Event};
 use crate::protocol::close::CloseCode;
+use crate::protocol::deflate::ExtensionError;
 use crate::protocol::handshake::ResponseError;
 
 impl<L: Layer> Conn<L> {
@@ -103,6 +104,8 @@ fn client_failure(e: ClientError) -> Failure {
     match e {
         ClientError::Http(_) => Failure::BadHandshake,
         ClientError::Handshake(why) => handshake_failure(why),
+        ClientError::Extension(ExtensionError::Declined) => Failure::DeflateDeclined,
+        ClientError::Extension(ExtensionError::Invalid) => Failure::BadExtension,
         ClientError::Protocol(e) => {
             log::debug!("server broke the protocol: {e}");
             Failure::ProtocolError

@@ -18,7 +18,8 @@
 //! - `input.rs`: reading the socket and acting on what the core makes of the bytes;
 //! - `output.rs`: the core writing through the socket, the spill's cap, flushing;
 //! - `ending.rs`: the closing handshake, an abort, and counting how it ended;
-//! - `echoes.rs`: the verification and periodic echoes;
+//! - `echoes.rs`: the warm-up, verification and periodic echoes;
+//! - `compressed.rs`: a compressed echo, gathered whole and inflated to be checked;
 //! - `chat_member.rs`: a room member's messages and the sender's;
 //! - `echo_window.rs`: the echo workload's messages in flight;
 //! - `layer.rs`: what lies between socket and core: nothing, or (`secure.rs`) TLS.
@@ -41,6 +42,7 @@ use crate::protocol::client::ClientConnection;
 use crate::stream::Spilled;
 
 mod chat_member;
+mod compressed;
 mod echo_window;
 mod echoes;
 mod ending;
