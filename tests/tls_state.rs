@@ -115,7 +115,7 @@ fn an_idle_tls_connection_holds_only_rustls_state() {
         cert: dir.join("cert.pem"),
         key: dir.join("key.pem"),
     };
-    let server_config = wsreactor::tls::server_config(&files).unwrap();
+    let server_config = wsreactor::tls::server_config(&files, tickets()).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 
     for (version, name) in [
@@ -143,6 +143,11 @@ fn an_idle_tls_connection_holds_only_rustls_state() {
     }
 }
 
+/// The server's session-ticket keys, as a lone `serve` makes them.
+fn tickets() -> std::sync::Arc<wsreactor::tls::tickets::TicketKeys> {
+    std::sync::Arc::new(wsreactor::tls::tickets::TicketKeys::fresh(6 * 60 * 60).unwrap())
+}
+
 /// The live-byte counter is the whole binary's: one test counts at a time.
 static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -154,7 +159,7 @@ fn an_idle_load_client_connection_holds_only_rustls_state() {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let chain = vec![made.cert.der().clone()];
     let key = rustls::pki_types::PrivateKeyDer::try_from(made.signing_key.serialize_der()).unwrap();
-    let server_config = wsreactor::tls::config::server_config_for(chain, key).unwrap();
+    let server_config = wsreactor::tls::config::server_config_for(chain, key, tickets()).unwrap();
     let mut config = (*wsreactor::tls::client_config(None).unwrap()).clone();
     config.resumption = rustls::client::Resumption::disabled();
     let config = std::sync::Arc::new(config);

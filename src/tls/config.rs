@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::ProducesTickets;
 use rustls::ServerConfig;
-
-use super::tickets::{key_from_hex, SharedTickets, TICKET_KEY_ENV};
 
 /// Where a server's certificate chain and private key are.
 #[derive(Debug, Clone)]
@@ -23,18 +22,24 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// The server's configuration from `files`, or what is wrong with them.
-pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
+/// The server's configuration from `files`, or what is wrong with them, with session
+/// tickets sealed by `tickets` (which outlive any one configuration: a certificate
+/// reloaded on SIGHUP keeps the tickets already out valid).
+pub fn server_config(
+    files: &TlsFiles,
+    tickets: Arc<dyn ProducesTickets>,
+) -> Result<Arc<ServerConfig>, String> {
     let chain = load_chain(&files.cert)?;
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .map_err(|e| format!("{}: no private key: {e}", files.key.display()))?;
-    server_config_for(chain, key).map_err(|e| format!("{}: {e}", files.cert.display()))
+    server_config_for(chain, key, tickets).map_err(|e| format!("{}: {e}", files.cert.display()))
 }
 
 /// The server's configuration for a certificate chain and its key.
 pub fn server_config_for(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    tickets: Arc<dyn ProducesTickets>,
 ) -> Result<Arc<ServerConfig>, String> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -43,15 +48,8 @@ pub fn server_config_for(
         .with_single_cert(chain, key)
         .map_err(|e| e.to_string())?;
     // Stateless resumption: the ticket carries the session, so resuming costs the
-    // server no memory per client (RFC 8446 §4.6.1). Under the key the supervisor of
-    // `--workers` handed down, if any, so that any worker resumes any ticket.
-    config.ticketer = match std::env::var(TICKET_KEY_ENV).ok().as_deref() {
-        Some(hex) => {
-            let key = key_from_hex(hex).ok_or_else(|| format!("{TICKET_KEY_ENV} is not a key"))?;
-            Arc::new(SharedTickets::new(&key))
-        }
-        None => rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?,
-    };
+    // server no memory per client (RFC 8446 §4.6.1).
+    config.ticketer = tickets;
     Ok(Arc::new(config))
 }
 
