@@ -142,6 +142,37 @@ fn the_echo_window_and_churn_run_over_tls() {
 }
 
 #[test]
+fn tls_resume_makes_every_handshake_after_the_first_a_resumed_one() {
+    let cert = Cert::new("resume");
+    let server = cert.server();
+    let ca = cert.cert();
+    let args = [
+        "--json",
+        "--tls",
+        "--ca",
+        &ca,
+        "--tls-resume",
+        "--connections",
+        "2",
+        "--churn",
+        "--warmup",
+        "0",
+        "--duration",
+        "1",
+    ];
+    let r = load(&server, &args).clean_report();
+    let verified = r["verified"].as_u64().unwrap();
+    assert!(verified > 10, "{r:#}");
+    // Each slot's first connection finds no ticket yet; every later one offers one.
+    assert!(r["tls"]["full"].as_u64().unwrap() <= 2, "{r:#}");
+    assert_eq!(
+        r["tls"]["full"].as_u64().unwrap() + r["tls"]["resumed"].as_u64().unwrap(),
+        verified,
+        "{r:#}"
+    );
+}
+
+#[test]
 fn a_wrong_ca_fails_every_connection_clearly() {
     let (cert, other) = (Cert::new("right"), Cert::new("wrong"));
     let server = cert.server();
