@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# TLS handshakes per second per core on the server, full and resumed, with an ECDSA
+# P-256 and an RSA-2048 certificate, side by side in one run: a plain wsreactor and one
+# native wss:// wsreactor per key, all pinned to core 0; `wsreactor load --churn` (8
+# slots of connect, handshake, upgrade, one echo, close) pinned to core 1, its report
+# giving the server's CPU per cycle (`--server-pid`). Rounds interleave the setups, the
+# order alternating. A TLS cycle's CPU less the plain cycle's in the same round is the
+# TLS handshake's own (and its records' and close_notify's); its inverse is the
+# handshakes a core would make per second.
+#
+# Usage: scripts/handshake_bench.sh [--rounds R] [--seconds S] [--load-args 'ARGS']
+#   --rounds R     rounds (default 3)
+#   --seconds S    seconds of each measurement (default 5)
+#   --load-args A  extra `wsreactor load` flags for every run
+# Prints one JSON line per measurement after a stamp line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=3 seconds=5 load_extra=()
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --rounds) rounds=${2:?--rounds needs a count}; shift 2 ;;
+    --seconds) seconds=${2:?--seconds needs seconds}; shift 2 ;;
+    --load-args) read -r -a load_extra <<<"${2?--load-args needs flags}"; shift 2 ;;
+    -h | --help) usage ;;
+    *) echo "unknown argument: $1" >&2; usage ;;
+  esac
+done
+
+cargo build --release --quiet
+bin=./target/release/wsreactor
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+declare -A ports servers
+start() { # name, extra args...
+  local name=$1 port=
+  shift
+  taskset -c 0 "$bin" serve --listen 127.0.0.1:0 --idle-timeout 0 --stats-interval 0 "$@" \
+    2>"$tmp/$name.log" >/dev/null &
+  pids+=("$!")
+  servers[$name]=$!
+  for _ in $(seq 100); do
+    port=$(grep -o 'listening on [0-9.:]*' "$tmp/$name.log" | head -n1 | cut -d: -f2) || true
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  [ -n "$port" ] || { echo "$name did not start:" >&2; cat "$tmp/$name.log" >&2; exit 1; }
+  ports[$name]=$port
+}
+start plain
+for key in ec rsa; do
+  case $key in
+    ec) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
+    rsa) newkey=(-newkey rsa:2048) ;;
+  esac
+  # CA:FALSE: webpki refuses a CA certificate as the server's own.
+  openssl req -x509 "${newkey[@]}" -nodes -days 1 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -addext basicConstraints=critical,CA:FALSE \
+    -keyout "$tmp/$key.key" -out "$tmp/$key.pem" 2>/dev/null
+  start "$key" --tls-cert "$tmp/$key.pem" --tls-key "$tmp/$key.key"
+done
+
+echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD) $(uname -r) $(nproc) cores;" \
+  "rounds=$rounds seconds=$seconds load-args=${load_extra[*]:-}"
+setups=(plain ec-full ec-resumed rsa-full rsa-resumed)
+for round in $(seq "$rounds"); do
+  order=("${setups[@]}")
+  if [ $((round % 2)) -eq 0 ]; then
+    order=()
+    for ((i = ${#setups[@]} - 1; i >= 0; i--)); do order+=("${setups[i]}"); done
+  fi
+  for setup in "${order[@]}"; do
+    server=${setup%-*} args=()
+    case $setup in
+      *-full) args=(--tls --ca "$tmp/$server.pem") ;;
+      *-resumed) args=(--tls --ca "$tmp/$server.pem" --tls-resume) ;;
+    esac
+    taskset -c 1 "$bin" load --addr "127.0.0.1:${ports[$server]}" --connections 8 --churn \
+      --duration "$seconds" --warmup 1 --server-pid "${servers[$server]}" --json \
+      "${args[@]}" "${load_extra[@]}" >"$tmp/run.json" 2>>"$tmp/load.log"
+    python3 - "$setup" "$round" "$tmp/run.json" <<'EOF'
+import json, sys
+setup, round_, path = sys.argv[1:]
+r = json.load(open(path))
+w, tls = r["workload"], r.get("tls") or {}
+print(json.dumps({"setup": setup, "round": int(round_), "cycles": w["ops"], "failed": r["failed"],
+                  "server_us_per_cycle": w["server_cpu_us_per_op"],
+                  "full": tls.get("full"), "resumed": tls.get("resumed"),
+                  "group": tls.get("group"), "version": tls.get("version")}))
+EOF
+  done
+done
