@@ -173,6 +173,27 @@ fn tls_resume_makes_every_handshake_after_the_first_a_resumed_one() {
 }
 
 #[test]
+fn tls_group_is_the_only_group_offered() {
+    let cert = Cert::new("group");
+    let server = cert.server();
+    let ca = cert.cert();
+    let args = [
+        "--json",
+        "--tls",
+        "--ca",
+        &ca,
+        "--tls-group",
+        "secp256r1",
+        "--connections",
+        "3",
+        "--hold",
+        "0",
+    ];
+    let r = load(&server, &args).clean_report();
+    assert_eq!(r["tls"]["group"], "secp256r1", "{r:#}");
+}
+
+#[test]
 fn a_wrong_ca_fails_every_connection_clearly() {
     let (cert, other) = (Cert::new("right"), Cert::new("wrong"));
     let server = cert.server();
@@ -210,10 +231,15 @@ fn tls_settings_that_cannot_work_are_refused_before_any_socket() {
     let cert = Cert::new("refused");
     let server = cert.server();
     let missing = cert.dir.join("missing.pem");
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--tls"], "--tls needs --ca FILE, or --insecure"),
         (&["--tls", "--ca", missing.to_str().unwrap()], "missing.pem"),
         (&["--ca", "x.pem"], "--tls"),
+        (
+            &["--tls", "--insecure", "--tls-group", "nonsense"],
+            "--tls-group nonsense: not in this build (it has ",
+        ),
+        (&["--tls-group", "X25519"], "--tls"),
     ];
     for (args, says) in cases {
         let mut all = vec!["--connections", "1"];

@@ -160,6 +160,12 @@ pub struct LoadArgs {
     #[arg(long, requires = "tls")]
     pub tls_resume: bool,
 
+    /// --tls: offer only this key exchange group, as rustls names it: X25519, secp256r1,
+    /// secp384r1, or X25519MLKEM768 (the post-quantum hybrid: a build with the aws-lc
+    /// feature). Default: X25519 first, then secp256r1 and secp384r1.
+    #[arg(long, value_name = "GROUP", requires = "tls")]
+    pub tls_group: Option<String>,
+
     /// --tls: the PEM file of the certificate(s) the server's must be signed by (it must
     /// name the target's address, e.g. an IP SAN 127.0.0.1).
     #[arg(

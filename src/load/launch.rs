@@ -251,7 +251,8 @@ fn tls_config(args: &LoadArgs) -> Result<Option<Arc<rustls::ClientConfig>>, Stri
     if args.ca.is_none() && !args.insecure {
         return Err("--tls needs --ca FILE, or --insecure for any certificate".into());
     }
-    let config = crate::tls::client_config(args.ca.as_deref()).map_err(|e| format!("--ca {e}"))?;
+    let config =
+        crate::tls::config::client_config_offering(args.ca.as_deref(), args.tls_group.as_deref())?;
     // Every connection stands for a client of its own, on its first visit: a full
     // handshake, no session to resume (with rustls' ticket cache, shared by the process,
     // a ramp resumed a few in a hundred, as tickets came back: a mix no reader could
