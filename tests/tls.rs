@@ -1,6 +1,6 @@
 //! wss:// and https:// against the real binary (`serve --tls-cert --tls-key`), with a
-//! certificate made here (rcgen) and an independent client: rustls' own buffered client
-//! with tungstenite over it. Bad input gets an alert or a close, is counted by reason,
+//! certificate made for the test (rcgen, `common::tls`) and an independent client:
+//! rustls' own buffered client with tungstenite over it. Bad input gets an alert or a close, is counted by reason,
 //! and leaves other connections alone.
 
 mod common;
