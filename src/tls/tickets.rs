@@ -13,8 +13,9 @@
 //! process ratchets on its own as periods pass. Tickets sealed under the current key or
 //! the previous one open, so a ticket lives between one and two periods; older ones are
 //! refused and the client makes a full handshake. Because the ratchet only runs forward,
-//! the key a process holds now reveals no key of a period before the one it was handed,
-//! which is what rotating ticket keys is for (forward secrecy of resumed sessions).
+//! what a process holds (its current and previous keys, and in its environment the key
+//! of the period it started in) reveals no key of an earlier period, which is what
+//! rotating ticket keys is for (forward secrecy of resumed sessions).
 
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
