@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=3 seconds=5 features= groups=(default)
+rounds=3 seconds=5 features='' groups=(default)
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -35,42 +35,12 @@ done
 
 cargo build --release --quiet ${features:+--features "$features"}
 bin=./target/release/wsreactor
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-declare -A ports servers
-start() { # name, extra args...
-  local name=$1 port=
-  shift
-  taskset -c 0 "$bin" serve --listen 127.0.0.1:0 --idle-timeout 0 --stats-interval 0 "$@" \
-    2>"$tmp/$name.log" >/dev/null &
-  pids+=("$!")
-  servers[$name]=$!
-  for _ in $(seq 100); do
-    port=$(grep -o 'listening on [0-9.:]*' "$tmp/$name.log" | head -n1 | cut -d: -f2) || true
-    [ -n "$port" ] && break
-    sleep 0.1
-  done
-  [ -n "$port" ] || { echo "$name did not start:" >&2; cat "$tmp/$name.log" >&2; exit 1; }
-  ports[$name]=$port
-}
-start plain
+# shellcheck source=scripts/tls_lib.sh
+source scripts/tls_lib.sh
+start_pinned plain
 for key in ec rsa; do
-  case $key in
-    ec) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
-    rsa) newkey=(-newkey rsa:2048) ;;
-  esac
-  # CA:FALSE: webpki refuses a CA certificate as the server's own.
-  openssl req -x509 "${newkey[@]}" -nodes -days 1 -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-    -addext basicConstraints=critical,CA:FALSE \
-    -keyout "$tmp/$key.key" -out "$tmp/$key.pem" 2>/dev/null
-  start "$key" --tls-cert "$tmp/$key.pem" --tls-key "$tmp/$key.key"
+  make_cert "$key" "$key"
+  start_pinned "$key" --tls-cert "$tmp/$key.pem" --tls-key "$tmp/$key.key"
 done
 
 echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD) $(uname -r) $(nproc) cores;" \

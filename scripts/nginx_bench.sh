@@ -39,46 +39,13 @@ nginx=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
 cargo build --release --quiet
 bin=./target/release/wsreactor
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-case "$key" in
-  ec) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
-  rsa) newkey=(-newkey rsa:2048) ;;
-  *) echo "--key is ec or rsa" >&2; exit 2 ;;
-esac
-# CA:FALSE: webpki refuses a CA certificate as the server's own.
-openssl req -x509 "${newkey[@]}" -nodes -days 1 -subj /CN=localhost \
-  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
-  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
-
-wait_port() { # log file, pattern: the port, once the log shows it
-  local port=
-  for _ in $(seq 100); do
-    port=$(grep -o "$2[0-9.:]*" "$1" | head -n1 | rev | cut -d: -f1 | rev) || true
-    [ -n "$port" ] && { echo "$port"; return; }
-    sleep 0.1
-  done
-  echo "no port in $1:" >&2; cat "$1" >&2; return 1
-}
-start_wsreactor() { # name, extra args...; sets port and pid
-  local name=$1
-  shift
-  taskset -c 0 "$bin" serve --listen 127.0.0.1:0 --idle-timeout 0 --stats-interval 0 "$@" \
-    2>"$tmp/$name.log" >/dev/null &
-  pid=$!
-  pids+=("$pid")
-  port=$(wait_port "$tmp/$name.log" 'listening on ')
-}
-start_wsreactor plain
-upstream_port=$port upstream_pid=$pid
-start_wsreactor native --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem"
-native_port=$port native_pid=$pid
+# shellcheck source=scripts/tls_lib.sh
+source scripts/tls_lib.sh
+make_cert cert "$key"
+start_pinned plain
+upstream_port=${ports[plain]} upstream_pid=${servers[plain]}
+start_pinned native --tls-cert "$tmp/cert.pem" --tls-key "$tmp/cert.key"
+native_port=${ports[native]} native_pid=${servers[native]}
 
 # The README's "Behind nginx" block, on a TLS listener. No access log: wsreactor keeps
 # none per connection either.
@@ -102,7 +69,7 @@ http {
     server {
         listen 127.0.0.1:$nginx_port ssl;
         ssl_certificate $tmp/cert.pem;
-        ssl_certificate_key $tmp/key.pem;
+        ssl_certificate_key $tmp/cert.key;
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_ecdh_curve X25519;
         location / {
@@ -126,8 +93,8 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-declare -A ports=([nginx]=$nginx_port [native]=$native_port)
-declare -A servers=([nginx]="$nginx_pid $upstream_pid" [native]=$native_pid)
+ports=([nginx]=$nginx_port [native]=$native_port)
+servers=([nginx]="$nginx_pid $upstream_pid" [native]=$native_pid)
 rss() { # pids: summed VmRSS in bytes
   local total=0 pid
   for pid in "$@"; do total=$((total + $(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"))); done
@@ -171,7 +138,11 @@ for setup in nginx native; do
   done
   wait "$load_pid" || true
   ok=$(field 'r["ok"]' <"$tmp/idle.json")
-  [ -n "$during" ] && [ "$ok" = True ] || { echo "$setup: the hold failed:" >&2; cat "$tmp/idle.json" "$tmp/load.log" >&2; exit 1; }
+  if [ -z "$during" ] || [ "$ok" != True ]; then
+    echo "$setup: the hold failed:" >&2
+    cat "$tmp/idle.json" "$tmp/load.log" >&2
+    exit 1
+  fi
   # Per process, too: nginx's own share and its wsreactor's.
   parts=
   # shellcheck disable=SC2086
