@@ -93,8 +93,22 @@ impl<M: DeserializeOwned + Send + 'static> Children<M> {
     /// Starts this binary in slot `index` with this process's own arguments followed by
     /// `extra`; returns its pid. The slot must be empty.
     pub fn spawn(&mut self, index: usize, extra: &[String], stdin: Stdin) -> io::Result<u32> {
+        self.spawn_with_env(index, extra, &[], stdin)
+    }
+
+    /// [`Children::spawn`], with `env` added to that child's environment alone (what
+    /// changes from one child to the next, or a secret that later children must not
+    /// inherit as they would this process's own environment).
+    pub fn spawn_with_env(
+        &mut self,
+        index: usize,
+        extra: &[String],
+        env: &[(&str, String)],
+        stdin: Stdin,
+    ) -> io::Result<u32> {
         let mut command = Command::new(std::env::current_exe()?);
         command.args(rerun_args(std::env::args_os(), extra));
+        command.envs(env.iter().map(|(name, value)| (name, value)));
         self.spawn_command(index, command, stdin)
     }
 

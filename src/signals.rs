@@ -1,12 +1,13 @@
 //! SIGINT and SIGTERM as a stop request: a flag the loops of `serve` and `load` poll, so
 //! a stop is graceful (open connections get their closing handshake) and never runs
-//! code inside a signal handler.
+//! code inside a signal handler. SIGHUP, for `serve`, is a request to reload the
+//! certificate: a flag too.
 
 use std::io;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 /// What another SIGINT/SIGTERM does once a stop is under way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,5 +31,13 @@ pub fn stop_flag(again: Again) -> io::Result<Arc<AtomicBool>> {
         }
         signal_hook::flag::register(signal, Arc::clone(&flag))?;
     }
+    Ok(flag)
+}
+
+/// Installs a SIGHUP handler that sets the returned flag (and keeps SIGHUP from ending
+/// the process, its default).
+pub fn reload_flag() -> io::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(SIGHUP, Arc::clone(&flag))?;
     Ok(flag)
 }

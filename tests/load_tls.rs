@@ -142,6 +142,58 @@ fn the_echo_window_and_churn_run_over_tls() {
 }
 
 #[test]
+fn tls_resume_makes_every_handshake_after_the_first_a_resumed_one() {
+    let cert = Cert::new("resume");
+    let server = cert.server();
+    let ca = cert.cert();
+    let args = [
+        "--json",
+        "--tls",
+        "--ca",
+        &ca,
+        "--tls-resume",
+        "--connections",
+        "2",
+        "--churn",
+        "--warmup",
+        "0",
+        "--duration",
+        "1",
+    ];
+    let r = load(&server, &args).clean_report();
+    let verified = r["verified"].as_u64().unwrap();
+    assert!(verified > 10, "{r:#}");
+    // Each slot's first connection finds no ticket yet; every later one offers one.
+    assert!(r["tls"]["full"].as_u64().unwrap() <= 2, "{r:#}");
+    assert_eq!(
+        r["tls"]["full"].as_u64().unwrap() + r["tls"]["resumed"].as_u64().unwrap(),
+        verified,
+        "{r:#}"
+    );
+}
+
+#[test]
+fn tls_group_is_the_only_group_offered() {
+    let cert = Cert::new("group");
+    let server = cert.server();
+    let ca = cert.cert();
+    let args = [
+        "--json",
+        "--tls",
+        "--ca",
+        &ca,
+        "--tls-group",
+        "secp256r1",
+        "--connections",
+        "3",
+        "--hold",
+        "0",
+    ];
+    let r = load(&server, &args).clean_report();
+    assert_eq!(r["tls"]["group"], "secp256r1", "{r:#}");
+}
+
+#[test]
 fn a_wrong_ca_fails_every_connection_clearly() {
     let (cert, other) = (Cert::new("right"), Cert::new("wrong"));
     let server = cert.server();
@@ -179,10 +231,15 @@ fn tls_settings_that_cannot_work_are_refused_before_any_socket() {
     let cert = Cert::new("refused");
     let server = cert.server();
     let missing = cert.dir.join("missing.pem");
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--tls"], "--tls needs --ca FILE, or --insecure"),
         (&["--tls", "--ca", missing.to_str().unwrap()], "missing.pem"),
         (&["--ca", "x.pem"], "--tls"),
+        (
+            &["--tls", "--insecure", "--tls-group", "nonsense"],
+            "--tls-group nonsense: not in this build (it has ",
+        ),
+        (&["--tls-group", "X25519"], "--tls"),
     ];
     for (args, says) in cases {
         let mut all = vec!["--connections", "1"];

@@ -179,10 +179,23 @@ pub struct LoadArgs {
     /// wss://: every connection speaks TLS (1.3 or 1.2, rustls with ring) to a server
     /// started with --tls-cert/--tls-key; the certificate must be signed by --ca, or
     /// --insecure accepts any (a self-signed one on loopback). Every handshake is a full
-    /// one (no resumption: each connection stands for a client of its own); the
-    /// handshake latency includes it.
+    /// one (no resumption: each connection stands for a client of its own; see
+    /// --tls-resume); the handshake latency includes it.
     #[arg(long)]
     pub tls: bool,
+
+    /// --tls: resume sessions: each process keeps the session tickets the server sends
+    /// (rustls' in-memory store) and offers one on every new connection, so all but the
+    /// first handshakes resume (RFC 8446 §2.2): for measuring resumed handshakes, as
+    /// returning clients make them.
+    #[arg(long, requires = "tls")]
+    pub tls_resume: bool,
+
+    /// --tls: offer only this key exchange group, as rustls names it: X25519, secp256r1,
+    /// secp384r1, or X25519MLKEM768 (the post-quantum hybrid: a build with the aws-lc
+    /// feature). Default: X25519 first, then secp256r1 and secp384r1.
+    #[arg(long, value_name = "GROUP", requires = "tls")]
+    pub tls_group: Option<String>,
 
     /// --tls: the PEM file of the certificate(s) the server's must be signed by (it must
     /// name the target's address, e.g. an IP SAN 127.0.0.1).

@@ -303,7 +303,7 @@ fn preflight(
 }
 
 /// `--tls`: rustls' client configuration, trusting the certificates in `--ca` (or,
-/// with `--insecure`, any certificate), without resumption.
+/// with `--insecure`, any certificate), without resumption unless `--tls-resume`.
 fn tls_config(args: &LoadArgs) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
     if !args.tls {
         return Ok(None);
@@ -311,11 +311,15 @@ fn tls_config(args: &LoadArgs) -> Result<Option<Arc<rustls::ClientConfig>>, Stri
     if args.ca.is_none() && !args.insecure {
         return Err("--tls needs --ca FILE, or --insecure for any certificate".into());
     }
-    let config = crate::tls::client_config(args.ca.as_deref()).map_err(|e| format!("--ca {e}"))?;
+    let config =
+        crate::tls::config::client_config_offering(args.ca.as_deref(), args.tls_group.as_deref())?;
     // Every connection stands for a client of its own, on its first visit: a full
     // handshake, no session to resume (with rustls' ticket cache, shared by the process,
     // a ramp resumed a few in a hundred, as tickets came back: a mix no reader could
-    // tell apart).
+    // tell apart). `--tls-resume` asks for that store, for the resumed handshakes alone.
+    if args.tls_resume {
+        return Ok(Some(config));
+    }
     let mut config = (*config).clone();
     config.resumption = rustls::client::Resumption::disabled();
     Ok(Some(Arc::new(config)))

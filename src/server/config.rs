@@ -27,6 +27,12 @@ pub struct Config {
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
 
+    /// Seconds between rotations of the session-ticket key every worker shares; a
+    /// ticket resumes for one to two of them, then the client makes a full handshake.
+    #[arg(long, value_name = "SECS", default_value_t = 6 * 60 * 60,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::tls::tickets::MAX_LIFETIME_SECS / 2)))]
+    pub tls_ticket_rotation: u32,
+
     /// Reactor processes sharing the port through SO_REUSEPORT (1 = this process only).
     #[arg(long, default_value_t = 1)]
     pub workers: u32,

@@ -35,9 +35,12 @@ pub mod workers;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use log::{info, warn};
 use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::tls::tickets::TicketKeys;
 
 pub use config::Config;
 
@@ -78,10 +81,10 @@ pub fn serve(config: Config) -> io::Result<()> {
     }
     // A certificate that does not load is an error before anything listens.
     let tls = match config.tls_files() {
-        Some(files) => Some(
-            crate::tls::server_config(&files)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
-        ),
+        Some(files) => {
+            let tickets = ticket_keys(config.tls_ticket_rotation)?;
+            Some(secure::SecureShared::new(files, tickets).map_err(io::Error::other)?)
+        }
         None => None,
     };
     let listener = bind(config.listen, config.worker_id.is_some())?;
@@ -106,13 +109,26 @@ pub fn serve(config: Config) -> io::Result<()> {
         Err(e) => warn!("could not raise RLIMIT_NOFILE: {e}"),
     }
     let shutdown = crate::signals::stop_flag(crate::signals::Again::Ignored)?;
+    let reload = crate::signals::reload_flag()?;
     match tls {
-        Some(tls) => {
-            let layer = secure::SecureShared::new(tls);
-            reactor::Reactor::<secure::Secure>::new(config, listener, shutdown, layer)?.run()
+        Some(layer) => {
+            reactor::Reactor::<secure::Secure>::new(config, listener, shutdown, reload, layer)?
+                .run()
         }
-        None => reactor::Reactor::<transport::Plain>::new(config, listener, shutdown, ())?.run(),
+        None => {
+            reactor::Reactor::<transport::Plain>::new(config, listener, shutdown, reload, ())?.run()
+        }
     }
+}
+
+/// A worker's session-ticket keys are its supervisor's (handed down in its environment,
+/// `tls::tickets`); a lone process makes its own.
+fn ticket_keys(period: u32) -> io::Result<Arc<TicketKeys>> {
+    let keys = match TicketKeys::from_env(period).map_err(io::Error::other)? {
+        Some(keys) => keys,
+        None => TicketKeys::fresh(period).map_err(io::Error::other)?,
+    };
+    Ok(Arc::new(keys))
 }
 
 #[cfg(test)]

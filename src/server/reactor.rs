@@ -108,6 +108,8 @@ pub struct Reactor<T: Transport = Plain> {
     heads: HeadQueue,
     warnings: Warnings,
     shutdown: Arc<AtomicBool>,
+    /// Set by SIGHUP: reload the certificate.
+    reload: Arc<AtomicBool>,
     /// A worker's feed of the whole server's counters, and the newest it brought.
     feed: Option<feed::Receiver>,
     view: Option<View>,
@@ -116,11 +118,13 @@ pub struct Reactor<T: Transport = Plain> {
 }
 
 impl<T: Transport> Reactor<T> {
-    /// A reactor for `listener`, which runs until `shutdown` is set.
+    /// A reactor for `listener`, which runs until `shutdown` is set and reloads its
+    /// layer's files whenever `reload` is.
     pub fn new(
         config: Config,
         listener: std::net::TcpListener,
         shutdown: Arc<AtomicBool>,
+        reload: Arc<AtomicBool>,
         layer: T::Shared,
     ) -> io::Result<Reactor<T>> {
         let poll = Poll::new()?;
@@ -159,6 +163,7 @@ impl<T: Transport> Reactor<T> {
             heads: HeadQueue::default(),
             warnings: Warnings::default(),
             shutdown,
+            reload,
             feed,
             view: None,
             pubsub,
@@ -192,6 +197,9 @@ impl<T: Transport> Reactor<T> {
                 grace_end = Some(Instant::now() + grace);
                 self.begin_shutdown();
             }
+            if self.reload.swap(false, Ordering::Relaxed) {
+                T::reload(&mut self.layer);
+            }
             if grace_end.is_some_and(|end| self.conns.is_empty() || Instant::now() >= end) {
                 info!("shut down with {} connections left", self.conns.len());
                 return Ok(());
@@ -211,7 +219,7 @@ impl<T: Transport> Reactor<T> {
             };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
-                // A signal arrived: loop to look at the shutdown flag.
+                // A signal arrived: loop to look at the flags.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }

@@ -7,36 +7,45 @@
 
 use std::sync::Arc;
 
-use log::debug;
+use log::{debug, error, info};
 use mio::net::TcpStream;
 use rustls::server::UnbufferedServerConnection;
 
 use super::transport::{Broken, Inbound, Outbound, Transport};
 use crate::protocol::transmit::Transmit;
 use crate::stream::{RecordsRead, Spilled};
-use crate::tls::{Sealed, Tls, TlsError};
+use crate::tls::{Sealed, Tls, TlsError, TlsFiles};
 
 /// wss://: TLS over the socket (see `crate::tls`).
 #[derive(Debug)]
 pub struct Secure(Tls<UnbufferedServerConnection>);
 
-/// What every TLS connection of a reactor shares: the configuration, and the buffers a
-/// turn's plaintext is gathered in and its records sealed in (empty between turns).
+/// What every TLS connection of a reactor shares: the configuration (and the files and
+/// ticket keys it was made from, for a reload), and the buffers a turn's plaintext is
+/// gathered in and its records sealed in (empty between turns).
 #[derive(Debug)]
 pub struct SecureShared {
     config: Arc<rustls::ServerConfig>,
+    files: TlsFiles,
+    tickets: Arc<dyn rustls::server::ProducesTickets>,
     plain: Vec<u8>,
     sealed: Sealed,
 }
 
 impl SecureShared {
-    /// For connections under `config`.
-    pub fn new(config: Arc<rustls::ServerConfig>) -> SecureShared {
-        SecureShared {
-            config,
+    /// For connections under the certificate in `files`, with session tickets sealed
+    /// by `tickets`; what is wrong with the files otherwise.
+    pub fn new(
+        files: TlsFiles,
+        tickets: Arc<dyn rustls::server::ProducesTickets>,
+    ) -> Result<SecureShared, String> {
+        Ok(SecureShared {
+            config: crate::tls::server_config(&files, tickets.clone())?,
+            files,
+            tickets,
             plain: Vec::new(),
             sealed: Sealed::default(),
-        }
+        })
     }
 }
 
@@ -77,6 +86,22 @@ impl Transport for Secure {
     fn accept(shared: &SecureShared) -> Result<Secure, Broken> {
         let conn = UnbufferedServerConnection::new(shared.config.clone()).map_err(TlsError)?;
         Ok(Secure(Tls::new(conn)))
+    }
+
+    /// A renewed certificate (e.g. Let's Encrypt's, every 60 days) without a restart:
+    /// each connection holds the configuration it was accepted under, so open ones go
+    /// on, and the ticket keys stay, so tickets already out still resume.
+    fn reload(shared: &mut SecureShared) {
+        match crate::tls::server_config(&shared.files, shared.tickets.clone()) {
+            Ok(config) => {
+                shared.config = config;
+                info!(
+                    "SIGHUP: certificate reloaded from {}",
+                    shared.files.cert.display()
+                );
+            }
+            Err(e) => error!("SIGHUP: certificate not reloaded, the old one stays: {e}"),
+        }
     }
 
     /// The read buffer's first half takes the records, its second half their plaintext

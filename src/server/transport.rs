@@ -81,6 +81,11 @@ pub trait Transport: Sized + fmt::Debug {
     /// The layer for a newly accepted connection.
     fn accept(shared: &Self::Shared) -> Result<Self, Broken>;
 
+    /// SIGHUP: re-reads whatever the layer loaded from files, for the connections
+    /// accepted from now on; open ones keep what they have. A failure is logged and
+    /// changes nothing.
+    fn reload(shared: &mut Self::Shared);
+
     /// Reads once from `socket` into `buf`, behind what `spill` kept.
     fn read(
         &mut self,
@@ -143,6 +148,10 @@ impl Transport for Plain {
 
     fn accept(_: &()) -> Result<Plain, Broken> {
         Ok(Plain)
+    }
+
+    fn reload(_: &mut ()) {
+        log::info!("SIGHUP: nothing to reload (no --tls-cert)");
     }
 
     fn read(

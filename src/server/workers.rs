@@ -9,7 +9,9 @@
 //! report, and what exited workers left) back down every worker's stdin, so that any
 //! worker answers `/stats` and `/metrics` for the whole server (`feed.rs`). It restarts
 //! a worker that dies, forwards SIGINT/SIGTERM (each worker then closes its connections
-//! with 1001), and logs one aggregate status line every `--stats-interval`.
+//! with 1001) and SIGHUP (each worker reloads its certificate), hands every worker it
+//! starts the session-ticket key of the moment (`tls::tickets`), and logs one aggregate
+//! status line every `--stats-interval`.
 //! Starting, reading and reaping the processes is [`crate::children`]'s job; this file
 //! decides when (restarts, their backoff, the stop and its grace).
 
@@ -27,6 +29,7 @@ use super::stats::Stats;
 use super::view::{View, WorkerEntry};
 use crate::children::{Children, Event, Stdin};
 use crate::signals::{self, Again};
+use crate::tls::tickets::{TicketKeys, TICKET_KEY_ENV};
 
 /// How long past `--shutdown-timeout` a worker may take to exit before SIGKILL: its
 /// own timer ends its wait for the Close replies; this covers the rest of its exit.
@@ -64,6 +67,8 @@ struct Worker {
 /// their stdin, and the totals that workers which exited left behind.
 struct Supervision {
     children: Children<Stats>,
+    /// The session-ticket keys every worker shares, with TLS.
+    tickets: Option<std::sync::Arc<TicketKeys>>,
     feed: feed::Sender,
     retired: Stats,
     started: Instant,
@@ -95,17 +100,16 @@ impl Supervision {
 /// Runs the supervisor until SIGINT/SIGTERM. Workers re-run this process's command
 /// line ([`crate::children`]), so `config` must be the one parsed from it.
 pub fn supervise(config: Config) -> io::Result<()> {
-    if let Some(files) = config.tls_files() {
-        // A certificate that does not load fails here, once, not in every worker.
-        crate::tls::server_config(&files).map_err(io::Error::other)?;
-        // One session-ticket key for every worker (tls::tickets), inherited through the
-        // environment; set before this process starts any thread.
-        let key = crate::tls::tickets::new_ticket_key().map_err(io::Error::other)?;
-        std::env::set_var(
-            crate::tls::tickets::TICKET_KEY_ENV,
-            crate::tls::tickets::key_to_hex(&key),
-        );
-    }
+    let tickets = match config.tls_files() {
+        Some(files) => {
+            let keys = TicketKeys::fresh(config.tls_ticket_rotation).map_err(io::Error::other)?;
+            let keys = std::sync::Arc::new(keys);
+            // A certificate that does not load fails here, once, not in every worker.
+            crate::tls::server_config(&files, keys.clone()).map_err(io::Error::other)?;
+            Some(keys)
+        }
+        None => None,
+    };
     let reserve = Socket::new(
         Domain::for_address(config.listen),
         Type::STREAM,
@@ -119,6 +123,7 @@ pub fn supervise(config: Config) -> io::Result<()> {
         .as_socket()
         .ok_or_else(|| io::Error::other("not an IP address"))?;
     let shutdown = signals::stop_flag(Again::Ignored)?;
+    let reload = signals::reload_flag()?;
     let mut workers: Vec<Worker> = (0..config.workers)
         .map(|id| Worker {
             id,
@@ -133,6 +138,7 @@ pub fn supervise(config: Config) -> io::Result<()> {
         .collect();
     let mut sup = Supervision {
         children: Children::<Stats>::new("server worker", workers.len()),
+        tickets,
         feed: feed::Sender::new(workers.len()),
         retired: Stats::default(),
         started: Instant::now(),
@@ -145,6 +151,10 @@ pub fn supervise(config: Config) -> io::Result<()> {
     // after), so a client that reads it is never refused by a port nobody listens on.
     let mut announce = true;
     while !shutdown.load(Ordering::Relaxed) {
+        if reload.swap(false, Ordering::Relaxed) {
+            info!("SIGHUP: every worker reloads its certificate");
+            sup.children.signal(libc::SIGHUP);
+        }
         for w in &mut workers {
             keep_alive(w, &mut sup, listen);
         }
@@ -262,7 +272,13 @@ fn keep_alive(w: &mut Worker, sup: &mut Supervision, listen: SocketAddr) {
             format!("--listen={listen}"),
             format!("--worker-id={}", w.id),
         ];
-        match children.spawn(slot, &extra, Stdin::Control) {
+        // The ticket key of this moment, for this worker alone (`tls::tickets`).
+        let env: Vec<_> = sup
+            .tickets
+            .iter()
+            .map(|keys| (TICKET_KEY_ENV, keys.handoff()))
+            .collect();
+        match children.spawn_with_env(slot, &extra, &env, Stdin::Control) {
             Ok(_) => {
                 w.started = Instant::now();
                 w.restart_at = None;

@@ -46,7 +46,8 @@ fn config() -> Arc<rustls::ServerConfig> {
         .get_or_init(|| {
             let chain = vec![CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap()];
             let key = PrivateKeyDer::from_pem_slice(KEY.as_bytes()).unwrap();
-            crate::tls::config::server_config_for(chain, key).unwrap()
+            let tickets = crate::tls::tickets::TicketKeys::fresh(6 * 60 * 60).unwrap();
+            crate::tls::config::server_config_for(chain, key, Arc::new(tickets)).unwrap()
         })
         .clone()
 }

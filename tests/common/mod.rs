@@ -24,6 +24,7 @@ use wsreactor::protocol::frame::{apply_mask, FrameHeader, OpCode};
 
 pub mod redis;
 pub mod rooms;
+pub mod tls;
 
 /// The timeout of every socket read and write unless a test asks for another.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
