@@ -21,6 +21,7 @@ pub use conn::{Layer, Plain, Secure};
 
 mod chat_progress;
 mod conn;
+mod deadlines;
 mod env;
 mod pacing;
 mod payload;
