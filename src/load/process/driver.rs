@@ -458,6 +458,40 @@ mod tests {
     }
 
     #[test]
+    fn an_echo_that_never_comes_back_times_out_on_the_wheel() {
+        // A server that answers the opening handshake and then reads without answering:
+        // each verification echo's deadline is set while handling readiness, and only
+        // the timer wheel can end it.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    if let Ok(mut ws) = tungstenite::accept(stream) {
+                        while ws.read().is_ok() {}
+                    }
+                });
+            }
+        });
+        let mut cfg = config(target, 5);
+        cfg.conn.echo_timeout_ms = 300;
+        let driver = Driver::<Plain>::new(cfg).unwrap();
+        // A stop after 5 s, so that a deadline the wheel lost fails the test rather
+        // than hanging it (the echoes would then be aborted, not timed out).
+        let control = Control::default();
+        let (stop, waker) = (control.stop.clone(), driver.waker());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(5));
+            stop.store(true, Ordering::Relaxed);
+            let _ = waker.wake();
+        });
+        let fin = driver.run(&control, &mut |_| true).unwrap();
+        let c = &fin.counters;
+        assert_eq!(c.failures.get(&Failure::EchoTimeout), Some(&5), "{c:?}");
+        assert_eq!((c.established, c.verified, c.open, c.aborted), (5, 0, 0, 0));
+    }
+
+    #[test]
     fn an_absent_server_refuses_every_connection_promptly() {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
