@@ -1,6 +1,8 @@
 //! The event loop of one load process: one thread, one `mio::Poll`, one `Slab` of
 //! [`Conn`]s keyed by `Token`. Each turn it lets the stage act, polls, dispatches
-//! readiness to the connections, and sweeps their deadlines on a coarse tick.
+//! readiness to the connections, and fires their due deadlines on a coarse tick, from a
+//! timer wheel (`deadlines.rs`: only the connections whose deadline falls in the tick
+//! are visited).
 //!
 //! [`Driver`]'s fields are private to this file and `driver/`, which holds the rest of
 //! its work, by job:
@@ -18,6 +20,10 @@
 //!
 //! Token safety: connections are inserted only between poll batches, so an event for a
 //! connection that ended earlier in its batch finds a vacant slot, never a newcomer.
+//!
+//! Deadlines: every call into a connection that may move its deadline is followed by
+//! [`refile`], which puts it on the wheel when it moved; the wheel's stale entries are
+//! told apart by their deadline (see `deadlines.rs`).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +34,8 @@ use mio::{Events, Poll, Token, Waker};
 use slab::Slab;
 
 use super::conn::{Conn, Layer, Next, Readiness};
-use super::env::Env;
+use super::deadlines::{Deadlines, Entries, SLOT_MS};
+use super::env::{Env, NEVER};
 use super::pacing::Pacer;
 use super::ramp_cap::InFlightCap;
 use super::settings::DriverConfig;
@@ -43,9 +50,9 @@ mod workload_turn;
 
 use stages::Stage;
 
-/// How often deadlines are swept. Coarse on purpose: one pass over the slab per tick
-/// is a few microseconds per thousand connections, far cheaper than a timer each.
-const TICK: Duration = Duration::from_millis(100);
+/// How often due deadlines fire: the wheel's slot. Coarse on purpose: one look at the
+/// wheel per tick, however many connections are held.
+const TICK: Duration = Duration::from_millis(SLOT_MS as u64);
 /// The poll token of the waker (never a slab key: the slab would need 2^64 entries).
 const WAKER: Token = Token(usize::MAX);
 /// The process-wide read buffer; larger than the biggest kept input (an 8 KiB head).
@@ -77,8 +84,12 @@ pub struct Driver<L: Layer> {
     stopping: bool,
     open_at_hold_start: u64,
     waker: Arc<Waker>,
-    /// Keys of connections that ended during a sweep, removed after it.
+    /// Keys of connections aborted in a pass over the slab, removed after it.
     dead: Vec<usize>,
+    /// Every connection's deadline, by the tick it falls in.
+    deadlines: Deadlines,
+    /// The entries of the ticks being fired (kept for its capacity).
+    due: Entries,
     /// While draining: the next slab key to consider closing.
     drain_cursor: usize,
 }
@@ -107,6 +118,8 @@ impl<L: Layer> Driver<L> {
             open_at_hold_start: 0,
             waker,
             dead: Vec::new(),
+            deadlines: Deadlines::default(),
+            due: Vec::new(),
             drain_cursor: 0,
         })
     }
@@ -216,47 +229,81 @@ impl<L: Layer> Driver<L> {
             env,
             buf,
             epoch,
+            deadlines,
             ..
         } = self;
         for event in events.iter() {
             if event.token() == WAKER {
                 continue;
             }
+            let key = event.token().0;
             // Vacant: its connection ended earlier in this batch (see the header).
-            let Some(conn) = conns.get_mut(event.token().0) else {
+            let Some(conn) = conns.get_mut(key) else {
                 continue;
             };
             // Fresh per event: echo round trips are timed against it.
             env.now_us = epoch.elapsed().as_micros() as u64;
-            if conn.on_ready(env, buf, Readiness::of(event)) == Next::Remove {
-                conns.remove(event.token().0);
-            }
+            let before = conn.deadline_ms();
+            let next = conn.on_ready(env, buf, Readiness::of(event));
+            refile(deadlines, conns, key, before, next);
         }
     }
 
-    /// The coarse timer pass: timeouts and due periodic echoes. While draining it also
-    /// rewinds the close cursor, for connections skipped because an echo was in flight.
+    /// The coarse timer pass: timeouts and due periodic echoes, for the connections the
+    /// wheel has in the ticks passed. While draining it also rewinds the close cursor,
+    /// for connections skipped because an echo was in flight.
     fn sweep(&mut self) {
         self.tick_clock();
         let Driver {
             conns,
             env,
-            dead,
             stage,
             drain_cursor,
+            deadlines,
+            due,
             ..
         } = self;
         let now_ms = env.now_ms();
-        for (key, conn) in conns.iter_mut() {
-            if conn.is_due(now_ms) && conn.on_deadline(env) == Next::Remove {
-                dead.push(key);
+        deadlines.take(now_ms, due);
+        for (key, filed) in due.drain(..) {
+            let key = key as usize;
+            let Some(conn) = conns.get_mut(key) else {
+                continue; // ended since it was filed
+            };
+            if conn.deadline_ms() != filed {
+                continue; // moved since: filed again under its new deadline
             }
-        }
-        for key in dead.drain(..) {
-            conns.remove(key);
+            if !conn.is_due(now_ms) {
+                // Later in this tick, or parked beyond the wheel's reach.
+                deadlines.file(key, filed);
+                continue;
+            }
+            // Filed whether or not it moved: one that is still due fires next tick, as
+            // it would have from a sweep of the slab.
+            let next = conn.on_deadline(env);
+            refile(deadlines, conns, key, NEVER, next);
         }
         if *stage == Stage::Draining && *drain_cursor >= conns.capacity() {
             *drain_cursor = 0;
+        }
+    }
+}
+
+/// After a call into the connection at `key` that began with deadline `before` and
+/// returned `next`: drops the connection, or files its deadline on the wheel if the call
+/// moved it (the one place a moved deadline reaches the wheel).
+fn refile<L: Layer>(
+    deadlines: &mut Deadlines,
+    conns: &mut Slab<Conn<L>>,
+    key: usize,
+    before: u32,
+    next: Next,
+) {
+    if next == Next::Remove {
+        conns.remove(key);
+    } else if let Some(conn) = conns.get(key) {
+        if conn.deadline_ms() != before {
+            deadlines.file(key, conn.deadline_ms());
         }
     }
 }
@@ -422,6 +469,40 @@ mod tests {
             (3, 0, 5)
         );
         assert_eq!(decode_histogram(&chat.delivery_us).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_echo_that_never_comes_back_times_out_on_the_wheel() {
+        // A server that answers the opening handshake and then reads without answering:
+        // each verification echo's deadline is set while handling readiness, and only
+        // the timer wheel can end it.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    if let Ok(mut ws) = tungstenite::accept(stream) {
+                        while ws.read().is_ok() {}
+                    }
+                });
+            }
+        });
+        let mut cfg = config(target, 5);
+        cfg.conn.echo_timeout_ms = 300;
+        let driver = Driver::<Plain>::new(cfg).unwrap();
+        // A stop after 5 s, so that a deadline the wheel lost fails the test rather
+        // than hanging it (the echoes would then be aborted, not timed out).
+        let control = Control::default();
+        let (stop, waker) = (control.stop.clone(), driver.waker());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(5));
+            stop.store(true, Ordering::Relaxed);
+            let _ = waker.wake();
+        });
+        let fin = driver.run(&control, &mut |_| true).unwrap();
+        let c = &fin.counters;
+        assert_eq!(c.failures.get(&Failure::EchoTimeout), Some(&5), "{c:?}");
+        assert_eq!((c.established, c.verified, c.open, c.aborted), (5, 0, 0, 0));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub use payload::Payload;
 
 mod chat_progress;
 mod conn;
+mod deadlines;
 mod env;
 mod pacing;
 mod payload;

@@ -178,6 +178,13 @@ impl<L: Layer> Conn<L> {
         self.deadline_ms <= now_ms
     }
 
+    /// When this connection next needs the driver without readiness (ms since the
+    /// process's epoch, or `NEVER`): the driver files it on its timer wheel whenever a
+    /// call into the connection has moved it.
+    pub fn deadline_ms(&self) -> u32 {
+        self.deadline_ms
+    }
+
     /// Not yet verified (counts against `--max-pending`).
     pub fn is_pending(&self) -> bool {
         self.flags & VERIFIED == 0

@@ -30,7 +30,12 @@ impl<L: Layer> Driver<L> {
     pub(super) fn chat_turn(&mut self, sender: usize) {
         self.tick_clock();
         let timeout_us = u64::from(self.cfg.conn.echo_timeout_ms) * 1000;
-        let Driver { conns, env, .. } = self;
+        let Driver {
+            conns,
+            env,
+            deadlines,
+            ..
+        } = self;
         let Some(room) = &env.chat else {
             return;
         };
@@ -52,9 +57,13 @@ impl<L: Layer> Driver<L> {
             return self.start_drain();
         };
         while let Some(seq) = env.chat.as_ref().and_then(|r| r.due(env.now_us)) {
+            let before = conn.deadline_ms();
             if conn.send_chat(env, seq) == Next::Remove {
                 conns.remove(sender);
                 break;
+            }
+            if conn.deadline_ms() != before {
+                deadlines.file(sender, conn.deadline_ms());
             }
         }
     }

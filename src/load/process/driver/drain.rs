@@ -2,7 +2,7 @@
 //! process's share of `--max-pending`), and, when the run stops, dropping the attempts
 //! not yet verified.
 
-use super::Driver;
+use super::{refile, Driver};
 use crate::load::process::conn::Layer;
 use crate::load::process::conn::Next;
 
@@ -21,6 +21,7 @@ impl<L: Layer> Driver<L> {
             conns,
             env,
             drain_cursor,
+            deadlines,
             ..
         } = self;
         while env.stats.counters.closing < cap && *drain_cursor < conns.capacity() {
@@ -29,8 +30,10 @@ impl<L: Layer> Driver<L> {
             let Some(conn) = conns.get_mut(key) else {
                 continue;
             };
-            if conn.can_close() && conn.begin_close(env) == Next::Remove {
-                conns.remove(key);
+            if conn.can_close() {
+                let before = conn.deadline_ms();
+                let next = conn.begin_close(env);
+                refile(deadlines, conns, key, before, next);
             }
         }
     }

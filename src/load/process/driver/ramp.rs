@@ -75,6 +75,8 @@ impl<L: Layer> Driver<L> {
             self.env.stats.counters.fail(socket::io_failure(&e));
             return;
         }
-        entry.insert(Conn::new(stream, source, layer, &mut self.env));
+        let key = entry.key();
+        let conn = entry.insert(Conn::new(stream, source, layer, &mut self.env));
+        self.deadlines.file(key, conn.deadline_ms());
     }
 }

@@ -43,8 +43,9 @@ impl<L: Layer> Driver<L> {
     pub(super) fn start_hold(&mut self) {
         self.open_at_hold_start = self.env.stats.counters.open;
         self.tick_clock();
-        for (_, conn) in self.conns.iter_mut() {
+        for (key, conn) in self.conns.iter_mut() {
             conn.start_echoing(&mut self.env);
+            self.deadlines.file(key, conn.deadline_ms());
         }
         if self.env.chat.is_some() {
             self.start_chat();
