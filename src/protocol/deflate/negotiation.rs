@@ -297,7 +297,7 @@ mod tests {
             keeping("permessage-deflate; client_max_window_bits"),
             expect("server_max_window_bits=9; client_max_window_bits=9")
         );
-        // Python websockets asks for 12 bits both ways by default; the server's is smaller.
+        // A client asking for 12 bits both ways gets the server's smaller window.
         assert_eq!(
             keeping("permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"),
             expect("server_max_window_bits=9; client_max_window_bits=9")
