@@ -308,3 +308,96 @@ fn a_room_compresses_each_message_once_for_the_members_that_agreed() {
     let (rsv1, got) = compressing.read_deflate_frame();
     assert_eq!((rsv1, got.payload.as_slice()), (false, &b"hi"[..]));
 }
+
+/// One side of a session that keeps its context (RFC 7692 §7.1.1): a compressor and a
+/// decompressor that live as long as the connection, as a client with context
+/// takeover keeps them.
+struct Kept {
+    deflate: Compress,
+    inflate: Decompress,
+}
+
+impl Kept {
+    fn new(bits: u8) -> Kept {
+        Kept {
+            deflate: Compress::new_with_window_bits(Compression::default(), false, bits),
+            inflate: Decompress::new_with_window_bits(false, 15),
+        }
+    }
+
+    fn compress(&mut self, message: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(message.len() + 64);
+        self.deflate
+            .compress_vec(message, &mut out, FlushCompress::Sync)
+            .unwrap();
+        assert!(out.ends_with(&[0, 0, 0xFF, 0xFF]), "a short message fits");
+        out.truncate(out.len() - 4);
+        out
+    }
+
+    fn inflate(&mut self, compressed: &[u8]) -> Vec<u8> {
+        let input = [compressed, &[0, 0, 0xFF, 0xFF]].concat();
+        let mut out = Vec::with_capacity(64 * 1024);
+        self.inflate
+            .decompress_vec(&input, &mut out, FlushDecompress::Sync)
+            .unwrap_or_else(|e| panic!("the server's message does not inflate: {e}"));
+        out
+    }
+}
+
+#[test]
+fn with_a_deflate_window_both_sides_keep_their_context() {
+    let mut server = Server::with_args(&["--deflate-window", "9"]);
+    let (mut ws, agreed) = open_offering(
+        &server,
+        "/echo",
+        "permessage-deflate; client_max_window_bits",
+    );
+    assert_eq!(
+        agreed.as_deref(),
+        Some("permessage-deflate; server_max_window_bits=9; client_max_window_bits=9")
+    );
+    let mut client = Kept::new(9);
+    let (mut sent, mut carried) = (0, 0);
+    for i in 0..200 {
+        // Each message repeats much of the one before: compressed after the wrong
+        // context, it would not inflate as it was sent.
+        let message = format!(
+            "{{\"seq\":{i},\"text\":\"the quick brown fox {}\"}}",
+            i % 13
+        )
+        .repeat(1 + i % 3);
+        ws.send(&frame(0xC1, &client.compress(message.as_bytes())));
+        let (rsv1, echo) = ws.read_deflate_frame();
+        assert!(rsv1 && echo.opcode == op::TEXT, "echo {i}");
+        assert_eq!(
+            client.inflate(&echo.payload),
+            message.as_bytes(),
+            "echo {i}"
+        );
+        sent += message.len();
+        carried += echo.payload.len();
+    }
+    assert!(carried * 4 < sent, "{carried} bytes carried {sent}");
+
+    // Without client_max_window_bits offered, the client is asked to keep no context.
+    let (mut ws, agreed) = open_offering(&server, "/echo", "permessage-deflate");
+    assert_eq!(
+        agreed.as_deref(),
+        Some("permessage-deflate; client_no_context_takeover; server_max_window_bits=9")
+    );
+    let mut client = Kept::new(15);
+    for i in 0..50 {
+        let message = "context kept by the server only ".repeat(1 + i % 5);
+        ws.send(&frame(0xC1, &compress(message.as_bytes())));
+        let (_, echo) = ws.read_deflate_frame();
+        assert_eq!(
+            client.inflate(&echo.payload),
+            message.as_bytes(),
+            "echo {i}"
+        );
+    }
+    ws.send(&frame(0x88, &close_payload(1000, "")));
+    ws.expect_close(1000);
+    server.assert_running();
+}
