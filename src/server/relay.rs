@@ -90,8 +90,8 @@ impl Relay {
 
 /// Relays a chunk of a compressed message: gathered until the message is whole, then
 /// inflated to check it (size, UTF-8) and relayed. An echo goes back compressed: as the
-/// very bytes that came when the agreement lets the client inflate them as ours (they
-/// refer to no context, and the server keeps none), else compressed again as agreed;
+/// very bytes that came when the agreement lets the client inflate them as ours (see
+/// `Agreement::echoes_as_sent`), else compressed again as agreed;
 /// a chat message is inflated for the members without compression, and goes as it came
 /// to those that take it, unless it refers to its sender's context.
 fn compressed(
@@ -111,9 +111,9 @@ fn compressed(
     let agreement = conn.deflate();
     let context_free = agreement.is_some_and(|a| !a.client_takeover());
     let checked = match (relay, agreement) {
-        (Relay::Echo, Some(agreement)) if context_free && agreement.takes_full_window() => {
-            codec.check(&message, text, limit).map(|()| &message[..])
-        }
+        (Relay::Echo, Some(agreement)) if agreement.echoes_as_sent() => codec
+            .check_from(id, agreement, &message, text, limit)
+            .map(|()| &message[..]),
         (Relay::Echo, Some(agreement)) => {
             codec.recompress_for(id, agreement, &message, text, limit)
         }

@@ -5,6 +5,8 @@ the client's permessage-deflate offer) and against `serve --deflate` (which acce
 websockets then compresses every message it sends)."""
 
 import os
+import random
+import string
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -189,6 +191,13 @@ def test_context_takeover_echoes_a_long_session(window, offer):
         with client(srv.url(), **options) as ws:
             agreed = ws.response.headers.get("Sec-WebSocket-Extensions")
             assert agreed == expected.format(w=window, c=min(10, window))
+            # Two blocks of random letters in turn: each repeats the one 600 bytes back,
+            # which a 10-bit window reaches and a 9-bit one does not (zlib, which
+            # websockets uses, refuses a distance past its window).
+            blocks = ["".join(random.choice(string.ascii_letters) for _ in range(300)) for _ in range(2)]
+            for i in range(20):
+                ws.send(blocks[i % 2])
+                assert recv(ws, f"block echo {i}") == blocks[i % 2], f"block echo {i} differs"
             for i in range(400):
                 ws.send(chatter(i))
                 assert recv(ws, f"echo {i}") == chatter(i), f"echo {i} differs"

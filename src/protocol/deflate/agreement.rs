@@ -98,6 +98,21 @@ impl Agreement {
         self.server_window_bits() == 15 && !self.server_takeover()
     }
 
+    /// Whether a compressed message from this client may be echoed to it as the very
+    /// bytes it sent: when they refer to no context and any window fits the client
+    /// ([`takes_full_window`](Self::takes_full_window)), or when both sides keep their
+    /// context and the client's window is no larger than the server's. An echo sends
+    /// back exactly what came, compressed as it came, so the client's compression
+    /// context and the context it inflates ours after hold the same bytes, message
+    /// after message; the server then keeps only the client's side.
+    pub fn echoes_as_sent(self) -> bool {
+        match (self.client_takeover(), self.server_takeover()) {
+            (false, _) => self.takes_full_window(),
+            (true, true) => self.client_window_bits() <= self.server_window_bits(),
+            (true, false) => false,
+        }
+    }
+
     /// The value of the `Sec-WebSocket-Extensions` header of the 101 (§7.1), written
     /// on the stack, so that answering allocates nothing.
     pub fn response(self) -> Response {
@@ -199,6 +214,16 @@ mod tests {
             "permessage-deflate; server_max_window_bits=9; client_max_window_bits=12"
         );
         assert!(!both.takes_full_window());
+        assert!(
+            !both.echoes_as_sent(),
+            "the client may refer 4 KiB back, we keep 512"
+        );
+        let symmetric = Agreement {
+            server: Window::new(9, true),
+            client: Window::new(9, true),
+        };
+        assert!(symmetric.echoes_as_sent());
+        assert!(shared.echoes_as_sent());
         let server_only = Agreement {
             server: Window::new(15, true).asked(true),
             client: Window::new(15, false),
@@ -211,5 +236,6 @@ mod tests {
             !server_only.takes_full_window(),
             "a message compressed without our context would leave ours stale"
         );
+        assert!(!server_only.echoes_as_sent());
     }
 }

@@ -116,9 +116,7 @@ impl Codec {
         if !agreement.client_takeover() {
             return self.inflate(compressed, text, limit);
         }
-        // A client asked for 8 bits may still compress with 9 (zlib does: it has no
-        // 256-byte window for raw deflate); keeping 512 bytes costs little.
-        let size = 1 << agreement.client_window_bits().max(9);
+        let size = inbound_size(agreement);
         let context = &mut self.contexts.entry(id).or_default().inbound;
         self.inflater.prime(context);
         let inflated = reuse(&mut self.inflated);
@@ -127,6 +125,28 @@ impl Codec {
             context::slide(context, size, piece);
         })?;
         Ok(inflated)
+    }
+
+    /// Inflates a whole compressed message from connection `id` only to check it, as
+    /// [`check`](Self::check) does, after the connection's context if the client keeps
+    /// one (which then moves on past this message).
+    pub fn check_from(
+        &mut self,
+        id: usize,
+        agreement: Agreement,
+        compressed: &[u8],
+        text: bool,
+        limit: u64,
+    ) -> Result<(), ProtocolError> {
+        if !agreement.client_takeover() {
+            return self.check(compressed, text, limit);
+        }
+        let size = inbound_size(agreement);
+        let context = &mut self.contexts.entry(id).or_default().inbound;
+        self.inflater.prime(context);
+        inflate_checked(&mut self.inflater, compressed, text, limit, |piece| {
+            context::slide(context, size, piece);
+        })
     }
 
     /// Compresses a message for connection `id` with the agreed window, after the
@@ -174,6 +194,13 @@ impl Codec {
         let held = self.contexts.values().map(Context::held).sum();
         (self.contexts.len(), held)
     }
+}
+
+/// How much of what a client sent its context holds: its window, and at least 512
+/// bytes, since a client asked for 8 bits may still compress with 9 (zlib does: it
+/// has no 256-byte window for raw deflate).
+fn inbound_size(agreement: Agreement) -> usize {
+    1 << agreement.client_window_bits().max(9)
 }
 
 /// The compressor for a window of `window_bits`, made on first use.
