@@ -430,6 +430,8 @@ fn with_a_deflate_window_both_sides_keep_their_context() {
         );
     }
 
+    wider.assert_running();
+
     // Without client_max_window_bits offered, the client is asked to keep no context.
     let (mut ws, agreed) = open_offering(&server, "/echo", "permessage-deflate");
     assert_eq!(
