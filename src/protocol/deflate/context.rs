@@ -8,7 +8,7 @@
 /// The last window of uncompressed bytes of each direction that keeps its context;
 /// empty until a message has gone that way.
 #[derive(Debug, Default)]
-pub struct Context {
+pub(super) struct Context {
     /// What the client sent, inflated: the context its next message refers to.
     pub(super) inbound: Vec<u8>,
     /// What the server sent, before compression: the context the client inflates our
@@ -18,7 +18,8 @@ pub struct Context {
 
 impl Context {
     /// Bytes it holds (its buffers' capacities).
-    pub fn held(&self) -> usize {
+    #[cfg(test)]
+    pub(super) fn held(&self) -> usize {
         self.inbound.capacity() + self.outbound.capacity()
     }
 }

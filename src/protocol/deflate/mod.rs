@@ -18,12 +18,13 @@ mod inflater;
 mod negotiation;
 
 pub use agreement::{Agreement, Response};
-pub use context::Context;
 pub use deflater::Deflater;
 pub use inflater::Inflater;
 pub use negotiation::{accept, negotiate, Declined};
 
 use std::collections::HashMap;
+
+use context::Context;
 
 use super::error::ProtocolError;
 use super::utf8::Utf8Validator;
@@ -116,14 +117,16 @@ impl Codec {
         if !agreement.client_takeover() {
             return self.inflate(compressed, text, limit);
         }
-        let size = inbound_size(agreement);
         let context = &mut self.contexts.entry(id).or_default().inbound;
-        self.inflater.prime(context);
         let inflated = reuse(&mut self.inflated);
-        inflate_checked(&mut self.inflater, compressed, text, limit, |piece| {
-            inflated.extend_from_slice(piece);
-            context::slide(context, size, piece);
-        })?;
+        inflate_after(
+            &mut self.inflater,
+            (context, inbound_size(agreement)),
+            compressed,
+            text,
+            limit,
+            |piece| inflated.extend_from_slice(piece),
+        )?;
         Ok(inflated)
     }
 
@@ -141,12 +144,15 @@ impl Codec {
         if !agreement.client_takeover() {
             return self.check(compressed, text, limit);
         }
-        let size = inbound_size(agreement);
         let context = &mut self.contexts.entry(id).or_default().inbound;
-        self.inflater.prime(context);
-        inflate_checked(&mut self.inflater, compressed, text, limit, |piece| {
-            context::slide(context, size, piece);
-        })
+        inflate_after(
+            &mut self.inflater,
+            (context, inbound_size(agreement)),
+            compressed,
+            text,
+            limit,
+            |_| {},
+        )
     }
 
     /// Compresses a message for connection `id` with the agreed window, after the
@@ -190,7 +196,8 @@ impl Codec {
     }
 
     /// Connections with a context, and the bytes their windows hold.
-    pub fn contexts(&self) -> (usize, usize) {
+    #[cfg(test)]
+    fn contexts(&self) -> (usize, usize) {
         let held = self.contexts.values().map(Context::held).sum();
         (self.contexts.len(), held)
     }
@@ -230,6 +237,23 @@ fn inflate_checked(
         utf8.finish()?;
     }
     Ok(())
+}
+
+/// Inflates `compressed` as [`inflate_checked`] does, after `context` (the last `size`
+/// bytes its sender sent before, inflated), which then slides on past it.
+fn inflate_after(
+    inflater: &mut Inflater,
+    (context, size): (&mut Vec<u8>, usize),
+    compressed: &[u8],
+    text: bool,
+    limit: u64,
+    mut keep: impl FnMut(&[u8]),
+) -> Result<(), ProtocolError> {
+    inflater.prime(context);
+    inflate_checked(inflater, compressed, text, limit, |piece| {
+        keep(piece);
+        context::slide(context, size, piece);
+    })
 }
 
 /// Empties a reusable buffer, releasing it first if a large message grew it.
