@@ -81,11 +81,17 @@ pub fn inflate(data: &[u8]) {
     let back = shared.inflate(&compressed, text, limit).map(<[u8]>::to_vec);
     assert_eq!(back.as_deref(), Ok(&inflated[..]));
     let smaller = shared
-        .recompress(message, text, limit, window_bits)
+        .recompress_for(0, server_window(window_bits), message, text, limit)
         .map(<[u8]>::to_vec)
         .expect("it inflated before");
     let back = shared.inflate(&smaller, text, limit).map(<[u8]>::to_vec);
     assert_eq!(back.as_deref(), Ok(&inflated[..]), "{window_bits} bits");
+}
+
+/// What a client asking for a server window of `bits` agrees to, without context.
+fn server_window(bits: u8) -> crate::protocol::deflate::Agreement {
+    let offer = format!("server_max_window_bits={bits}");
+    accept([offer.as_bytes()].into_iter(), None).expect("a valid offer")
 }
 
 /// Context takeover: `message` inflated after whatever `context` left (if it inflated at

@@ -82,22 +82,6 @@ impl Codec {
         deflater(&mut self.deflaters, window_bits).compress(payload, deflated);
         deflated
     }
-
-    /// Inflates and checks a whole compressed message as [`inflate`](Self::inflate)
-    /// does, and compresses it again with a window of at most `window_bits`: for a
-    /// receiver that cannot take the sender's window.
-    pub fn recompress(
-        &mut self,
-        compressed: &[u8],
-        text: bool,
-        limit: u64,
-        window_bits: u8,
-    ) -> Result<&[u8], ProtocolError> {
-        self.inflate(compressed, text, limit)?;
-        let deflated = reuse(&mut self.deflated);
-        deflater(&mut self.deflaters, window_bits).compress(&self.inflated, deflated);
-        Ok(deflated)
-    }
 }
 
 /// Context takeover (RFC 7692 §7.1.1): messages of a connection whose agreement keeps a
@@ -269,6 +253,12 @@ fn reuse(buffer: &mut Vec<u8>) -> &mut Vec<u8> {
 mod tests {
     use super::*;
 
+    /// What a client asking for a server window of `bits` agrees to, without context.
+    fn server_window(bits: u8) -> Agreement {
+        let offer = format!("server_max_window_bits={bits}");
+        accept([offer.as_bytes()].into_iter(), None).unwrap()
+    }
+
     /// RFC 7692 §7.2.3.1: "Hello" compressed in one block, without the sync flush's tail.
     const HELLO: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
 
@@ -326,13 +316,13 @@ mod tests {
         let message: Vec<u8> = "abcdefgh".repeat(4000).into_bytes();
         let at_15 = codec.compress(&message, 15).to_vec();
         let at_15_again = codec
-            .recompress(&at_15, true, 1 << 20, 15)
+            .recompress_for(0, server_window(15), &at_15, true, 1 << 20)
             .unwrap()
             .to_vec();
         assert_eq!(at_15, at_15_again);
         for bits in 9..15 {
             let smaller = codec
-                .recompress(&at_15, true, 1 << 20, bits)
+                .recompress_for(0, server_window(bits), &at_15, true, 1 << 20)
                 .unwrap()
                 .to_vec();
             // An inflater with exactly that window reads it.
