@@ -3,15 +3,17 @@
 # against the release binary. Passes only if every selected case ran and ended OK or
 # INFORMATIONAL in both its exchange and its close (scripts/autobahn_verdict.py, which
 # takes the selection from kosoku's own case list and checks itself first).
-# Usage: scripts/autobahn.sh [--tls] [--deflate] [CASES...]
+# Usage: scripts/autobahn.sh [--tls] [--deflate | --deflate-window BITS] [CASES...]
 #   CASES: globs such as 5.* or 7.1.1; default: all of 1-10 (all 517 with --deflate).
 #   --tls: the server speaks wss:// (a throwaway self-signed certificate made with
 #     openssl) and kosoku, which speaks only ws://, reaches it through socat (plain in,
 #     TLS out).
 #   --deflate: the server runs with `--deflate`, and the permessage-deflate cases (12.*,
 #     13.*) run too.
-# Reports: reports/autobahn/index.json (reports/autobahn-deflate/ with --deflate) and one
-# HTML page per case.
+#   --deflate-window BITS: the same with `--deflate-window BITS` (context takeover);
+#     e.g. `scripts/autobahn.sh --deflate-window 9 '12.*' '13.*'`.
+# Reports: reports/autobahn/index.json (reports/autobahn-deflate/ with --deflate,
+# reports/autobahn-deflate-window-BITS/ with --deflate-window) and one HTML page per case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +25,11 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --tls) tls=1 ;;
     --deflate) server_flags+=(--deflate) excludes=() out=reports/autobahn-deflate ;;
+    --deflate-window)
+      [ $# -ge 2 ] || { echo "--deflate-window needs BITS" >&2; exit 2; }
+      server_flags+=(--deflate-window "$2") excludes=() out=reports/autobahn-deflate-window-$2
+      shift
+      ;;
     *) break ;;
   esac
   shift

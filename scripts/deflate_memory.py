@@ -4,7 +4,7 @@ echo (idle), and again after each has sent and received WARM bytes of varied tex
 messages of 1 KiB to 8 KiB (a window's worth of history). Run by scripts/deflate_memory.sh,
 which starts the server and passes its address and PID.
 
-    python deflate_memory.py ADDR PID N WARM (deflate|plain)
+    python deflate_memory.py ADDR PID N WARM MODE     (MODE: plain, deflate, deflate-window-BITS)
 """
 
 import asyncio
@@ -42,7 +42,7 @@ def varied_text(rng, size):
 
 async def main():
     addr, pid, n, warm, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-    compression = "deflate" if mode == "deflate" else None
+    compression = None if mode == "plain" else "deflate"
     url = f"ws://{addr}/echo"
     before = rss(pid)
     conns = []

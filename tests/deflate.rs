@@ -308,3 +308,148 @@ fn a_room_compresses_each_message_once_for_the_members_that_agreed() {
     let (rsv1, got) = compressing.read_deflate_frame();
     assert_eq!((rsv1, got.payload.as_slice()), (false, &b"hi"[..]));
 }
+
+/// One side of a session that keeps its context (RFC 7692 §7.1.1): a compressor and a
+/// decompressor that live as long as the connection, as a client with context
+/// takeover keeps them.
+struct Kept {
+    deflate: Compress,
+    inflate: Decompress,
+}
+
+impl Kept {
+    /// Compressing with `bits`, inflating with the window the server agreed to use,
+    /// `server_bits` (so that anything referring further back fails).
+    fn new(bits: u8, server_bits: u8) -> Kept {
+        Kept {
+            deflate: Compress::new_with_window_bits(Compression::default(), false, bits),
+            inflate: Decompress::new_with_window_bits(false, server_bits),
+        }
+    }
+
+    fn compress(&mut self, message: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(message.len() + 64);
+        self.deflate
+            .compress_vec(message, &mut out, FlushCompress::Sync)
+            .unwrap();
+        assert!(out.ends_with(&[0, 0, 0xFF, 0xFF]), "a short message fits");
+        out.truncate(out.len() - 4);
+        out
+    }
+
+    fn inflate(&mut self, compressed: &[u8]) -> Vec<u8> {
+        let input = [compressed, &[0, 0, 0xFF, 0xFF]].concat();
+        let mut out = Vec::with_capacity(64 * 1024);
+        self.inflate
+            .decompress_vec(&input, &mut out, FlushDecompress::Sync)
+            .unwrap_or_else(|e| panic!("the server's message does not inflate: {e}"));
+        out
+    }
+}
+
+#[test]
+fn with_a_deflate_window_both_sides_keep_their_context() {
+    let mut server = Server::with_args(&["--deflate-window", "9"]);
+    let (mut ws, agreed) = open_offering(
+        &server,
+        "/echo",
+        "permessage-deflate; client_max_window_bits",
+    );
+    assert_eq!(
+        agreed.as_deref(),
+        Some("permessage-deflate; server_max_window_bits=9; client_max_window_bits=9")
+    );
+    let mut client = Kept::new(9, 9);
+    let (mut sent, mut carried) = (0, 0);
+    for i in 0..200 {
+        // Each message repeats much of the one before: compressed after the wrong
+        // context, it would not inflate as it was sent.
+        let message = format!(
+            "{{\"seq\":{i},\"text\":\"the quick brown fox {}\"}}",
+            i % 13
+        )
+        .repeat(1 + i % 3);
+        let compressed = client.compress(message.as_bytes());
+        ws.send(&frame(0xC1, &compressed));
+        let (rsv1, echo) = ws.read_deflate_frame();
+        assert!(rsv1 && echo.opcode == op::TEXT, "echo {i}");
+        // Both contexts hold the same bytes: the echo is the very bytes sent.
+        assert_eq!(echo.payload, compressed, "echo {i}");
+        assert_eq!(
+            client.inflate(&echo.payload),
+            message.as_bytes(),
+            "echo {i}"
+        );
+        sent += message.len();
+        carried += echo.payload.len();
+    }
+    assert!(carried * 4 < sent, "{carried} bytes carried {sent}");
+
+    // A client window larger than the server's: echoes are compressed again, after the
+    // server's own context.
+    let mut wider = Server::with_args(&["--deflate-window", "12"]);
+    let (mut ws, agreed) = open_offering(
+        &wider,
+        "/echo",
+        "permessage-deflate; server_max_window_bits=9; client_max_window_bits=10",
+    );
+    assert_eq!(
+        agreed.as_deref(),
+        Some("permessage-deflate; server_max_window_bits=9; client_max_window_bits=10")
+    );
+    let mut client = Kept::new(10, 9);
+    // Two blocks of 300 random letters in turn: each message repeats the one 600 bytes
+    // back, which a 10-bit window reaches and a 9-bit one does not.
+    let blocks: Vec<Vec<u8>> = (0..2)
+        .map(|seed| {
+            common::pseudo_random_bytes(300, seed)
+                .iter()
+                .map(|b| b'a' + b % 26)
+                .collect()
+        })
+        .collect();
+    for i in 0..100 {
+        let message = if i < 20 {
+            String::from_utf8(blocks[i % 2].clone()).unwrap()
+        } else {
+            format!("recompressed {} after the context ", i % 11).repeat(1 + i % 4)
+        };
+        let compressed = client.compress(message.as_bytes());
+        ws.send(&frame(0xC1, &compressed));
+        let (_, echo) = ws.read_deflate_frame();
+        if (2..20).contains(&i) {
+            // The client referred 600 bytes back, past the server's window: those bytes
+            // cannot go back as they came (zlib-rs inflates them anyway, C zlib not).
+            assert!(compressed.len() < 100, "message {i} referred back");
+            assert_ne!(echo.payload, compressed, "echo {i} went back as it came");
+        }
+        assert_eq!(
+            client.inflate(&echo.payload),
+            message.as_bytes(),
+            "echo {i}"
+        );
+    }
+
+    wider.assert_running();
+
+    // Without client_max_window_bits offered, the client is asked to keep no context.
+    let (mut ws, agreed) = open_offering(&server, "/echo", "permessage-deflate");
+    assert_eq!(
+        agreed.as_deref(),
+        Some("permessage-deflate; client_no_context_takeover; server_max_window_bits=9")
+    );
+    let mut client = Kept::new(15, 9);
+    for i in 0..50 {
+        let message = "context kept by the server only ".repeat(1 + i % 5);
+        ws.send(&frame(0xC1, &compress(message.as_bytes())));
+        let (_, echo) = ws.read_deflate_frame();
+        assert_eq!(
+            client.inflate(&echo.payload),
+            message.as_bytes(),
+            "echo {i}"
+        );
+    }
+    ws.send(&frame(0x88, &close_payload(1000, "")));
+    ws.expect_close(1000);
+    server.assert_running();
+}

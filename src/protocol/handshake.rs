@@ -23,6 +23,9 @@ pub struct Policy<'c> {
     pub protocols: &'c [String],
     /// Whether permessage-deflate offers are accepted (RFC 7692).
     pub deflate: bool,
+    /// With `deflate`, the window (in bits, 9 to 15) of the context the server keeps per
+    /// connection and direction where the offer allows context takeover; `None`: none.
+    pub deflate_window: Option<u8>,
 }
 
 /// A valid WebSocket upgrade: what the 101 answers it with.
@@ -250,7 +253,10 @@ pub fn check_request<'a>(
     Ok(Some(Upgrade {
         accept: accept_key(key),
         protocol: select_protocol(req, policy.protocols),
-        deflate: policy.deflate.then(|| negotiate(h)).flatten(),
+        deflate: policy
+            .deflate
+            .then(|| negotiate(h, policy.deflate_window))
+            .flatten(),
     }))
 }
 
@@ -329,6 +335,7 @@ mod tests {
             allowed_origins: &["https://ok.example".to_owned()],
             protocols: &["chat.v2".to_owned(), "chat.v1".to_owned()],
             deflate: false,
+            deflate_window: None,
         };
         check_request(&req, &policy).map(|r| format!("{r:?}"))
     }

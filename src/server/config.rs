@@ -107,6 +107,15 @@ pub struct Config {
     #[arg(long)]
     pub deflate: bool,
 
+    /// permessage-deflate with context takeover (implies --deflate): each side keeps
+    /// the last 2^BITS bytes of what it sent (9 to 15) where the client's offer allows
+    /// it, and the server keeps them per connection, priming the shared compressor and
+    /// decompressor with them per message (measured at 9 bits: 714 B per echo
+    /// connection, 1,260 B when both directions' windows are kept). A client that does
+    /// not offer client_max_window_bits is asked to compress without context.
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u8).range(9..=15))]
+    pub deflate_window: Option<u8>,
+
     /// Rooms across workers and hosts through Redis pub/sub (`redis://HOST:PORT`): each
     /// room is the channel `wsreactor:room:NAME`. Without it, the workers of one server
     /// relay rooms to each other over Unix sockets.
@@ -140,8 +149,15 @@ impl Config {
         Policy {
             allowed_origins: &self.allowed_origins,
             protocols: &self.protocols,
-            deflate: self.deflate,
+            deflate: self.deflates(),
+            deflate_window: self.deflate_window,
         }
+    }
+
+    /// Whether permessage-deflate offers are accepted (`--deflate`, or
+    /// `--deflate-window`, which implies it).
+    pub fn deflates(&self) -> bool {
+        self.deflate || self.deflate_window.is_some()
     }
 
     /// The memory budget of one process: `--memory-budget`, or a quarter of the

@@ -370,6 +370,9 @@ impl<T: Transport> Reactor<T> {
         };
         conn.close(&mut self.stats, &mut self.budget.held);
         self.rooms.leave(token.0);
+        if let Some(codec) = &mut self.codec {
+            codec.forget(token.0);
+        }
         // A descriptor is free again: accepting paused for want of one resumes.
         self.acceptor.resume_now();
     }

@@ -59,6 +59,9 @@ pub struct Compression<'a> {
     pub enabled: bool,
     /// The largest message, inflated.
     pub limit: u64,
+    /// The connection's id (the reactor's slab key), by which the codec keeps its
+    /// context under context takeover.
+    pub id: usize,
     /// The time, for the Close of a failed connection.
     pub now: Tick,
 }
@@ -87,9 +90,10 @@ impl Relay {
 
 /// Relays a chunk of a compressed message: gathered until the message is whole, then
 /// inflated to check it (size, UTF-8) and relayed. An echo goes back compressed: as the
-/// very bytes that came when the agreement lets the client inflate them as ours, else
-/// compressed again with the window the client asked of us; a chat message is inflated
-/// for the members without compression, and goes as it came to those that take it.
+/// very bytes that came when the agreement lets the client inflate them as ours (see
+/// `Agreement::echoes_as_sent`), else compressed again as agreed;
+/// a chat message is inflated for the members without compression, and goes as it came
+/// to those that take it, unless it refers to its sender's context.
 fn compressed(
     relay: Relay,
     chunk: DataChunk<'_>,
@@ -103,17 +107,18 @@ fn compressed(
     };
     let text = opcode == OpCode::Text;
     let codec = deflate.codec.get_or_insert_with(Codec::default);
-    let checked = match (relay, conn.deflate()) {
-        (Relay::Echo, Some(agreement)) if agreement.takes_full_window() => codec
-            .check(&message, text, deflate.limit)
+    let (id, limit) = (deflate.id, deflate.limit);
+    let agreement = conn.deflate();
+    let context_free = agreement.is_some_and(|a| !a.client_takeover());
+    let checked = match (relay, agreement) {
+        (Relay::Echo, Some(agreement)) if agreement.echoes_as_sent() => codec
+            .check_from(id, agreement, &message, text, limit)
             .map(|()| &message[..]),
-        (Relay::Echo, Some(agreement)) => codec.recompress(
-            &message,
-            text,
-            deflate.limit,
-            agreement.server_window_bits(),
-        ),
-        _ => codec.inflate(&message, text, deflate.limit),
+        (Relay::Echo, Some(agreement)) => {
+            codec.recompress_for(id, agreement, &message, text, limit)
+        }
+        (Relay::Chat, Some(agreement)) => codec.inflate_from(id, agreement, &message, text, limit),
+        (_, None) => codec.inflate(&message, text, limit),
     };
     let payload = match checked {
         Ok(payload) => payload,
@@ -127,7 +132,11 @@ fn compressed(
             conn.send_compressed(opcode, payload, io)?;
             Relayed::Kept
         }
-        Relay::Chat => Relayed::Chat(RoomMessage::new(opcode, payload, Some(&message))),
+        Relay::Chat => Relayed::Chat(RoomMessage::new(
+            opcode,
+            payload,
+            context_free.then_some(&message[..]),
+        )),
     })
 }
 

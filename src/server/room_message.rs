@@ -48,7 +48,8 @@ impl RoomMessage {
     }
 
     /// The encoding for a member with this permessage-deflate agreement (if any): the
-    /// compressed one only for a member that inflates with the full window.
+    /// compressed one only for a member that inflates with the full window and for
+    /// which the server keeps no context.
     pub fn frame_for(&self, agreement: Option<Agreement>) -> &SharedFrame {
         match (&self.compressed, agreement) {
             (Some(compressed), Some(agreement)) if agreement.takes_full_window() => compressed,
@@ -67,10 +68,14 @@ mod tests {
         let mut codec = Codec::default();
         let text = "a room message, compressed once for every member ".repeat(4);
         let message = RoomMessage::compressing(OpCode::Text, text.as_bytes(), &mut codec);
-        let full = accept(std::iter::empty()).unwrap();
-        let small = accept([&b"server_max_window_bits=10"[..]].into_iter()).unwrap();
+        let full = accept(std::iter::empty(), None).unwrap();
+        let small = accept([&b"server_max_window_bits=10"[..]].into_iter(), None).unwrap();
+        // A server that keeps a context for the member must compress after it: a
+        // message compressed without it would leave that context stale.
+        let kept = accept(std::iter::empty(), Some(15)).unwrap();
         assert!(message.frame_for(Some(full)).is_compressed());
         assert!(!message.frame_for(Some(small)).is_compressed());
+        assert!(!message.frame_for(Some(kept)).is_compressed());
         assert!(!message.frame_for(None).is_compressed());
         // Too short to gain: plain for everyone.
         let short = RoomMessage::compressing(OpCode::Text, b"hi", &mut codec);

@@ -168,7 +168,8 @@ impl Session {
                     let relay = core.app();
                     let deflate = Compression {
                         codec: env.codec,
-                        enabled: env.config.deflate,
+                        enabled: env.config.deflates(),
+                        id,
                         limit: config.max_message_size,
                         now: env.now,
                     };

@@ -239,6 +239,8 @@ pub fn http_head(data: &[u8]) {
                 &[]
             },
             deflate: input.flags & 4 != 0,
+            // Bits 3–6: a context of 9 to 15 bits kept (values past 15 keep none).
+            deflate_window: Some(9 + (input.flags >> 3) % 16).filter(|&bits| bits <= 15),
         };
         check_route(buf, req, &policy);
     }

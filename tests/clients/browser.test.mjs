@@ -176,6 +176,44 @@ test("against serve --deflate the page negotiates permessage-deflate and echoes"
   assert.deepEqual(pageErrors, [], "script errors on the page");
 });
 
+test("against serve --deflate-window 9 Chromium keeps its context and reads a long session", async () => {
+  const kept = await startServer(["--deflate-window", "9"]);
+  allowOrigins(kept);
+  const page = await context.newPage();
+  try {
+    await page.goto(kept.httpUrl("/"));
+    await expectOpen(page, "/echo");
+    const shown = await page.locator("#extensions").innerText();
+    assert.equal(shown, "permessage-deflate; server_max_window_bits=9; client_max_window_bits=9");
+    // Messages repeating each other's text, echoed in one session by the browser's own
+    // WebSocket: compressed after the wrong context, an echo would not match.
+    const mismatches = await page.evaluate(async (url) => {
+      const ws = new WebSocket(url);
+      await new Promise((resolve, reject) => ((ws.onopen = resolve), (ws.onerror = reject)));
+      const bad = [];
+      for (let i = 0; i < 300; i++) {
+        const text = `{"seq":${i},"user":"user-${i % 7}","text":"the quick brown fox ${(i * 31) % 101} κόσμε"}`.repeat(1 + (i % 4));
+        // A server that could not inflate it closes (1007): that ends the session.
+        const echo = new Promise((resolve) => {
+          ws.onmessage = (event) => resolve(event.data);
+          ws.onclose = (event) => resolve(`closed with ${event.code}`);
+        });
+        ws.send(text);
+        const got = await echo;
+        if (got !== text) bad.push(`${i}: ${got.slice(0, 40)}`);
+        if (ws.readyState !== WebSocket.OPEN) break;
+      }
+      ws.close();
+      return bad;
+    }, kept.wsUrl("/echo"));
+    assert.deepEqual(mismatches, [], "echoes that differ from what was sent");
+  } finally {
+    await page.close();
+    await kept.stop();
+  }
+  assert.deepEqual(pageErrors, [], "script errors on the page");
+});
+
 test("two tabs in the same chat room both show a message one of them sent", async () => {
   const room = unique("room");
   // One tab joins with the Connect button, the other by pressing Enter in the room field.

@@ -5,6 +5,8 @@ the client's permessage-deflate offer) and against `serve --deflate` (which acce
 websockets then compresses every message it sends)."""
 
 import os
+import random
+import string
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -139,6 +141,92 @@ def test_a_smaller_server_window_is_agreed_and_honoured(bits):
             text = "abcdefghij κόσμε " * 5000
             ws.send(text)
             assert recv(ws, "the echo") == text
+        srv.assert_running()
+    finally:
+        srv.stop()
+
+
+def chatter(i):
+    """Varied text in which each message repeats much of the ones before: compressed
+    against the wrong context, it does not come back as it was sent."""
+    line = f'{{"seq":{i},"user":"user-{i % 7}","text":"the quick brown fox {i * 31 % 101} jumps κόσμε"}}'
+    return line * (1 + i % 4)
+
+
+# Each offer shape, and what `serve --deflate-window W` answers to it (RFC 7692 §7.1).
+TAKEOVER_OFFERS = {
+    # websockets' default offer: client_max_window_bits without a value.
+    "default": (
+        None,
+        "permessage-deflate; server_max_window_bits={w}; client_max_window_bits={w}",
+    ),
+    # No client_max_window_bits: the server cannot bound the client's window, so it
+    # asks the client to keep no context (§7.1.1.1, §7.1.2.2).
+    "without client_max_window_bits": (
+        dict(client_max_window_bits=None),
+        "permessage-deflate; client_no_context_takeover; server_max_window_bits={w}",
+    ),
+    "with smaller windows": (
+        dict(server_max_window_bits=9, client_max_window_bits=10),
+        "permessage-deflate; server_max_window_bits=9; client_max_window_bits={c}",
+    ),
+}
+
+
+@pytest.mark.parametrize("offer", TAKEOVER_OFFERS)
+@pytest.mark.parametrize("window", [9, 15])
+def test_context_takeover_echoes_a_long_session(window, offer):
+    """`serve --deflate-window W` keeps the context both ways where the offer allows: the
+    client's messages then refer to the ones before, and so do the echoes, which
+    websockets inflates with its own kept stream. Hundreds of messages repeating each
+    other's text, then large text and binary, in one session."""
+    from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
+    params, expected = TAKEOVER_OFFERS[offer]
+    srv = Server(["--deflate-window", str(window)])
+    try:
+        options = {}
+        if params is not None:
+            options = dict(extensions=[ClientPerMessageDeflateFactory(**params)], compression=None)
+        with client(srv.url(), **options) as ws:
+            agreed = ws.response.headers.get("Sec-WebSocket-Extensions")
+            assert agreed == expected.format(w=window, c=min(10, window))
+            # Two blocks of random letters in turn: each repeats the one 600 bytes back,
+            # which a 10-bit window reaches and a 9-bit one does not (zlib, which
+            # websockets uses, refuses a distance past its window).
+            blocks = ["".join(random.choice(string.ascii_letters) for _ in range(300)) for _ in range(2)]
+            for i in range(20):
+                ws.send(blocks[i % 2])
+                assert recv(ws, f"block echo {i}") == blocks[i % 2], f"block echo {i} differs"
+            for i in range(400):
+                ws.send(chatter(i))
+                assert recv(ws, f"echo {i}") == chatter(i), f"echo {i} differs"
+            big = "".join(chatter(i) for i in range(2000))
+            ws.send(big)
+            assert recv(ws, "the large echo", timeout=60) == big
+            payload = os.urandom(100_000)
+            ws.send(payload)
+            assert recv(ws, "the binary echo") == payload
+            ws.send(chatter(7))
+            assert recv(ws, "the echo after them") == chatter(7)
+        srv.assert_running()
+    finally:
+        srv.stop()
+
+
+def test_context_takeover_chat_members_read_each_other():
+    """With --deflate-window, a member's message refers to its own context: the room
+    inflates it and sends it on to the others (uncompressed, or compressed after each
+    receiver's context), and each still reads every message as sent."""
+    srv = Server(["--deflate-window", "9"])
+    try:
+        room = unique("room")
+        with client(srv.url(f"/chat?room={room}")) as a, client(srv.url(f"/chat?room={room}")) as b:
+            for i in range(200):
+                sender, other = (a, b) if i % 3 else (b, a)
+                sender.send(chatter(i))
+                assert recv(other, f"message {i} in the other member") == chatter(i)
+                assert recv(sender, f"message {i} back in its sender") == chatter(i)
         srv.assert_running()
     finally:
         srv.stop()

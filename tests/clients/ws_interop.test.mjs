@@ -38,6 +38,8 @@ async function open(path = "/echo", srv = server, options = {}) {
   const ws = new WebSocket(srv.wsUrl(path), { handshakeTimeout: IO_MS, ...options });
   const inbox = [];
   const waiting = [];
+  // ws names the extensions it agreed to only; the 101 says their parameters.
+  ws.on("upgrade", (res) => (ws.agreed = res.headers["sec-websocket-extensions"]));
   ws.on("message", (data, isBinary) => {
     const message = { data, isBinary };
     if (waiting.length) waiting.shift()(message);
@@ -194,6 +196,54 @@ test("with --deflate and perMessageDeflate, text and binary echo, small and 1 Mi
     drop(ws);
   }
 });
+
+/** Varied text in which each message repeats much of the ones before. */
+const chatter = (i) =>
+  `{"seq":${i},"user":"user-${i % 7}","text":"the quick brown fox ${(i * 31) % 101} jumps κόσμε"}`.repeat(1 + (i % 4));
+
+for (const window of [9, 15]) {
+  test(`with --deflate-window ${window}, context takeover both ways over a long session`, async () => {
+    const srv = await startServer(["--deflate-window", String(window)]);
+    const offers = [
+      // ws's default offer (client_max_window_bits without a value).
+      [{ threshold: 0 }, `permessage-deflate; server_max_window_bits=${window}; client_max_window_bits=${window}`],
+      [
+        { threshold: 0, serverMaxWindowBits: 10, clientMaxWindowBits: 11 },
+        `permessage-deflate; server_max_window_bits=${Math.min(10, window)}; client_max_window_bits=${Math.min(11, window)}`,
+      ],
+      // No client_max_window_bits offered: the client is asked to keep no context.
+      [
+        { threshold: 0, clientMaxWindowBits: false },
+        `permessage-deflate; client_no_context_takeover; server_max_window_bits=${window}`,
+      ],
+    ];
+    try {
+      for (const [perMessageDeflate, expected] of offers) {
+        const ws = await open("/echo", srv, { perMessageDeflate });
+        try {
+          assert.equal(ws.agreed, expected);
+          for (let i = 0; i < 300; i++) {
+            ws.send(chatter(i));
+            const echo = await ws.next(`echo ${i}`);
+            assert.equal(echo.isBinary, false);
+            assert.ok(echo.data.toString("utf8") === chatter(i), `echo ${i} differs`);
+          }
+          const big = Array.from({ length: 3000 }, (_, i) => chatter(i)).join("");
+          ws.send(big);
+          assert.ok((await ws.next("the large echo", BIG_MS)).data.toString("utf8") === big, "the large echo differs");
+          const payload = randomBytes(100_000);
+          ws.send(payload, { binary: true });
+          assert.ok(payload.equals((await ws.next("the binary echo")).data), "the binary echo differs");
+        } finally {
+          drop(ws);
+        }
+      }
+      srv.assertRunning();
+    } finally {
+      await srv.stop();
+    }
+  });
+}
 
 test("a plain server declines ws's permessage-deflate offer", async () => {
   const ws = await open("/echo", server, { perMessageDeflate: true });

@@ -1,6 +1,7 @@
 //! Compressing a message (RFC 7692 §7.2.1), with one compressor shared by every
-//! connection of a reactor: without context takeover each message is compressed on its
-//! own, and the compressor is reset after each.
+//! connection of a reactor: each message is compressed on its own, and the compressor is
+//! reset after each; with context takeover it is first primed with the connection's
+//! last window of what it sent.
 
 use flate2::{Compress, Compression, FlushCompress};
 
@@ -25,6 +26,16 @@ impl Deflater {
         };
         Deflater {
             z: Compress::new_with_window_bits(level, false, bits),
+        }
+    }
+
+    /// Gives the next message the context the client will inflate it after (context
+    /// takeover, RFC 7692 §7.1.1): the last window of what the server sent it before.
+    /// A compressor that refused it would refer to nothing before the message, which
+    /// the client inflates just as well.
+    pub fn prime(&mut self, dictionary: &[u8]) {
+        if !dictionary.is_empty() {
+            let _ = self.z.set_dictionary(dictionary);
         }
     }
 

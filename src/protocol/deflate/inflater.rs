@@ -37,6 +37,16 @@ impl Default for Inflater {
 }
 
 impl Inflater {
+    /// Gives the next message the context it is inflated after (context takeover, RFC
+    /// 7692 §7.1.1): the last window of what its sender sent before, inflated. Raw
+    /// inflate takes a dictionary at any time (RFC 1951 streams have no dictionary id);
+    /// one it refused would leave the message to fail as data that does not inflate.
+    pub fn prime(&mut self, dictionary: &[u8]) {
+        if !dictionary.is_empty() {
+            let _ = self.z.set_dictionary(dictionary);
+        }
+    }
+
     /// Inflates one whole message, `compressed` as it arrived (its frames' payloads
     /// joined), handing the output to `sink` piece by piece, and returns its inflated
     /// length. More than `limit` bytes is [`ProtocolError::MessageTooBig`], found as soon
@@ -50,7 +60,8 @@ impl Inflater {
         sink: impl FnMut(&[u8]) -> Result<(), ProtocolError>,
     ) -> Result<u64, ProtocolError> {
         let result = self.run(compressed, text, limit, sink);
-        // No context takeover: the next message starts afresh, whoever sends it.
+        // The next message starts afresh, whoever sends it: with context takeover, only
+        // after it is primed with its sender's context.
         self.z.reset(false);
         result
     }

@@ -3,19 +3,30 @@
 //! is whole, then inflated here, its size held to the limit while it inflates and its
 //! text checked as UTF-8, and what goes out compressed is compressed here.
 //!
-//! Files: `negotiation` (the offers and the answer, §7.1), `inflater` (§7.2.2),
-//! `deflater` (§7.2.1). A reactor owns one [`Codec`] and lends it to each connection's
-//! call, as it lends the configuration: no connection owns a zlib stream.
+//! Files: `negotiation` (the offers, §7.1), `agreement` (what was agreed, and the
+//! answer), `client_offer` (the client's offer and its check of the answer), `inflater`
+//! (§7.2.2), `deflater` (§7.2.1), `context` (a connection's context under context
+//! takeover). A reactor owns one [`Codec`] and lends it to each connection's call, as it
+//! lends the configuration: no connection owns a zlib stream. Under context takeover
+//! (`--deflate-window`) the codec keeps each connection's last window of bytes each way,
+//! by the caller's id for it, and primes its shared streams with them per message.
 
+mod agreement;
 mod client_offer;
+mod context;
 mod deflater;
 mod inflater;
 mod negotiation;
 
+pub use agreement::{Agreement, Response};
 pub use client_offer::{check_answer, ExtensionError, OFFER};
 pub use deflater::Deflater;
 pub use inflater::Inflater;
-pub use negotiation::{accept, negotiate, Agreement, Declined};
+pub use negotiation::{accept, negotiate, Declined};
+
+use std::collections::HashMap;
+
+use context::Context;
 
 use super::error::ProtocolError;
 use super::utf8::Utf8Validator;
@@ -34,6 +45,8 @@ pub struct Codec {
     deflaters: [Option<Deflater>; 8],
     inflated: Vec<u8>,
     deflated: Vec<u8>,
+    /// The contexts of the connections that keep one, by the caller's id for each.
+    contexts: HashMap<usize, Context>,
 }
 
 impl Codec {
@@ -71,22 +84,116 @@ impl Codec {
         deflater(&mut self.deflaters, window_bits).compress(payload, deflated);
         deflated
     }
+}
 
-    /// Inflates and checks a whole compressed message as [`inflate`](Self::inflate)
-    /// does, and compresses it again with a window of at most `window_bits`: for a
-    /// receiver that cannot take the sender's window.
-    pub fn recompress(
+/// Context takeover (RFC 7692 §7.1.1): messages of a connection whose agreement keeps a
+/// context, named by the caller's `id` for it (unique among its open connections).
+impl Codec {
+    /// Inflates and checks a whole compressed message from connection `id` as
+    /// [`inflate`](Self::inflate) does, after the connection's context if the client
+    /// keeps one (which then moves on past this message).
+    pub fn inflate_from(
         &mut self,
+        id: usize,
+        agreement: Agreement,
         compressed: &[u8],
         text: bool,
         limit: u64,
-        window_bits: u8,
     ) -> Result<&[u8], ProtocolError> {
-        self.inflate(compressed, text, limit)?;
-        let deflated = reuse(&mut self.deflated);
-        deflater(&mut self.deflaters, window_bits).compress(&self.inflated, deflated);
-        Ok(deflated)
+        if !agreement.client_takeover() {
+            return self.inflate(compressed, text, limit);
+        }
+        let context = &mut self.contexts.entry(id).or_default().inbound;
+        let inflated = reuse(&mut self.inflated);
+        inflate_after(
+            &mut self.inflater,
+            (context, inbound_size(agreement)),
+            compressed,
+            text,
+            limit,
+            |piece| inflated.extend_from_slice(piece),
+        )?;
+        Ok(inflated)
     }
+
+    /// Inflates a whole compressed message from connection `id` only to check it, as
+    /// [`check`](Self::check) does, after the connection's context if the client keeps
+    /// one (which then moves on past this message).
+    pub fn check_from(
+        &mut self,
+        id: usize,
+        agreement: Agreement,
+        compressed: &[u8],
+        text: bool,
+        limit: u64,
+    ) -> Result<(), ProtocolError> {
+        if !agreement.client_takeover() {
+            return self.check(compressed, text, limit);
+        }
+        let context = &mut self.contexts.entry(id).or_default().inbound;
+        inflate_after(
+            &mut self.inflater,
+            (context, inbound_size(agreement)),
+            compressed,
+            text,
+            limit,
+            |_| {},
+        )
+    }
+
+    /// Compresses a message for connection `id` with the agreed window, after the
+    /// server's context for it if the server keeps one (which then moves on past this
+    /// message), and returns its bytes (in the codec's buffer, until the next call).
+    pub fn compress_for(&mut self, id: usize, agreement: Agreement, payload: &[u8]) -> &[u8] {
+        let bits = agreement.server_window_bits();
+        if !agreement.server_takeover() {
+            return self.compress(payload, bits);
+        }
+        let context = &mut self.contexts.entry(id).or_default().outbound;
+        let deflater = deflater(&mut self.deflaters, bits);
+        deflater.prime(context);
+        let deflated = reuse(&mut self.deflated);
+        deflater.compress(payload, deflated);
+        context::slide(context, 1 << bits, payload);
+        deflated
+    }
+
+    /// Inflates a message from connection `id` as [`inflate_from`](Self::inflate_from)
+    /// does and compresses it for the same connection as
+    /// [`compress_for`](Self::compress_for) does: an echo.
+    pub fn recompress_for(
+        &mut self,
+        id: usize,
+        agreement: Agreement,
+        compressed: &[u8],
+        text: bool,
+        limit: u64,
+    ) -> Result<&[u8], ProtocolError> {
+        self.inflate_from(id, agreement, compressed, text, limit)?;
+        let inflated = std::mem::take(&mut self.inflated);
+        self.compress_for(id, agreement, &inflated);
+        self.inflated = inflated;
+        Ok(&self.deflated)
+    }
+
+    /// Drops connection `id`'s context (it closed), if it had one.
+    pub fn forget(&mut self, id: usize) {
+        self.contexts.remove(&id);
+    }
+
+    /// Connections with a context, and the bytes their windows hold.
+    #[cfg(test)]
+    fn contexts(&self) -> (usize, usize) {
+        let held = self.contexts.values().map(Context::held).sum();
+        (self.contexts.len(), held)
+    }
+}
+
+/// How much of what a client sent its context holds: its window, and at least 512
+/// bytes, since a client asked for 8 bits may still compress with 9 (zlib does: it
+/// has no 256-byte window for raw deflate).
+fn inbound_size(agreement: Agreement) -> usize {
+    1 << agreement.client_window_bits().max(9)
 }
 
 /// The compressor for a window of `window_bits`, made on first use.
@@ -118,6 +225,23 @@ fn inflate_checked(
     Ok(())
 }
 
+/// Inflates `compressed` as [`inflate_checked`] does, after `context` (the last `size`
+/// bytes its sender sent before, inflated), which then slides on past it.
+fn inflate_after(
+    inflater: &mut Inflater,
+    (context, size): (&mut Vec<u8>, usize),
+    compressed: &[u8],
+    text: bool,
+    limit: u64,
+    mut keep: impl FnMut(&[u8]),
+) -> Result<(), ProtocolError> {
+    inflater.prime(context);
+    inflate_checked(inflater, compressed, text, limit, |piece| {
+        keep(piece);
+        context::slide(context, size, piece);
+    })
+}
+
 /// Empties a reusable buffer, releasing it first if a large message grew it.
 fn reuse(buffer: &mut Vec<u8>) -> &mut Vec<u8> {
     if buffer.capacity() > KEEP_CAPACITY {
@@ -130,6 +254,12 @@ fn reuse(buffer: &mut Vec<u8>) -> &mut Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a client asking for a server window of `bits` agrees to, without context.
+    fn server_window(bits: u8) -> Agreement {
+        let offer = format!("server_max_window_bits={bits}");
+        accept([offer.as_bytes()].into_iter(), None).unwrap()
+    }
 
     /// RFC 7692 §7.2.3.1: "Hello" compressed in one block, without the sync flush's tail.
     const HELLO: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
@@ -188,13 +318,13 @@ mod tests {
         let message: Vec<u8> = "abcdefgh".repeat(4000).into_bytes();
         let at_15 = codec.compress(&message, 15).to_vec();
         let at_15_again = codec
-            .recompress(&at_15, true, 1 << 20, 15)
+            .recompress_for(0, server_window(15), &at_15, true, 1 << 20)
             .unwrap()
             .to_vec();
         assert_eq!(at_15, at_15_again);
         for bits in 9..15 {
             let smaller = codec
-                .recompress(&at_15, true, 1 << 20, bits)
+                .recompress_for(0, server_window(bits), &at_15, true, 1 << 20)
                 .unwrap()
                 .to_vec();
             // An inflater with exactly that window reads it.
@@ -288,5 +418,127 @@ mod tests {
         codec.inflate(&[0x00], false, 1).unwrap();
         assert!(codec.inflated.capacity() <= KEEP_CAPACITY);
         assert!(codec.deflated.capacity() <= KEEP_CAPACITY);
+    }
+
+    /// A peer that keeps its context (as RFC 7692 §7.1.1 has it without the
+    /// `*_no_context_takeover` parameters): one zlib stream for a whole session.
+    struct Peer {
+        deflate: flate2::Compress,
+        inflate: flate2::Decompress,
+    }
+
+    impl Peer {
+        fn new(bits: u8) -> Peer {
+            Peer {
+                deflate: flate2::Compress::new_with_window_bits(
+                    flate2::Compression::default(),
+                    false,
+                    bits,
+                ),
+                inflate: flate2::Decompress::new_with_window_bits(false, 15),
+            }
+        }
+
+        fn send(&mut self, message: &[u8]) -> Vec<u8> {
+            let mut out = Vec::with_capacity(message.len() + 64);
+            let before = self.deflate.total_in();
+            self.deflate
+                .compress_vec(message, &mut out, flate2::FlushCompress::Sync)
+                .unwrap();
+            assert_eq!(self.deflate.total_in() - before, message.len() as u64);
+            assert!(out.ends_with(&[0, 0, 0xFF, 0xFF]));
+            out.truncate(out.len() - 4);
+            out
+        }
+
+        fn receive(&mut self, compressed: &[u8]) -> Vec<u8> {
+            let input = [compressed, &[0, 0, 0xFF, 0xFF]].concat();
+            let mut out = Vec::with_capacity(1 << 20);
+            let before = self.inflate.total_in();
+            self.inflate
+                .decompress_vec(&input, &mut out, flate2::FlushDecompress::Sync)
+                .unwrap();
+            assert_eq!(self.inflate.total_in() - before, input.len() as u64);
+            out
+        }
+    }
+
+    /// Varied text in which each message repeats much of the one before: what a
+    /// dictionary from the wrong context would garble.
+    fn chatter(i: usize) -> Vec<u8> {
+        format!(
+            "{{\"seq\":{i},\"user\":\"user-{}\",\"text\":\"the quick brown fox {} jumps\"}}",
+            i % 7,
+            i * 31 % 101
+        )
+        .repeat(1 + i % 3)
+        .into_bytes()
+    }
+
+    #[test]
+    fn with_context_takeover_both_ways_a_peer_that_keeps_its_streams_understands_us() {
+        for bits in [9, 12, 15] {
+            let agreement = accept(
+                ["client_max_window_bits"].iter().map(|p| p.as_bytes()),
+                Some(bits),
+            )
+            .unwrap();
+            let mut codec = Codec::default();
+            let mut client = Peer::new(bits);
+            let (mut sent, mut carried) = (0, 0);
+            for i in 0..300 {
+                let message = chatter(i);
+                // Another connection's messages in between use the same shared streams.
+                codec.compress_for(7, agreement, &chatter(i + 1000));
+                let compressed = client.send(&message);
+                let inflated = codec
+                    .inflate_from(1, agreement, &compressed, true, 1 << 20)
+                    .unwrap();
+                assert_eq!(inflated, &message[..], "{bits} bits, message {i}");
+                let echoed = codec.compress_for(1, agreement, &message).to_vec();
+                assert_eq!(client.receive(&echoed), message, "{bits} bits, echo {i}");
+                sent += message.len();
+                carried += echoed.len();
+                if i > 0 {
+                    // The echo refers to what came before it: a fresh inflater cannot
+                    // read it (or reads something else).
+                    let fresh = Codec::default()
+                        .inflate(&echoed, true, 1 << 20)
+                        .map(<[u8]>::to_vec);
+                    assert_ne!(
+                        fresh,
+                        Ok(message.clone()),
+                        "{bits} bits, echo {i} used no context"
+                    );
+                }
+            }
+            assert!(carried * 4 < sent, "{bits} bits: {carried} of {sent} bytes");
+            let (connections, held) = codec.contexts();
+            assert_eq!(connections, 2);
+            assert!(held <= 4 << bits, "{held} bytes held at {bits} bits");
+            codec.forget(1);
+            codec.forget(7);
+            assert_eq!(codec.contexts(), (0, 0));
+        }
+    }
+
+    #[test]
+    fn a_client_asked_to_keep_no_context_is_inflated_without_one() {
+        let agreement = accept(std::iter::empty(), Some(9)).unwrap();
+        assert!(agreement.server_takeover() && !agreement.client_takeover());
+        let mut codec = Codec::default();
+        let mut client = Peer::new(15);
+        for i in 0..50 {
+            let message = chatter(i);
+            // A client without context: a fresh stream per message.
+            let compressed = Peer::new(15).send(&message);
+            let echoed = codec
+                .recompress_for(3, agreement, &compressed, true, 1 << 20)
+                .unwrap()
+                .to_vec();
+            assert_eq!(client.receive(&echoed), message, "echo {i}");
+        }
+        let (_, held) = codec.contexts();
+        assert_eq!(held, 512, "the server's window only");
     }
 }

@@ -2,67 +2,26 @@
 //! client's offers from `Sec-WebSocket-Extensions` and choosing the first one the server
 //! can honour, in the client's order of preference (RFC 6455 §9.1).
 //!
-//! The server always answers with `server_no_context_takeover` and
-//! `client_no_context_takeover`: both are the server's to add (§7.1.1.1, §7.1.1.2), and
-//! with them every message is compressed and inflated on its own, by one compressor and
-//! one decompressor shared by all the connections of a reactor, so that a connection that
-//! negotiated compression costs nothing more while it is idle.
+//! Without `--deflate-window` the server always answers with `server_no_context_takeover`
+//! and `client_no_context_takeover`: both are the server's to add (§7.1.1.1, §7.1.1.2),
+//! and with them every message is compressed and inflated on its own, by one compressor
+//! and one decompressor shared by all the connections of a reactor, so that a connection
+//! that negotiated compression costs nothing more while it is idle.
+//!
+//! With `--deflate-window BITS` each side keeps its context where the offer allows it and
+//! the window is at most BITS: the server's (`server_max_window_bits`, which the server may
+//! answer unasked, §7.1.2.1) unless the client asked for `server_no_context_takeover`, and
+//! the client's only if it offered `client_max_window_bits` (§7.1.2.2: without the offer
+//! the answer may not bound the client's window, so it gets `client_no_context_takeover`
+//! instead, and its context is never one the server would have to keep at 32 KiB).
 
 use std::num::NonZeroU8;
 
+use super::agreement::{Agreement, Window};
 use crate::protocol::http::Headers;
 
 /// The extension's name (§5).
 const NAME: &str = "permessage-deflate";
-
-/// What the server agreed to: one byte, so that it fits in a connection's spare room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Agreement {
-    /// The `server_max_window_bits` the client asked for (8–15), if it did: the server
-    /// answers with the same value (§7.1.2.1) and must never compress with a larger
-    /// window.
-    server_max_window_bits: Option<NonZeroU8>,
-}
-
-impl Agreement {
-    /// The largest LZ77 window (as log2 of its size) the server may compress with.
-    pub fn server_window_bits(self) -> u8 {
-        self.server_max_window_bits.map_or(15, NonZeroU8::get)
-    }
-
-    /// Whether the client inflates our messages with the full 15-bit window: then any
-    /// message compressed without context, with any window, may go to it as it is: its
-    /// own echoed as the very bytes it sent (it compressed without context, with at most
-    /// 15 bits, as no `client_max_window_bits` is answered), or another client's chat
-    /// message as that client sent it.
-    pub fn takes_full_window(self) -> bool {
-        self.server_window_bits() == 15
-    }
-
-    /// The value of the `Sec-WebSocket-Extensions` header of the 101 (§7.1): constant
-    /// text, so that answering allocates nothing.
-    pub fn response(self) -> &'static str {
-        macro_rules! answer {
-            ($($tail:literal)?) => {
-                concat!(
-                    "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
-                    $(, "; server_max_window_bits=", $tail)?
-                )
-            };
-        }
-        match self.server_max_window_bits.map(NonZeroU8::get) {
-            None => answer!(),
-            Some(8) => answer!("8"),
-            Some(9) => answer!("9"),
-            Some(10) => answer!("10"),
-            Some(11) => answer!("11"),
-            Some(12) => answer!("12"),
-            Some(13) => answer!("13"),
-            Some(14) => answer!("14"),
-            _ => answer!("15"),
-        }
-    }
-}
 
 /// Why an offer is declined (§7.1: the server MUST decline an offer that has a parameter
 /// not defined for an offer, an invalid value, or a parameter twice).
@@ -79,7 +38,9 @@ pub enum Declined {
 /// Chooses the first acceptable permessage-deflate offer among the client's
 /// `Sec-WebSocket-Extensions` fields, in order; `None` declines them all (the connection
 /// then opens without compression, §7.1).
-pub fn negotiate(headers: &Headers<'_, '_>) -> Option<Agreement> {
+/// `window` is the server's `--deflate-window`: the bits of the context it keeps per
+/// connection and direction, if it keeps any.
+pub fn negotiate(headers: &Headers<'_, '_>, window: Option<u8>) -> Option<Agreement> {
     headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
@@ -88,15 +49,20 @@ pub fn negotiate(headers: &Headers<'_, '_>) -> Option<Agreement> {
             let mut parts = split_outside_quotes(offer, b';');
             let name = parts.next()?.trim_ascii();
             name.eq_ignore_ascii_case(NAME.as_bytes())
-                .then(|| accept(parts))
+                .then(|| accept(parts, window))
         })
         .find_map(Result::ok)
 }
 
-/// Judges one permessage-deflate offer by its parameters (§7.1.1, §7.1.2).
-pub fn accept<'a>(params: impl Iterator<Item = &'a [u8]>) -> Result<Agreement, Declined> {
+/// Judges one permessage-deflate offer by its parameters (§7.1.1, §7.1.2), for a server
+/// that keeps a context of `window` bits per connection and direction, if any.
+pub fn accept<'a>(
+    params: impl Iterator<Item = &'a [u8]>,
+    window: Option<u8>,
+) -> Result<Agreement, Declined> {
     let mut seen = [false; 4];
     let mut server_max_window_bits = None;
+    let mut client_max_window_bits = None;
     for param in params {
         let param = param.trim_ascii();
         let (name, value) = match param.iter().position(|&b| b == b'=') {
@@ -125,17 +91,28 @@ pub fn accept<'a>(params: impl Iterator<Item = &'a [u8]>) -> Result<Agreement, D
             // §7.1.2.1: server_max_window_bits needs a value, 8 to 15.
             (2, Some(value)) => server_max_window_bits = Some(window_bits(value)?),
             (2, None) => return Err(Declined::InvalidValue),
-            // §7.1.2.2: client_max_window_bits may come without a value. The server
-            // answers without it: a client that compresses with any window up to 15
-            // bits is inflated with the full window.
-            (_, Some(value)) => {
-                window_bits(value)?;
-            }
-            (_, None) => {}
+            // §7.1.2.2: client_max_window_bits may come without a value (15).
+            (_, Some(value)) => client_max_window_bits = Some(window_bits(value)?.get()),
+            (_, None) => client_max_window_bits = Some(15),
         }
     }
+    let asked = server_max_window_bits.map_or(15, NonZeroU8::get);
+    // The server keeps a context only of the size it chose, and not for 8 bits, which
+    // it writes as stored blocks (see `Deflater`): they refer to nothing.
+    let server = match window {
+        Some(bits) if !seen[0] && asked.min(bits) >= 9 => Window::new(asked.min(bits), true),
+        _ => Window::new(asked, false),
+    };
+    // Without the client's offer of client_max_window_bits the server cannot bound its
+    // window (§7.1.2.2), so it keeps no context of the client's (§7.1.1.1 lets the
+    // server ask that); with it, the answer bounds the window to the server's.
+    let client = match (window, client_max_window_bits) {
+        (Some(bits), Some(offered)) if !seen[1] => Window::new(offered.min(bits), true),
+        _ => Window::new(15, false),
+    };
     Ok(Agreement {
-        server_max_window_bits,
+        server: server.asked(server_max_window_bits.is_some()),
+        client,
     })
 }
 
@@ -193,7 +170,12 @@ mod tests {
 
     /// What the server answers to these `Sec-WebSocket-Extensions` fields: the 101's
     /// header value, or `None` for a decline.
-    fn answer(fields: &[&str]) -> Option<&'static str> {
+    fn answer(fields: &[&str]) -> Option<String> {
+        answer_keeping(None, fields)
+    }
+
+    /// What a server with `--deflate-window` = `window` answers.
+    fn answer_keeping(window: Option<u8>, fields: &[&str]) -> Option<String> {
         let mut head = String::from("GET / HTTP/1.1\r\nHost: h\r\n");
         for field in fields {
             head.push_str(&format!("Sec-WebSocket-Extensions: {field}\r\n"));
@@ -203,7 +185,8 @@ mod tests {
         let (req, _) = parse_request(head.as_bytes(), 0, &mut storage)
             .unwrap()
             .unwrap();
-        negotiate(&req.headers).map(Agreement::response)
+        negotiate(&req.headers, window)
+            .map(|agreed| String::from_utf8(agreed.response().as_bytes().to_vec()).unwrap())
     }
 
     const PLAIN: &str =
@@ -219,7 +202,7 @@ mod tests {
             "PerMessage-Deflate; Client_Max_Window_Bits",
             "permessage-deflate ;client_max_window_bits = 15 ",
         ] {
-            assert_eq!(answer(&[offer]), Some(PLAIN), "{offer}");
+            assert_eq!(answer(&[offer]), Some(PLAIN.to_string()), "{offer}");
         }
     }
 
@@ -228,14 +211,11 @@ mod tests {
         for bits in 8..=15 {
             let offer = format!("permessage-deflate; server_max_window_bits={bits}");
             let expected = format!("{PLAIN}; server_max_window_bits={bits}");
-            assert_eq!(answer(&[&offer]), Some(&expected[..]), "{offer}");
+            assert_eq!(answer(&[&offer]), Some(expected), "{offer}");
         }
         // A quoted-string value is the same value (§7.1.2.1).
         let quoted = answer(&["permessage-deflate; server_max_window_bits=\"10\""]);
-        assert_eq!(
-            quoted,
-            Some(&format!("{PLAIN}; server_max_window_bits=10")[..])
-        );
+        assert_eq!(quoted, Some(format!("{PLAIN}; server_max_window_bits=10")));
     }
 
     #[test]
@@ -268,32 +248,26 @@ mod tests {
         // A declined offer is skipped, not fatal: the next one is judged (§7.1).
         let second =
             answer(&["permessage-deflate; bogus, permessage-deflate; server_max_window_bits=9"]);
-        assert_eq!(
-            second,
-            Some(&format!("{PLAIN}; server_max_window_bits=9")[..])
-        );
+        assert_eq!(second, Some(format!("{PLAIN}; server_max_window_bits=9")));
         let first = answer(&["permessage-deflate; server_max_window_bits=11, permessage-deflate"]);
-        assert_eq!(
-            first,
-            Some(&format!("{PLAIN}; server_max_window_bits=11")[..])
-        );
+        assert_eq!(first, Some(format!("{PLAIN}; server_max_window_bits=11")));
         // Offers spread over several fields are one list (RFC 9110 §5.3).
         let fields = answer(&[
             "x-webkit-deflate-frame",
             "permessage-deflate; foo=1",
             "permessage-deflate",
         ]);
-        assert_eq!(fields, Some(PLAIN));
+        assert_eq!(fields, Some(PLAIN.to_string()));
         // A quoted comma does not split an offer.
         let quoted = answer(&["other; p=\"a,permessage-deflate\", permessage-deflate"]);
-        assert_eq!(quoted, Some(PLAIN));
+        assert_eq!(quoted, Some(PLAIN.to_string()));
         assert_eq!(answer(&[]), None);
         assert_eq!(answer(&["other, another"]), None);
     }
 
     #[test]
     fn declines_say_why() {
-        let judge = |params: &[&str]| accept(params.iter().map(|p| p.as_bytes()));
+        let judge = |params: &[&str]| accept(params.iter().map(|p| p.as_bytes()), None);
         assert_eq!(judge(&["what"]), Err(Declined::UnknownParameter));
         assert_eq!(
             judge(&["client_max_window_bits", "client_max_window_bits=9"]),
@@ -312,5 +286,68 @@ mod tests {
         let agreed = judge(&["client_max_window_bits"]).unwrap();
         assert_eq!(agreed.server_window_bits(), 15);
         assert!(agreed.takes_full_window());
+    }
+
+    #[test]
+    fn with_a_window_each_side_keeps_its_context_where_the_offer_allows() {
+        let keeping = |offer: &str| answer_keeping(Some(9), &[offer]);
+        let expect = |params: &str| Some(format!("permessage-deflate; {params}"));
+        // Browsers and Node ws: the client's window may be bounded, so both keep theirs.
+        assert_eq!(
+            keeping("permessage-deflate; client_max_window_bits"),
+            expect("server_max_window_bits=9; client_max_window_bits=9")
+        );
+        // A client asking for 12 bits both ways gets the server's smaller window.
+        assert_eq!(
+            keeping("permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"),
+            expect("server_max_window_bits=9; client_max_window_bits=9")
+        );
+        // §7.1.2.2: no client_max_window_bits offered, none may be answered: the client
+        // is asked to compress without context (§7.1.1.1), the server keeps its own.
+        assert_eq!(
+            keeping("permessage-deflate"),
+            expect("client_no_context_takeover; server_max_window_bits=9")
+        );
+        // A smaller window offered is the one agreed, both ways (§7.1.2).
+        assert_eq!(
+            answer_keeping(
+                Some(15),
+                &["permessage-deflate; server_max_window_bits=10; client_max_window_bits=11"]
+            ),
+            expect("server_max_window_bits=10; client_max_window_bits=11")
+        );
+        // What the client refuses to keep, or asks the server not to keep, is not kept.
+        assert_eq!(
+            keeping("permessage-deflate; client_no_context_takeover; client_max_window_bits"),
+            expect("client_no_context_takeover; server_max_window_bits=9")
+        );
+        assert_eq!(
+            keeping("permessage-deflate; server_no_context_takeover; client_max_window_bits"),
+            expect("server_no_context_takeover; client_max_window_bits=9")
+        );
+        assert_eq!(
+            keeping("permessage-deflate; server_no_context_takeover; server_max_window_bits=12"),
+            expect(
+                "server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12"
+            )
+        );
+        // 8 bits are written as stored blocks, which need no context: none is kept.
+        assert_eq!(
+            keeping("permessage-deflate; server_max_window_bits=8; client_max_window_bits=8"),
+            expect(
+                "server_no_context_takeover; server_max_window_bits=8; client_max_window_bits=8"
+            )
+        );
+        let agreed = accept(
+            ["client_max_window_bits=10"].iter().map(|p| p.as_bytes()),
+            Some(12),
+        )
+        .unwrap();
+        assert!(agreed.server_takeover() && agreed.client_takeover());
+        assert_eq!(
+            (agreed.server_window_bits(), agreed.client_window_bits()),
+            (12, 10)
+        );
+        assert!(!agreed.takes_full_window());
     }
 }

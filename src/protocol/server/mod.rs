@@ -34,7 +34,7 @@ use super::receiver::{self, Receiver};
 use super::transmit::Transmit;
 
 /// One server connection's protocol state: 48 bytes, no heap (the permessage-deflate
-/// agreement is one byte of it, and no zlib stream: see `protocol::deflate`). `A` is the application's
+/// agreement is two bytes of it, and no zlib stream: see `protocol::deflate`). `A` is the application's
 /// own small per-connection value (the server's relay), kept here because it fits in the
 /// padding beside the phase: a separate field would cost a word per connection.
 ///
