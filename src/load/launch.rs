@@ -370,8 +370,9 @@ fn driver_config(
             receiver: ReceiverConfig {
                 role: Role::Client,
                 max_message_size: u64::MAX >> 1,
-                deflate: args.deflate,
+                deflate: args.offer().is_some(),
             },
+            deflate: args.offer(),
             max_spill: unsent + 64 * 1024,
             chat,
             workload,

@@ -56,8 +56,8 @@ impl<L: Layer> Conn<L> {
         let key = client_key(env.rng.nonce());
         let (stream, spill) = (&mut self.stream, &mut self.spill);
         let core = self.layer.output(stream, spill, env, on_io, |env, out| {
-            let deflate = env.cfg.receiver.deflate;
-            ClientConnection::start(&env.cfg.host, &env.cfg.path, key, deflate, out)
+            let offer = env.cfg.deflate;
+            ClientConnection::start(&env.cfg.host, &env.cfg.path, key, offer, out)
         })?;
         self.phase = Phase::Running {
             core,
