@@ -156,7 +156,8 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
             rate: args.chat_rate,
         }),
         payload: args.payload.name(),
-        deflate: args.deflate,
+        deflate: args.offer().is_some(),
+        deflate_window: args.deflate_window,
         warmup_bytes: args.warmup_bytes,
     });
     if args.json {

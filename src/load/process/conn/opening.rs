@@ -96,9 +96,15 @@ impl<L: Layer> Conn<L> {
         }
         env.ramp_cap.observe(u64::from(latency));
         self.flags |= ESTABLISHED;
-        let Phase::Running { echo, .. } = &mut self.phase else {
+        let Phase::Running { echo, core } = &mut self.phase else {
             unreachable!("opened by its core");
         };
+        if core
+            .deflate()
+            .is_some_and(|a| a.server_takeover() && a.client_takeover())
+        {
+            env.stats.counters.takeover += 1;
+        }
         if env.chat.is_some() {
             // The server seats a member before it answers 101: the join is done, and
             // what it receives from now on is checked against the room's sequence.
