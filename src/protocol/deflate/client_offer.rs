@@ -15,7 +15,10 @@
 //! with the codec's per-connection windows, as the server follows them: the client's
 //! agreement is the server's seen from the other end ([`Agreement::mirrored`]).
 
+use std::num::NonZeroU8;
+
 use super::agreement::{Agreement, Window};
+use super::negotiation::{read_params, unquote, window_bits};
 use crate::protocol::http::Headers;
 
 /// What the client offers in `Sec-WebSocket-Extensions`.
@@ -93,37 +96,21 @@ fn check_params<'a>(
     params: impl Iterator<Item = &'a [u8]>,
     offer: Offer,
 ) -> Result<Agreement, ExtensionError> {
-    let mut seen = [false; 4];
-    let mut bits = [None; 2];
-    for param in params {
-        let (name, value) = match param.iter().position(|&b| b == b'=') {
-            Some(i) => (param[..i].trim_ascii(), Some(param[i + 1..].trim_ascii())),
-            None => (param, None),
-        };
-        let index = [
-            "server_no_context_takeover",
-            "client_no_context_takeover",
-            "server_max_window_bits",
-            "client_max_window_bits",
-        ]
-        .iter()
-        .position(|known| name.eq_ignore_ascii_case(known.as_bytes()))
-        .ok_or(ExtensionError::Invalid)?;
-        if std::mem::replace(&mut seen[index], true) {
-            return Err(ExtensionError::Invalid);
-        }
-        match (index, value) {
-            (0 | 1, None) => {}
-            (2 | 3, Some(value)) => {
-                let value = value
-                    .strip_prefix(b"\"")
-                    .map_or(value, |v| v.strip_suffix(b"\"").unwrap_or(b""));
-                bits[index - 2] = Some(window_bits(value).ok_or(ExtensionError::Invalid)?);
-            }
-            _ => return Err(ExtensionError::Invalid),
-        }
+    let [server_no, client_no, server_max, client_max] =
+        read_params(params).map_err(|_| ExtensionError::Invalid)?;
+    let seen = [server_no, client_no, server_max, client_max].map(|p| p.is_some());
+    // The context takeover parameters have no value (§7.1.1); in an answer, a window
+    // size has one (§7.1.2).
+    if matches!(server_no, Some(Some(_))) || matches!(client_no, Some(Some(_))) {
+        return Err(ExtensionError::Invalid);
     }
-    let [server_bits, client_bits] = bits;
+    let bits = |param: Option<Option<&[u8]>>| {
+        param
+            .map(|value| window_bits(value.and_then(unquote)).map(NonZeroU8::get))
+            .transpose()
+            .map_err(|_| ExtensionError::Invalid)
+    };
+    let (server_bits, client_bits) = (bits(server_max)?, bits(client_max)?);
     match offer.window {
         None => {
             // §7.1.1.1: an offer with server_no_context_takeover is accepted only with
@@ -153,15 +140,6 @@ fn check_params<'a>(
                 client: Window::new(client, !seen[1]),
             })
         }
-    }
-}
-
-/// A window size value: 8 to 15, no leading zeros (§7.1.2.1).
-fn window_bits(value: &[u8]) -> Option<u8> {
-    match value {
-        [d @ b'8'..=b'9'] => Some(d - b'0'),
-        [b'1', d @ b'0'..=b'5'] => Some(10 + d - b'0'),
-        _ => None,
     }
 }
 
