@@ -24,11 +24,13 @@
 #                       listening on ADDR, one of its addresses; just ADDR: on this
 #                       host, listening on ADDR (where the load hosts reach it)
 #   --deflate           permessage-deflate: `serve --deflate` and `load --deflate` (below)
-#   --deflate-window B  also `serve --deflate-window B` (9-15; implies --deflate)
+#   --deflate-window B  also `serve --deflate-window B` and `load --deflate-window B`
+#                       (9-15; implies --deflate): context takeover offered both ways
 #
 # --deflate: every connection negotiates permessage-deflate; the load offers no context
 # takeover either way, so each message is compressed on its own and neither end keeps a
-# zlib stream per connection. Warm each connection up with --load-args '--warmup-bytes
+# zlib stream per connection. With --deflate-window B the load offers context takeover
+# with windows of B bits both ways, and both ends keep each connection's last windows. Warm each connection up with --load-args '--warmup-bytes
 # 64KiB' (text echoed before the hold) so that what a session costs once it has talked
 # is measured, not a fresh connection. The report says deflate was used.
 #
@@ -234,8 +236,8 @@ fi
 # --- permessage-deflate -----------------------------------------------------------------
 if $deflate; then
   server_extra+=(--deflate ${deflate_window:+--deflate-window "$deflate_window"})
-  load_extra=(--deflate "${load_extra[@]}")
-  echo "   deflate: permessage-deflate on every connection${deflate_window:+, server --deflate-window $deflate_window}"
+  load_extra=(--deflate ${deflate_window:+--deflate-window "$deflate_window"} "${load_extra[@]}")
+  echo "   deflate: permessage-deflate on every connection${deflate_window:+, serve and load --deflate-window $deflate_window}"
 fi
 
 # --- server ---------------------------------------------------------------------------

@@ -342,7 +342,11 @@ def build(work):
         "load_rss_bytes_per_connection": run["load_rss_during"] / established if established else None,
         "tls": load.get("tls"),
         "deflate": ({"window_bits": run["deflate_window"], "payload": load.get("payload"),
-                     "warmup_bytes": load.get("warmup_bytes")} if load.get("deflate") else None),
+                     "warmup_bytes": load.get("warmup_bytes"),
+                     # What the load offered, and how many handshakes agreed it both ways.
+                     "takeover_offered_bits": load.get("deflate_window"),
+                     "takeover_agreed": load.get("deflate_takeover", 0)}
+                    if load.get("deflate") else None),
         "ramp_cpu": ramp_cpu(rows, started - start + ramp_secs, load.get("verified")),
         "hold_cpu": hold_cpu(rows, hold_start, hold_end),
         "hold": {"secs": run["hold"], "echo_every": run["echo_every"],
@@ -386,7 +390,11 @@ def summary(report, path):
           f" ({t.get('full', 0):,} full handshakes, {t.get('resumed', 0):,} resumed)")
     if report["deflate"]:
         d = report["deflate"]
-        p(f"  permessage-deflate                  no context takeover offered; server window"
+        offered = d.get("takeover_offered_bits")
+        agreed = (f"context takeover of {offered} bits offered, agreed both ways by"
+                  f" {d.get('takeover_agreed', 0):,} connections" if offered
+                  else "no context takeover offered")
+        p(f"  permessage-deflate                  {agreed}; server window"
           f" {d['window_bits'] or 'shared mode'}, {d['payload']} payload,"
           f" {d['warmup_bytes'] or 0:,} bytes of warm-up per connection")
     if established:

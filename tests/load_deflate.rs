@@ -189,3 +189,145 @@ fn a_server_without_deflate_fails_every_connection_that_asked_for_it() {
     assert_eq!(r["verified"], 0, "nothing went on uncompressed: {r:#}");
     assert_eq!(server.stats()["messages_in_total"], 0);
 }
+
+/// `load --deflate-window 9` with these arguments against `server`: a clean run whose
+/// report says what was offered and how many connections agreed context takeover.
+fn takeover_run(server: &Server, args: &[&str], agreed: u64) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["--deflate-window", "9", "--json"]);
+    let r = load(server, &all).clean_report();
+    assert_eq!(
+        (r["deflate"].as_bool(), r["deflate_window"].as_u64()),
+        (Some(true), Some(9)),
+        "{r:#}"
+    );
+    assert_eq!(r["deflate_takeover"].as_u64(), Some(agreed), "{r:#}");
+    r
+}
+
+/// Small compressible echoes, where the context of the messages before is most of
+/// what deflate has to refer to.
+const SMALL_ECHOES: [&str; 10] = [
+    "--hold",
+    "1",
+    "--echo-every",
+    "0.05",
+    "--message-size",
+    "256",
+    "--payload",
+    "compressible",
+    "--warmup-bytes",
+    "64KiB",
+];
+
+#[test]
+fn a_takeover_hold_with_a_warm_up_checks_every_echo() {
+    let connections = ["--connections", "20"];
+    let args: Vec<&str> = connections.iter().chain(&SMALL_ECHOES).copied().collect();
+    let server = Server::with_args(&["--deflate-window", "9"]);
+    let r = takeover_run(&server, &args, 20);
+    assert_eq!(r["verified"], 20, "{r:#}");
+    let messages = server.stats()["messages_in_total"].as_u64().unwrap();
+    assert_eq!(messages, 20 * 4 + r["echoes"].as_u64().unwrap(), "{r:#}");
+}
+
+#[test]
+fn small_echoes_compress_better_after_the_context_of_the_ones_before() {
+    // No warm-up: its 16 KiB messages compress better in a 15-bit window than in a
+    // 9-bit one, which is not what this compares.
+    let args = [
+        "--connections",
+        "10",
+        "--hold",
+        "1",
+        "--echo-every",
+        "0.05",
+        "--message-size",
+        "256",
+        "--payload",
+        "compressible",
+        "--json",
+    ];
+    let per_message = |server: &Server, extra: &[&str]| {
+        let all: Vec<&str> = args.iter().chain(extra).copied().collect();
+        let r = load(server, &all).clean_report();
+        let messages = server.stats()["messages_in_total"].as_u64().unwrap();
+        assert_eq!(messages, r["echoes"].as_u64().unwrap(), "{r:#}");
+        bytes_in(server) as f64 / messages as f64
+    };
+    let kept = per_message(
+        &Server::with_args(&["--deflate-window", "9"]),
+        &["--deflate-window", "9"],
+    );
+    // The same messages without context: each compressed on its own, so longer.
+    let alone = per_message(&Server::with_args(&["--deflate"]), &["--deflate"]);
+    assert!(
+        kept < alone * 0.97,
+        "{kept:.0} B a message with context, {alone:.0} without"
+    );
+}
+
+#[test]
+fn takeover_echo_windows_and_churn_check_every_echo() {
+    let server = Server::with_args(&["--deflate-window", "9"]);
+    for payload in ["compressible", "ascii", "random"] {
+        let r = takeover_run(
+            &server,
+            &[
+                "--connections",
+                "4",
+                "--echo-window",
+                "4",
+                "--message-size",
+                "2KiB",
+                "--duration",
+                "1",
+                "--warmup",
+                "0.2",
+                "--payload",
+                payload,
+            ],
+            4,
+        );
+        assert!(
+            r["workload"]["ops"].as_u64().unwrap() > 0,
+            "{payload}: {r:#}"
+        );
+    }
+    // Churn reuses sockets, and with them the ids the codec keeps contexts by: a
+    // context left behind would prime the next connection's first message.
+    let r = load(
+        &server,
+        &[
+            "--connections",
+            "4",
+            "--churn",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--message-size",
+            "300",
+            "--payload",
+            "compressible",
+            "--warmup-bytes",
+            "4KiB",
+            "--deflate-window",
+            "9",
+            "--json",
+        ],
+    )
+    .clean_report();
+    let cycles = r["workload"]["ops"].as_u64().unwrap();
+    assert!(cycles > 4, "{r:#}");
+    assert!(r["deflate_takeover"].as_u64().unwrap() > cycles, "{r:#}");
+}
+
+#[test]
+fn a_takeover_offer_to_a_shared_mode_server_compresses_without_context() {
+    let server = Server::with_args(&["--deflate"]);
+    let connections = ["--connections", "10"];
+    let args: Vec<&str> = connections.iter().chain(&SMALL_ECHOES).copied().collect();
+    let r = takeover_run(&server, &args, 0);
+    assert_eq!(r["verified"], 10, "{r:#}");
+}

@@ -11,6 +11,7 @@ use super::process::hosts::LoadHost;
 use super::process::plan::{Procs, WorkerSlot};
 use super::process::Payload;
 use crate::chat_route::{RoomName, CHAT_PATH};
+use crate::protocol::deflate::Offer;
 
 /// The longest time any duration flag may ask for (a day): runs stay bounded.
 const MAX_SECS: f64 = 86_400.0;
@@ -112,6 +113,16 @@ pub struct LoadArgs {
     /// that declines it fails the connection (`deflate_declined`).
     #[arg(long, conflicts_with = "chat")]
     pub deflate: bool,
+
+    /// permessage-deflate with context takeover both ways (implies `--deflate`): every
+    /// connection offers `client_max_window_bits` and `server_max_window_bits` of BITS
+    /// (9 to 15, RFC 7692 §7.1.2), compresses after its own last 2^BITS bytes sent and
+    /// inflates after the server's, each kept per connection by the process's codec
+    /// (2 windows a connection: 1 KiB at 9 bits); a direction the server answers with
+    /// `*_no_context_takeover` keeps none.
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u8).range(9..=15),
+          conflicts_with = "chat")]
+    pub deflate_window: Option<u8>,
 
     /// Before its verification echo, every connection echoes this many bytes of text
     /// (compressible, in messages of at most 16 KiB, each checked), as a session that
@@ -253,6 +264,15 @@ impl LoadArgs {
         match &self.chat {
             Some(room) => format!("{CHAT_PATH}?room={room}"),
             None => self.path.clone(),
+        }
+    }
+
+    /// The permessage-deflate offer every connection makes, if any (`--deflate`, or
+    /// `--deflate-window`, which implies it).
+    pub fn offer(&self) -> Option<Offer> {
+        match self.deflate_window {
+            Some(bits) => Some(Offer::takeover(bits)),
+            None => self.deflate.then_some(Offer::SHARED),
         }
     }
 }
@@ -455,7 +475,17 @@ mod tests {
             (a.deflate, a.payload, a.warmup_bytes),
             (true, Payload::Random, 65536)
         );
+        assert_eq!(a.offer(), Some(Offer::SHARED));
+        let a = with(&["--deflate-window", "9"]).unwrap();
+        assert_eq!(
+            (a.deflate_window, a.offer()),
+            (Some(9), Some(Offer::takeover(9)))
+        );
+        assert_eq!(with(&[]).unwrap().offer(), None);
         for extra in [
+            &["--deflate-window", "8"][..],
+            &["--deflate-window", "16"],
+            &["--chat", "x", "--deflate-window", "9"],
             &["--chat", "x", "--deflate"][..],
             &["--chat", "x", "--payload", "random"],
             &["--chat", "x", "--warmup-bytes", "1"],

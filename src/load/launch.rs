@@ -156,7 +156,8 @@ fn try_run(args: LoadArgs) -> Result<ExitCode, String> {
             rate: args.chat_rate,
         }),
         payload: args.payload.name(),
-        deflate: args.deflate,
+        deflate: args.offer().is_some(),
+        deflate_window: args.deflate_window,
         warmup_bytes: args.warmup_bytes,
     });
     if args.json {
@@ -370,8 +371,9 @@ fn driver_config(
             receiver: ReceiverConfig {
                 role: Role::Client,
                 max_message_size: u64::MAX >> 1,
-                deflate: args.deflate,
+                deflate: args.offer().is_some(),
             },
+            deflate: args.offer(),
             max_spill: unsent + 64 * 1024,
             chat,
             workload,

@@ -11,7 +11,7 @@
 //! client's ports).
 
 use super::close::{encode_close_payload, CloseCode};
-use super::deflate::{check_answer, Codec, ExtensionError, OFFER};
+use super::deflate::{check_answer, Agreement, Codec, ExtensionError, Offer};
 use super::error::ProtocolError;
 use super::frame::{encode_frame, OpCode, RSV1};
 use super::handshake::{check_response, client_request, ResponseError};
@@ -49,17 +49,16 @@ pub enum ClientError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// The request is sent; waiting for the response head that answers `key`.
-    Handshake {
-        key: [u8; 24],
-    },
+    /// The request is sent, with `offer`; waiting for the response head that answers
+    /// `key`.
+    Handshake { key: [u8; 24], offer: Option<Offer> },
+    /// `deflate`: what was agreed, seen from this end ([`Agreement::mirrored`]).
     Open {
         rx: Receiver,
+        deflate: Option<Agreement>,
     },
     /// We sent Close; waiting for the server's.
-    Closing {
-        rx: Receiver,
-    },
+    Closing { rx: Receiver },
     /// Both Close frames are sent: whatever else arrives is discarded.
     Closed,
 }
@@ -83,19 +82,32 @@ pub struct Scratch {
 
 impl ClientConnection {
     /// Sends the opening request for `path` on `host` with the `Sec-WebSocket-Key`
-    /// `key` (see `handshake::client_key`), offering permessage-deflate if `deflate`
+    /// `key` (see `handshake::client_key`), offering permessage-deflate if `offer`
     /// (then [`poll`](Self::poll) must be given a `config` with `deflate` set).
     pub fn start(
         host: &str,
         path: &str,
         key: [u8; 24],
-        deflate: bool,
+        offer: Option<Offer>,
         tx: &mut impl Transmit,
     ) -> Self {
-        let offer = deflate.then_some(OFFER);
-        tx.transmit(&client_request(host, path, &key, offer), &[]);
+        let extensions = offer.map(Offer::value);
+        tx.transmit(
+            &client_request(host, path, &key, extensions.as_deref()),
+            &[],
+        );
         ClientConnection {
-            phase: Phase::Handshake { key },
+            phase: Phase::Handshake { key, offer },
+        }
+    }
+
+    /// What permessage-deflate was agreed, seen from the client's end
+    /// ([`Agreement::mirrored`]: what the codec's per-connection calls take for this
+    /// connection), once open.
+    pub fn deflate(&self) -> Option<Agreement> {
+        match self.phase {
+            Phase::Open { deflate, .. } => deflate,
+            _ => None,
         }
     }
 
@@ -127,7 +139,7 @@ impl ClientConnection {
     ) -> Result<(usize, Option<Event<'a>>), ClientError> {
         debug_assert_eq!(config.role, Role::Client);
         let (rx, closing) = match &mut self.phase {
-            Phase::Handshake { key } => {
+            Phase::Handshake { key, offer } => {
                 let mut storage = [Header::default(); MAX_HEADERS];
                 let Some((response, n)) =
                     parse_response(data, scanned, &mut storage).map_err(ClientError::Http)?
@@ -135,14 +147,16 @@ impl ClientConnection {
                     return Ok((0, None));
                 };
                 check_response(&response, key).map_err(ClientError::Handshake)?;
-                check_answer(&response.headers, config.deflate).map_err(ClientError::Extension)?;
+                let agreed = check_answer(&response.headers, *offer);
+                let deflate = agreed.map_err(ClientError::Extension)?;
                 // Bytes after the head are the start of the frame stream.
                 self.phase = Phase::Open {
                     rx: Receiver::default(),
+                    deflate: deflate.map(Agreement::mirrored),
                 };
                 return Ok((n, Some(Event::Opened)));
             }
-            Phase::Open { rx } => (rx, false),
+            Phase::Open { rx, .. } => (rx, false),
             Phase::Closing { rx } => (rx, true),
             Phase::Closed => return Ok((data.len(), None)),
         };
@@ -183,13 +197,19 @@ impl ClientConnection {
 
     /// Sends one whole data message of `len` bytes that `fill` writes, masked with
     /// `mask`, built in `scratch` (the caller's, reused): compressed, in a frame with
-    /// RSV1 set (RFC 7692 §6), when `scratch` has a codec. Nothing once closing.
+    /// RSV1 set (RFC 7692 §6), when `scratch` has a codec and deflate was agreed, with
+    /// the context the codec keeps for the caller's `id` of this connection if the
+    /// agreement keeps one. Nothing once closing.
+    // The id goes with the scratch it names a context in; bundling the two for one
+    // call would only hide that.
+    #[allow(clippy::too_many_arguments)]
     pub fn send_message(
         &self,
         opcode: OpCode,
         len: usize,
         fill: impl FnOnce(&mut [u8]),
         mask: [u8; 4],
+        id: usize,
         scratch: &mut Scratch,
         tx: &mut impl Transmit,
     ) {
@@ -198,26 +218,28 @@ impl ClientConnection {
         }
         let frame = &mut scratch.frame;
         frame.clear();
-        match &mut scratch.deflate {
-            None => encode_frame(frame, true, opcode, Some(mask), len, fill),
-            Some(codec) => {
+        match (&mut scratch.deflate, self.deflate()) {
+            (Some(codec), Some(agreement)) => {
                 frame.resize(len, 0);
                 fill(frame);
-                // The full window: the offer has no client_max_window_bits (§7.1.2.2).
-                let compressed = codec.compress(frame, 15);
+                // The agreed window (15 unless the server answered
+                // client_max_window_bits, §7.1.2.2), after this connection's context
+                // if it keeps one.
+                let compressed = codec.compress_for(id, agreement, frame);
                 frame.clear();
                 encode_frame(frame, true, opcode, Some(mask), compressed.len(), |p| {
                     p.copy_from_slice(compressed)
                 });
                 frame[0] |= RSV1;
             }
+            _ => encode_frame(frame, true, opcode, Some(mask), len, fill),
         }
         tx.transmit(frame, &[]);
     }
 
     /// Starts the closing handshake with `code` (only while open).
     pub fn close(&mut self, code: CloseCode, mask: [u8; 4], tx: &mut impl Transmit) {
-        if let Phase::Open { rx } = self.phase {
+        if let Phase::Open { rx, .. } = self.phase {
             let (body, len) = encode_close_payload(code, "");
             send(OpCode::Close, mask, &body[..len], tx);
             self.phase = Phase::Closing { rx };
@@ -294,7 +316,7 @@ mod tests {
             "127.0.0.1:9",
             "/echo",
             client_key([5; 16]),
-            false,
+            None,
             &mut to_server,
         );
         let mut to_client = server_answers(&mut server, &mut to_server, 0);
@@ -311,6 +333,7 @@ mod tests {
             5,
             |p| p.copy_from_slice(b"hello"),
             [9, 8, 7, 6],
+            0,
             &mut scratch,
             &mut to_server,
         );
@@ -371,8 +394,13 @@ mod tests {
             timeouts: Timeouts::default(),
         };
         let mut to_server = Vec::new();
-        let mut client =
-            ClientConnection::start("h", "/", client_key([6; 16]), true, &mut to_server);
+        let mut client = ClientConnection::start(
+            "h",
+            "/",
+            client_key([6; 16]),
+            Some(Offer::SHARED),
+            &mut to_server,
+        );
         let mut to_client = Vec::new();
         let request_len = to_server.len();
         let (n, event) = server
@@ -400,6 +428,7 @@ mod tests {
             text.len(),
             |p| p.copy_from_slice(text.as_bytes()),
             [9, 8, 7, 6],
+            0,
             &mut scratch,
             &mut to_server,
         );
@@ -430,8 +459,13 @@ mod tests {
         // The same offer to a server without deflate: declined, so the handshake fails.
         let mut plain = ServerConnection::new(0, ());
         let mut to_server = Vec::new();
-        let mut client =
-            ClientConnection::start("h", "/", client_key([7; 16]), true, &mut to_server);
+        let mut client = ClientConnection::start(
+            "h",
+            "/",
+            client_key([7; 16]),
+            Some(Offer::SHARED),
+            &mut to_server,
+        );
         let mut to_client = server_answers(&mut plain, &mut to_server, 0);
         assert!(plain.is_open());
         assert_eq!(
@@ -448,7 +482,7 @@ mod tests {
     #[test]
     fn a_refusal_and_a_wrong_accept_fail_the_handshake() {
         let mut out = Vec::new();
-        let mut client = ClientConnection::start("h", "/", client_key([1; 16]), false, &mut out);
+        let mut client = ClientConnection::start("h", "/", client_key([1; 16]), None, &mut out);
         let mut refused = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec();
         assert_eq!(
             client.poll(&mut refused, 0, &CLIENT, [0; 4], &mut out),
@@ -466,7 +500,7 @@ mod tests {
         let mut server = ServerConnection::new(0, ());
         let mut to_server = Vec::new();
         let mut client =
-            ClientConnection::start("h", "/", client_key([5; 16]), false, &mut to_server);
+            ClientConnection::start("h", "/", client_key([5; 16]), None, &mut to_server);
         let mut to_client = server_answers(&mut server, &mut to_server, 0);
         client
             .poll(&mut to_client, 0, &CLIENT, [1; 4], &mut to_server)

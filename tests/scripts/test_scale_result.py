@@ -284,3 +284,22 @@ class Stopped(Fixture):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Deflate(Fixture):
+    def deflate(self, window, load_over):
+        over = {"deflate": True, "payload": "compressible", "warmup_bytes": 65536}
+        over.update(load_over)
+        r = self.build(run=run_json(deflate_window=window), load_over=over)
+        return r["deflate"], scale_result.summary(r, "report.json")
+
+    def test_takeover_offered_and_agreed_is_said(self):
+        d, text = self.deflate("9", {"deflate_window": 9, "deflate_takeover": 1000})
+        self.assertEqual((d["takeover_offered_bits"], d["takeover_agreed"]), (9, 1000))
+        self.assertIn("context takeover of 9 bits offered, agreed both ways by 1,000"
+                      " connections; server window 9", text)
+
+    def test_shared_mode_says_no_takeover_was_offered(self):
+        d, text = self.deflate("", {})
+        self.assertEqual((d["takeover_offered_bits"], d["takeover_agreed"]), (None, 0))
+        self.assertIn("no context takeover offered; server window shared mode", text)

@@ -365,6 +365,7 @@ mod tests {
                     max_message_size: u64::MAX >> 1,
                     deflate: false,
                 },
+                deflate: None,
                 max_spill: 64 * 1024,
                 chat: None,
                 workload: None,

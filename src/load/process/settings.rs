@@ -11,6 +11,7 @@ use super::addr::SourceRange;
 use super::payload::Payload;
 use super::plan::Share;
 use crate::load::wire::WorkloadMode;
+use crate::protocol::deflate::Offer;
 use crate::protocol::receiver::ReceiverConfig;
 
 /// What one process runs.
@@ -72,6 +73,8 @@ pub struct ConnConfig {
     pub echo_every_ms: u32,
     /// How the protocol core receives (the client role, no practical size limit).
     pub receiver: ReceiverConfig,
+    /// The permessage-deflate offer (then `receiver.deflate` is set).
+    pub deflate: Option<Offer>,
     /// The most unsent output a connection may hold before it counts as stalled.
     pub max_spill: usize,
     /// Chat mode instead of echoes.
@@ -156,6 +159,7 @@ mod tests {
                 max_message_size: 1,
                 deflate: true,
             },
+            deflate: Some(Offer::SHARED),
             max_spill: 1,
             chat: None,
             workload: None,

@@ -38,6 +38,8 @@ pub struct RunInfo {
     /// `--deflate`: every connection offered permessage-deflate (and any that did not
     /// get it failed).
     pub deflate: bool,
+    /// `--deflate-window`: the offer asked for context takeover with these bits.
+    pub deflate_window: Option<u8>,
     /// `--warmup-bytes`.
     pub warmup_bytes: u32,
 }
@@ -103,6 +105,10 @@ pub struct Report {
     pub payload: &'static str,
     /// `--deflate`: permessage-deflate on every connection.
     pub deflate: bool,
+    /// `--deflate-window`: the bits of the context takeover every connection offered.
+    pub deflate_window: Option<u8>,
+    /// Connections whose handshake agreed context takeover both ways.
+    pub deflate_takeover: u64,
     /// Bytes of text each connection echoed before its verification echo.
     pub warmup_bytes: u32,
     /// `--tls`: what the handshakes negotiated (the first one's; every connection has
@@ -147,10 +153,14 @@ impl Report {
             w,
             "  messages            {} payload{}{}",
             self.payload,
-            if self.deflate {
-                ", permessage-deflate (no context takeover)"
-            } else {
-                ""
+            match (self.deflate, self.deflate_window) {
+                (false, _) => String::new(),
+                (true, None) => ", permessage-deflate (no context takeover)".to_owned(),
+                (true, Some(bits)) => format!(
+                    ", permessage-deflate (context takeover of {bits} bits offered, agreed \
+                     both ways by {} connections)",
+                    self.deflate_takeover
+                ),
             },
             match self.warmup_bytes {
                 0 => String::new(),

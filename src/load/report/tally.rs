@@ -233,6 +233,8 @@ impl Tally {
             workload,
             payload: run.payload,
             deflate: run.deflate,
+            deflate_window: run.deflate_window,
+            deflate_takeover: counters.takeover,
             warmup_bytes: run.warmup_bytes,
             tls: merged_tls(&self.finals),
             workers_lost: lost,
@@ -299,6 +301,7 @@ mod tests {
             chat: None,
             payload: "ascii",
             deflate: false,
+            deflate_window: None,
             warmup_bytes: 0,
         }
     }

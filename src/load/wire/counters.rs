@@ -37,6 +37,8 @@ pub struct Counters {
     pub close_unclean: u64,
     /// Connections dropped unfinished because the run was interrupted.
     pub aborted: u64,
+    /// permessage-deflate: handshakes that agreed context takeover both ways.
+    pub takeover: u64,
     /// Connections that failed, by reason (the sum is [`Counters::failed`]).
     pub failures: BTreeMap<Failure, u64>,
 }
@@ -67,6 +69,7 @@ impl Counters {
         self.close_timeout += other.close_timeout;
         self.close_unclean += other.close_unclean;
         self.aborted += other.aborted;
+        self.takeover += other.takeover;
         for (why, n) in &other.failures {
             *self.failures.entry(*why).or_default() += n;
         }

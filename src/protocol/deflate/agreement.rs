@@ -113,6 +113,21 @@ impl Agreement {
         }
     }
 
+    /// The agreement seen from the client's end, for the client role: its `server` side
+    /// is how the client compresses and its `client` side how the server does, so that
+    /// the codec's per-connection calls made for a server ([`Codec::compress_for`] with
+    /// the context of what it sends, [`Codec::inflate_from`] with the context of what it
+    /// receives) serve a client as they are.
+    ///
+    /// [`Codec::compress_for`]: super::Codec::compress_for
+    /// [`Codec::inflate_from`]: super::Codec::inflate_from
+    pub fn mirrored(self) -> Agreement {
+        Agreement {
+            server: self.client,
+            client: self.server,
+        }
+    }
+
     /// The value of the `Sec-WebSocket-Extensions` header of the 101 (§7.1), written
     /// on the stack, so that answering allocates nothing.
     pub fn response(self) -> Response {

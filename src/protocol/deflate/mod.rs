@@ -19,7 +19,7 @@ mod inflater;
 mod negotiation;
 
 pub use agreement::{Agreement, Response};
-pub use client_offer::{check_answer, ExtensionError, OFFER};
+pub use client_offer::{check_answer, ExtensionError, Offer};
 pub use deflater::Deflater;
 pub use inflater::Inflater;
 pub use negotiation::{accept, negotiate, Declined};

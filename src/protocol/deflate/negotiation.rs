@@ -60,42 +60,23 @@ pub fn accept<'a>(
     params: impl Iterator<Item = &'a [u8]>,
     window: Option<u8>,
 ) -> Result<Agreement, Declined> {
-    let mut seen = [false; 4];
-    let mut server_max_window_bits = None;
-    let mut client_max_window_bits = None;
-    for param in params {
-        let param = param.trim_ascii();
-        let (name, value) = match param.iter().position(|&b| b == b'=') {
-            Some(i) => (
-                param[..i].trim_ascii(),
-                Some(unquote(param[i + 1..].trim_ascii())),
-            ),
-            None => (param, None),
-        };
-        let index = [
-            "server_no_context_takeover",
-            "client_no_context_takeover",
-            "server_max_window_bits",
-            "client_max_window_bits",
-        ]
-        .iter()
-        .position(|known| name.eq_ignore_ascii_case(known.as_bytes()))
-        .ok_or(Declined::UnknownParameter)?;
-        if std::mem::replace(&mut seen[index], true) {
-            return Err(Declined::Duplicate);
-        }
-        match (index, value) {
-            // §7.1.1.1, §7.1.1.2: the context takeover parameters have no value.
-            (0 | 1, None) => {}
-            (0 | 1, Some(_)) => return Err(Declined::InvalidValue),
-            // §7.1.2.1: server_max_window_bits needs a value, 8 to 15.
-            (2, Some(value)) => server_max_window_bits = Some(window_bits(value)?),
-            (2, None) => return Err(Declined::InvalidValue),
-            // §7.1.2.2: client_max_window_bits may come without a value (15).
-            (_, Some(value)) => client_max_window_bits = Some(window_bits(value)?.get()),
-            (_, None) => client_max_window_bits = Some(15),
-        }
+    let [server_no, client_no, server_max, client_max] = read_params(params)?;
+    // §7.1.1.1, §7.1.1.2: the context takeover parameters have no value.
+    if matches!(server_no, Some(Some(_))) || matches!(client_no, Some(Some(_))) {
+        return Err(Declined::InvalidValue);
     }
+    let seen = [server_no.is_some(), client_no.is_some()];
+    // §7.1.2.1: server_max_window_bits needs a value, 8 to 15.
+    let server_max_window_bits = match server_max {
+        None => None,
+        Some(value) => Some(window_bits(value.and_then(unquote))?),
+    };
+    // §7.1.2.2: client_max_window_bits may come without a value (15).
+    let client_max_window_bits = match client_max {
+        None => None,
+        Some(None) => Some(15),
+        Some(Some(value)) => Some(window_bits(unquote(value))?.get()),
+    };
     let asked = server_max_window_bits.map_or(15, NonZeroU8::get);
     // The server keeps a context only of the size it chose, and not for 8 bits, which
     // it writes as stored blocks (see `Deflater`): they refer to nothing.
@@ -116,9 +97,44 @@ pub fn accept<'a>(
     })
 }
 
+/// The parameters permessage-deflate defines (§7.1.1, §7.1.2), in the order of [`Params`].
+const PARAMS: [&str; 4] = [
+    "server_no_context_takeover",
+    "client_no_context_takeover",
+    "server_max_window_bits",
+    "client_max_window_bits",
+];
+
+/// One element's parameters, in the order of [`PARAMS`]: `None` if absent, else its
+/// value as written (`Some(None)`: without one).
+pub(super) type Params<'a> = [Option<Option<&'a [u8]>>; 4];
+
+/// Reads one element's parameters (after its name): each one permessage-deflate defines,
+/// at most once (§7.1: anything else is declined, by a server, or fails a client).
+pub(super) fn read_params<'a>(
+    params: impl Iterator<Item = &'a [u8]>,
+) -> Result<Params<'a>, Declined> {
+    let mut read: Params<'a> = [None; 4];
+    for param in params {
+        let param = param.trim_ascii();
+        let (name, value) = match param.iter().position(|&b| b == b'=') {
+            Some(i) => (param[..i].trim_ascii(), Some(param[i + 1..].trim_ascii())),
+            None => (param, None),
+        };
+        let index = PARAMS
+            .iter()
+            .position(|known| name.eq_ignore_ascii_case(known.as_bytes()))
+            .ok_or(Declined::UnknownParameter)?;
+        if read[index].replace(value).is_some() {
+            return Err(Declined::Duplicate);
+        }
+    }
+    Ok(read)
+}
+
 /// A window size parameter's value: a decimal integer from 8 to 15 without leading
 /// zeros (§7.1.2.1, after unquoting).
-fn window_bits(value: Option<&[u8]>) -> Result<NonZeroU8, Declined> {
+pub(super) fn window_bits(value: Option<&[u8]>) -> Result<NonZeroU8, Declined> {
     let bits = match value.ok_or(Declined::InvalidValue)? {
         [d @ b'8'..=b'9'] => d - b'0',
         [b'1', d @ b'0'..=b'5'] => 10 + d - b'0',
@@ -129,7 +145,7 @@ fn window_bits(value: Option<&[u8]>) -> Result<NonZeroU8, Declined> {
 
 /// A parameter value without its quotes, if it is a quoted-string (RFC 9110 §5.6.4);
 /// `None` for one with escapes, which no valid value here needs.
-fn unquote(value: &[u8]) -> Option<&[u8]> {
+pub(super) fn unquote(value: &[u8]) -> Option<&[u8]> {
     match value {
         [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') && !inner.contains(&b'"') => {
             Some(inner)

@@ -80,9 +80,11 @@ impl<L: Layer> Conn<L> {
         env.stats.counters.chat_sent += 1;
         let size = env.cfg.message_size as usize;
         let mask = env.rng.next_u32().to_ne_bytes();
+        let id = self.id();
         let r = self.with_core(env, |core, env, link| {
             let fill = |p: &mut [u8]| chat_message::fill(seed, seq, stamp, p);
-            core.send_message(payload::opcode(seq), size, fill, mask, &mut env.out, link)
+            let opcode = payload::opcode(seq);
+            core.send_message(opcode, size, fill, mask, id, &mut env.out, link)
         });
         self.settle(env, r.map_err(End::from))
     }

@@ -9,6 +9,7 @@ use super::layer::Layer;
 use super::{Conn, Echo, End, Phase};
 use crate::load::process::env::Env;
 use crate::load::wire::Failure;
+use crate::protocol::deflate::Agreement;
 use crate::protocol::error::ProtocolError;
 use crate::protocol::frame::OpCode;
 use crate::protocol::receiver::DataChunk;
@@ -55,7 +56,21 @@ impl<L: Layer> Conn<L> {
             &gathered[..]
         };
         let mut plain = std::mem::take(&mut env.inflated);
-        let result = inflate(env, compressed, chunk.message, expected, &mut plain);
+        let Phase::Running { core, .. } = self.phase else {
+            unreachable!("an echo arrives while running");
+        };
+        // The receiver refuses RSV1 unless deflate was agreed, and it is agreed only
+        // when this process offered it, with its codec.
+        let agreed = core.deflate().ok_or(Failure::ProtocolError)?;
+        let id = self.id();
+        let result = inflate(
+            env,
+            (id, agreed),
+            compressed,
+            chunk.message,
+            expected,
+            &mut plain,
+        );
         let result = result.and_then(|()| {
             let whole = DataChunk {
                 opcode: chunk.message,
@@ -73,19 +88,19 @@ impl<L: Layer> Conn<L> {
     }
 }
 
-/// Inflates a whole compressed message of `opcode` into `plain`, at most `limit` bytes.
+/// Inflates a whole compressed message of `opcode` from connection `id` into `plain`,
+/// at most `limit` bytes, after the server's context for it if the server keeps one.
 fn inflate(
     env: &mut Env,
+    (id, agreed): (usize, Agreement),
     compressed: &[u8],
     opcode: OpCode,
     limit: u32,
     plain: &mut Vec<u8>,
 ) -> Result<(), End> {
-    // The receiver refuses RSV1 unless deflate was agreed, and it is agreed only when
-    // this process offered it, with its codec.
     let codec = env.out.deflate.as_mut().ok_or(Failure::ProtocolError)?;
     let text = opcode == OpCode::Text;
-    match codec.inflate(compressed, text, u64::from(limit)) {
+    match codec.inflate_from(id, agreed, compressed, text, u64::from(limit)) {
         Ok(inflated) => {
             plain.clear();
             plain.extend_from_slice(inflated);

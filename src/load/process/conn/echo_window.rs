@@ -139,7 +139,8 @@ impl<L: Layer> Conn<L> {
         };
         w.on_sent(fd, seq, now);
         let fill = |p: &mut [u8]| payload.fill(seed, seq, 0, p);
-        core.send_message(payload.opcode(seq), size, fill, mask, out, &mut w.cork);
+        let id = fd as usize;
+        core.send_message(payload.opcode(seq), size, fill, mask, id, out, &mut w.cork);
     }
 
     /// Writes what the last read's echoes corked (one write), or drops it when that

@@ -113,9 +113,10 @@ impl<L: Layer> Conn<L> {
         let (payload, size) = env.cfg.echo_shape(seq);
         let opcode = payload.opcode(seq);
         let mask = env.rng.next_u32().to_ne_bytes();
+        let id = self.id();
         Ok(self.with_core(env, |core, env, link| {
             let fill = |p: &mut [u8]| payload.fill(seed, seq, 0, p);
-            core.send_message(opcode, size as usize, fill, mask, &mut env.out, link)
+            core.send_message(opcode, size as usize, fill, mask, id, &mut env.out, link)
         })?)
     }
 }

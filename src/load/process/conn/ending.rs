@@ -79,6 +79,11 @@ impl<L: Layer> Conn<L> {
                 room.on_member_lost(next);
             }
         }
+        // Its deflate context, if it kept one, goes before its id (the socket's)
+        // can name another connection.
+        if let Some(codec) = &mut env.out.deflate {
+            codec.forget(self.id());
+        }
         let c = &mut env.stats.counters;
         if self.flags & ESTABLISHED != 0 {
             c.open -= 1;

@@ -34,6 +34,8 @@
 //!   count the outcome and keep the `open`/`pending` gauges right; after a method returns
 //!   [`Next::Remove`] the driver only drops it.
 
+use std::os::fd::AsRawFd;
+
 use mio::net::TcpStream;
 
 use crate::load::process::env::{Env, NEVER};
@@ -238,6 +240,12 @@ impl<L: Layer> Conn<L> {
             }
         };
         self.settle(env, r)
+    }
+
+    /// Its id among the process's open connections, for the deflate codec's contexts:
+    /// its socket's descriptor, which no other open connection has.
+    fn id(&self) -> usize {
+        self.stream.as_raw_fd() as usize
     }
 
     fn ready(&mut self, env: &mut Env, buf: &mut [u8], ready: Readiness) -> Result<(), End> {

@@ -56,8 +56,8 @@ impl<L: Layer> Conn<L> {
         let key = client_key(env.rng.nonce());
         let (stream, spill) = (&mut self.stream, &mut self.spill);
         let core = self.layer.output(stream, spill, env, on_io, |env, out| {
-            let deflate = env.cfg.receiver.deflate;
-            ClientConnection::start(&env.cfg.host, &env.cfg.path, key, deflate, out)
+            let offer = env.cfg.deflate;
+            ClientConnection::start(&env.cfg.host, &env.cfg.path, key, offer, out)
         })?;
         self.phase = Phase::Running {
             core,
@@ -96,9 +96,15 @@ impl<L: Layer> Conn<L> {
         }
         env.ramp_cap.observe(u64::from(latency));
         self.flags |= ESTABLISHED;
-        let Phase::Running { echo, .. } = &mut self.phase else {
+        let Phase::Running { echo, core } = &mut self.phase else {
             unreachable!("opened by its core");
         };
+        if core
+            .deflate()
+            .is_some_and(|a| a.server_takeover() && a.client_takeover())
+        {
+            env.stats.counters.takeover += 1;
+        }
         if env.chat.is_some() {
             // The server seats a member before it answers 101: the join is done, and
             // what it receives from now on is checked against the room's sequence.
