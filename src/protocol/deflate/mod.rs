@@ -100,14 +100,12 @@ impl Codec {
         text: bool,
         limit: u64,
     ) -> Result<&[u8], ProtocolError> {
-        if !agreement.client_takeover() {
-            return self.inflate(compressed, text, limit);
-        }
-        let context = &mut self.contexts.entry(id).or_default().inbound;
         let inflated = reuse(&mut self.inflated);
-        inflate_after(
-            &mut self.inflater,
-            (context, inbound_size(agreement)),
+        let (inflater, contexts) = (&mut self.inflater, &mut self.contexts);
+        inflate_for(
+            inflater,
+            contexts,
+            (id, agreement),
             compressed,
             text,
             limit,
@@ -127,13 +125,11 @@ impl Codec {
         text: bool,
         limit: u64,
     ) -> Result<(), ProtocolError> {
-        if !agreement.client_takeover() {
-            return self.check(compressed, text, limit);
-        }
-        let context = &mut self.contexts.entry(id).or_default().inbound;
-        inflate_after(
-            &mut self.inflater,
-            (context, inbound_size(agreement)),
+        let (inflater, contexts) = (&mut self.inflater, &mut self.contexts);
+        inflate_for(
+            inflater,
+            contexts,
+            (id, agreement),
             compressed,
             text,
             limit,
@@ -225,16 +221,23 @@ fn inflate_checked(
     Ok(())
 }
 
-/// Inflates `compressed` as [`inflate_checked`] does, after `context` (the last `size`
-/// bytes its sender sent before, inflated), which then slides on past it.
-fn inflate_after(
+/// Inflates a message from connection `id` as [`inflate_checked`] does: after the
+/// connection's context when the client keeps one (the last window of what it sent,
+/// inflated), which then slides on past the message; without one otherwise.
+fn inflate_for(
     inflater: &mut Inflater,
-    (context, size): (&mut Vec<u8>, usize),
+    contexts: &mut HashMap<usize, Context>,
+    (id, agreement): (usize, Agreement),
     compressed: &[u8],
     text: bool,
     limit: u64,
     mut keep: impl FnMut(&[u8]),
 ) -> Result<(), ProtocolError> {
+    if !agreement.client_takeover() {
+        return inflate_checked(inflater, compressed, text, limit, keep);
+    }
+    let context = &mut contexts.entry(id).or_default().inbound;
+    let size = inbound_size(agreement);
     inflater.prime(context);
     inflate_checked(inflater, compressed, text, limit, |piece| {
         keep(piece);
